@@ -1,0 +1,1 @@
+"""Pieces shared by every stage: typed config loading, atomic writes, manifests."""
