@@ -1,0 +1,40 @@
+"""The contract between the training loop (pretrain/train.py, pretrain/data.py) and
+self-active selection (pretrain/selection.py, pretrain/scoring.py).
+
+The training loop owns the token data and hands selection a `BlockPool`; selection returns
+which blocks the next round trains on. Validation blocks are never in the pool, so no
+strategy can select (or generate from) validation or evaluation text.
+"""
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+import numpy as np
+
+
+class BlockPool(Protocol):
+    """Training blocks of fixed length, addressed by global integer ids."""
+
+    block_len: int
+
+    @property
+    def languages(self) -> list[str]:
+        """Languages with at least one training block, sorted."""
+
+    def ids(self, lang: str) -> np.ndarray:
+        """All block ids (int64) of `lang` currently in the pool, including generated ones."""
+
+    def blocks(self, ids: Sequence[int]) -> np.ndarray:
+        """Token ids of those blocks, shape (len(ids), block_len), int64; `<s>` first."""
+
+    def lang_of(self, ids: Sequence[int]) -> list[str]:
+        """Language of each block id."""
+
+    def sample_sentences(self, lang: str, n: int, rng: np.random.Generator) -> list[str]:
+        """Up to `n` training-split corpus lines of `lang` (prompts for the `afrolm` strategy)."""
+
+    def add_generated(self, lang: str, texts: Sequence[str]) -> np.ndarray:
+        """Tokenize and pack `texts` into new blocks of `lang`; return their new ids.
+
+        Added blocks are recorded in the pool's state, so a resumed run sees the same pool.
+        """
