@@ -231,25 +231,42 @@ def load_catalog(path: str | Path = DEFAULT_CATALOG, data_dir: str | Path | None
     return [e for e in entries if e.enabled or include_disabled]
 
 
-_BRACE = re.compile(r"\{([^{}]*)\}")
 _RANGE = re.compile(r"^(-?\d+)\.\.(-?\d+)$")
 
 
+def _brace_options(body: str) -> list[str] | None:
+    """Alternatives of one brace body (top-level commas or a numeric range), else None."""
+    numeric = _RANGE.match(body)
+    if numeric:
+        lo, hi = int(numeric.group(1)), int(numeric.group(2))
+        width = len(numeric.group(1)) if numeric.group(1).startswith("0") else 0
+        step = 1 if hi >= lo else -1
+        return [str(n).zfill(width) for n in range(lo, hi + step, step)]
+    options, depth, last = [], 0, 0
+    for i, char in enumerate(body):
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            options.append(body[last:i])
+            last = i + 1
+    return options + [body[last:]] if options else None
+
+
 def expand_braces(pattern: str) -> list[str]:
-    """Shell-style `{a,b}` and `{40..66}` expansion (zero padding kept), in order."""
-    for match in _BRACE.finditer(pattern):
-        body = match.group(1)
-        numeric = _RANGE.match(body)
-        if numeric:
-            lo, hi = int(numeric.group(1)), int(numeric.group(2))
-            width = len(numeric.group(1)) if numeric.group(1).startswith("0") else 0
-            step = 1 if hi >= lo else -1
-            options = [str(n).zfill(width) for n in range(lo, hi + step, step)]
-        elif "," in body:
-            options = body.split(",")
+    """Shell-style `{a,b}`, nested `{a,{b,c}}` and `{40..66}` (zero padding kept), in order."""
+    search_from = 0
+    while (open_at := pattern.find("{", search_from)) >= 0:
+        depth = 0
+        for close_at in range(open_at, len(pattern)):
+            depth += {"{": 1, "}": -1}.get(pattern[close_at], 0)
+            if depth == 0:
+                break
         else:
+            return [pattern]  # unbalanced: a literal brace
+        options = _brace_options(pattern[open_at + 1:close_at])
+        if options is None:
+            search_from = open_at + 1
             continue
-        head, tail = pattern[:match.start()], pattern[match.end():]
+        head, tail = pattern[:open_at], pattern[close_at + 1:]
         return [out for opt in options for out in expand_braces(head + opt + tail)]
     return [pattern]
 

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import BinaryIO, Iterable, Iterator
 
-CHUNK_BYTES = 1 << 20
+CHUNK_BYTES = 1 << 18
 UTF8_BOM = codecs.BOM_UTF8
 # Longest BOM first: the UTF-32-LE BOM starts with the UTF-16-LE one.
 _WIDE_BOMS = (
@@ -159,5 +159,10 @@ def is_undecodable(text: str) -> bool:
 
 
 def raw_repr(text: str, limit: int = 200) -> str:
-    """repr of the original bytes of `text` (invalid bytes included), cut to `limit` bytes."""
-    return repr(text.encode("utf-8", errors="surrogateescape")[:limit])
+    """repr of the original bytes of `text`, cut to `limit` bytes around the first bad byte."""
+    data = text.encode("utf-8", errors="surrogateescape")
+    bad = _UNDECODABLE.search(text)
+    start = 0
+    if bad is not None:
+        start = max(0, len(text[:bad.start()].encode("utf-8", errors="surrogateescape")) - limit // 4)
+    return ("..." if start else "") + repr(data[start:start + limit])
