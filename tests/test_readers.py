@@ -79,7 +79,13 @@ def test_invalid_utf8_line_rejected_rest_kept_row19(tmp_path):
     assert [u.reason for u in read(tmp_path, jsonl, name="j.jsonl", fmt="jsonl", field="t")] == [None, "decode", None]
 
 
+def warm_up(tmp_path: Path) -> None:
+    """Import Beam's filesystems before tracing memory (imports allocate tens of MB)."""
+    read(tmp_path, "warm\n", name="warm.txt")
+
+
 def test_single_10mb_line_rejected_in_bounded_memory_row24(tmp_path):
+    warm_up(tmp_path)
     path = tmp_path / "speech.txt"
     with open(path, "wb") as handle:
         handle.write((YOR[0] + "\n").encode())
@@ -98,8 +104,8 @@ def test_single_10mb_line_rejected_in_bounded_memory_row24(tmp_path):
         assert texts(units)[::2] == YOR
         assert "bytes without a line break" in units[1].raw
     # memory follows the limit (4 bytes a character at most), not the 10 MB line
-    assert peaks[1_000_000] < 4_000_000 + 3 * 2**20 < path.stat().st_size
-    assert peaks[100_000] < 400_000 + 3 * 2**20
+    assert peaks[1_000_000] < 4_000_000 + 2 * 2**20 < path.stat().st_size
+    assert peaks[100_000] < 400_000 + 2 * 2**20
     # under the limit a long unit is delivered whole (the Beam side splits sentences)
     small = entry(max_unit_chars=50)
     (tmp_path / "s.txt").write_text("x" * 50 + "\n" + "y" * 51 + "\n" + "z" * 300 + "\n", encoding="utf-8")
@@ -107,6 +113,7 @@ def test_single_10mb_line_rejected_in_bounded_memory_row24(tmp_path):
 
 
 def test_100k_line_document_streams_row24(tmp_path):
+    warm_up(tmp_path)
     path = tmp_path / "long.txt"
     path.write_text("\n".join(f"{YOR[i % 2]} {i}" for i in range(100_000)), encoding="utf-8")
     units = read_file(entry(), str(path))
