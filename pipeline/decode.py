@@ -61,7 +61,7 @@ def _transcode(first: bytes, rest: Iterator[bytes], codec: str) -> Iterator[byte
             yield decoder.decode(chunk).encode("utf-8")
         yield decoder.decode(b"", final=True).encode("utf-8")
     except UnicodeDecodeError as err:
-        raise EncodingError(f"invalid {codec} ({err.reason} at byte {err.start} of a chunk)") from None
+        raise EncodingError(f"invalid {codec} ({err.reason}); rest of the file not read") from None
 
 
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
@@ -86,7 +86,7 @@ def utf8_chunks(stream: BinaryIO, chunk_size: int = CHUNK_BYTES) -> Iterator[byt
         first = first[len(UTF8_BOM):]
     head = first[:4096]
     if head.count(b"\x00") > len(head) // 10:
-        raise EncodingError("NUL bytes: UTF-16/32 without a BOM, or a binary file")
+        raise EncodingError("NUL bytes: UTF-16/32 without a BOM, or a binary file; whole file rejected")
     yield first
     yield from chunks
 
@@ -132,15 +132,10 @@ def decode_lossless(data: bytes) -> str:
 
 def iter_text_lines(stream: BinaryIO, line_sep: str = "auto", max_chars: int = 1_000_000,
                     keep_ends: bool = False) -> Iterator[str | TooLong]:
-    """Decoded lines of a binary stream; `keep_ends` appends "\\n" to terminated lines."""
-    lines = split_lines(utf8_chunks(stream), line_sep, max_bytes=4 * max_chars)
-    previous: str | TooLong | None = None
-    for line in lines:
-        if previous is not None:
-            yield previous + "\n" if keep_ends and isinstance(previous, str) else previous
-        previous = line if isinstance(line, TooLong) else decode_lossless(line)
-    if previous is not None:  # the last line; a file ending with a newline has none extra
-        yield previous
+    """Decoded lines of a binary stream; `keep_ends` gives each line a "\n" (for csv)."""
+    end = "\n" if keep_ends else ""
+    for line in split_lines(utf8_chunks(stream), line_sep, max_bytes=4 * max_chars):
+        yield line if isinstance(line, TooLong) else decode_lossless(line) + end
 
 
 def read_all_text(stream: BinaryIO, max_bytes: int) -> str:

@@ -63,6 +63,9 @@ def test_bom_crlf_and_utf16_decoded_row20(tmp_path):
     units = read(tmp_path, body.encode("utf-16-le"))
     assert [(u.text, u.reason) for u in units] == [(None, "encoding")]
     assert "whole file" in units[0].raw
+    # a UTF-16 file cut in the middle of a character: what was read, then one reject
+    units = read(tmp_path, body.encode("utf-16")[:-1])
+    assert texts(units) == expected[:-1] + [None] and units[-1].reason == "encoding"
 
 
 def test_invalid_utf8_line_rejected_rest_kept_row19(tmp_path):

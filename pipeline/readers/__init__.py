@@ -62,7 +62,7 @@ def read_stream(entry: SourceEntry, stream: BinaryIO, path: str) -> Iterator[Raw
             stream = gzip.GzipFile(fileobj=stream, mode="rb")
         yield from READERS[entry.format](entry, stream, out)
     except EncodingError as err:
-        yield out.reject("encoding", f"{err} (whole file rejected)")
+        yield out.reject("encoding", str(err))
     except DocumentTooLarge as err:
         yield out.reject("too_long", str(err))
     except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as err:
