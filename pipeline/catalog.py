@@ -149,6 +149,12 @@ def _check_type(name: str, key: str, value: Any) -> None:
 
 
 def _validate(entry: SourceEntry, given: set[str]) -> None:
+    _validate_kind(entry, given)
+    _validate_options(entry)
+
+
+def _validate_kind(entry: SourceEntry, given: set[str]) -> None:
+    """Language, format, and the options the format needs or forbids."""
     name = entry.name
     if entry.lang not in KNOWN_LANGS:
         raise _fail(name, "lang", f"unknown ISO 639-3 code {entry.lang!r} "
@@ -165,6 +171,11 @@ def _validate(entry: SourceEntry, given: set[str]) -> None:
     for required in {_REQUIRED.get(entry.format), _REQUIRED.get(fmt)} - {None}:
         if getattr(entry, required) in (None, ""):
             raise _fail(name, required, f"format {fmt!r} needs a {required!r} option")
+
+
+def _validate_options(entry: SourceEntry) -> None:
+    """Values of the individual options."""
+    name = entry.name
     if isinstance(entry.column, int) and entry.column < 1:
         raise _fail(name, "column", "positions are 1-based")
     if entry.format in ("tsv", "csv") and isinstance(entry.column, str) and not entry.has_header:
@@ -182,8 +193,9 @@ def _validate(entry: SourceEntry, given: set[str]) -> None:
                 re.compile(pattern)
             except re.error as err:
                 raise _fail(name, key, f"bad regular expression: {err}") from None
-    if entry.max_unit_chars < 1 or entry.max_document_bytes < 1:
-        raise _fail(name, "max_unit_chars", "limits must be positive")
+    for key in ("max_unit_chars", "max_document_bytes"):
+        if getattr(entry, key) < 1:
+            raise _fail(name, key, "must be positive")
     if not entry.enabled and not entry.notes:
         raise _fail(name, "notes", "a disabled entry must say why in notes")
 
