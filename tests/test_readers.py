@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.catalog import DEFAULT_CATALOG, SourceEntry, expand_entry, load_catalog
+from pipeline.decode import split_lines
 from pipeline.readers import read_file
 from tests.conftest import MULTILINGUAL_LINES
 
@@ -45,6 +46,7 @@ def test_line_ends_lf_crlf_bare_cr_and_no_final_newline(tmp_path):
     assert [u.line_no for u in units] == [1, 2, 3, 4, 5]
     assert {(u.source, u.lang, u.path) for u in units} == {("test_lines", "yor", str(tmp_path / "f.txt"))}
     # a CR that ends one read chunk and an LF that starts the next are one line end
+    assert list(split_lines([b"a\r", b"\nb\r", b"\r"], "auto", max_bytes=100)) == [b"a", b"b", b""]
     assert texts(read(tmp_path, "a\r\nb\r", line_sep="auto")) == ["a", "b"]
     assert texts(read(tmp_path, "a\rb\r\nc", line_sep="lf")) == ["a\rb", "c"]
     assert texts(read(tmp_path, "a\rb\nc\r", line_sep="cr")) == ["a", "b\nc"]
