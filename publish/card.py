@@ -1,0 +1,296 @@
+"""The model card: README.md with Hub metadata, results from the finetune table, licence.
+
+Metadata (`ModelCardData`): languages (ISO 639-3, from the run), licence, datasets, tags,
+`pipeline_tag: fill-mask` and a `model-index` with one entry per (task, language, metric) of
+the finetune results (mean over seeds). The body says how to use the model, what it was
+trained on and under which terms, and shows the results table.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+SCORE_ALIASES = ("score", "mean", "score_mean", "value")
+STD_ALIASES = ("std", "score_std", "stdev")
+SEEDS_ALIASES = ("n_seeds", "seeds", "n")
+
+
+class ResultsError(ValueError):
+    """The finetune results table is missing, empty or malformed."""
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    task_type: str  # Hub task id
+    task_name: str
+    dataset_id: str  # Hub dataset id where one exists, else our evaluation set's name
+    dataset_name: str
+
+
+# Finetune task names (finetune/ and shared/data/eval folder names) -> Hub model-index fields.
+TASKS = {
+    "masakhaner1": TaskInfo("token-classification", "Named entity recognition",
+                            "masakhane/masakhaner", "MasakhaNER 1.0"),
+    "masakhaner2": TaskInfo("token-classification", "Named entity recognition",
+                            "masakhane/masakhaner2", "MasakhaNER 2.0"),
+    "masakhanews": TaskInfo("text-classification", "News topic classification",
+                            "masakhane/masakhanews", "MasakhaNEWS"),
+    "hedderich_topics": TaskInfo("text-classification", "News title topic classification",
+                                 "hedderich_topics", "Hausa VOA / Yoruba BBC topics"),
+    "yosm": TaskInfo("text-classification", "Sentiment analysis", "yosm", "YOSM (Yoruba movie reviews)"),
+    "afrisenti": TaskInfo("text-classification", "Sentiment analysis",
+                          "shmuhammad/AfriSenti-twitter-sentiment", "AfriSenti"),
+}
+
+
+# Pretraining sources (mono/ folders) that are also published on the Hub, for `datasets:`.
+HUB_TRAINING_DATASETS = {
+    "w_afrolm_mlm_al": "bonadossou/afrolm_active_learning_dataset",
+    "w_lafand_mt": "masakhane/mafand",
+}
+
+
+def task_info(task: str) -> TaskInfo:
+    if task in TASKS:
+        return TASKS[task]
+    for key, info in TASKS.items():  # e.g. "ner_masakhaner2", "yosm_ood"
+        if key in task:
+            return info
+    kind = "token-classification" if "ner" in task.lower() else "text-classification"
+    return TaskInfo(kind, task, task, task)
+
+
+@dataclass(frozen=True)
+class Result:
+    task: str
+    lang: str
+    metric: str
+    split: str
+    score: float
+    std: float | None
+    n_seeds: int | None
+
+
+def _pick(row: dict, aliases: tuple[str, ...]) -> str | None:
+    for name in aliases:
+        if row.get(name) not in (None, ""):
+            return row[name]
+    return None
+
+
+def read_results(path: Path) -> list[Result]:
+    """Long-format table: task, lang, metric, score (+ std, n_seeds, split; or one row per seed).
+
+    Rows that share (task, lang, metric, split) are averaged, so a per-seed table works too.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ResultsError(f"no finetune results at {path} (run `make finetune`, or allow_no_results=true)")
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        columns = set(reader.fieldnames or [])
+        missing = [c for c in ("task", "lang", "metric") if c not in columns]
+        if not columns & set(SCORE_ALIASES):
+            missing.append("score")
+        if missing:
+            raise ResultsError(f"{path}: missing column(s) {missing}; has {sorted(columns)}")
+        groups: dict[tuple, list[tuple[float, float | None, int | None]]] = defaultdict(list)
+        for line, row in enumerate(reader, start=2):
+            raw = _pick(row, SCORE_ALIASES)
+            try:
+                score = float(raw)
+                std = _pick(row, STD_ALIASES)
+                seeds = _pick(row, SEEDS_ALIASES)
+                parsed = (score, float(std) if std else None,
+                          int(float(seeds)) if seeds and seeds.replace(".", "").isdigit() else None)
+            except (TypeError, ValueError) as err:
+                raise ResultsError(f"{path}:{line}: not a number in score/std/n_seeds: {err}") from None
+            key = (row["task"], row["lang"], row["metric"], row.get("split") or "test")
+            groups[key].append(parsed)
+    if not groups:
+        raise ResultsError(f"{path}: the results table has no rows")
+    return [_combine(key, rows) for key, rows in sorted(groups.items())]
+
+
+def _combine(key: tuple, rows: list[tuple[float, float | None, int | None]]) -> Result:
+    task, lang, metric, split = key
+    if len(rows) == 1:
+        score, std, seeds = rows[0]
+        return Result(task, lang, metric, split, score, std, seeds)
+    scores = [r[0] for r in rows]  # one row per seed
+    return Result(task, lang, metric, split, statistics.fmean(scores), statistics.stdev(scores), len(scores))
+
+
+def eval_results(results: list[Result]) -> list[EvalResult]:
+    out = []
+    for r in results:
+        info = task_info(r.task)
+        seeds = f" (mean of {r.n_seeds} seeds)" if r.n_seeds else ""
+        out.append(EvalResult(
+            task_type=info.task_type, task_name=info.task_name,
+            dataset_type=info.dataset_id, dataset_name=f"{info.dataset_name} ({r.lang})",
+            dataset_config=r.lang, dataset_split=r.split,
+            metric_type=r.metric, metric_name=f"{r.metric}{seeds}", metric_value=round(r.score, 4)))
+    return out
+
+
+# ---- licences --------------------------------------------------------------------------
+def source_licences(data_dir: Path) -> dict[str, list[str]]:
+    """Source folder -> distinct licence statements, from mono/SOURCES.tsv (empty if absent)."""
+    table = Path(data_dir) / "mono" / "SOURCES.tsv"
+    if not table.is_file():
+        return {}
+    licences: dict[str, list[str]] = defaultdict(list)
+    with open(table, newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle, delimiter="\t"):
+            folder = row["path"].split("/", 1)[0]
+            if row["licence"] not in licences[folder]:
+                licences[folder].append(row["licence"])
+    return dict(sorted(licences.items()))
+
+
+def licence_text(run_name: str, licences: dict[str, list[str]]) -> str:
+    """LICENSE.md: why the model is non-commercial and which source carries which terms."""
+    lines = [
+        f"# Terms of use for {run_name}",
+        "",
+        "These weights were trained on text whose licences are mixed, and several of them",
+        "forbid commercial use. A model trained on such text inherits their terms, so:",
+        "",
+        "- **Non-commercial use only.** The AfroLM corpus is CC BY-NC-SA 4.0; MasakhaNER and",
+        "  lafand-mt (MAFAND-MT) data are CC BY-NC 4.0.",
+        "- **Share alike.** The AfroLM corpus (CC BY-NC-SA 4.0) and the isiZulu/Siswati news titles",
+        "  (CC BY-SA 4.0) ask that adaptations carry the same terms; the two ShareAlike licences are",
+        "  not compatible with each other, which is why no single Creative Commons licence id is",
+        "  given in the metadata (`license: other`).",
+        "- **Attribution.** Credit the sources below when you use or redistribute the model.",
+        "- Some sources (scraped news, Bible translations) state no licence; their copyright stays",
+        "  with their owners. Use the model for research, not as a licence to their text.",
+        "",
+    ]
+    if licences:
+        lines += ["## Sources and their stated licences (from mono/SOURCES.tsv)", "",
+                  "| source folder | licence as stated |", "|---|---|"]
+        lines += [f"| {folder} | {'; '.join(terms)} |" for folder, terms in licences.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+# ---- the card --------------------------------------------------------------------------
+@dataclass
+class CardInputs:
+    repo_id: str
+    run_name: str
+    languages: list[str]
+    strategy: str
+    preset: str
+    results: list[Result]
+    license: str
+    license_name: str
+    training: dict  # summary of the run: steps, final loss, model size
+    has_report: bool
+    sample_text: str
+    sources: list[str]  # pretraining source folders (mono/), for `datasets:`
+
+
+def _results_table(results: list[Result]) -> str:
+    if not results:
+        return "No finetuning results were published with this model (allow_no_results=true).\n"
+    rows = ["| task | dataset | language | split | metric | score | std | seeds |",
+            "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        std = f"{r.std:.4f}" if r.std is not None else ""
+        rows.append(f"| {task_info(r.task).task_name} | {task_info(r.task).dataset_name} | {r.lang} "
+                    f"| {r.split} | {r.metric} | {r.score:.4f} | {std} | {r.n_seeds or ''} |")
+    return "\n".join(rows) + "\n"
+
+
+def build_card(inputs: CardInputs) -> ModelCard:
+    results = eval_results(inputs.results)
+    datasets = sorted(HUB_TRAINING_DATASETS[s] for s in inputs.sources if s in HUB_TRAINING_DATASETS)
+    data = ModelCardData(
+        language=inputs.languages,
+        license=inputs.license,
+        license_name=inputs.license_name if inputs.license == "other" else None,
+        license_link="LICENSE.md" if inputs.license == "other" else None,
+        library_name="transformers",
+        pipeline_tag="fill-mask",
+        tags=["xlm-roberta", "masked-language-modeling", "african-languages", "multilingual",
+              "active-learning", f"selection-{inputs.strategy}"],
+        datasets=datasets or None,
+        model_name=inputs.run_name,
+        eval_results=results or None,
+    )
+    training = "\n".join(f"- {key}: {value}" for key, value in inputs.training.items())
+    report = ("The training report (HTML and figures) is in [`report/`](report/index.html).\n"
+              if inputs.has_report else "")
+    body = f"""
+# {inputs.run_name}
+
+An XLM-R-style masked language model pretrained from scratch on {len(inputs.languages)} African
+languages ({", ".join(inputs.languages)}), after AfroLM (Dossou et al., 2022): the model periodically
+scores candidate training data and chooses what it trains on next (selection strategy
+`{inputs.strategy}`, preset `{inputs.preset}`).
+
+## How to use
+
+```python
+from transformers import pipeline
+
+fill = pipeline("fill-mask", model="{inputs.repo_id}")
+fill("{inputs.sample_text}")
+```
+
+## Training
+
+{training}
+
+The resolved training configuration is in `training_config.yaml`, the loss curve in
+`training_metrics.jsonl`. {report}
+## Evaluation
+
+Finetuned per task and language; scores are means over seeds on the test split
+(`eval_results.csv` has the table as published).
+
+{_results_table(inputs.results)}
+## Licence and terms of use
+
+The training text mixes licences, several of them non-commercial: the AfroLM corpus is
+CC BY-NC-SA 4.0, MasakhaNER and lafand-mt are CC BY-NC 4.0, and some sources state no licence.
+**This model inherits those terms: non-commercial use only, with attribution and share-alike.**
+See [LICENSE.md](LICENSE.md) for every source and its licence.
+
+## Limitations
+
+Small, uneven corpora (from about 0.1 MB to 5 MB per language): expect weak predictions for
+the smallest languages. Evaluation sentences were removed from the pretraining text, but the
+corpora are web, news and Bible text, with their biases.
+"""
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
+
+
+def training_summary(run: Path, config: dict) -> dict:
+    """A few facts about the run for the card: steps, last loss, model size."""
+    summary: dict = {}
+    metrics = run / "metrics.jsonl"
+    if metrics.is_file():
+        last = None
+        for line in metrics.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                record = json.loads(line)
+                if "loss" in record:
+                    last = record
+        if last is not None:
+            summary["steps"] = last.get("step", "?")
+            summary["final training loss"] = f"{float(last['loss']):.4f}"
+    model = config.get("model") if isinstance(config.get("model"), dict) else {}
+    for key in ("hidden_size", "num_hidden_layers", "num_attention_heads"):
+        if key in model:
+            summary[key] = model[key]
+    return summary

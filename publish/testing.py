@@ -1,0 +1,338 @@
+"""Test helpers: a local fake Hub server and a tiny pretraining run folder.
+
+`FakeHub` implements just the part of the Hub HTTP API that `HfApi.create_repo` and
+`HfApi.upload_folder` (huggingface_hub 2.x) call: repo creation, `preupload` (every file is
+answered "regular", so no LFS or Xet storage is needed), the NDJSON `commit`, branch creation,
+`revision` info and README YAML validation. It records every request and the committed files,
+and can be told to fail or stall requests, to provoke the publishing faults of
+RELIABILITY.md rows 16-17 for real.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+REPO_ROUTE = re.compile(
+    r"^/api/models/(?P<repo>[^/]+/[^/]+)/(?P<op>preupload|commit|revision|branch)/(?P<rev>[^?]+)$")
+
+
+def git_blob_oid(content: bytes) -> str:
+    """The git object id of a file, as the Hub reports it for regular files."""
+    return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
+
+
+@dataclass
+class Recorded:
+    """One request as the server saw it; the Authorization header is kept apart."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    authorization: str | None
+
+
+@dataclass
+class _Fault:
+    kind: str  # "fail" or "stall"
+    remaining: int
+    status: int = 500
+    seconds: float = 0.0
+    path_contains: str = ""
+
+
+@dataclass
+class Commit:
+    repo_id: str
+    revision: str
+    summary: str
+    oid: str
+    paths: list[str]
+
+
+@dataclass
+class FakeHubState:
+    repos: dict[str, dict[str, dict[str, bytes]]] = field(default_factory=dict)  # repo -> rev -> files
+    commits: list[Commit] = field(default_factory=list)
+    requests: list[Recorded] = field(default_factory=list)
+    faults: list[_Fault] = field(default_factory=list)
+    echo_authorization: bool = False  # put the caller's Authorization value into error bodies
+
+
+class FakeHub:
+    """`with FakeHub() as hub:` serves on 127.0.0.1:<free port> until the block ends."""
+
+    def __init__(self) -> None:
+        self.state = FakeHubState()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> "FakeHub":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()  # releases stalled handlers
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    # ---- fault injection ------------------------------------------------------------
+    def fail(self, times: int, status: int = 500, path_contains: str = "") -> None:
+        """Answer the next `times` matching requests with HTTP `status`."""
+        with self._lock:
+            self.state.faults.append(_Fault("fail", times, status=status, path_contains=path_contains))
+
+    def stall(self, times: int, seconds: float, path_contains: str = "") -> None:
+        """Hold the next `times` matching requests for `seconds` before answering 503."""
+        with self._lock:
+            self.state.faults.append(_Fault("stall", times, seconds=seconds, path_contains=path_contains))
+
+    def heal(self) -> None:
+        with self._lock:
+            self.state.faults.clear()
+
+    # ---- what the server holds ------------------------------------------------------
+    def files(self, repo_id: str, revision: str = "main") -> dict[str, bytes]:
+        with self._lock:
+            return dict(self.state.repos.get(repo_id, {}).get(revision, {}))
+
+    def commits(self, repo_id: str | None = None) -> list[Commit]:
+        with self._lock:
+            return [c for c in self.state.commits if repo_id in (None, c.repo_id)]
+
+    def requests(self, op: str = "") -> list[Recorded]:
+        with self._lock:
+            return [r for r in self.state.requests if op in r.path]
+
+    def received_bytes(self) -> bytes:
+        """Everything the clients sent except the Authorization header values."""
+        with self._lock:
+            parts = []
+            for r in self.state.requests:
+                parts.append(f"{r.method} {r.path}\n".encode())
+                parts.extend(f"{k}: {v}\n".encode() for k, v in r.headers.items())
+                parts.append(r.body)
+            return b"\n".join(parts)
+
+    # ---- request handling (called from handler threads) ------------------------------
+    def _take_fault(self, path: str) -> _Fault | None:
+        with self._lock:
+            for fault in self.state.faults:
+                if fault.remaining > 0 and fault.path_contains in path:
+                    fault.remaining -= 1
+                    return fault
+        return None
+
+    def _handle(self, method: str, path: str, body: bytes) -> tuple[int, dict]:
+        route = path.split("?", 1)[0]
+        if method == "POST" and route == "/api/repos/create":
+            return self._create_repo(json.loads(body or b"{}"))
+        if method == "POST" and route == "/api/validate-yaml":
+            return 200, {}
+        match = REPO_ROUTE.match(route)
+        if not match:
+            return 404, {"error": f"fake hub: no route for {method} {route}"}
+        repo_id, op, rev = match["repo"], match["op"], unquote(match["rev"])
+        with self._lock:
+            repo = self.state.repos.get(repo_id)
+            if repo is None:
+                return 404, {"error": f"Repository Not Found for url: {route}."}
+            if op == "branch":
+                repo.setdefault(rev, dict(repo.get("main", {})))
+                return 200, {}
+            if rev not in repo:
+                return 404, {"error": f"Invalid rev id: {rev}"}
+            files = repo[rev]
+            if op == "revision":
+                return 200, {"id": repo_id, "sha": self._head(repo_id, rev),
+                             "siblings": [{"rfilename": p} for p in sorted(files)]}
+            if op == "preupload":
+                return 200, {"files": [
+                    {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False,
+                     "oid": git_blob_oid(files[f["path"]]) if f["path"] in files else None}
+                    for f in json.loads(body)["files"]]}
+            return self._commit(repo_id, rev, files, body)
+
+    def _create_repo(self, payload: dict) -> tuple[int, dict]:
+        repo_id = f"{payload.get('organization') or 'user'}/{payload['name']}"
+        with self._lock:
+            if repo_id in self.state.repos:
+                return 409, {"error": "You already created this model repo", "url": f"{self.url}/{repo_id}"}
+            self.state.repos[repo_id] = {"main": {}}
+        return 200, {"url": f"{self.url}/{repo_id}", "name": repo_id, "id": repo_id}
+
+    def _commit(self, repo_id: str, rev: str, files: dict[str, bytes], body: bytes) -> tuple[int, dict]:
+        summary, paths = "", []
+        for line in body.decode("utf-8").splitlines():
+            if not line.strip():
+                continue
+            item = json.loads(line)
+            value = item["value"]
+            if item["key"] == "header":
+                summary = value["summary"]
+            elif item["key"] == "file":
+                files[value["path"]] = base64.b64decode(value["content"])
+                paths.append(value["path"])
+            elif item["key"] == "deletedFile":
+                files.pop(value["path"], None)
+            else:
+                return 400, {"error": f"fake hub: unsupported commit item {item['key']}"}
+        oid = hashlib.sha1(f"{len(self.state.commits)}:{summary}".encode()).hexdigest()
+        self.state.commits.append(Commit(repo_id, rev, summary, oid, paths))
+        return 200, {"commitUrl": f"{self.url}/{repo_id}/commit/{oid}", "commitOid": oid,
+                     "pullRequestUrl": None}
+
+    def _head(self, repo_id: str, rev: str) -> str:
+        for commit in reversed(self.state.commits):
+            if commit.repo_id == repo_id and commit.revision == rev:
+                return commit.oid
+        return "0" * 40
+
+
+def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args) -> None:  # keep test output quiet
+            pass
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            auth = self.headers.get("Authorization")
+            headers = {k: v for k, v in self.headers.items() if k.lower() != "authorization"}
+            with hub._lock:
+                hub.state.requests.append(Recorded(self.command, self.path, headers, body, auth))
+            fault = hub._take_fault(urlsplit(self.path).path)
+            if fault is not None and fault.kind == "stall":
+                hub._stop.wait(fault.seconds)
+                status, payload = 503, {"error": "fake hub: stalled"}
+            elif fault is not None:
+                status, payload = fault.status, {"error": f"fake hub: injected HTTP {fault.status}"}
+            else:
+                status, payload = hub._handle(self.command, self.path, body)
+            if status >= 400 and hub.state.echo_authorization:
+                payload["error"] = f"{payload.get('error', '')} (request had Authorization: {auth})"
+            self._reply(status, payload)
+
+        def _reply(self, status: int, payload: dict) -> None:
+            data = json.dumps(payload).encode()
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (timeout) before we answered
+
+        do_GET = do_POST = do_PUT = _serve
+
+    return Handler
+
+
+# ---- a tiny pretraining run ------------------------------------------------------------
+TINY_TEXTS = {
+    "yor": ["Ọmọ náà ń lọ sí ilé-ìwé lójoojúmọ́ ní Ìbàdàn.", "Ẹ kú àárọ̀, ṣé dáadáa ni?"],
+    "hau": ["Yaron yana zuwa makaranta kowace rana a Kano.", "Ina kwana, yaya aiki?"],
+    "amh": ["ልጁ በየቀኑ ወደ ትምህርት ቤት ይሄዳል።", "እንደምን አደርክ?"],
+    "swa": ["Mtoto anaenda shule kila siku 🙂 Nairobi.", "Habari za asubuhi?"],
+}
+
+RESULTS_CSV = """task,lang,metric,score,std,n_seeds
+masakhaner2,yor,f1,0.4123,0.0150,3
+masakhaner2,hau,f1,0.5561,0.0082,3
+masakhanews,swa,f1,0.6120,0.0210,3
+yosm,yor,accuracy,0.7000,0.0100,3
+"""
+
+
+def build_tiny_tokenizer(out_dir: Path, vocab_size: int = 120):
+    """A small Unigram tokenizer with XLM-R's special ids, saved as an HF fast tokenizer.
+
+    Uses the tokenizer stage's helper when it is there (branch `tokenizer`), otherwise the
+    same recipe inline: `<s>`=0 `<pad>`=1 `</s>`=2 `<unk>`=3 ... `<mask>` last.
+    """
+    try:
+        from tokenizer.testing import build_tiny_tokenizer as stage_helper
+    except ImportError:
+        stage_helper = None
+    if stage_helper is not None:
+        return stage_helper(out_dir, texts_by_lang=TINY_TEXTS, vocab_size=vocab_size)
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from tokenizers.trainers import UnigramTrainer
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    trainer = UnigramTrainer(vocab_size=vocab_size, special_tokens=["<s>", "<pad>", "</s>", "<unk>"],
+                             unk_token="<unk>")
+    texts = [t for lines in TINY_TEXTS.values() for t in lines] * 5
+    tok.train_from_iterator(texts, trainer=trainer)
+    tok.add_special_tokens(["<mask>"])
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
+        special_tokens=[("<s>", 0), ("</s>", 2)])
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="<s>",
+        unk_token="<unk>", pad_token="<pad>", mask_token="<mask>", model_max_length=64)
+    fast.save_pretrained(out_dir)
+    return fast
+
+
+def build_tiny_run(out_root: Path, name: str = "tiny-loss", vocab_delta: int = 0,
+                   results: str | None = RESULTS_CSV, report: bool = True) -> Path:
+    """Write `<out_root>/pretrain/<name>/` as pretraining leaves it, plus finetune results
+    and a report; returns the run folder. `vocab_delta` makes the model's vocabulary that
+    many rows larger (or smaller) than the tokenizer, for row 18."""
+    import torch
+    from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
+
+    from common.io import write_json
+
+    run = Path(out_root) / "pretrain" / name
+    final = run / "final"
+    final.mkdir(parents=True)
+    tokenizer = build_tiny_tokenizer(final)
+    config = XLMRobertaConfig(
+        vocab_size=len(tokenizer) + vocab_delta, hidden_size=32, num_hidden_layers=1,
+        num_attention_heads=2, intermediate_size=64, max_position_embeddings=66,
+        pad_token_id=1, bos_token_id=0, eos_token_id=2, type_vocab_size=1)
+    torch.manual_seed(0)
+    XLMRobertaForMaskedLM(config).save_pretrained(final)
+    preset, strategy = name.split("-", 1)
+    (run / "config.yaml").write_text(
+        f"preset: {preset}\nlangs: [{', '.join(sorted(TINY_TEXTS))}]\nselection:\n  strategy: {strategy}\n"
+        "model:\n  hidden_size: 32\n  num_hidden_layers: 1\n", encoding="utf-8")
+    (run / "metrics.jsonl").write_text(
+        "".join(json.dumps({"step": s, "loss": 6.0 - s / 100}) + "\n" for s in (10, 20, 30)),
+        encoding="utf-8")
+    write_json(run / "manifest.json", {"stage": "pretrain", "config": {"preset": preset}})
+    if results is not None:
+        res = Path(out_root) / "finetune" / name / "results.csv"
+        res.parent.mkdir(parents=True)
+        res.write_text(results, encoding="utf-8")
+    if report:
+        rep = Path(out_root) / "report"
+        rep.mkdir(parents=True)
+        (rep / "index.html").write_text("<html><body><h1>Run report</h1></body></html>", encoding="utf-8")
+        (rep / "loss.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(64)))
+    return run
