@@ -68,8 +68,9 @@ def _describe(err: BaseException, timeout_s: float) -> str:
     if isinstance(err, httpx2.TimeoutException):
         return f"no answer within {timeout_s:g}s ({type(err).__name__})"
     if isinstance(err, HfHubHTTPError) and err.response is not None:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        return f"HTTP {err.response.status_code}: {first}"
+        request = err.response.request
+        said = (err.server_message or "").strip().replace("\n", " ")
+        return f"HTTP {err.response.status_code} from {request.method} {request.url}" + (f": {said}" if said else "")
     return f"{type(err).__name__}: {err}"
 
 
