@@ -31,7 +31,7 @@ class SamplingConfig:
     """
 
     alpha: float = _help("temperature exponent in q_i ~ n_i^alpha", default=0.3)
-    char_budget: int = _help("total characters of training text B, over all languages", default=20_000_000)
+    char_budget: int = _help("total characters of training text B, over all languages", default=50_000_000)
     small_language: Literal["upsample", "cap"] = _help(
         "when n_i < B*q_i: 'upsample' repeats the language's text to reach its share (shares stay "
         "exactly q_i); 'cap' takes its text once and hands the rest of its share to the others "

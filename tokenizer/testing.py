@@ -109,3 +109,54 @@ def build_tiny_tokenizer(
             report=ReportConfig(max_lines=100),
         )
         return run_stage(cfg, log=lambda *_: None)
+
+
+# Plain-line files of the real data (mono/SOURCES.tsv format "lines"), by language.
+REAL_LINE_FILES: dict[str, list[str]] = {
+    "amh": ["e_hornmt/data/amh.txt"],
+    "tir": ["e_hornmt/data/tir.txt"],
+    "orm": ["e_hornmt/data/orm.txt"],
+    "som": ["e_hornmt/data/som.txt"],
+    "aar": ["e_hornmt/data/aar.txt"],
+    "fub": ["w_fulfulde_translator/linjila_fulfulde_fub.txt"],
+    "ibo": ["w_igbonlp/ig_en_mt/benchmark_dataset/train.ig"],
+    "pcm": ["w_lafand_mt/text_files/en-pcm/train.pcm"],
+    "luo": ["w_lafand_mt/text_files/en_luo/train.luo"],
+    "bam": ["w_lafand_mt/text_files/fr-bam/train.bam"],
+    "yor": ["w_yoruba_text/Iroyin/yoglobalvoices.txt", "w_yoruba_text/Iroyin/news_sites.txt",
+            "w_yoruba_text/Universal_Declaration_Human_Rights/unhr.yo.txt"],
+}
+
+
+def corpus_from_line_files(
+    corpus_dir: str | Path,
+    data_dir: str | Path,
+    files: dict[str, list[str]] | None = None,
+    max_lines: int | None = None,
+    valid_every: int = 20,
+) -> Path:
+    """A corpus-layout folder from real plain-line files (NFC, stripped, deduplicated).
+
+    Stands in for the corpus stage in tests and benchmarks: every `valid_every`-th distinct
+    line (by a hash of its text) goes to `valid`. At most `max_lines` lines per language.
+    """
+    import hashlib
+    import unicodedata
+
+    train: dict[str, list[str]] = {}
+    valid: dict[str, list[str]] = {}
+    for lang, names in (files or REAL_LINE_FILES).items():
+        seen: set[str] = set()
+        for name in names:
+            with open(Path(data_dir) / "mono" / name, encoding="utf-8-sig") as handle:
+                for raw in handle:
+                    text = unicodedata.normalize("NFC", raw.strip())
+                    if not text or text in seen:
+                        continue
+                    seen.add(text)
+                    bucket = int(hashlib.sha1(text.encode()).hexdigest(), 16) % valid_every
+                    (valid if bucket == 0 else train).setdefault(lang, []).append(text)
+        if max_lines:
+            train[lang] = train.get(lang, [])[:max_lines]
+            valid[lang] = valid.get(lang, [])[: max(1, max_lines // valid_every)]
+    return write_corpus(corpus_dir, train, valid)
