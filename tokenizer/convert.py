@@ -13,7 +13,9 @@ Pipeline, mirroring SentencePiece with add_dummy_prefix and the identity rule:
   post-processor <s> A </s>  and  <s> A </s></s> B </s>    (XLM-R)
 Known, documented exceptions to "same ids as SentencePiece for any text": literal special
 token strings (`<s>`, `<mask>`, ...) are read as the special tokens (fill-mask needs that),
-and the literal text `<0xHH>` may be read as that byte (see docs/tokenizer.md).
+and U+2581 decodes as a space, as in SentencePiece itself (see docs/tokenizer.md). A literal
+"<0x41>" stays text: byte pieces score far below everything, and spm_train makes "<>x0-9A-F"
+single-character pieces, so spelling it out is always the cheaper Unigram path.
 """
 from __future__ import annotations
 

@@ -50,6 +50,9 @@ def trainer_options(cfg: SentencePieceConfig, sample_path: Path) -> dict:
         pad_piece="<pad>",
         eos_piece="</s>",
         unk_piece="<unk>",
+        # Byte pieces are spelled <0xHH>; with these as pieces a literal "<0x41>" in the text is
+        # always cheaper as characters than as the byte piece in the converted Unigram lattice.
+        required_chars="<>x0123456789ABCDEF",
         minloglevel=1,
         **SPECIAL_IDS,
     )
