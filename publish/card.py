@@ -41,9 +41,12 @@ TASKS = {
                             "masakhane/masakhaner2", "MasakhaNER 2.0"),
     "masakhanews": TaskInfo("text-classification", "News topic classification",
                             "masakhane/masakhanews", "MasakhaNEWS"),
-    "hedderich_topics": TaskInfo("text-classification", "News title topic classification",
-                                 "hedderich_topics", "Hausa VOA / Yoruba BBC topics"),
+    "hedderich": TaskInfo("text-classification", "News title topic classification",
+                          "hedderich_topics", "Hausa VOA / Yoruba BBC topics"),
     "yosm": TaskInfo("text-classification", "Sentiment analysis", "yosm", "YOSM (Yoruba movie reviews)"),
+    # The paper's out-of-domain setting: train on AfriSenti Yoruba tweets, test on YOSM.
+    "afrisenti_yosm": TaskInfo("text-classification", "Sentiment analysis (tweets to movie reviews)",
+                               "yosm", "YOSM, trained on AfriSenti yor"),
     "afrisenti": TaskInfo("text-classification", "Sentiment analysis",
                           "shmuhammad/AfriSenti-twitter-sentiment", "AfriSenti"),
 }

@@ -34,7 +34,10 @@ from publish.config import LANG_CODE, PublishConfig, RunPaths
 UPLOAD_DIR = "upload"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 # Files a training checkpoint may hold that do not belong in a published model.
-TRAINING_STATE = ("optimizer", "scheduler", "rng_state", "trainer_state", "training_args", "scaler")
+# Files a training checkpoint may hold that do not belong in a published model; manifest.json
+# is pipeline bookkeeping (local paths), the upload folder's own manifest sits beside it.
+TRAINING_STATE = ("optimizer", "scheduler", "rng_state", "trainer_state", "training_args", "scaler",
+                  "manifest.json")
 
 
 class PublishRefused(Exception):

@@ -13,6 +13,7 @@ import base64
 import hashlib
 import json
 import re
+import shutil
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -248,12 +249,7 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
 
 
 # ---- a tiny pretraining run ------------------------------------------------------------
-TINY_TEXTS = {
-    "yor": ["Ọmọ náà ń lọ sí ilé-ìwé lójoojúmọ́ ní Ìbàdàn.", "Ẹ kú àárọ̀, ṣé dáadáa ni?"],
-    "hau": ["Yaron yana zuwa makaranta kowace rana a Kano.", "Ina kwana, yaya aiki?"],
-    "amh": ["ልጁ በየቀኑ ወደ ትምህርት ቤት ይሄዳል።", "እንደምን አደርክ?"],
-    "swa": ["Mtoto anaenda shule kila siku 🙂 Nairobi.", "Habari za asubuhi?"],
-}
+TINY_LANGS = ("amh", "hau", "ibo", "pcm", "swa", "yor")  # tokenizer.testing.TINY_TEXTS
 
 RESULTS_CSV = """task,lang,metric,score,std,n_seeds
 masakhaner2,yor,f1,0.4123,0.0150,3
@@ -263,39 +259,23 @@ yosm,yor,accuracy,0.7000,0.0100,3
 """
 
 
-def build_tiny_tokenizer(out_dir: Path, vocab_size: int = 120):
-    """A small Unigram tokenizer with XLM-R's special ids, saved as an HF fast tokenizer.
+def build_tiny_tokenizer(out_dir: Path, vocab_size: int = 600):
+    """The tokenizer stage's tiny real tokenizer (SentencePiece, XLM-R special ids), saved into
+    `out_dir` the way pretraining saves it into final/: `save_pretrained` plus sentencepiece.model."""
+    import tempfile
 
-    Uses the tokenizer stage's helper when it is there (branch `tokenizer`), otherwise the
-    same recipe inline: `<s>`=0 `<pad>`=1 `</s>`=2 `<unk>`=3 ... `<mask>` last.
-    """
-    try:
-        from tokenizer.testing import build_tiny_tokenizer as stage_helper
-    except ImportError:
-        stage_helper = None
-    if stage_helper is not None:
-        return stage_helper(out_dir, texts_by_lang=TINY_TEXTS, vocab_size=vocab_size)
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from tokenizers.trainers import UnigramTrainer
-    from transformers import PreTrainedTokenizerFast
+    from transformers import AutoTokenizer
 
-    tok = Tokenizer(models.Unigram())
-    tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Metaspace()
-    tok.decoder = decoders.Metaspace()
-    trainer = UnigramTrainer(vocab_size=vocab_size, special_tokens=["<s>", "<pad>", "</s>", "<unk>"],
-                             unk_token="<unk>")
-    texts = [t for lines in TINY_TEXTS.values() for t in lines] * 5
-    tok.train_from_iterator(texts, trainer=trainer)
-    tok.add_special_tokens(["<mask>"])
-    tok.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
-        special_tokens=[("<s>", 0), ("</s>", 2)])
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="<s>",
-        unk_token="<unk>", pad_token="<pad>", mask_token="<mask>", model_max_length=64)
-    fast.save_pretrained(out_dir)
-    return fast
+    from tokenizer.testing import TINY_TEXTS as STAGE_TEXTS
+    from tokenizer.testing import build_tiny_tokenizer as stage_helper
+
+    with tempfile.TemporaryDirectory(prefix="tiny-tokenizer-") as tmp:
+        tok_dir = Path(stage_helper(Path(tmp) / "tokenizer", texts_by_lang=STAGE_TEXTS, vocab_size=vocab_size))
+        tokenizer = AutoTokenizer.from_pretrained(tok_dir, local_files_only=True)
+        tokenizer.save_pretrained(out_dir)
+        if (tok_dir / "sentencepiece.model").is_file():
+            shutil.copy2(tok_dir / "sentencepiece.model", Path(out_dir) / "sentencepiece.model")
+    return tokenizer
 
 
 def build_tiny_run(out_root: Path, name: str = "tiny-loss", vocab_delta: int = 0,
@@ -320,7 +300,7 @@ def build_tiny_run(out_root: Path, name: str = "tiny-loss", vocab_delta: int = 0
     XLMRobertaForMaskedLM(config).save_pretrained(final)
     preset, strategy = name.split("-", 1)
     (run / "config.yaml").write_text(
-        f"preset: {preset}\nlangs: [{', '.join(sorted(TINY_TEXTS))}]\nselection:\n  strategy: {strategy}\n"
+        f"preset: {preset}\nlangs: [{', '.join(sorted(TINY_LANGS))}]\nselection:\n  strategy: {strategy}\n"
         "model:\n  hidden_size: 32\n  num_hidden_layers: 1\n", encoding="utf-8")
     (run / "metrics.jsonl").write_text(
         "".join(json.dumps({"step": s, "loss": 6.0 - s / 100}) + "\n" for s in (10, 20, 30)),

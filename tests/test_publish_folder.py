@@ -41,6 +41,7 @@ def test_dry_run_builds_exact_folder_that_loads_offline_row18(out, capsys):
     upload = out / "publish" / RUN / "upload"
     names = {p.relative_to(upload).as_posix() for p in upload.rglob("*") if p.is_file()}
     assert {"model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json", "README.md",
+            "sentencepiece.model",
             "LICENSE.md", "training_config.yaml", "training_metrics.jsonl", "eval_results.csv",
             "report/index.html", "report/loss.png"} <= names
     assert not any(n.startswith(".") for n in names)
@@ -62,7 +63,7 @@ def test_model_card_metadata_and_results(out):
     upload = out / "publish" / RUN / "upload"
     card = ModelCard.load(upload / "README.md")
     data = card.data.to_dict()
-    assert data["language"] == ["amh", "hau", "swa", "yor"]
+    assert data["language"] == ["amh", "hau", "ibo", "pcm", "swa", "yor"]
     assert data["license"] == "other" and data["license_link"] == "LICENSE.md"
     assert data["pipeline_tag"] == "fill-mask" and "xlm-roberta" in data["tags"]
     results = data["model-index"][0]["results"]
