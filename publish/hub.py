@@ -57,7 +57,9 @@ def _is_transient(err: BaseException) -> bool:
         return True
     if isinstance(err, HfHubHTTPError) and err.response is not None:
         status = err.response.status_code
-        return status in (408, 429) or status >= 500
+        # 412: the branch head moved since we read it (the Hub's compare-and-swap on
+        # parent_commit), e.g. our own commit whose answer was lost: re-read it and try again.
+        return status in (408, 412, 429) or status >= 500
     return False
 
 
@@ -151,9 +153,20 @@ def upload(cfg: PublishConfig, folder: Path, token: str | None, sleep=time.sleep
                   lambda: api.create_branch(cfg.repo_id, branch=cfg.revision, exist_ok=True))
         message = cfg.commit_message or f"Publish {cfg.folder.name}"
         info = retry(f"upload {folder} to {cfg.repo_id}@{cfg.revision}",
-                     lambda: api.upload_folder(repo_id=cfg.repo_id, folder_path=folder, repo_type="model",
-                                               revision=cfg.revision, commit_message=message))
+                     lambda: _upload_on_head(api, cfg, folder, message))
     return str(info.commit_url)
+
+
+def _upload_on_head(api, cfg: PublishConfig, folder: Path, message: str):
+    """`upload_folder` pinned to the branch head as it is now (`parent_commit`).
+
+    huggingface_hub retries a commit whose answer was lost; without a parent the retry would
+    commit everything a second time. With it, the Hub refuses the repeat (412), our retry
+    re-reads the head, and the Hub reports every file as unchanged: nothing is committed twice.
+    """
+    head = api.repo_info(cfg.repo_id, revision=cfg.revision, repo_type="model").sha
+    return api.upload_folder(repo_id=cfg.repo_id, folder_path=folder, repo_type="model",
+                             revision=cfg.revision, commit_message=message, parent_commit=head)
 
 
 def publish(cfg: PublishConfig, log=print) -> Path:

@@ -3,9 +3,11 @@
 `FakeHub` implements just the part of the Hub HTTP API that `HfApi.create_repo` and
 `HfApi.upload_folder` (huggingface_hub 2.x) call: repo creation, `preupload` (every file is
 answered "regular", so no LFS or Xet storage is needed), the NDJSON `commit`, branch creation,
-`revision` info and README YAML validation. It records every request and the committed files,
-and can be told to fail or stall requests, to provoke the publishing faults of
-RELIABILITY.md rows 16-17 for real.
+`revision` info and README YAML validation. Like the Hub, a new repo starts with one commit
+(`.gitattributes`) and a commit naming a `parentCommit` that is no longer the branch head is
+refused with HTTP 412. It records every request and every client commit, and can be told to
+fail requests, to stall them, or to apply them and then lose the answer, to provoke the
+publishing faults of RELIABILITY.md rows 16-17 for real.
 """
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ class Recorded:
 
 @dataclass
 class _Fault:
-    kind: str  # "fail" or "stall"
+    kind: str  # "fail", "stall" (answer late, do nothing) or "lose" (do it, answer late)
     remaining: int
     status: int = 500
     seconds: float = 0.0
@@ -61,7 +63,8 @@ class Commit:
 @dataclass
 class FakeHubState:
     repos: dict[str, dict[str, dict[str, bytes]]] = field(default_factory=dict)  # repo -> rev -> files
-    commits: list[Commit] = field(default_factory=list)
+    commits: list[Commit] = field(default_factory=list)  # client commits, not the initial ones
+    heads: dict[tuple[str, str], str] = field(default_factory=dict)  # (repo, branch) -> commit oid
     requests: list[Recorded] = field(default_factory=list)
     faults: list[_Fault] = field(default_factory=list)
     echo_authorization: bool = False  # put the caller's Authorization value into error bodies
@@ -104,14 +107,22 @@ class FakeHub:
         with self._lock:
             self.state.faults.append(_Fault("stall", times, seconds=seconds, path_contains=path_contains))
 
+    def lose_answer(self, times: int, seconds: float, path_contains: str = "") -> None:
+        """Carry out the next `times` matching requests but answer only after `seconds`
+        (a commit that succeeded on the server while the client timed out)."""
+        with self._lock:
+            self.state.faults.append(_Fault("lose", times, seconds=seconds, path_contains=path_contains))
+
     def heal(self) -> None:
         with self._lock:
             self.state.faults.clear()
 
     # ---- what the server holds ------------------------------------------------------
     def files(self, repo_id: str, revision: str = "main") -> dict[str, bytes]:
+        """Files on the branch, without the `.gitattributes` every new repo starts with."""
         with self._lock:
-            return dict(self.state.repos.get(repo_id, {}).get(revision, {}))
+            files = self.state.repos.get(repo_id, {}).get(revision, {})
+            return {path: data for path, data in files.items() if path != ".gitattributes"}
 
     def commits(self, repo_id: str | None = None) -> list[Commit]:
         with self._lock:
@@ -155,13 +166,15 @@ class FakeHub:
             if repo is None:
                 return 404, {"error": f"Repository Not Found for url: {route}."}
             if op == "branch":
-                repo.setdefault(rev, dict(repo.get("main", {})))
+                if rev not in repo:
+                    repo[rev] = dict(repo["main"])
+                    self.state.heads[(repo_id, rev)] = self.state.heads[(repo_id, "main")]
                 return 200, {}
             if rev not in repo:
                 return 404, {"error": f"Invalid rev id: {rev}"}
             files = repo[rev]
             if op == "revision":
-                return 200, {"id": repo_id, "sha": self._head(repo_id, rev),
+                return 200, {"id": repo_id, "sha": self.state.heads[(repo_id, rev)],
                              "siblings": [{"rfilename": p} for p in sorted(files)]}
             if op == "preupload":
                 return 200, {"files": [
@@ -175,35 +188,36 @@ class FakeHub:
         with self._lock:
             if repo_id in self.state.repos:
                 return 409, {"error": "You already created this model repo", "url": f"{self.url}/{repo_id}"}
-            self.state.repos[repo_id] = {"main": {}}
+            self.state.repos[repo_id] = {"main": {".gitattributes": b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"}}
+            self.state.heads[(repo_id, "main")] = hashlib.sha1(f"initial {repo_id}".encode()).hexdigest()
         return 200, {"url": f"{self.url}/{repo_id}", "name": repo_id, "id": repo_id}
 
     def _commit(self, repo_id: str, rev: str, files: dict[str, bytes], body: bytes) -> tuple[int, dict]:
-        summary, paths = "", []
-        for line in body.decode("utf-8").splitlines():
-            if not line.strip():
-                continue
-            item = json.loads(line)
+        items = [json.loads(line) for line in body.decode("utf-8").splitlines() if line.strip()]
+        header = items[0]["value"] if items and items[0]["key"] == "header" else {}
+        head = self.state.heads[(repo_id, rev)]
+        parent = header.get("parentCommit")
+        if parent and not head.startswith(parent):  # the Hub's compare-and-swap
+            return 412, {"error": "A commit has happened since. Please refresh and try again."}
+        changes: dict[str, bytes | None] = {}
+        for item in items[1:]:
             value = item["value"]
-            if item["key"] == "header":
-                summary = value["summary"]
-            elif item["key"] == "file":
-                files[value["path"]] = base64.b64decode(value["content"])
-                paths.append(value["path"])
+            if item["key"] == "file":
+                changes[value["path"]] = base64.b64decode(value["content"])
             elif item["key"] == "deletedFile":
-                files.pop(value["path"], None)
+                changes[value["path"]] = None
             else:
                 return 400, {"error": f"fake hub: unsupported commit item {item['key']}"}
-        oid = hashlib.sha1(f"{len(self.state.commits)}:{summary}".encode()).hexdigest()
-        self.state.commits.append(Commit(repo_id, rev, summary, oid, paths))
+        for path, data in changes.items():
+            if data is None:
+                files.pop(path, None)
+            else:
+                files[path] = data
+        oid = hashlib.sha1(f"{head}:{len(self.state.commits)}:{header.get('summary')}".encode()).hexdigest()
+        self.state.heads[(repo_id, rev)] = oid
+        self.state.commits.append(Commit(repo_id, rev, header.get("summary", ""), oid, sorted(changes)))
         return 200, {"commitUrl": f"{self.url}/{repo_id}/commit/{oid}", "commitOid": oid,
                      "pullRequestUrl": None}
-
-    def _head(self, repo_id: str, rev: str) -> str:
-        for commit in reversed(self.state.commits):
-            if commit.repo_id == repo_id and commit.revision == rev:
-                return commit.oid
-        return "0" * 40
 
 
 def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
@@ -224,6 +238,9 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             if fault is not None and fault.kind == "stall":
                 hub._stop.wait(fault.seconds)
                 status, payload = 503, {"error": "fake hub: stalled"}
+            elif fault is not None and fault.kind == "lose":
+                status, payload = hub._handle(self.command, self.path, body)
+                hub._stop.wait(fault.seconds)
             elif fault is not None:
                 status, payload = fault.status, {"error": f"fake hub: injected HTTP {fault.status}"}
             else:

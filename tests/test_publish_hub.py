@@ -127,6 +127,19 @@ def test_rerun_after_failed_upload_completes_without_duplicates_row17(out, token
         assert hub.files(REPO) == local_files(out)
 
 
+def test_commit_whose_answer_is_lost_is_not_made_twice_row17(out, token, capfd, monkeypatch):
+    monkeypatch.setattr(hf_http, "time", RecordingSleep())
+    with FakeHub() as hub:
+        hub.lose_answer(1, seconds=10, path_contains="/commit/")  # committed, but the client times out
+        assert publish_cli(out, hub, "timeout_s=0.5") == 0
+        (only,) = hub.commits(REPO)
+        assert only.paths == sorted(local_files(out))
+        assert hub.files(REPO) == local_files(out)
+        # huggingface_hub re-sent the commit; the Hub refused it (412: the head had moved).
+        assert len(hub.requests("/commit/")) == 2
+    assert "HTTP 412" in capfd.readouterr().err
+
+
 def test_token_never_appears_in_output_files_or_uploads_row16(out, token, capfd, caplog, tmp_path):
     with FakeHub() as hub:
         hub.state.echo_authorization = True  # error bodies quote the request's Authorization header
