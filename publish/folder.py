@@ -40,6 +40,12 @@ TRAINING_STATE = ("optimizer", "scheduler", "rng_state", "trainer_state", "train
                   "manifest.json")
 
 
+# Settings that change what is in the upload folder (the manifest's cache key); retry and
+# network settings do not, so changing them never rebuilds the folder.
+CONTENT_SETTINGS = ("folder", "repo_id", "results", "report_dir", "data_dir", "languages", "license",
+                    "license_name", "allow_no_results", "sample_text")
+
+
 class PublishRefused(Exception):
     """The run cannot be published as it is; `reasons` says why (one line each)."""
 
@@ -224,7 +230,10 @@ def verify_offline(folder: Path, sample_text: str) -> list[dict]:
     """Load `folder` as a user would, without network; return the fill-mask predictions."""
     from huggingface_hub import ModelCard
     from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
+    from transformers.utils import logging as hf_logging
 
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # "Loading weights" bars would bury our progress lines
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         model = AutoModelForMaskedLM.from_pretrained(folder, local_files_only=True)
@@ -233,6 +242,9 @@ def verify_offline(folder: Path, sample_text: str) -> list[dict]:
         card = ModelCard.load(folder / "README.md")
     except Exception as err:
         raise PublishRefused(folder, [f"the staged folder does not load offline: {type(err).__name__}: {err}"])
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     problems = []
     if len(predictions) != 3 or not all(math.isfinite(p["score"]) for p in predictions):
         problems.append(f"fill-mask gave unusable predictions: {predictions}")
@@ -259,7 +271,7 @@ def stage(cfg: PublishConfig, paths: RunPaths, log=print) -> Path:
     check = check_run(cfg, paths)
     for note in check.notes:
         log(f"publish: note: {note}")
-    settings = {k: v for k, v in config_to_dict(cfg).items() if k != "dry_run"}
+    settings = {k: v for k, v in config_to_dict(cfg).items() if k in CONTENT_SETTINGS}
     inputs = _inputs(paths, check, cfg.data_dir)
     upload = paths.out / UPLOAD_DIR
     if manifest_is_current(paths.out, settings, inputs):

@@ -129,15 +129,22 @@ def request_timeout(timeout_s: float) -> Iterator[None]:
 
 
 # ---- the upload ------------------------------------------------------------------------
-def upload(cfg: PublishConfig, folder: Path, token: str | None, sleep=time.sleep, log=print) -> str:
-    """Create the repo (if needed) and upload `folder`; returns the commit URL."""
-    from huggingface_hub import HfApi, constants
+def check_can_upload(token: str | None) -> None:
+    """Fail fast, before staging, when an upload cannot happen."""
+    from huggingface_hub import constants
 
-    endpoint = hub_endpoint(cfg)
     if constants.HF_HUB_OFFLINE:
         raise PublishError("HF_HUB_OFFLINE is set: unset it to upload (or use --dry-run)")
     if not token:
         raise PublishError("no Hub token: set HF_TOKEN or run `hf auth login` (the token is never printed)")
+
+
+def upload(cfg: PublishConfig, folder: Path, token: str | None, sleep=time.sleep, log=print) -> str:
+    """Create the repo (if needed) and upload `folder`; returns the commit URL."""
+    from huggingface_hub import HfApi
+
+    check_can_upload(token)
+    endpoint = hub_endpoint(cfg)
     secrets = [token]
     leaked = find_secret(folder, secrets)
     if leaked:
@@ -174,11 +181,14 @@ def publish(cfg: PublishConfig, log=print) -> Path:
     paths = resolve_paths(cfg)
     if not cfg.dry_run and not cfg.repo_id:
         raise ConfigError("repo_id: required to upload (repo_id=namespace/name), or use --dry-run")
+    token = None if cfg.dry_run else hub_token()
+    if not cfg.dry_run:
+        check_can_upload(token)
     folder = stage(cfg, paths, log=log)
     if cfg.dry_run:
         log(f"publish: dry run: {folder} is exactly what would be uploaded; it loads offline. Not uploaded.")
         return folder
-    commit = upload(cfg, folder, hub_token(), log=log)
+    commit = upload(cfg, folder, token, log=log)
     log(f"publish: uploaded {folder} -> {commit}")
     return folder
 
@@ -212,7 +222,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_intermixed_args(argv)
     secrets = [hub_token() or ""]
     with redacted_output(secrets):
         try:

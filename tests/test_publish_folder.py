@@ -78,6 +78,18 @@ def test_model_card_metadata_and_results(out):
     assert "CC BY-NC-SA 4.0" in licence and "CC BY-NC 4.0" in licence
 
 
+def test_licence_lists_every_source_of_the_real_catalogue(out, data_dir):
+    assert run_cli(out, "--dry-run", f"data_dir={data_dir}") == 0
+    upload = out / "publish" / RUN / "upload"
+    licence = (upload / "LICENSE.md").read_text()
+    folders = {line.split("\t", 1)[0].split("/", 1)[0]
+               for line in (data_dir / "mono" / "SOURCES.tsv").read_text().splitlines()[1:] if line}
+    assert all(f"| {folder} |" in licence for folder in folders)
+    assert "| w_afrolm_mlm_al | CC BY-NC-SA 4.0" in licence
+    data = ModelCard.load(upload / "README.md").data.to_dict()
+    assert "bonadossou/afrolm_active_learning_dataset" in data["datasets"]
+
+
 def test_per_seed_results_are_averaged_and_bad_tables_name_the_file(tmp_path):
     table = tmp_path / "results.csv"
     table.write_text("task,lang,metric,seed,score\nmasakhaner2,ibo,f1,1,0.50\nmasakhaner2,ibo,f1,2,0.70\n")
@@ -92,6 +104,15 @@ def test_per_seed_results_are_averaged_and_bad_tables_name_the_file(tmp_path):
         read_results(table)
 
 
+@pytest.fixture
+def hub_ready(monkeypatch):
+    """A (fake) token and the Hub client online, so only the run's own faults can refuse."""
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_TOKEN", "hf_fake_token_for_row18")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+
+
 def _refused(out: Path, capsys, *extra: str) -> str:
     """Run a real (not dry) publish against a fake Hub; it must refuse before any request."""
     with FakeHub() as hub:
@@ -104,19 +125,19 @@ def _refused(out: Path, capsys, *extra: str) -> str:
     return err
 
 
-def test_refuses_run_without_tokenizer_row18(out, capsys):
+def test_refuses_run_without_tokenizer_row18(out, capsys, hub_ready):
     (out / "pretrain" / RUN / "final" / "tokenizer.json").unlink()
     err = _refused(out, capsys)
     assert "no tokenizer" in err and "tokenizer.json" in err
 
 
-def test_refuses_vocabulary_mismatch_row18(tmp_path, capsys):
+def test_refuses_vocabulary_mismatch_row18(tmp_path, capsys, hub_ready):
     build_tiny_run(tmp_path / "out", RUN, vocab_delta=-7)  # model has 7 rows fewer than the tokenizer
     err = _refused(tmp_path / "out", capsys)
     assert "vocabulary size differs" in err and "tokenizer has" in err
 
 
-def test_refuses_embedding_rows_not_matching_config_row18(out, capsys):
+def test_refuses_embedding_rows_not_matching_config_row18(out, capsys, hub_ready):
     config = out / "pretrain" / RUN / "final" / "config.json"
     data = json.loads(config.read_text())
     data["vocab_size"] += 5
@@ -125,7 +146,7 @@ def test_refuses_embedding_rows_not_matching_config_row18(out, capsys):
     assert f"vocab_size={data['vocab_size']}" in err and "embedding matrix" in err
 
 
-def test_refuses_without_results_unless_allowed_row18(out, capsys):
+def test_refuses_without_results_unless_allowed_row18(out, capsys, hub_ready):
     shutil.rmtree(out / "finetune")
     err = _refused(out, capsys)
     assert "no finetune results" in err and "allow_no_results" in err
@@ -135,7 +156,7 @@ def test_refuses_without_results_unless_allowed_row18(out, capsys):
     assert "No finetuning results" in card.text
 
 
-def test_all_reasons_reported_together_row18(out, capsys):
+def test_all_reasons_reported_together_row18(out, capsys, hub_ready):
     (out / "pretrain" / RUN / "final" / "tokenizer_config.json").unlink()
     (out / "finetune" / RUN / "results.csv").write_text("task,lang,metric,score\n")
     err = _refused(out, capsys)
@@ -152,7 +173,7 @@ def test_help_lists_settings(capsys):
 
 
 def test_bad_setting_is_a_clear_error(out, capsys):
-    assert run_cli(out, "--dry-run", "max_attempts=0") == 1
+    assert run_cli(out, "max_attempts=0", "--dry-run") == 1
     assert "max_attempts: must be at least 1" in capsys.readouterr().err
     assert run_cli(out, "repo_id=no-namespace") == 1
     assert "repo_id" in capsys.readouterr().err

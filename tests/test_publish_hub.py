@@ -172,6 +172,18 @@ def test_token_in_a_staged_file_blocks_the_upload_row16(out, token, capfd):
     assert token not in err
 
 
+def test_missing_token_is_refused_before_anything(out, monkeypatch, tmp_path, capfd):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    with FakeHub() as hub:
+        assert publish_cli(out, hub) == 1
+        assert hub.requests() == []
+    assert "no Hub token: set HF_TOKEN or run `hf auth login`" in capfd.readouterr().err
+    assert not (out / "publish").exists()
+
+
 def test_retry_waits_double_up_to_the_cap():
     import httpx2
 
