@@ -16,9 +16,11 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-SCORE_ALIASES = ("score", "mean", "score_mean", "value")
-STD_ALIASES = ("std", "score_std", "stdev")
-SEEDS_ALIASES = ("n_seeds", "seeds", "n")
+# Column names accepted for the score, its spread and the number of seeds (finetune/results.py
+# writes test_score per seed in results.csv, test_mean/test_std/seeds in summary.csv).
+SCORE_ALIASES = ("test_score", "test_mean", "score", "mean", "score_mean", "value")
+STD_ALIASES = ("test_std", "std", "score_std", "stdev")
+SEEDS_ALIASES = ("seeds", "n_seeds", "n")
 
 
 class ResultsError(ValueError):
@@ -31,6 +33,7 @@ class TaskInfo:
     task_name: str
     dataset_id: str  # Hub dataset id where one exists, else our evaluation set's name
     dataset_name: str
+    variant: str = ""  # tells apart two tasks scored on the same test set (model-index config)
 
 
 # Finetune task names (finetune/ and shared/data/eval folder names) -> Hub model-index fields.
@@ -46,7 +49,7 @@ TASKS = {
     "yosm": TaskInfo("text-classification", "Sentiment analysis", "yosm", "YOSM (Yoruba movie reviews)"),
     # The paper's out-of-domain setting: train on AfriSenti Yoruba tweets, test on YOSM.
     "afrisenti_yosm": TaskInfo("text-classification", "Sentiment analysis (tweets to movie reviews)",
-                               "yosm", "YOSM, trained on AfriSenti yor"),
+                               "yosm", "YOSM, trained on AfriSenti yor", variant="afrisenti-train"),
     "afrisenti": TaskInfo("text-classification", "Sentiment analysis",
                           "shmuhammad/AfriSenti-twitter-sentiment", "AfriSenti"),
 }
@@ -75,6 +78,7 @@ class Result:
     lang: str
     metric: str
     split: str
+    setting: str
     score: float
     std: float | None
     n_seeds: int | None
@@ -87,10 +91,35 @@ def _pick(row: dict, aliases: tuple[str, ...]) -> str | None:
     return None
 
 
-def read_results(path: Path) -> list[Result]:
-    """Long-format table: task, lang, metric, score (+ std, n_seeds, split; or one row per seed).
+def _number_row(row: dict, line: int, path: Path) -> tuple[float, float | None, int | None]:
+    raw = _pick(row, SCORE_ALIASES)
+    std, seeds = _pick(row, STD_ALIASES), _pick(row, SEEDS_ALIASES)
+    try:
+        return float(raw), (float(std) if std else None), (int(float(seeds)) if seeds else None)
+    except (TypeError, ValueError):
+        raise ResultsError(f"{path}:{line}: not a number in score/std/seeds "
+                           f"(score={raw!r}, std={std!r}, seeds={seeds!r})") from None
 
-    Rows that share (task, lang, metric, split) are averaged, so a per-seed table works too.
+
+def _only_this_model(rows: list[tuple[int, dict]], run_name: str, path: Path) -> list[tuple[int, dict]]:
+    """A table may hold several models (baselines); keep the one whose path names this run."""
+    models = sorted({row.get("model") or "" for _, row in rows})
+    if len(models) <= 1:
+        return rows
+    ours = [m for m in models if run_name and run_name in m]
+    if len(ours) != 1:
+        raise ResultsError(f"{path}: results of several models {models}; none or more than one names "
+                           f"run {run_name!r} (point results= at this run's table)")
+    return [(line, row) for line, row in rows if (row.get("model") or "") == ours[0]]
+
+
+def read_results(path: Path, run_name: str = "") -> list[Result]:
+    """Long-format table: task, lang, metric and a score, one row per seed or already averaged.
+
+    Accepts the finetune stage's results.csv (one row per seed: `test_score`, `seed`,
+    `setting`, `model`) and its summary.csv (`test_mean`, `test_std`, `seeds`), or any table
+    with `score` (+ `std`, `n_seeds`, `split`). Rows sharing (task, lang, metric, split,
+    setting) are averaged over seeds; `avg` rows (means over languages) are left out.
     """
     path = Path(path)
     if not path.is_file():
@@ -100,34 +129,26 @@ def read_results(path: Path) -> list[Result]:
         columns = set(reader.fieldnames or [])
         missing = [c for c in ("task", "lang", "metric") if c not in columns]
         if not columns & set(SCORE_ALIASES):
-            missing.append("score")
+            missing.append(f"a score ({'/'.join(SCORE_ALIASES)})")
         if missing:
             raise ResultsError(f"{path}: missing column(s) {missing}; has {sorted(columns)}")
-        groups: dict[tuple, list[tuple[float, float | None, int | None]]] = defaultdict(list)
-        for line, row in enumerate(reader, start=2):
-            raw = _pick(row, SCORE_ALIASES)
-            try:
-                score = float(raw)
-                std = _pick(row, STD_ALIASES)
-                seeds = _pick(row, SEEDS_ALIASES)
-                parsed = (score, float(std) if std else None,
-                          int(float(seeds)) if seeds and seeds.replace(".", "").isdigit() else None)
-            except (TypeError, ValueError) as err:
-                raise ResultsError(f"{path}:{line}: not a number in score/std/n_seeds: {err}") from None
-            key = (row["task"], row["lang"], row["metric"], row.get("split") or "test")
-            groups[key].append(parsed)
+        rows = [(line, row) for line, row in enumerate(reader, start=2) if row["lang"] != "avg"]
+        per_seed = "seed" in columns
+    groups: dict[tuple, list[tuple[float, float | None, int | None]]] = defaultdict(list)
+    for line, row in _only_this_model(rows, run_name, path):
+        key = (row["task"], row["lang"], row["metric"], row.get("split") or "test", row.get("setting") or "")
+        groups[key].append(_number_row(row, line, path))
     if not groups:
         raise ResultsError(f"{path}: the results table has no rows")
-    return [_combine(key, rows) for key, rows in sorted(groups.items())]
+    return [_combine(key, members, per_seed) for key, members in sorted(groups.items())]
 
 
-def _combine(key: tuple, rows: list[tuple[float, float | None, int | None]]) -> Result:
-    task, lang, metric, split = key
+def _combine(key: tuple, rows: list[tuple[float, float | None, int | None]], per_seed: bool) -> Result:
     if len(rows) == 1:
         score, std, seeds = rows[0]
-        return Result(task, lang, metric, split, score, std, seeds)
+        return Result(*key, score, std, 1 if per_seed else seeds)
     scores = [r[0] for r in rows]  # one row per seed
-    return Result(task, lang, metric, split, statistics.fmean(scores), statistics.stdev(scores), len(scores))
+    return Result(*key, statistics.fmean(scores), statistics.stdev(scores), len(scores))
 
 
 def eval_results(results: list[Result]) -> list[EvalResult]:
@@ -135,10 +156,13 @@ def eval_results(results: list[Result]) -> list[EvalResult]:
     for r in results:
         info = task_info(r.task)
         seeds = f" (mean of {r.n_seeds} seeds)" if r.n_seeds else ""
+        setting = f", {r.setting}" if r.setting else ""
+        # The Hub merges results with equal (task, dataset, config, split): keep variants apart.
+        config = "-".join(part for part in (r.lang, info.variant, r.setting.replace(" ", "-")) if part)
         out.append(EvalResult(
             task_type=info.task_type, task_name=info.task_name,
-            dataset_type=info.dataset_id, dataset_name=f"{info.dataset_name} ({r.lang})",
-            dataset_config=r.lang, dataset_split=r.split,
+            dataset_type=info.dataset_id, dataset_name=f"{info.dataset_name} ({r.lang}{setting})",
+            dataset_config=config, dataset_split=r.split,
             metric_type=r.metric, metric_name=f"{r.metric}{seeds}", metric_value=round(r.score, 4)))
     return out
 
@@ -205,12 +229,13 @@ class CardInputs:
 def _results_table(results: list[Result]) -> str:
     if not results:
         return "No finetuning results were published with this model (allow_no_results=true).\n"
-    rows = ["| task | dataset | language | split | metric | score | std | seeds |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = ["| task | dataset | language | setting | split | metric | score | std | seeds |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        std = f"{r.std:.4f}" if r.std is not None else ""
-        rows.append(f"| {task_info(r.task).task_name} | {task_info(r.task).dataset_name} | {r.lang} "
-                    f"| {r.split} | {r.metric} | {r.score:.4f} | {std} | {r.n_seeds or ''} |")
+        info = task_info(r.task)
+        std = f"{r.std:.4g}" if r.std is not None else ""
+        rows.append(f"| {info.task_name} | {info.dataset_name} | {r.lang} | {r.setting} | {r.split} "
+                    f"| {r.metric} | {r.score:.4g} | {std} | {r.n_seeds or ''} |")
     return "\n".join(rows) + "\n"
 
 

@@ -180,7 +180,7 @@ def check_run(cfg: PublishConfig, paths: RunPaths) -> RunCheck:
     check.strategy = str(_find(check.run_config, "selection.strategy", "strategy") or strategy or "unknown")
     check.preset = str(_find(check.run_config, "preset") or preset)
     try:
-        check.results = read_results(paths.results)
+        check.results = read_results(paths.results, run_name=paths.name)
     except ResultsError as err:
         if not (cfg.allow_no_results and not paths.results.exists()):
             reasons.append(str(err))

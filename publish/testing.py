@@ -268,11 +268,14 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
 # ---- a tiny pretraining run ------------------------------------------------------------
 TINY_LANGS = ("amh", "hau", "ibo", "pcm", "swa", "yor")  # tokenizer.testing.TINY_TEXTS
 
-RESULTS_CSV = """task,lang,metric,score,std,n_seeds
-masakhaner2,yor,f1,0.4123,0.0150,3
-masakhaner2,hau,f1,0.5561,0.0082,3
-masakhanews,swa,f1,0.6120,0.0210,3
-yosm,yor,accuracy,0.7000,0.0100,3
+# As finetune/results.py writes it: one row per task, language, model and seed; scores in %.
+RESULTS_CSV = """task,lang,model,seed,setting,metric,test_score,dev_score
+masakhaner2,yor,out/pretrain/tiny-loss/final,1,,f1,41.20,40.00
+masakhaner2,yor,out/pretrain/tiny-loss/final,2,,f1,43.40,41.00
+masakhaner2,hau,out/pretrain/tiny-loss/final,1,,f1,55.61,50.00
+masakhanews,swa,out/pretrain/tiny-loss/final,1,,f1,61.20,60.00
+yosm,yor,out/pretrain/tiny-loss/final,1,,accuracy,70.00,69.00
+afrisenti_yosm,yor,out/pretrain/tiny-loss/final,1,out-of-domain,accuracy,60.50,58.00
 """
 
 

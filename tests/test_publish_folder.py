@@ -67,11 +67,17 @@ def test_model_card_metadata_and_results(out):
     assert data["license"] == "other" and data["license_link"] == "LICENSE.md"
     assert data["pipeline_tag"] == "fill-mask" and "xlm-roberta" in data["tags"]
     results = data["model-index"][0]["results"]
+    assert len(results) == 5  # one per (task, language, setting): nothing merged or lost
     ner = [r for r in results if r["dataset"]["type"] == "masakhane/masakhaner2"]
     assert {r["dataset"]["config"] for r in ner} == {"hau", "yor"}
     assert all(r["task"]["type"] == "token-classification" for r in ner)
-    yosm = [r for r in results if r["dataset"]["config"] == "yor" and r["task"]["type"] == "text-classification"]
-    assert yosm[0]["metrics"][0] == {"type": "accuracy", "value": 0.7, "name": "accuracy (mean of 3 seeds)"}
+    yor_ner = next(r for r in ner if r["dataset"]["config"] == "yor")
+    assert yor_ner["metrics"][0] == {"type": "f1", "value": 42.3, "name": "f1 (mean of 2 seeds)"}
+    yosm = [r for r in results if r["dataset"]["type"] == "yosm"]
+    assert {r["dataset"]["config"] for r in yosm} == {"yor", "yor-afrisenti-train-out-of-domain"}
+    assert {r["dataset"]["name"] for r in yosm} == {"YOSM (Yoruba movie reviews) (yor)",
+                                                     "YOSM, trained on AfriSenti yor (yor, out-of-domain)"}
+    assert all(r["task"]["type"] == "text-classification" for r in yosm)
     assert 'pipeline("fill-mask", model="masakhane-lab/tiny-loss")' in card.text
     assert "non-commercial" in card.text
     licence = (upload / "LICENSE.md").read_text()
@@ -96,6 +102,18 @@ def test_per_seed_results_are_averaged_and_bad_tables_name_the_file(tmp_path):
     (only,) = read_results(table)
     assert (only.task, only.lang, only.n_seeds) == ("masakhaner2", "ibo", 2)
     assert only.score == pytest.approx(0.60) and only.std == pytest.approx(0.1414, abs=1e-4)
+    # The finetune stage's summary.csv: already averaged, `avg` rows left out.
+    table.write_text("task,lang,model,metric,seeds,test_mean,test_std\nyosm,yor,m,accuracy,3,70.5,1.2\n"
+                     "yosm,avg,m,accuracy,3,70.5,\n")
+    (only,) = read_results(table)
+    assert (only.lang, only.score, only.std, only.n_seeds) == ("yor", 70.5, 1.2, 3)
+    # Several models in one table: the one whose path names the run is taken.
+    table.write_text("task,lang,model,seed,metric,test_score\nyosm,yor,out/pretrain/tiny-loss/final,1,accuracy,70\n"
+                     "yosm,yor,Davlan/afro-xlmr-base,1,accuracy,80\n")
+    (only,) = read_results(table, run_name="tiny-loss")
+    assert only.score == 70
+    with pytest.raises(ResultsError, match="results of several models"):
+        read_results(table, run_name="tiny-afrolm")
     table.write_text("task,lang,score\nyosm,yor,0.5\n")
     with pytest.raises(ResultsError, match=r"results.csv: missing column\(s\) \['metric'\]"):
         read_results(table)

@@ -120,7 +120,7 @@ def test_rerun_after_failed_upload_completes_without_duplicates_row17(out, token
 
         # New results: only the files that changed are committed, not the weights again.
         results = out / "finetune" / RUN / "results.csv"
-        results.write_text(results.read_text() + "afrisenti,hau,f1,0.6000,0.0100,3\n")
+        results.write_text(results.read_text() + "afrisenti,hau,out/pretrain/tiny-loss/final,1,,f1,60.0,58.0\n")
         assert publish_cli(out, hub) == 0
         second = hub.commits(REPO)[-1]
         assert sorted(second.paths) == ["README.md", "eval_results.csv"]
