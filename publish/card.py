@@ -304,21 +304,34 @@ corpora are web, news and Bible text, with their biases.
 
 
 def training_summary(run: Path, config: dict) -> dict:
-    """A few facts about the run for the card: steps, last loss, model size."""
+    """Facts about the run for the card, from its manifest summary, config and metrics."""
     summary: dict = {}
-    metrics = run / "metrics.jsonl"
-    if metrics.is_file():
-        last = None
-        for line in metrics.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                record = json.loads(line)
-                if "loss" in record:
-                    last = record
-        if last is not None:
-            summary["steps"] = last.get("step", "?")
-            summary["final training loss"] = f"{float(last['loss']):.4f}"
+    manifest = run / "manifest.json"
+    facts = json.loads(manifest.read_text(encoding="utf-8")).get("summary", {}) if manifest.is_file() else {}
+    for key in ("parameters", "steps", "tokens"):
+        if isinstance(facts.get(key), (int, float)):
+            summary[key] = f"{facts[key]:,}"
     model = config.get("model") if isinstance(config.get("model"), dict) else {}
-    for key in ("hidden_size", "num_hidden_layers", "num_attention_heads"):
-        if key in model:
-            summary[key] = model[key]
+    if model:
+        summary["model"] = ", ".join(f"{k}={v}" for k, v in model.items() if not isinstance(v, (dict, list)))
+    losses = facts.get("valid_loss") or {}
+    if losses:
+        summary["validation loss (first -> last)"] = ", ".join(
+            f"{lang} {v['first']:.2f} -> {v['last']:.2f}" for lang, v in sorted(losses.items()))
+    train = [e for e in _events(run / "metrics.jsonl") if "loss" in e and e.get("event", "train") == "train"]
+    if train:
+        summary.setdefault("steps", train[-1].get("step", "?"))
+        summary["final training loss"] = f"{float(train[-1]['loss']):.4f}"
     return summary
+
+
+def _events(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def evaluated_languages(run: Path) -> list[str]:
+    """Languages of the run's last per-language validation (pretrain's `eval` events)."""
+    evals = [e for e in _events(run / "metrics.jsonl") if e.get("event") == "eval" and isinstance(e.get("langs"), dict)]
+    return sorted(evals[-1]["langs"]) if evals else []

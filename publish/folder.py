@@ -27,8 +27,8 @@ import yaml
 from common.config import config_to_dict
 from common.corpus import list_languages
 from common.io import manifest_is_current, sha256_file, write_manifest
-from publish.card import (CardInputs, Result, ResultsError, build_card, licence_text, read_results,
-                          source_licences, training_summary)
+from publish.card import (CardInputs, Result, ResultsError, build_card, evaluated_languages,
+                          licence_text, read_results, source_licences, training_summary)
 from publish.config import LANG_CODE, PublishConfig, RunPaths
 
 UPLOAD_DIR = "upload"
@@ -151,15 +151,18 @@ def _find(config: dict, *keys: str):
     return None
 
 
-def _languages(cfg: PublishConfig, run_config: dict, reasons: list[str]) -> list[str]:
-    langs = list(cfg.languages) or _find(run_config, "langs", "languages", "data.langs", "data.languages")
+def _languages(cfg: PublishConfig, run: Path, run_config: dict, reasons: list[str]) -> list[str]:
+    # Asked for here, else the run's explicit data.langs, else what it validated on (metrics.jsonl:
+    # data.langs=[] trains every corpus language with text), else its corpus folder.
+    langs = (list(cfg.languages) or _find(run_config, "data.langs", "langs", "languages")
+             or evaluated_languages(run))
     if not langs:
         corpus = _find(run_config, "corpus_dir", "data.corpus_dir")
         if corpus and Path(corpus).is_dir():
             langs = list_languages(corpus)
     if not langs:
-        reasons.append("cannot tell the model's languages: the run's config.yaml has no `langs` and no "
-                       "readable corpus_dir; pass languages=[hau,yor,...]")
+        reasons.append("cannot tell the model's languages: the run's config.yaml has no data.langs, its "
+                       "metrics.jsonl no eval event and its corpus_dir no shards; pass languages=[hau,yor,...]")
         return []
     bad = [code for code in langs if not LANG_CODE.match(str(code))]
     if bad:
@@ -175,7 +178,7 @@ def check_run(cfg: PublishConfig, paths: RunPaths) -> RunCheck:
         raise PublishRefused(paths.run, [f"run folder {paths.run} does not exist"])
     _check_model(paths.final, reasons, check.notes)
     check.run_config = _read_run_config(paths.run, reasons)
-    check.languages = _languages(cfg, check.run_config, reasons)
+    check.languages = _languages(cfg, paths.run, check.run_config, reasons)
     preset, _, strategy = paths.name.partition("-")
     check.strategy = str(_find(check.run_config, "selection.strategy", "strategy") or strategy or "unknown")
     check.preset = str(_find(check.run_config, "preset") or preset)

@@ -306,8 +306,6 @@ def build_tiny_run(out_root: Path, name: str = "tiny-loss", vocab_delta: int = 0
     import torch
     from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
 
-    from common.io import write_json
-
     run = Path(out_root) / "pretrain" / name
     final = run / "final"
     final.mkdir(parents=True)
@@ -318,14 +316,7 @@ def build_tiny_run(out_root: Path, name: str = "tiny-loss", vocab_delta: int = 0
         pad_token_id=1, bos_token_id=0, eos_token_id=2, type_vocab_size=1)
     torch.manual_seed(0)
     XLMRobertaForMaskedLM(config).save_pretrained(final)
-    preset, strategy = name.split("-", 1)
-    (run / "config.yaml").write_text(
-        f"preset: {preset}\nlangs: [{', '.join(sorted(TINY_LANGS))}]\nselection:\n  strategy: {strategy}\n"
-        "model:\n  hidden_size: 32\n  num_hidden_layers: 1\n", encoding="utf-8")
-    (run / "metrics.jsonl").write_text(
-        "".join(json.dumps({"step": s, "loss": 6.0 - s / 100}) + "\n" for s in (10, 20, 30)),
-        encoding="utf-8")
-    write_json(run / "manifest.json", {"stage": "pretrain", "config": {"preset": preset}})
+    _write_run_files(run, strategy=name.split("-", 1)[1])
     if results is not None:
         res = Path(out_root) / "finetune" / name / "results.csv"
         res.parent.mkdir(parents=True)
@@ -336,3 +327,23 @@ def build_tiny_run(out_root: Path, name: str = "tiny-loss", vocab_delta: int = 0
         (rep / "index.html").write_text("<html><body><h1>Run report</h1></body></html>", encoding="utf-8")
         (rep / "loss.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(64)))
     return run
+
+
+def _write_run_files(run: Path, strategy: str) -> None:
+    """config.yaml, metrics.jsonl and manifest.json shaped like pretrain/train.py writes them."""
+    import yaml
+
+    from common.io import write_json
+
+    config = {"corpus_dir": "out/corpus", "tokenizer_dir": "out/tokenizer", "out_dir": str(run),
+              "model": {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "ffn_size": 64},
+              "data": {"block_len": 64, "langs": []},  # [] = every corpus language
+              "train": {"max_steps": 30, "seed": 0}, "selection": {"strategy": strategy}}
+    (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    events = [{"event": "eval", "step": 0, "langs": {lang: {"loss": 6.6, "ppl": 735.1} for lang in TINY_LANGS}}]
+    events += [{"event": "train", "step": step, "loss": 6.0 - step / 100, "lr": 1e-3} for step in (10, 20, 30)]
+    events += [{"event": "eval", "step": 30, "langs": {lang: {"loss": 5.9, "ppl": 365.0} for lang in TINY_LANGS}}]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
+    write_json(run / "manifest.json", {"stage": "pretrain", "summary": {
+        "parameters": 51_234, "steps": 30, "tokens": 61_440,
+        "valid_loss": {lang: {"first": 6.6, "last": 5.9} for lang in TINY_LANGS}}})

@@ -174,6 +174,16 @@ def test_refuses_without_results_unless_allowed_row18(out, capsys, hub_ready):
     assert "No finetuning results" in card.text
 
 
+def test_refuses_when_the_languages_are_unknown_row18(out, capsys, hub_ready):
+    metrics = out / "pretrain" / RUN / "metrics.jsonl"
+    metrics.write_text("".join(line + "\n" for line in metrics.read_text().splitlines() if '"eval"' not in line))
+    err = _refused(out, capsys)
+    assert "cannot tell the model's languages" in err and "languages=[" in err
+    assert run_cli(out, "--dry-run", "languages=[yor, hau]") == 0
+    card = ModelCard.load(out / "publish" / RUN / "upload" / "README.md")
+    assert card.data.language == ["hau", "yor"]
+
+
 def test_all_reasons_reported_together_row18(out, capsys, hub_ready):
     (out / "pretrain" / RUN / "final" / "tokenizer_config.json").unlink()
     (out / "finetune" / RUN / "results.csv").write_text("task,lang,metric,score\n")
