@@ -5,7 +5,7 @@ the Hub repository and uploads the folder with `huggingface_hub` (`create_repo(e
 `upload_folder`). Rerunning is safe: the Hub answers which files it already holds and only
 changed files are committed, so an interrupted publish resumes without duplicates (row 17).
 
-Each Hub step is retried on timeouts, connection errors and HTTP 408/429/5xx with exponential
+Each Hub step is retried on timeouts, connection errors and HTTP 408/412/429/5xx with exponential
 backoff (`backoff_s`, doubling up to `max_backoff_s`, at most `max_attempts`), on top of
 huggingface_hub's own per-request retries; then it stops with an error naming the endpoint and
 the step. The token comes from `HF_TOKEN` or `hf auth login` and is masked in all output (row 16).
@@ -49,11 +49,20 @@ def hub_endpoint(cfg: PublishConfig) -> str:
 
 
 # ---- retries ---------------------------------------------------------------------------
+def _http_lib():
+    """The HTTP library huggingface_hub uses (httpx2 in 2.x, httpx before), for its exceptions."""
+    try:
+        import httpx2 as lib
+    except ImportError:  # older huggingface_hub
+        import httpx as lib
+    return lib
+
+
 def _is_transient(err: BaseException) -> bool:
-    import httpx2
     from huggingface_hub.errors import HfHubHTTPError
 
-    if isinstance(err, (httpx2.TimeoutException, httpx2.NetworkError, httpx2.RemoteProtocolError)):
+    http = _http_lib()
+    if isinstance(err, (http.TimeoutException, http.NetworkError, http.RemoteProtocolError)):
         return True
     if isinstance(err, HfHubHTTPError) and err.response is not None:
         status = err.response.status_code
@@ -64,15 +73,17 @@ def _is_transient(err: BaseException) -> bool:
 
 
 def _describe(err: BaseException, timeout_s: float) -> str:
-    import httpx2
     from huggingface_hub.errors import HfHubHTTPError
 
-    if isinstance(err, httpx2.TimeoutException):
+    if isinstance(err, _http_lib().TimeoutException):
         return f"no answer within {timeout_s:g}s ({type(err).__name__})"
     if isinstance(err, HfHubHTTPError) and err.response is not None:
-        request = err.response.request
+        try:
+            where = f" from {err.response.request.method} {err.response.request.url}"
+        except RuntimeError:  # a response built without its request
+            where = ""
         said = (err.server_message or "").strip().replace("\n", " ")
-        return f"HTTP {err.response.status_code} from {request.method} {request.url}" + (f": {said}" if said else "")
+        return f"HTTP {err.response.status_code}{where}" + (f": {said}" if said else "")
     return f"{type(err).__name__}: {err}"
 
 
@@ -112,13 +123,12 @@ def _hint(err: BaseException) -> str:
 def request_timeout(timeout_s: float) -> Iterator[None]:
     """huggingface_hub's shared HTTP client has no timeout by default: a stalled endpoint
     would hang the upload forever. Give every request `timeout_s` while publishing."""
-    import httpx2
     from huggingface_hub import set_client_factory
     from huggingface_hub.utils._http import default_client_factory
 
-    def factory() -> httpx2.Client:
+    def factory():
         client = default_client_factory()
-        client.timeout = httpx2.Timeout(timeout_s)
+        client.timeout = _http_lib().Timeout(timeout_s)
         return client
 
     set_client_factory(factory)
