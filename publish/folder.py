@@ -11,7 +11,8 @@ Layout of `<out_dir>` (default out/publish/<run name>/):
     upload/            exactly what is uploaded: final/ files (weights, config.json, tokenizer),
                        README.md (card), LICENSE.md, training_config.yaml,
                        training_metrics.jsonl, eval_results.csv, report/
-    manifest.json      config, input hashes, output hashes (written last)
+    config.yaml        the resolved settings of the last build
+    manifest.json      content settings, input hashes, output hashes (written last)
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ import yaml
 
 from common.config import config_to_dict
 from common.corpus import list_languages
-from common.io import manifest_is_current, sha256_file, write_manifest
+from common.io import atomic_write, manifest_is_current, sha256_file, write_manifest
 from publish.card import (CardInputs, Result, ResultsError, build_card, evaluated_languages,
                           licence_text, read_results, source_licences, training_summary)
 from publish.config import LANG_CODE, PublishConfig, RunPaths
@@ -293,6 +294,8 @@ def stage(cfg: PublishConfig, paths: RunPaths, log=print) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     _swap_in(staging, upload)
+    with atomic_write(paths.out / "config.yaml") as handle:  # the resolved settings, beside the output
+        yaml.safe_dump(config_to_dict(cfg), handle, sort_keys=False, allow_unicode=True)
     outputs = sorted(p for p in upload.rglob("*") if p.is_file())
     write_manifest(paths.out, "publish", settings, inputs, outputs,
                    extra={"fill_mask_check": [{"token": p["token_str"], "score": p["score"]}

@@ -2,6 +2,7 @@
 duplicate-free uploads (row 17)."""
 from __future__ import annotations
 
+import json
 import secrets
 import shutil
 import time
@@ -170,6 +171,17 @@ def test_token_in_a_staged_file_blocks_the_upload_row16(out, token, capfd):
     err = capfd.readouterr().err
     assert "refusing to upload: the token appears in" in err and "training_config.yaml" in err
     assert token not in err
+
+
+def test_private_repo_on_a_branch(out, token):
+    with FakeHub() as hub:
+        assert publish_cli(out, hub, "private=true", "revision=v0.1", "commit_message=First tiny model") == 0
+        (create,) = hub.requests("/api/repos/create")
+        assert json.loads(create.body) == {"name": "tiny-loss", "organization": "masakhane-lab",
+                                           "visibility": "private", "type": "model"}
+        assert hub.files(REPO, "v0.1") == local_files(out) and hub.files(REPO, "main") == {}
+        (commit,) = hub.commits(REPO)
+        assert (commit.revision, commit.summary) == ("v0.1", "First tiny model")
 
 
 def test_missing_token_is_refused_before_anything(out, monkeypatch, tmp_path, capfd):
