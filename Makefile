@@ -57,5 +57,13 @@ bench-corpus: $(STAMP)
 bench-tokenizer: $(STAMP)
 	$(PY) -m tokenizer.bench corpus_dir=$(OUT)/corpus $(ARGS)
 
+REPO_ID ?=
+# `make publish REPO_ID=org/name`; add ARGS=--dry-run to build and check the folder only.
+publish: $(STAMP)
+	$(PY) -m publish.hub --folder $(OUT)/pretrain/$(PRESET)-$(STRATEGY) \
+		results=$(OUT)/finetune/$(PRESET)-$(STRATEGY)/results.csv report_dir=$(OUT)/report \
+		out_dir=$(OUT)/publish/$(PRESET)-$(STRATEGY) data_dir=$(DATA) \
+		$(if $(REPO_ID),repo_id=$(REPO_ID)) $(ARGS)
+
 clean:
 	rm -rf $(OUT)
