@@ -23,7 +23,8 @@ KEPT_COLOR = "#2b8a3e"
 def png_bytes(fig: Figure, dpi: int) -> bytes:
     buf = io.BytesIO()
     # No timestamp or software version in the file: same data, same bytes.
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    # constrained layout already fits the labels: no bbox_inches="tight" (it draws twice).
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
     return buf.getvalue()
 
 
