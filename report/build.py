@@ -86,6 +86,7 @@ def build(cfg: ReportConfig, stream=None) -> Path:
     ]
     if len(runs) > 1:
         body.append(("comparison", "Comparison of runs", sections.comparison_section(ctx)))
+    problems.finish()
     body.insert(0, ("overview", "Overview", _overview(layout, runs, problems)))
     meta = (f"out_dir {layout.out_dir.resolve()} · runs: {', '.join(runs) or 'none yet'} · "
             f"built {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}")

@@ -112,7 +112,7 @@ nav ul { columns: 3; }
 table { border-collapse: collapse; font-size: 13px; }
 th, td { border: 1px solid #dee2e6; padding: 3px 8px; vertical-align: top; }
 th { background: #f1f3f5; position: sticky; top: 0; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tbody tr:nth-child(even) { background: #f8f9fa; }
 td { max-width: 60em; overflow-wrap: anywhere; }
 figure { margin: 1em 0; }

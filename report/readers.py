@@ -30,11 +30,16 @@ class InputError(ValueError):
 
 
 class Problems:
-    """Every malformed input met while building; each is printed to stderr as it is found."""
+    """Every malformed input met while building; each is printed to stderr as it is found.
 
-    def __init__(self, stream: TextIO | None = None):
+    Per file, the first `per_file` bad lines are listed one by one; the rest are counted and
+    summed up by `finish()` (a file in an older format would otherwise flood the report)."""
+
+    def __init__(self, stream: TextIO | None = None, per_file: int = 5):
         self.items: list[str] = []
         self.stream = stream
+        self.per_file = per_file
+        self._by_file: dict[str, set[int]] = {}  # bad line numbers per file
 
     def add(self, message: str) -> None:
         if message in self.items:  # the same file read by two sections: say it once
@@ -43,7 +48,17 @@ class Problems:
         print(f"[report] problem: {message}", file=self.stream or sys.stderr, flush=True)
 
     def line(self, path: Path, line: int, message: str) -> None:
-        self.add(f"{path}:{line}: {message}")
+        seen = self._by_file.setdefault(str(path), set())
+        if line not in seen:  # a file read twice counts its bad lines once
+            seen.add(line)
+            if len(seen) <= self.per_file:
+                self.add(f"{path}:{line}: {message}")
+
+    def finish(self) -> None:
+        for path, lines in sorted(self._by_file.items()):
+            if len(lines) > self.per_file:
+                self.add(f"{path}: {len(lines) - self.per_file} more bad line(s) not listed")
+        self._by_file.clear()
 
 
 # ------------------------------------------------------------------------- generic formats
@@ -274,6 +289,22 @@ def read_selection_rounds(folder: Path, problems: Problems) -> list[Round] | Non
     if not paths:
         return None
     return sorted((read_selection_round(p, problems) for p in paths), key=lambda r: r.index)
+
+
+def rounds_from_metrics(selections: list[dict]) -> list[Round]:
+    """Round summaries from metrics.jsonl `selection` events (no scores): used when the round
+    files are missing or have no summary line. Accepts `languages` (pretrain/selection.py)
+    and the older `chosen_per_lang` counts."""
+    rounds = []
+    for event in selections:
+        languages = event.get("languages")
+        if not isinstance(languages, dict):
+            per_lang = event.get("chosen_per_lang")
+            if not isinstance(per_lang, dict):
+                continue
+            languages = {lang: {"chosen": n} for lang, n in per_lang.items()}
+        rounds.append(Round(int(event["round"]), dict(event, languages=languages), {}, {}))
+    return rounds
 
 
 def selection_shares(rounds: list[Round]) -> tuple[list[int], dict[str, list[float]]]:

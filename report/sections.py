@@ -174,13 +174,15 @@ def decontamination_section(ctx: Context) -> Raw:
             for source, per in sorted(decontam.items())]
     rows.append(["total", *[num(sum(per.get(s, 0) for per in decontam.values())) for s in sets],
                  num(sum(n for per in decontam.values() for n in per.values()))])
-    by_lang = [[lang, *[num(e.get("decontaminated_by_eval_set", {}).get(s, 0)) for s in sets],
-                num(sum(e.get("decontaminated_by_eval_set", {}).values()))]
-               for lang, e in sorted(stats["languages"].items())]
+    per_lang = {lang: e.get("decontaminated_by_eval_set", {}) for lang, e in sorted(stats["languages"].items())}
+    by_lang = [[lang, *[num(counts.get(s, 0)) for s in sets], num(sum(counts.values()))]
+               for lang, counts in per_lang.items() if sum(counts.values())]
+    clean = [lang for lang, counts in per_lang.items() if not sum(counts.values())]
     return join([para("Corpus lines dropped because they overlap a dev or test item (word 8-gram or "
                       "whole short item), by source and evaluation set."),
                  table(["source", *sets, "total"], rows),
-                 Raw("<h3>By language</h3>"), table(["language", *sets, "total"], by_lang)])
+                 Raw("<h3>By language</h3>"), table(["language", *sets, "total"], by_lang),
+                 para(f"No line dropped for: {', '.join(clean)}.") if clean else ""])
 
 
 # ------------------------------------------------------------------------- tokenizer
@@ -282,15 +284,18 @@ def _valid_table(metrics: readers.Metrics) -> Raw:
 @guarded
 def selection_run(ctx: Context, run: str) -> Raw:
     folder = ctx.layout.pretrain(run)
-    rounds = readers.read_selection_rounds(folder / "selection", ctx.problems)
+    rounds = readers.read_selection_rounds(folder / "selection", ctx.problems) or []
     source = f"{folder / 'selection'}/round-NNN.jsonl"
-    if rounds is None:
+    if not any(r.summary for r in rounds):
+        # No round file with a summary line: the summaries in metrics.jsonl still give shares.
         metrics = readers.read_metrics(folder / "metrics.jsonl", ctx.problems)
-        if not metrics or not metrics.selections:
+        from_metrics = readers.rounds_from_metrics(metrics.selections if metrics else [])
+        if not from_metrics and not rounds:
             return not_run(f"selection rounds (run {run})", folder / "selection" / "round-000.jsonl")
-        # Round files gone (or not written): the summaries in metrics.jsonl still give shares.
-        rounds = [readers.Round(s["round"], s, {}, {}) for s in metrics.selections if isinstance(s.get("languages"), dict)]
-        source = f"{folder / 'metrics.jsonl'} (selection events; no round files, so no scores)"
+        scored = {r.index: r for r in rounds}
+        rounds = [readers.Round(r.index, r.summary, scored.get(r.index, r).scores,
+                                scored.get(r.index, r).chosen_scores) for r in from_metrics] or rounds
+        source = f"{folder / 'metrics.jsonl'} (selection events: the round files have no summary line)"
     parts = [para(f"{len(rounds)} round(s) from {source}.", "meta")]
     index, shares = readers.selection_shares(rounds)
     if index:

@@ -5,6 +5,7 @@ import base64
 import html
 import json
 import re
+import shutil
 import statistics
 
 import pytest
@@ -144,3 +145,13 @@ def test_run_setting_accepts_comma_list():
         ReportConfig(run=["../etc"])
     cfg = build_mod.load_config(ReportConfig, build_mod.PRESETS / "default.yaml", ["run=tiny-loss", "out_dir=/x"])
     assert cfg.run == ["tiny-loss"] and str(cfg.report_dir) == "/x/report"
+
+
+def test_selection_falls_back_to_metrics_events(tmp_path):
+    out = tmp_path / "out"
+    folder = write_pretrain(out, "tiny-loss")
+    shutil.rmtree(folder / "selection")
+    text = make(out, run="tiny-loss")
+    assert "selection events: the round files have no summary line" in text
+    assert "figures/selection_share_tiny-loss.png" in text
+    assert "figures/selection_scores_tiny-loss.png" not in text  # scores live only in round files

@@ -220,3 +220,24 @@ def test_problems_go_to_stderr_once(capsys):
     p.add("x.jsonl:3: bad")
     assert p.items == ["x.jsonl:3: bad"]
     assert capsys.readouterr().err.count("x.jsonl:3: bad") == 1
+
+
+def test_rounds_from_metrics_accepts_both_summaries():
+    events = [{"event": "selection", "round": 0, "step": 0, "chosen": 4,
+               "languages": {"yor": {"chosen": 3}, "amh": {"chosen": 1}}},
+              {"event": "selection", "round": 1, "step": 10, "chosen": 4, "chosen_per_lang": {"yor": 2, "amh": 2}},
+              {"event": "selection", "round": 2, "step": 20, "chosen": 4}]  # nothing per language: left out
+    rounds = readers.rounds_from_metrics(events)
+    assert [r.index for r in rounds] == [0, 1]
+    assert readers.selection_shares(rounds) == ([0, 1], {"amh": [0.25, 0.5], "yor": [0.75, 0.5]})
+
+
+def test_problems_are_capped_per_file_and_counted_once():
+    p = problems()
+    for line in range(1, 9):
+        p.line("old/round-000.jsonl", line, "unknown line type None; skipped")
+    for line in range(1, 9):  # the same file read again by another section
+        p.line("old/round-000.jsonl", line, "unknown line type None; skipped")
+    p.finish()
+    assert len(p.items) == 6
+    assert p.items[-1] == "old/round-000.jsonl: 3 more bad line(s) not listed"
