@@ -237,6 +237,8 @@ def downstream_bars(summary: list[dict], group_key: str = "model") -> Figure:
         ax.bar(xs, means, width=width, yerr=stds, capsize=2, label=group, color=colors[group])
     ax.set_xticks(range(len(cells)), [f"{t} {lang}" for t, lang in cells], fontsize=8, rotation=30, ha="right",
                   rotation_mode="anchor")
+    top = max((r["mean"] + (r["std"] or 0.0) for r in summary), default=0.0)
+    ax.set_ylim(0, max(10.0, top * 1.1))  # scores are % in [0, 100]; all-zero runs still show an axis
     ax.set_ylabel("test score (%)")
     ax.set_title("Downstream results: mean ± std over seeds")
     ax.grid(axis="y", alpha=0.3)

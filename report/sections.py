@@ -308,9 +308,10 @@ def selection_run(ctx: Context, run: str) -> Raw:
                                   f"{run}: score distributions per language, rounds "
                                   + ", ".join(str(r.index) for r in picked)))
     else:
-        modes = sorted({r.summary.get("mode", "?") for r in rounds if r.summary})
-        parts.append(para(f"No candidate scores (round modes: {', '.join(modes) or 'unknown'}): "
-                          "random, warm-up and afrolm rounds choose without scoring."))
+        modes = sorted({r.summary["mode"] for r in rounds if r.summary and r.summary.get("mode")})
+        parts.append(para(f"No candidate scores (round modes: {', '.join(modes) or 'not recorded'}): "
+                          "random, warm-up and afrolm rounds choose without scoring, and only the round "
+                          "files hold scores."))
     parts.append(_scoring_time(ctx, run))
     return join(parts)
 
