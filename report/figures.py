@@ -174,7 +174,7 @@ def score_distributions(rounds: list[Round]) -> Figure:
     """Box plots of candidate scores per language, one panel per round; dots = chosen mean."""
     langs = sorted({lang for r in rounds for lang in r.scores})
     colors = palette(langs)
-    cols = min(3, len(rounds))
+    cols = 1 if len(langs) > 12 else min(3, len(rounds))  # many languages: one wide panel per round
     rows = math.ceil(len(rounds) / cols)
     fig = _figure(12, 3.2 * rows)
     axes = fig.subplots(rows, cols, squeeze=False, sharey=True)

@@ -293,10 +293,12 @@ def read_selection_rounds(folder: Path, problems: Problems) -> list[Round] | Non
 
 def rounds_from_metrics(selections: list[dict]) -> list[Round]:
     """Round summaries from metrics.jsonl `selection` events (no scores): used when the round
-    files are missing or have no summary line. Accepts `languages` (pretrain/selection.py)
-    and the older `chosen_per_lang` counts."""
+    files are missing or have no summary line. Accepts the round summary nested as `summary`
+    (pretrain/train.py), flat, or the older `chosen_per_lang` counts."""
     rounds = []
     for event in selections:
+        if isinstance(event.get("summary"), dict):
+            event = {**event, **event["summary"]}
         languages = event.get("languages")
         if not isinstance(languages, dict):
             per_lang = event.get("chosen_per_lang")

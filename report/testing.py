@@ -122,8 +122,7 @@ def write_pretrain(out: Path, run: str = "tiny-loss", strategy: str = "loss", st
         scored = strategy != "random" and round_index >= 1
         summary = _write_round(folder, round_index, strategy, scored, rng)
         metrics.append({"event": "selection", "round": round_index, "step": round_index * select_every,
-                        "chosen": summary["chosen"], "blocks_needed": select_every * 8,
-                        **{k: v for k, v in summary.items() if k != "type"}})
+                        "chosen": summary["chosen"], "blocks_needed": select_every * 8, "summary": summary})
         for step in range(round_index * select_every + 1, (round_index + 1) * select_every + 1):
             if step % 5 == 0:
                 metrics.append({"event": "train", "step": step, "loss": round(9.5 - 2 * math.log1p(step / 4), 6),

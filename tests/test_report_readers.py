@@ -226,10 +226,13 @@ def test_rounds_from_metrics_accepts_both_summaries():
     events = [{"event": "selection", "round": 0, "step": 0, "chosen": 4,
                "languages": {"yor": {"chosen": 3}, "amh": {"chosen": 1}}},
               {"event": "selection", "round": 1, "step": 10, "chosen": 4, "chosen_per_lang": {"yor": 2, "amh": 2}},
-              {"event": "selection", "round": 2, "step": 20, "chosen": 4}]  # nothing per language: left out
+              {"event": "selection", "round": 2, "step": 20, "chosen": 4},  # nothing per language: left out
+              {"event": "selection", "round": 3, "step": 30, "chosen": 4, "blocks_needed": 8,
+               "summary": summary(3, {"yor": 1, "amh": 3})}]
     rounds = readers.rounds_from_metrics(events)
-    assert [r.index for r in rounds] == [0, 1]
-    assert readers.selection_shares(rounds) == ([0, 1], {"amh": [0.25, 0.5], "yor": [0.75, 0.5]})
+    assert [r.index for r in rounds] == [0, 1, 3]
+    assert readers.selection_shares(rounds) == ([0, 1, 3], {"amh": [0.25, 0.5, 0.75], "yor": [0.75, 0.5, 0.25]})
+    assert rounds[2].summary["mode"] == "scored"
 
 
 def test_problems_are_capped_per_file_and_counted_once():
