@@ -151,6 +151,8 @@ def selection_share(rounds: list[int], shares: dict[str, list[float]]) -> Figure
         for lang, v in zip(langs, values):
             ax.bar(rounds, v, bottom=bottom, label=lang, color=colors[lang], width=0.5)
             bottom += v[0]
+        ax.set_xticks(rounds)
+        ax.set_xlim(rounds[0] - 1, rounds[0] + 1)
     ax.set_ylim(0, 100)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("selection round")
