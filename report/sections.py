@@ -202,7 +202,7 @@ def tokenizer_section(ctx: Context) -> Raw:
     parts = [_manifest_line(ctx.layout.tokenizer / "manifest.json", ("tokenizer_hash",)),
              para(f"Vocabulary: {num(report.get('vocab_size'))} ids. Measured on held-out valid lines."),
              table(["language", "valid lines", "fertility", "chars/token", "<unk> %", "byte-fallback %",
-                    "round-trip errors", "sample share", "repeat"], rows),
+                    "round-trip errors", "sample share %", "repeat"], rows),
              ctx.sink.add("tokenizer_fertility", figures.tokenizer_metrics(report),
                           "Tokenizer fertility, byte-fallback and <unk> rates per language")]
     if report.get("languages_without_valid_lines"):
