@@ -1,0 +1,6 @@
+"""`make report`: one self-contained HTML report (plus PNG figures) of a pipeline run (issue 6).
+
+`report.readers` reads each stage's output files (one small function per file), `report.figures`
+draws one matplotlib figure per view, `report.sections` turns them into HTML, `report.build` is
+the entry point (`python -m report.build --help`).
+"""
