@@ -18,7 +18,7 @@ STAMP := $(VENV)/.installed-stamp
 .PHONY: all venv corpus tokenizer pretrain finetune report publish test test-all \
         bench-corpus bench-tokenizer clean
 
-all: corpus tokenizer pretrain finetune
+all: corpus tokenizer pretrain finetune report
 
 # torch first, from the CPU build on disk, so nothing pulls a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -56,6 +56,9 @@ bench-corpus: $(STAMP)
 
 bench-tokenizer: $(STAMP)
 	$(PY) -m tokenizer.bench corpus_dir=$(OUT)/corpus $(ARGS)
+
+report: $(STAMP)
+	$(PY) -m report.build out_dir=$(OUT) run=$(PRESET)-$(STRATEGY) $(ARGS)
 
 REPO_ID ?=
 # `make publish REPO_ID=org/name`; add ARGS=--dry-run to build and check the folder only.

