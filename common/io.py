@@ -20,8 +20,12 @@ from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
 MANIFEST_NAME = "manifest.json"
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 TRACKED_PACKAGES = (
     "torch", "transformers", "tokenizers", "sentencepiece", "datasets", "apache-beam",
     "datasketch", "evaluate", "seqeval", "scikit-learn", "huggingface_hub", "numpy",
@@ -40,7 +44,7 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are meant to be shared
+        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600; outputs are shared
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

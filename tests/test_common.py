@@ -67,7 +67,11 @@ def test_manifest_detects_changed_config_input_or_output(tmp_path):
 
 
 def test_atomic_write_makes_files_readable_by_others(tmp_path):
-    target = tmp_path / "shared.txt"
-    with atomic_write(target) as handle:
-        handle.write("ok")
-    assert target.stat().st_mode & 0o044 == 0o044 or os.umask(0o022) & 0o044
+    old = os.umask(0o022)
+    try:
+        target = tmp_path / "shared.txt"
+        with atomic_write(target) as handle:
+            handle.write("ok")
+    finally:
+        os.umask(old)
+    assert target.stat().st_mode & 0o777 == 0o644
