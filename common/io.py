@@ -23,7 +23,14 @@ MANIFEST_NAME = "manifest.json"
 
 
 def _current_umask() -> int:
-    mask = os.umask(0)
+    # /proc avoids the os.umask(0) round trip, which races with other threads.
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
 TRACKED_PACKAGES = (
