@@ -25,8 +25,13 @@ UNK_ID = 3
 
 
 def unwrap(model: nn.Module) -> nn.Module:
-    """The bare model under a DistributedDataParallel (or similar `.module`) wrapper."""
-    return getattr(model, "module", model)
+    """The bare model under DistributedDataParallel (`.module`) and torch.compile
+    (`._orig_mod`) wrappers."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner
 
 
 def special_token_ids(model: nn.Module) -> dict[str, int]:
