@@ -398,9 +398,13 @@ def run_round(model: nn.Module, pool: BlockPool, cfg: SelectionConfig, state: Se
     blocks = torch.as_tensor(np.asarray(pool.blocks(all_ids)), dtype=torch.long).reshape(
         len(all_ids), -1)
     junk = np.array([""] * len(all_ids), dtype=object)
-    if cfg.strategy != "random":  # the control stays plain random sampling
+    tokenizer = getattr(pool, "tokenizer", None)
+    if cfg.strategy != "random" and tokenizer is not None:  # the control stays plain random
         special = [v for v in special_token_ids(model).values() if v is not None]
-        junk = content_junk(blocks.numpy(), cand_langs, pool.tokenizer, special, cfg)
+        junk = content_junk(blocks.numpy(), cand_langs, tokenizer, special, cfg)
+    elif cfg.strategy != "random":
+        log.warning("selection: the pool has no `tokenizer` (pretrain/pool.py), so the junk "
+                    "guard checks scores only, not repetition, bytes or script")
     scores = {}
     if mode == "scored" and len(all_ids):
         scores = score_candidates(model, blocks, cfg, state, round_index, device)
@@ -537,6 +541,9 @@ def _afrolm_generate(model: nn.Module, pool: BlockPool, cfg: SelectionConfig,
     langs = pool.languages
     pool_sizes = {lang: len(pool.ids(lang)) for lang in langs}
     per_lang = language_quotas(pool_sizes, cfg.afrolm_prompts_per_round, cfg.alpha)
+    if getattr(pool, "tokenizer", None) is None:
+        raise TypeError("selection.strategy=afrolm needs the pool's `tokenizer` attribute "
+                        "(pretrain/pool.py BlockPool protocol); this pool has none")
     rng = round_rng(cfg, round_index, PROMPTS)
     gen = round_torch_generator(cfg, round_index, SAMPLING)
     config = unwrap(model).config
