@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -168,51 +169,55 @@ def _special_set(model: nn.Module) -> set[int]:
 # statistics, read from the token ids alone, let selection flag them (RELIABILITY row 11).
 
 _BYTE_PIECE = re.compile(r"^<0x[0-9A-Fa-f]{2}>$")
-NO_SCRIPT = ""  # a token without letters (digits, punctuation, `▁`, specials)
 
 
-def token_scripts(tokenizer) -> tuple[np.ndarray, np.ndarray]:
-    """Per vocabulary id: the Unicode script of its first letter ("" if none), and whether it
-    is a byte-fallback piece (`<0x..>`) or `<unk>`. Cached per tokenizer object."""
+@dataclass(frozen=True)
+class TokenTable:
+    """Per vocabulary id: script code (index into `scripts`, -1 when the piece has no
+    letter) and whether it is a byte-fallback piece (`<0x..>`) or `<unk>`."""
+    scripts: tuple[str, ...]
+    script_of: np.ndarray   # (V,) int16
+    is_byte: np.ndarray     # (V,) bool
+
+
+_TABLES: dict[tuple[int, int], TokenTable] = {}
+
+
+def token_table(tokenizer) -> TokenTable:
+    """Built once per tokenizer object (a 250k vocabulary takes about a second)."""
+    from pretrain.generate import char_script  # the script list lives with the text filters
+
     key = (id(tokenizer), len(tokenizer))
-    if key not in _SCRIPT_CACHE:
+    if key not in _TABLES:
         pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-        scripts = np.array([_first_letter_script(p) for p in pieces], dtype=object)
+        names: dict[str, int] = {}
+        script_of = np.full(len(pieces), -1, dtype=np.int16)
+        for i, piece in enumerate(pieces):
+            letter = next((c for c in piece if c.isalpha()), None)
+            if letter is not None:
+                script_of[i] = names.setdefault(char_script(letter), len(names))
         is_byte = np.array([bool(_BYTE_PIECE.match(p)) for p in pieces])
         is_byte[tokenizer.unk_token_id] = True
-        for special in tokenizer.all_special_ids:
-            scripts[special] = NO_SCRIPT
-        _SCRIPT_CACHE.clear()  # one tokenizer per run; keep memory bounded
-        _SCRIPT_CACHE[key] = (scripts, is_byte)
-    return _SCRIPT_CACHE[key]
+        script_of[list(tokenizer.all_special_ids)] = -1
+        _TABLES.clear()  # one tokenizer per run: keep memory bounded
+        _TABLES[key] = TokenTable(tuple(names), script_of, is_byte)
+    return _TABLES[key]
 
 
-_SCRIPT_CACHE: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
-
-
-def _first_letter_script(piece: str) -> str:
-    from pretrain.generate import char_script  # scripts are defined once, with the filters
-
-    for char in piece:
-        if char.isalpha():
-            return char_script(char)
-    return NO_SCRIPT
-
-
-def block_stats(blocks: np.ndarray, scripts: np.ndarray, is_byte: np.ndarray,
-                special: Iterable[int]) -> dict[str, np.ndarray]:
-    """Per block (rows of token ids): `distinct` share of distinct ordinary tokens among
-    ordinary tokens, `bytes` share of byte-fallback/`<unk>` tokens, and `script_counts`, a
-    list of {script: tokens} over tokens that carry letters."""
-    special = np.array(sorted(set(special)))
-    distinct, byte_share, counts = [], [], []
-    for row in blocks:
-        ordinary = row[~np.isin(row, special)]
-        n = max(len(ordinary), 1)
-        distinct.append(len(np.unique(ordinary)) / n)
-        byte_share.append(float(is_byte[ordinary].sum()) / n)
-        names, freq = np.unique(scripts[ordinary][scripts[ordinary] != NO_SCRIPT],
-                                return_counts=True)
-        counts.append(dict(zip(names.tolist(), freq.tolist())))
-    return {"distinct": np.array(distinct), "bytes": np.array(byte_share),
-            "script_counts": counts}
+def block_stats(blocks: np.ndarray, table: TokenTable, special: Iterable[int]
+                ) -> dict[str, np.ndarray]:
+    """Per block (N, T): `distinct`, the share of distinct ordinary tokens among its
+    ordinary tokens; `bytes`, the share of byte-fallback/`<unk>` tokens; `scripts`, (N, S)
+    counts of letter-bearing tokens per script of `table.scripts`."""
+    blocks = np.asarray(blocks, dtype=np.int64)
+    ordinary = ~np.isin(blocks, np.array(sorted(set(special))))
+    n_ordinary = np.maximum(ordinary.sum(axis=1), 1)
+    ranked = np.sort(np.where(ordinary, blocks, -1), axis=1)  # specials sort first as -1
+    new_value = np.diff(ranked, axis=1, prepend=-1) != 0
+    distinct = (new_value & (ranked >= 0)).sum(axis=1)
+    byte_share = (table.is_byte[blocks] & ordinary).sum(axis=1) / n_ordinary
+    codes = np.where(ordinary, table.script_of[blocks], -1)
+    counts = np.zeros((len(blocks), max(len(table.scripts), 1)), dtype=np.int64)
+    rows, cols = np.nonzero(codes >= 0)
+    np.add.at(counts, (rows, codes[rows, cols]), 1)
+    return {"distinct": distinct / n_ordinary, "bytes": byte_share, "scripts": counts}

@@ -39,7 +39,7 @@ from common.io import atomic_write
 from pretrain import generate
 from pretrain.pool import BlockPool
 from pretrain.scoring import (
-    block_stats, masked_scores, scoring_mask, special_token_ids, token_scripts, unwrap,
+    block_stats, masked_scores, scoring_mask, special_token_ids, token_table, unwrap,
 )
 
 log = logging.getLogger(__name__)
@@ -286,25 +286,23 @@ def choose_in_language(scores: np.ndarray | None, quota: int, cfg: SelectionConf
     return np.array(chosen, dtype=np.int64), reasons, z, junk
 
 
-def content_junk(blocks: np.ndarray, langs: list[str], tokenizer, special: list[int],
-                 cfg: SelectionConfig) -> np.ndarray:
-    """Junk kind per block from its tokens alone ("" when clean); a language's main script
-    is the commonest script among its candidates' letter tokens."""
-    scripts, is_byte = token_scripts(tokenizer)
-    stats = block_stats(blocks, scripts, is_byte, special)
-    main: dict[str, Counter] = {}
-    for lang, counts in zip(langs, stats["script_counts"]):
-        main.setdefault(lang, Counter()).update(counts)
-    kinds = np.array([""] * len(blocks), dtype=object)
-    for i, (lang, counts) in enumerate(zip(langs, stats["script_counts"])):
-        top = main[lang].most_common(1)[0][0] if main[lang] else None
-        letters = sum(counts.values())
-        if stats["bytes"][i] > cfg.junk_max_byte_share:
-            kinds[i] = "bytes"
-        elif stats["distinct"][i] < cfg.junk_min_distinct:
-            kinds[i] = "repetitive"
-        elif letters and counts.get(top, 0) / letters < cfg.junk_min_script_share:
-            kinds[i] = "script"
+def content_junk(stats: dict[str, np.ndarray], langs: list[str], cfg: SelectionConfig
+                 ) -> np.ndarray:
+    """Junk kind per block from `scoring.block_stats` ("" when clean): "bytes", then
+    "repetitive", then "script" (under `junk_min_script_share` of its letter tokens in its
+    language's main script, the commonest script among the language's candidates)."""
+    langs_arr = np.asarray(langs, dtype=object)
+    letters = stats["scripts"].sum(axis=1)
+    in_main = np.zeros(len(langs), dtype=np.int64)
+    for lang in dict.fromkeys(langs):
+        rows = langs_arr == lang
+        main = int(stats["scripts"][rows].sum(axis=0).argmax())
+        in_main[rows] = stats["scripts"][rows, main]
+    kinds = np.array([""] * len(langs), dtype=object)
+    script = (letters > 0) & (in_main < cfg.junk_min_script_share * letters)
+    kinds[script] = "script"
+    kinds[stats["distinct"] < cfg.junk_min_distinct] = "repetitive"
+    kinds[stats["bytes"] > cfg.junk_max_byte_share] = "bytes"
     return kinds
 
 
@@ -339,27 +337,60 @@ def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in unwrap(model).state_dict().items()}
 
 
-def score_candidates(model: nn.Module, blocks: torch.Tensor, cfg: SelectionConfig,
-                     state: SelectionState, round_index: int, device) -> dict[str, np.ndarray]:
-    """loss / entropy (and ref_loss for `reducible`) of each block, plus `score`."""
+INSPECT_CHUNK = 4096  # candidate blocks read, checked and scored at a time (bounded memory)
+
+
+def inspect_candidates(model: nn.Module, pool: BlockPool, ids: np.ndarray, langs: list[str],
+                       cfg: SelectionConfig, state: SelectionState, round_index: int,
+                       device, scored: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Junk kinds found from the tokens (all strategies but `random`) and, when `scored`,
+    loss / entropy (and ref_loss for `reducible`) per candidate plus the strategy's `score`.
+    One pass over the candidates, `INSPECT_CHUNK` blocks at a time."""
+    kinds = np.array([""] * len(ids), dtype=object)
+    table = _token_table(pool) if cfg.strategy != "random" else None
+    if not len(ids) or (table is None and not scored):
+        return kinds, {}
     special = [v for v in special_token_ids(model).values() if v is not None]
-    mask = scoring_mask(blocks, cfg.mask_prob, round_torch_generator(cfg, round_index, MASK),
-                        special)
-    out = masked_scores(model, blocks, mask, cfg.score_batch_size, device)
-    del out["masked"]
-    if cfg.strategy == "reducible":
+    mask_gen = round_torch_generator(cfg, round_index, MASK)
+    reference = None
+    if scored and cfg.strategy == "reducible":
         reference = copy.deepcopy(unwrap(model))
         reference.load_state_dict(state.reference)
-        # Same positions for both models: the difference measures the models, not the masks.
-        out["ref_loss"] = masked_scores(reference, blocks, mask, cfg.score_batch_size,
-                                        device)["loss"]
-        del reference
-        # Loss reduction since the reference: high where the model is learning (learnable),
-        # about 0 where it is not (noise). See docs/selection.md on the sign.
-        out["score"] = out["ref_loss"] - out["loss"]
-    else:
-        out["score"] = out[cfg.strategy]
-    return out
+    stats, parts = [], []
+    for start in range(0, len(ids), INSPECT_CHUNK):
+        blocks = np.asarray(pool.blocks(ids[start:start + INSPECT_CHUNK]), dtype=np.int64)
+        if table is not None:
+            stats.append(block_stats(blocks, table, special))
+        if scored:
+            tokens = torch.as_tensor(blocks)
+            mask = scoring_mask(tokens, cfg.mask_prob, mask_gen, special)
+            out = masked_scores(model, tokens, mask, cfg.score_batch_size, device)
+            if reference is not None:
+                # Same positions for both models: the difference measures the models.
+                out["ref_loss"] = masked_scores(reference, tokens, mask, cfg.score_batch_size,
+                                                device)["loss"]
+            parts.append(out)
+    del reference
+    if stats:
+        kinds = content_junk({k: np.concatenate([s[k] for s in stats]) for k in stats[0]},
+                             langs, cfg)
+    scores = {k: np.concatenate([p[k] for p in parts]) for k in parts[0] if k != "masked"} \
+        if parts else {}
+    if scores:
+        # `reducible`: loss reduction since the reference, high where the model is learning
+        # (learnable), about 0 where it is not (noise). See docs/selection.md on the sign.
+        scores["score"] = (scores["ref_loss"] - scores["loss"] if cfg.strategy == "reducible"
+                           else scores[cfg.strategy])
+    return kinds, scores
+
+
+def _token_table(pool: BlockPool):
+    tokenizer = getattr(pool, "tokenizer", None)
+    if tokenizer is None:
+        log.warning("selection: the pool has no `tokenizer` (pretrain/pool.py), so the junk "
+                    "guard checks scores only, not repetition, bytes or script")
+        return None
+    return token_table(tokenizer)
 
 
 def _mode(cfg: SelectionConfig, state: SelectionState, round_index: int) -> str:
@@ -395,19 +426,8 @@ def run_round(model: nn.Module, pool: BlockPool, cfg: SelectionConfig, state: Se
 
     all_ids = np.concatenate([candidates[lang] for lang in langs] or [np.zeros(0, np.int64)])
     cand_langs = [lang for lang in langs for _ in range(n_cand[lang])]
-    blocks = torch.as_tensor(np.asarray(pool.blocks(all_ids)), dtype=torch.long).reshape(
-        len(all_ids), -1)
-    junk = np.array([""] * len(all_ids), dtype=object)
-    tokenizer = getattr(pool, "tokenizer", None)
-    if cfg.strategy != "random" and tokenizer is not None:  # the control stays plain random
-        special = [v for v in special_token_ids(model).values() if v is not None]
-        junk = content_junk(blocks.numpy(), cand_langs, tokenizer, special, cfg)
-    elif cfg.strategy != "random":
-        log.warning("selection: the pool has no `tokenizer` (pretrain/pool.py), so the junk "
-                    "guard checks scores only, not repetition, bytes or script")
-    scores = {}
-    if mode == "scored" and len(all_ids):
-        scores = score_candidates(model, blocks, cfg, state, round_index, device)
+    junk, scores = inspect_candidates(model, pool, all_ids, cand_langs, cfg, state, round_index,
+                                      device, scored=mode == "scored")
     if cfg.strategy == "reducible":
         state.reference, state.reference_round = snapshot(model), round_index
     scoring_seconds = time.perf_counter() - started

@@ -564,3 +564,28 @@ def test_last_words_and_filters():
     assert generate.check_generated(prompt, "Ọmọ náà ń lọ sí \ufffd", "\ufffd", 4) == \
         "invalid_characters"
     assert generate.main_script("ልጁ በየቀኑ ወደ school") == "Ethiopic"
+
+
+def test_block_stats_from_token_ids(tokenizer):
+    from pretrain.scoring import block_stats, token_table
+
+    table = token_table(tokenizer)
+    yor = tokenizer("Ọmọ náà ń lọ sí ilé-ìwé", add_special_tokens=False)["input_ids"]
+    amh = tokenizer("ልጁ በየቀኑ ወደ ትምህርት ቤት", add_special_tokens=False)["input_ids"]
+    byte_ids = tokenizer.convert_tokens_to_ids(["<0xC3>", "<0x82>"])
+    rep = tokenizer.convert_tokens_to_ids(["ẹ"]) * 20
+    rows = [[0, *yor, 2], [0, *amh, 2], [0, *byte_ids, *yor[:2], 2], [0, *rep, 2, 1, 1]]
+    width = max(map(len, rows))
+    blocks = np.array([r + [1] * (width - len(r)) for r in rows])
+    stats = block_stats(blocks, table, [0, 1, 2, 3, len(tokenizer) - 1])
+    assert stats["distinct"][0] == len(set(yor)) / len(yor)
+    assert stats["distinct"][3] == 1 / 20
+    assert stats["bytes"][2] == 2 / 4 and stats["bytes"][0] == 0
+    latin, ethiopic = table.scripts.index("Latin"), table.scripts.index("Ethiopic")
+    assert stats["scripts"][1, ethiopic] > 0 and stats["scripts"][1, latin] == 0
+    assert stats["scripts"][0, latin] > 0 and stats["scripts"][0, ethiopic] == 0
+    cfg = SelectionConfig()
+    from pretrain.selection import content_junk
+
+    kinds = content_junk(stats, ["yor", "yor", "yor", "yor"], cfg)
+    assert list(kinds) == ["", "script", "bytes", "repetitive"]
