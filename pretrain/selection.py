@@ -121,12 +121,15 @@ class SelectionState:
     # `reducible`: CPU copy of the weights taken at the start of the previous round.
     reference: dict[str, torch.Tensor] | None = None
     reference_round: int | None = None
-    times_chosen: dict[int, int] = field(default_factory=dict)  # block id -> rounds chosen
-    last_chosen: list[int] = field(default_factory=list)
+    # Rounds each block id was chosen in (index = block id; int32 tensors stay small in a
+    # checkpoint where a dict of millions of ids would not).
+    times_chosen: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.int32))
+    last_chosen: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.int64))
     generated_ids: dict[str, list[int]] = field(default_factory=dict)  # afrolm blocks by lang
     rounds_done: int = 0  # rounds run so far (last round index + 1)
 
     def state_dict(self) -> dict:
+        """Tensors, ints, lists and dicts only: `torch.load(weights_only=True)` reads it."""
         return {"version": 1, **{f.name: copy.copy(getattr(self, f.name))
                                  for f in dataclasses.fields(self)}}
 
@@ -320,14 +323,16 @@ def round_torch_generator(cfg: SelectionConfig, round_index: int, stream: int) -
 
 
 def draw_candidates(pool: BlockPool, langs: list[str], counts: dict[str, int],
-                    rng: np.random.Generator, exclude: set[int] | None = None
+                    rng: np.random.Generator, exclude: list[np.ndarray] = ()
                     ) -> dict[str, np.ndarray]:
-    """`counts[lang]` ids per language, uniformly without replacement, sorted."""
+    """`counts[lang]` ids per language, uniformly without replacement, sorted; ids in
+    `exclude` are never drawn."""
     out = {}
+    banned = np.concatenate([np.zeros(0, np.int64), *exclude]).astype(np.int64)
     for lang in langs:
         ids = np.asarray(pool.ids(lang), dtype=np.int64)
-        if exclude:
-            ids = ids[~np.isin(ids, np.fromiter(exclude, dtype=np.int64))]
+        if len(banned):
+            ids = ids[~np.isin(ids, banned)]
         take = min(counts.get(lang, 0), len(ids))
         out[lang] = np.sort(rng.choice(ids, size=take, replace=False)) if take else ids[:0]
     return out
@@ -452,6 +457,7 @@ def run_round(model: nn.Module, pool: BlockPool, cfg: SelectionConfig, state: Se
     chosen_ids = np.concatenate(chosen_all or [np.zeros(0, np.int64)])
     assert len(np.unique(chosen_ids)) == len(chosen_ids), "duplicate block within a round"
     summary = _summary(cfg, round_index, mode, per_lang, len(chosen_ids), gen_stats)
+    summary["chosen_before"] = _chosen_before(state, chosen_ids)
     if summary["shortfall"] or any(s["shortfall"] for s in per_lang.values()):
         log.warning("selection round %d: %d of blocks_per_round=%d chosen (%d blocks short); "
                     "languages short of their share: %s", round_index, len(chosen_ids),
@@ -473,8 +479,8 @@ def _candidates(pool: BlockPool, cfg: SelectionConfig, state: SelectionState, ro
 
     `reducible` leaves out the blocks trained on in the previous round: their loss fell
     because they were trained on (memorised), which says nothing about learnability."""
-    exclude = set(state.last_chosen) if cfg.strategy == "reducible" else set()
-    exclude |= {int(i) for ids in generated.values() for i in ids}
+    exclude = [state.last_chosen.numpy()] if cfg.strategy == "reducible" else []
+    exclude += [np.asarray(ids, dtype=np.int64) for ids in generated.values()]
     counts = language_quotas(pool_sizes, cfg.candidates_per_round, cfg.alpha)
     drawn = draw_candidates(pool, pool.languages, counts,
                             round_rng(cfg, round_index, CANDIDATES), exclude)
@@ -544,11 +550,21 @@ def write_round_file(path: Path, records: list[dict], summary: dict) -> None:
             handle.write(json.dumps(rec, ensure_ascii=False, sort_keys=True) + "\n")
 
 
+def _chosen_before(state: SelectionState, chosen: np.ndarray) -> int:
+    """How many of this round's blocks an earlier round chose too."""
+    known = chosen[chosen < len(state.times_chosen)]
+    return int((state.times_chosen[torch.as_tensor(known, dtype=torch.long)] > 0).sum())
+
+
 def _update_state(state: SelectionState, chosen: np.ndarray, generated: dict,
                   round_index: int) -> None:
-    for block_id in chosen.tolist():
-        state.times_chosen[block_id] = state.times_chosen.get(block_id, 0) + 1
-    state.last_chosen = sorted(chosen.tolist())
+    counts = state.times_chosen
+    if len(chosen) and chosen.max() >= len(counts):
+        counts = torch.cat([counts, torch.zeros(int(chosen.max()) + 1 - len(counts),
+                                                dtype=torch.int32)])
+    counts[torch.as_tensor(chosen, dtype=torch.long)] += 1
+    state.times_chosen = counts
+    state.last_chosen = torch.as_tensor(np.sort(chosen), dtype=torch.int64)
     for lang, ids in generated.items():
         state.generated_ids.setdefault(lang, []).extend(int(i) for i in ids)
     state.rounds_done = round_index + 1

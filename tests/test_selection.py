@@ -589,3 +589,23 @@ def test_block_stats_from_token_ids(tokenizer):
 
     kinds = content_junk(stats, ["yor", "yor", "yor", "yor"], cfg)
     assert list(kinds) == ["", "script", "bytes", "repetitive"]
+
+
+def test_state_counts_choices_and_reducible_skips_the_last_round(tokenizer, trained, tmp_path):
+    _, model = trained
+    pool = make_pool(tokenizer)
+    cfg = cfg_for("reducible")
+    state = SelectionState()
+    chosen, seen = [], set()
+    for r in range(3):
+        result = run_round(model, pool, cfg, state, r, tmp_path, "cpu")
+        ids = set(result.chosen_ids.tolist())
+        assert result.summary["chosen_before"] == len(ids & seen)
+        seen |= ids
+        chosen.append(ids)
+    assert int(state.times_chosen.sum()) == 3 * cfg.blocks_per_round
+    assert sorted(state.last_chosen.tolist()) == sorted(chosen[2])
+    assert state.rounds_done == 3 and state.reference_round == 2
+    for r in (1, 2):  # the blocks just trained on are no candidates for `reducible`
+        records, _ = read_round(tmp_path / "selection" / f"round-{r:03d}.jsonl")
+        assert not {rec["block_id"] for rec in records} & chosen[r - 1]
