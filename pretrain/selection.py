@@ -9,8 +9,9 @@ One round:
 2. candidates: drawn uniformly without replacement within each language;
 3. scores: the current model in inference mode under a fixed, round-seeded mask
    (`pretrain.scoring`): mean MLM loss, mean entropy, or loss reduction since a reference;
-4. choice within each language: a junk guard drops candidates whose score is far above the
-   language's norm (robust z-score), an `exploration` share is drawn uniformly, the rest by
+4. choice within each language: a junk guard keeps out candidates that are mostly bytes,
+   repetitive or in another script (from their tokens) or whose score is far above the
+   language's norm (robust z-score); an `exploration` share is drawn uniformly, the rest by
    Gumbel-top-k = sampling without replacement with P ∝ exp(score / gumbel_temperature);
 5. `selection/round-NNN.jsonl`: one line per candidate, then a summary line.
 
@@ -29,7 +30,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -45,49 +45,35 @@ from pretrain.scoring import (
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("random", "loss", "entropy", "reducible", "afrolm")
-SCORED = ("loss", "entropy", "reducible")
 # Independent random streams of one round: np.random.default_rng([seed, round, STREAM]).
 CANDIDATES, CHOICE, ORDER, PROMPTS, MASK, SAMPLING = range(6)
 MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution times this = its standard deviation
 
 
-def _help(text: str, default: Any) -> Any:
-    return field(default=default, metadata={"help": text})
-
-
 @dataclass
 class SelectionConfig:
-    """Self-active selection settings (`selection.*`)."""
+    """Self-active selection settings (`selection.*`); the comments are the --help text."""
 
-    strategy: str = _help("random | loss | entropy | reducible | afrolm", "loss")
-    select_every: int = _help("optimizer steps per selection round", 50)
-    blocks_per_round: int = _help("blocks the next round trains on", 256)
-    candidates_per_round: int = _help("blocks drawn and scored per round", 1024)
-    alpha: float = _help("language temperature: quota_i ∝ n_i^alpha (1 = proportional, "
-                         "0 = uniform over languages)", 0.3)
-    exploration: float = _help("share of each language's quota drawn uniformly at random", 0.1)
-    gumbel_temperature: float = _help("P(choose) ∝ exp(score / this); lower = greedier", 1.0)
-    junk_zscore: float = _help("robust z-score (median/MAD per language and round) above "
-                               "which a candidate counts as junk and is not chosen", 3.0)
-    junk_min_distinct: float = _help("junk guard: a block whose distinct tokens are fewer than "
-                                     "this share of its tokens is junk (repetition)", 0.1)
-    junk_max_byte_share: float = _help("junk guard: a block with more than this share of "
-                                       "byte-fallback or <unk> tokens is junk", 0.3)
-    junk_min_script_share: float = _help("junk guard: a block with less than this share of its "
-                                         "letter tokens in its language's main script is junk",
-                                         0.5)
-    mask_prob: float = _help("share of tokens masked when scoring", 0.15)
-    score_batch_size: int = _help("blocks per forward pass when scoring", 32)
-    seed: int = _help("seed of candidates, masks, choice and order (with the round index)", 0)
-    warmup_rounds: int = _help("first rounds that choose at random: an untrained model's "
-                               "scores and generations are noise", 1)
-    afrolm_prompts_per_round: int = _help("afrolm: prompt sentences drawn per round", 64)
-    afrolm_fill_fraction: float = _help("afrolm: share of a prompt's last words the model "
-                                        "fills in", 0.15)
-    afrolm_min_words: int = _help("afrolm: minimum words of a prompt and of a kept sentence", 4)
-    afrolm_temperature: float = _help("afrolm: sampling temperature; 0 = greedy (top-1, as in "
-                                      "AfroLM)", 0.0)
-    afrolm_top_k: int = _help("afrolm: sample among the k likeliest tokens (0 = all)", 50)
+    strategy: str = "loss"  # random | loss | entropy | reducible | afrolm
+    select_every: int = 50  # optimizer steps per selection round
+    blocks_per_round: int = 256  # blocks the next round trains on
+    candidates_per_round: int = 1024  # blocks drawn and scored per round (>= blocks_per_round)
+    alpha: float = 0.3  # language temperature: quota_i ∝ n_i^alpha (1 proportional, 0 uniform)
+    exploration: float = 0.1  # share of each language's quota drawn uniformly at random
+    gumbel_temperature: float = 1.0  # P(chosen) ∝ exp(score / this); lower is greedier
+    junk_zscore: float = 3.0  # robust z (median/MAD per language) above which a block is junk
+    junk_min_distinct: float = 0.1  # junk if distinct tokens < this share of its tokens
+    junk_max_byte_share: float = 0.3  # junk if byte-fallback/<unk> tokens > this share
+    junk_min_script_share: float = 0.5  # junk if letters in its language's main script < this
+    mask_prob: float = 0.15  # share of ordinary tokens masked (all as <mask>) when scoring
+    score_batch_size: int = 32  # blocks per forward pass when scoring and generating
+    seed: int = 0  # seeds candidates, masks, choice, order, prompts (with the round index)
+    warmup_rounds: int = 1  # first rounds chosen at random (an untrained model's scores are noise)
+    afrolm_prompts_per_round: int = 64  # afrolm: training sentences rewritten per round
+    afrolm_fill_fraction: float = 0.15  # afrolm: share of a prompt's last words filled in
+    afrolm_min_words: int = 4  # afrolm: minimum words of a prompt and of a kept sentence
+    afrolm_temperature: float = 0.0  # afrolm: 0 = greedy top-1 (as AfroLM); > 0 samples
+    afrolm_top_k: int = 50  # afrolm: sample among the k likeliest tokens (0 = all)
 
     def __post_init__(self) -> None:
         def need(ok: bool, name: str, what: str) -> None:
