@@ -232,9 +232,10 @@ def choose_in_language(scores: np.ndarray | None, quota: int, cfg: SelectionConf
     """Choose `quota` of one language's candidates; returns (positions chosen, a reason per
     candidate, robust z, junk kind per candidate: "" when clean).
 
-    `junk` (required without `scores`): kinds found without the model ("repetitive", "bytes", "script"); with `scores`
-    the guard adds "unscorable" (nothing to mask) and "score" (z > junk_zscore). Junk is
-    chosen only when nothing clean is left ("junk_fill", least extreme first).
+    `junk` (required without `scores`): kinds found without the model ("repetitive",
+    "bytes", "script"); with `scores` the guard adds "unscorable" (nothing to mask) and
+    "score" (z > junk_zscore). Junk is chosen only when nothing clean is left ("junk_fill",
+    least extreme first).
     `first`: candidates taken before any other (afrolm's generated blocks, "generated").
     With scores: an `exploration` share uniformly ("explore"), the rest by Gumbel-top-k
     ("gumbel"). Without scores: uniformly ("random").
@@ -577,7 +578,7 @@ def _afrolm_generate(model: nn.Module, pool: BlockPool, cfg: SelectionConfig,
         kept, dropped, truncated = generate.generate_sentences(
             model, pool.tokenizer, texts, cfg.afrolm_fill_fraction, gen, cfg.score_batch_size,
             device, max_tokens, cfg.afrolm_min_words, cfg.afrolm_temperature, cfg.afrolm_top_k)
-        ids = np.asarray(pool.add_generated(lang, kept), dtype=np.int64) if kept else np.zeros(0, np.int64)
+        ids = np.asarray(pool.add_generated(lang, kept) if kept else [], dtype=np.int64)
         new_ids[lang] = ids
         stats["prompts"] += len(texts)
         stats["truncated"] += truncated
