@@ -7,15 +7,21 @@ strategy can select (or generate from) validation or evaluation text.
 """
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 
 class BlockPool(Protocol):
     """Training blocks of fixed length, addressed by global integer ids."""
 
     block_len: int
+    # The run's Hugging Face fast tokenizer (XLM-R special ids, `<mask>` last). The `afrolm`
+    # strategy needs it to split prompts into words (`▁` pieces), mask and decode them.
+    tokenizer: "PreTrainedTokenizerFast"
 
     @property
     def languages(self) -> list[str]:

@@ -1,0 +1,192 @@
+"""The `afrolm` strategy's generator: the model rewrites the end of training sentences.
+
+After AfroLM (Dossou et al. 2022): mask the last ~15% of the words of a prompt sentence and
+let the MLM fill them in; sentences that pass corpus-style filters join the training pool.
+Here the masked words keep their token count, all prompts of a batch are filled together,
+left to right (each step fills the leftmost open `<mask>` of every sentence, so later words
+see the earlier fills), greedily or by sampling from a local seeded `torch.Generator`.
+
+Words are SentencePiece words: a piece starting with `▁` opens a word.
+"""
+from __future__ import annotations
+
+import functools
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass
+from typing import Sequence
+
+import regex
+import torch
+from torch import nn
+
+from pretrain.scoring import _masked_logits, eval_mode, special_token_ids, unwrap
+
+WORD_START = "\u2581"  # SentencePiece's `▁`
+# Scripts of the project's languages (and their usual intruders); other letters count as "Other".
+SCRIPTS = ("Latin", "Ethiopic", "Arabic", "Tifinagh", "Nko", "Vai", "Adlam", "Greek", "Cyrillic",
+           "Han", "Devanagari")
+_SCRIPT_RES = {name: regex.compile(rf"\p{{Script={name}}}") for name in SCRIPTS}
+_LETTER_RE = regex.compile(r"\p{L}")
+
+
+@dataclass
+class Prompt:
+    """One tokenized prompt: its ids (with `<s>`…`</s>`) and the positions to fill."""
+    text: str
+    ids: list[int]
+    fill: list[int]
+
+
+def word_starts(pieces: Sequence[str]) -> list[int]:
+    """Indices of the pieces that open a word (the first piece always does)."""
+    return [i for i, piece in enumerate(pieces) if i == 0 or piece.startswith(WORD_START)]
+
+
+def last_words_positions(pieces: Sequence[str], fill_fraction: float) -> list[int]:
+    """Piece indices of the last max(1, round(fill_fraction * words)) words; at least one
+    word is always left as context. Empty when there are fewer than two words."""
+    starts = word_starts(pieces)
+    if len(starts) < 2:
+        return []
+    n_fill = min(max(1, round(fill_fraction * len(starts))), len(starts) - 1)
+    return list(range(starts[-n_fill], len(pieces)))
+
+
+def make_prompts(tokenizer, texts: Sequence[str], fill_fraction: float, max_tokens: int,
+                 min_words: int) -> tuple[list[Prompt], Counter]:
+    """Tokenize `texts` into prompts of at most `max_tokens` ids (a longer text keeps its
+    first words, counted as `prompt_truncated`); returns them and counts by reason of the
+    texts skipped (`prompt_too_short`) or truncated."""
+    counts: Counter = Counter()
+    prompts = []
+    for text in texts:
+        words = text.split()
+        enc = tokenizer(text, return_special_tokens_mask=True)  # `<s> … </s>` by the template
+        if len(enc["input_ids"]) > max_tokens:
+            counts["prompt_truncated"] += 1
+            while len(words) > 1 and len(enc["input_ids"]) > max_tokens:
+                words = words[:-max(1, len(words) // 8)]
+                text = " ".join(words)
+                enc = tokenizer(text, return_special_tokens_mask=True)
+        inner = [i for i, special in enumerate(enc["special_tokens_mask"]) if not special]
+        pieces = tokenizer.convert_ids_to_tokens([enc["input_ids"][i] for i in inner])
+        if len(word_starts(pieces)) < min_words or len(enc["input_ids"]) > max_tokens:
+            counts["prompt_too_short"] += 1
+            continue
+        fill = [inner[i] for i in last_words_positions(pieces, fill_fraction)]
+        prompts.append(Prompt(text=text, ids=list(enc["input_ids"]), fill=fill))
+    return prompts, counts
+
+
+def _pick(logits: torch.Tensor, temperature: float, top_k: int,
+          generator: torch.Generator) -> torch.Tensor:
+    """Token per row: argmax when temperature is 0, else a seeded top-k sample."""
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    logits = logits.float().cpu() / temperature  # CPU: the generator is a CPU generator
+    if 0 < top_k < logits.shape[-1]:
+        kth = logits.topk(top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    return torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator).squeeze(1)
+
+
+def fill_prompts(model: nn.Module, prompts: Sequence[Prompt], generator: torch.Generator,
+                 batch_size: int, device: torch.device | str, temperature: float = 0.0,
+                 top_k: int = 0) -> list[list[int]]:
+    """Fill each prompt's `fill` positions left to right; returns the completed ids."""
+    model = unwrap(model)
+    special = special_token_ids(model)
+    banned = torch.tensor(sorted({v for v in special.values() if v is not None}))
+    done: list[list[int]] = []
+    with eval_mode(model):
+        for start in range(0, len(prompts), batch_size):
+            batch = prompts[start:start + batch_size]
+            width = max(len(p.ids) for p in batch)
+            ids = torch.full((len(batch), width), special["pad"], dtype=torch.long)
+            open_ = torch.zeros((len(batch), width), dtype=torch.bool)
+            for row, prompt in enumerate(batch):
+                ids[row, :len(prompt.ids)] = torch.tensor(prompt.ids)
+                open_[row, prompt.fill] = True
+            ids = ids.masked_fill(open_, special["mask"]).to(device)
+            attention = (ids != special["pad"]).long()
+            while open_.any():
+                # leftmost open position of every row that still has one
+                rows = open_.any(dim=1).nonzero(as_tuple=True)[0]
+                cols = open_[rows].float().argmax(dim=1)
+                here = torch.zeros_like(open_)
+                here[rows, cols] = True
+                logits = _masked_logits(model, ids, attention, here.to(device))  # (rows, V)
+                logits[:, banned.to(logits.device)] = float("-inf")
+                tokens = _pick(logits, temperature, top_k, generator).to(device)
+                ids[rows.to(device), cols.to(device)] = tokens
+                open_[rows, cols] = False
+            done.extend(ids[row, :len(p.ids)].tolist() for row, p in enumerate(batch))
+    return done
+
+
+@functools.lru_cache(maxsize=65536)
+def char_script(char: str) -> str:
+    """Unicode script of one letter among SCRIPTS, else "Other"."""
+    return next((name for name, pattern in _SCRIPT_RES.items() if pattern.match(char)), "Other")
+
+
+def script_counts(text: str) -> Counter:
+    """Letters of `text` per Unicode script."""
+    return Counter(char_script(char) for char in _LETTER_RE.findall(text))
+
+
+def main_script(text: str) -> str | None:
+    counts = script_counts(text)
+    return counts.most_common(1)[0][0] if counts else None
+
+
+def check_generated(prompt: str, text: str, filled: str, min_words: int,
+                    min_script_share: float = 0.9) -> str | None:
+    """Corpus-style filters for one generated sentence; returns the drop reason or None.
+
+    `filled` is the decoded generated part. A small local stand-in for the corpus stage's
+    filters: non-empty, long enough, different from its prompt, valid text, and the new
+    words written in the prompt's main script.
+    """
+    if not text.strip():
+        return "empty"
+    if len(text.split()) < min_words:
+        return "too_short"
+    if " ".join(text.split()) == " ".join(prompt.split()):
+        return "same_as_prompt"
+    if "\ufffd" in text or any(unicodedata.category(c) in ("Cc", "Co", "Cs", "Cn")
+                               for c in text if c not in "\t\n"):
+        return "invalid_characters"
+    counts = script_counts(filled)
+    if not counts:
+        return "no_letters"
+    script = main_script(prompt)
+    if script is None or counts[script] / sum(counts.values()) < min_script_share:
+        return "script"
+    return None
+
+
+def generate_sentences(model: nn.Module, tokenizer, texts: Sequence[str], fill_fraction: float,
+                       generator: torch.Generator, batch_size: int, device: torch.device | str,
+                       max_tokens: int, min_words: int, temperature: float = 0.0,
+                       top_k: int = 0) -> tuple[list[str], Counter, int]:
+    """Prompts -> filled, filtered, deduplicated sentences; counts of every drop by reason;
+    the number of prompts truncated to fit."""
+    prompts, counts = make_prompts(tokenizer, texts, fill_fraction, max_tokens, min_words)
+    dropped = Counter({k: v for k, v in counts.items() if k != "prompt_truncated"})
+    outputs = fill_prompts(model, prompts, generator, batch_size, device, temperature, top_k)
+    kept: list[str] = []
+    seen: set[str] = set()
+    for prompt, ids in zip(prompts, outputs):
+        text = unicodedata.normalize("NFC", tokenizer.decode(ids, skip_special_tokens=True)).strip()
+        filled = tokenizer.decode([ids[i] for i in prompt.fill], skip_special_tokens=True)
+        reason = check_generated(prompt.text, text, filled, min_words)
+        if reason is None and text in seen:
+            reason = "duplicate"
+        if reason:
+            dropped[reason] += 1
+            continue
+        seen.add(text)
+        kept.append(text)
+    return kept, dropped, counts["prompt_truncated"]
