@@ -185,6 +185,13 @@ def test_corpus_change_retrains_with_new_hash_and_unchanged_skips_row37(tmp_path
     assert second["tokenizer_hash"] == tokenizer_hash(out) != first["tokenizer_hash"]
 
 
+def test_same_corpus_and_seed_give_the_same_tokenizer_anywhere(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus", TINY_TEXTS)
+    first = run_stage(tiny_config(corpus, tmp_path / "a"), log=lambda *_: None)
+    second = run_stage(tiny_config(corpus, tmp_path / "elsewhere" / "b"), log=lambda *_: None)
+    assert tokenizer_hash(first) == tokenizer_hash(second)
+
+
 def test_config_change_retrains(tmp_path):
     corpus, out = write_corpus(tmp_path / "corpus", TINY_TEXTS), tmp_path / "tok"
     logs: list[str] = []
