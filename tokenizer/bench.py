@@ -89,7 +89,7 @@ def bench_encoding(out: Path, texts: list[str], batch_size: int) -> dict:
             fn(batch)
         return time.perf_counter() - t0
 
-    fast_s = timed(lambda b: tok(b, add_special_tokens=False))
+    fast_s = timed(lambda b: tok(b, add_special_tokens=False, verbose=False))
     threads = len(os.sched_getaffinity(0))
     raw_s = timed(lambda b: sp.encode(b, num_threads=threads))
     raw1_s = timed(lambda b: sp.encode(b, num_threads=1))

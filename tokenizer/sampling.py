@@ -70,8 +70,12 @@ def training_lines(text: str, max_chars: int) -> list[str]:
 
     Long lines are cut at the last whitespace before the limit (hard cut if there is none).
     """
+    if not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
+    if len(text) <= max_chars and not _LINE_BREAKS.search(text):  # the common case, fast
+        return [text] if text.strip() else []
     lines = []
-    for part in _LINE_BREAKS.split(unicodedata.normalize("NFC", text)):
+    for part in _LINE_BREAKS.split(text):
         while len(part) > max_chars:
             match = _LAST_SPACE.search(part[:max_chars])
             cut = match.start() if match and match.start() > 0 else max_chars

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import os
-import random
 import sys
 import tempfile
 import time
@@ -76,7 +76,8 @@ def run_stage(cfg: TokenizerConfig, log=print) -> Path:
         t0 = time.perf_counter()
         sp = load_processor(model)
         fast = to_fast_tokenizer(sp, cfg.spm.model_type, cfg.model_max_length)
-        verify_same_ids(sp, fast, _sample_lines(sample_path, 2000, cfg.sampling.seed))
+        n_lines = sum(sample.drawn_lines for sample in samples.values())
+        verify_same_ids(sp, fast, _spread_lines(sample_path, n_lines, 2000))
         outputs = save_folder(out_dir, fast, model, Path(work), cfg)
         timings["convert_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -92,9 +93,10 @@ def run_stage(cfg: TokenizerConfig, log=print) -> Path:
     return out_dir
 
 
-def _sample_lines(path: Path, n: int, seed: int) -> list[str]:
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return random.Random(seed).sample(lines, min(n, len(lines)))
+def _spread_lines(path: Path, n_lines: int, n: int) -> list[str]:
+    """About `n` lines spread evenly over the sample file (every language is in it)."""
+    with open(path, encoding="utf-8") as handle:
+        return [line.rstrip("\n") for line in itertools.islice(handle, 0, None, max(1, n_lines // n))]
 
 
 def verify_same_ids(sp, fast, texts: list[str]) -> None:
