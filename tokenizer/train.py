@@ -87,8 +87,13 @@ def run_stage(cfg: TokenizerConfig, log=print) -> Path:
     outputs += write_report(out_dir, report)
     log(report_table(report))
     digest = tokenizer_hash(out_dir)
+    pieces = len(tokenizer) - 1  # without <mask>
+    if pieces < cfg.spm.vocab_size:
+        log(f"[tokenizer] note: the text supports {pieces:,} pieces, fewer than spm.vocab_size="
+            f"{cfg.spm.vocab_size:,} (spm.hard_vocab_limit=false); vocab_size recorded in the manifest")
     write_manifest(out_dir, STAGE, config, inputs, outputs,
-                   extra={"tokenizer_hash": digest, "vocab_size": len(tokenizer), "languages": langs})
+                   extra={"tokenizer_hash": digest, "vocab_size": len(tokenizer),
+                          "vocab_size_requested": cfg.spm.vocab_size + 1, "languages": langs})
     log(f"[tokenizer] wrote {out_dir} (vocab {len(tokenizer):,}, tokenizer_hash {digest[:12]})")
     return out_dir
 
