@@ -226,7 +226,18 @@ def test_incomplete_folder_is_a_clear_error(tmp_path, tiny_dir):
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "tokenizer.json").write_bytes((tiny_dir / "tokenizer.json").read_bytes())
-    with pytest.raises(TokenizerFolderError, match="sentencepiece.model"):
+    with pytest.raises(TokenizerFolderError, match="missing tokenizer_config.json"):
         load_tokenizer(broken)
-    with pytest.raises(TokenizerFolderError, match="sentencepiece.model"):
+    with pytest.raises(TokenizerFolderError, match="missing sentencepiece.model"):
         tokenizer_hash(broken)
+
+
+def test_wrong_id_layout_is_a_clear_error(tmp_path, tiny_dir):
+    config = json.loads((tiny_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
+    config["pad_token"] = "</s>"  # a folder whose pad id is 2, not 1
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "tokenizer.json").write_bytes((tiny_dir / "tokenizer.json").read_bytes())
+    (other / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+    with pytest.raises(TokenizerFolderError, match="pad_token_id"):
+        load_tokenizer(other)

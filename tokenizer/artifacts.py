@@ -6,7 +6,9 @@ from pathlib import Path
 from common.io import sha256_file, sha256_json
 
 HASHED_FILES = ("tokenizer.json", "sentencepiece.model")
-REQUIRED_FILES = ("tokenizer.json", "tokenizer_config.json", "sentencepiece.model")
+# sentencepiece.model is not required to load: `tokenizer.save_pretrained` (e.g. into a model's
+# final/ folder) writes only the two JSON files.
+REQUIRED_FILES = ("tokenizer.json", "tokenizer_config.json")
 LAYOUT = {"bos_token_id": 0, "pad_token_id": 1, "eos_token_id": 2, "unk_token_id": 3}
 
 
