@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from common.io import read_manifest
-from tokenizer import TokenizerFolderError, load_tokenizer, tokenizer_hash
+from tokenizer import TokenizerFolderError, load_bulk_encoder, load_tokenizer, tokenizer_hash
 from tokenizer.config import ReportConfig, SamplingConfig, SentencePieceConfig, TokenizerConfig
 from tokenizer.spm_train import load_processor
 from tokenizer.testing import TINY_TEXTS, build_tiny_tokenizer, write_corpus
@@ -241,3 +241,22 @@ def test_wrong_id_layout_is_a_clear_error(tmp_path, tiny_dir):
     (other / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
     with pytest.raises(TokenizerFolderError, match="pad_token_id"):
         load_tokenizer(other)
+
+
+def test_a_converted_tokenizer_that_differs_from_sentencepiece_is_refused(sp):
+    from tokenizers import normalizers
+
+    from tokenizer.convert import to_fast_tokenizer
+    from tokenizer.train import IdMismatchError, verify_same_ids
+
+    fast = to_fast_tokenizer(sp, "unigram", 512)
+    verify_same_ids(sp, fast, TINY_TEXTS["yor"])  # the real conversion passes
+    fast.backend_tokenizer.normalizer = normalizers.NFC()  # forget SentencePiece's "▁" prefix
+    with pytest.raises(IdMismatchError, match="differs from SentencePiece"):
+        verify_same_ids(sp, fast, TINY_TEXTS["yor"])
+
+
+def test_bulk_encoder_gives_the_fast_tokenizers_ids(tiny_dir, tok):
+    texts = [t for texts in TINY_TEXTS.values() for t in texts]
+    texts += [unicodedata.normalize("NFD", t) for t in texts] + ["ⵣ 🦒  x ", ""]
+    assert load_bulk_encoder(tiny_dir)(texts) == tok(texts, add_special_tokens=False)["input_ids"]

@@ -34,9 +34,9 @@ def log(message: str) -> None:
 
 
 def bench_training(cfg: TokenizerConfig, work: Path) -> dict:
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     out = run_stage(dataclasses.replace(cfg, out_dir=work / "tokenizer", force=True), log=lambda *_: None)
-    stage_s = time.perf_counter() - t0
+    stage_s, stage_cpu = time.perf_counter() - t0, time.process_time() - c0
     timings = json.loads((out / "report.json").read_text(encoding="utf-8"))["timings"]
 
     sample = work / "sample.txt"  # the same text: sampling is a function of corpus, config and seed
@@ -45,17 +45,21 @@ def bench_training(cfg: TokenizerConfig, work: Path) -> dict:
     write_sample(Path(cfg.corpus_dir), langs, sample, s.alpha, s.char_budget, s.small_language, s.seed,
                  s.max_line_chars, log=lambda *_: None)
     options = trainer_options(cfg.spm, sample)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     spm.SentencePieceTrainer.train(model_prefix=str(work / "raw"), **options)
-    raw_s = time.perf_counter() - t0
+    raw_s, raw_cpu = time.perf_counter() - t0, time.process_time() - c0
     without_report = stage_s - timings["report_s"]
+    without_report_cpu = stage_cpu - timings["report_cpu_s"]
     return {
         "stage_total_s": round(stage_s, 3),
         "stage_without_report_s": round(without_report, 3),
-        "stage_parts_s": {k: round(v, 3) for k, v in timings.items()},
+        "stage_parts": timings,
         "raw_sentencepiece_s": round(raw_s, 3),
         "ratio_stage_without_report_vs_raw": round(without_report / raw_s, 3),
         "ratio_stage_total_vs_raw": round(stage_s / raw_s, 3),
+        "stage_without_report_cpu_s": round(without_report_cpu, 3),
+        "raw_sentencepiece_cpu_s": round(raw_cpu, 3),
+        "cpu_ratio_stage_without_report_vs_raw": round(without_report_cpu / raw_cpu, 3),
         "sample_chars": sum(len(line) for line in sample.read_text(encoding="utf-8").splitlines()),
         "vocab_size": len(load_tokenizer(out)),
     }, out
@@ -83,23 +87,21 @@ def bench_encoding(out: Path, texts: list[str], batch_size: int) -> dict:
     batches = [texts[i:i + batch_size] for i in range(0, len(texts), batch_size)]
     tok(batches[0])  # warm up
 
-    def timed(fn) -> float:
-        t0 = time.perf_counter()
+    def throughput(fn) -> dict:
+        """MB per wall second and per CPU second (all threads; less sensitive to a busy machine)."""
+        t0, c0 = time.perf_counter(), time.process_time()
         for batch in batches:
             fn(batch)
-        return time.perf_counter() - t0
+        return {"mb_s": round(mb / (time.perf_counter() - t0), 2), "mb_per_cpu_s": round(mb / (time.process_time() - c0), 2)}
 
-    fast_s = timed(lambda b: tok(b, add_special_tokens=False, verbose=False))
     threads = len(os.sched_getaffinity(0))
-    raw_s = timed(lambda b: sp.encode(b, num_threads=threads))
-    raw1_s = timed(lambda b: sp.encode(b, num_threads=1))
     return {
         "texts": len(texts),
         "megabytes": round(mb, 3),
         "batch_size": batch_size,
-        "fast_tokenizer_batch_mb_s": round(mb / fast_s, 2),
-        "raw_sentencepiece_batch_mb_s": round(mb / raw_s, 2),
-        "raw_sentencepiece_1_thread_mb_s": round(mb / raw1_s, 2),
+        "fast_tokenizer_batch": throughput(lambda b: tok(b, add_special_tokens=False, verbose=False)),
+        "raw_sentencepiece_batch": throughput(lambda b: sp.encode(b, num_threads=threads)),
+        "raw_sentencepiece_1_thread": throughput(lambda b: sp.encode(b, num_threads=1)),
         "threads": threads,
         "tokenizers_parallelism": os.environ.get("TOKENIZERS_PARALLELISM", "unset (on)"),
     }
@@ -114,12 +116,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="tokenizer settings key=value (corpus_dir=... needed)")
     args = parser.parse_args(argv)
     cfg = load_config(TokenizerConfig, preset_path(args.preset), args.overrides)
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="tokenizer-bench-") as tmp:
         log(f"training preset {args.preset} on {cfg.corpus_dir}")
         training, out = bench_training(cfg, Path(tmp))
         log("encoding")
         encoding = bench_encoding(out, encode_texts(Path(cfg.corpus_dir), args.encode_mb), args.batch_size)
-    result = {"preset": args.preset, "corpus_dir": str(cfg.corpus_dir), "training": training, "encoding": encoding}
+    result = {
+        "preset": args.preset, "corpus_dir": str(cfg.corpus_dir), "training": training, "encoding": encoding,
+        "cores": len(os.sched_getaffinity(0)),
+        "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
+    }
     print(json.dumps(result, indent=2))
     return 0
 

@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import itertools
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -36,6 +37,20 @@ PROBES = (
 )
 
 
+class Timer:
+    """Wall and CPU seconds (all threads of this process) per phase, for report.json."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._start = (time.perf_counter(), time.process_time())
+
+    def lap(self, name: str) -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
+        self.timings[f"{name}_s"] = round(wall - self._start[0], 3)
+        self.timings[f"{name}_cpu_s"] = round(cpu - self._start[1], 3)
+        self._start = (wall, cpu)
+
+
 class IdMismatchError(RuntimeError):
     """The converted tokenizer disagrees with the SentencePiece model."""
 
@@ -59,31 +74,14 @@ def run_stage(cfg: TokenizerConfig, log=print) -> Path:
         return out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / MANIFEST_NAME).unlink(missing_ok=True)  # incomplete until the new manifest is written
-    timings = {}
-    with tempfile.TemporaryDirectory(prefix=".work-", dir=out_dir) as work:
-        sample_path = Path(work) / "sample.txt"
-        t0 = time.perf_counter()
-        samples = write_sample(
-            Path(cfg.corpus_dir), langs, sample_path, cfg.sampling.alpha, cfg.sampling.char_budget,
-            cfg.sampling.small_language, cfg.sampling.seed, cfg.sampling.max_line_chars, log=log,
-        )
-        timings["sample_s"] = time.perf_counter() - t0
-        log(f"[tokenizer] training SentencePiece {cfg.spm.model_type}, vocab_size={cfg.spm.vocab_size:,}, "
-            f"{cfg.spm.threads()} threads")
-        t0 = time.perf_counter()
-        model = train_sentencepiece(cfg.spm, sample_path, cfg.sampling.seed)
-        timings["sentencepiece_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        sp = load_processor(model)
-        fast = to_fast_tokenizer(sp, cfg.spm.model_type, cfg.model_max_length)
-        n_lines = sum(sample.drawn_lines for sample in samples.values())
-        verify_same_ids(sp, fast, _spread_lines(sample_path, n_lines, 2000))
-        outputs = save_folder(out_dir, fast, model, Path(work), cfg)
-        timings["convert_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    for stale in out_dir.glob(".work-*"):  # left by a killed run
+        shutil.rmtree(stale, ignore_errors=True)
+    timer = Timer()
+    samples, outputs = train_into(out_dir, cfg, langs, timer, log)
     tokenizer = load_tokenizer(out_dir)
     report = build_report(tokenizer, Path(cfg.corpus_dir), samples, cfg.report.max_lines, cfg.report.batch_size)
-    report["timings"] = {**timings, "report_s": time.perf_counter() - t0}
+    timer.lap("report")
+    report["timings"] = timer.timings
     outputs += write_report(out_dir, report)
     log(report_table(report))
     digest = tokenizer_hash(out_dir)
@@ -96,6 +94,27 @@ def run_stage(cfg: TokenizerConfig, log=print) -> Path:
                           "vocab_size_requested": cfg.spm.vocab_size + 1, "languages": langs})
     log(f"[tokenizer] wrote {out_dir} (vocab {len(tokenizer):,}, tokenizer_hash {digest[:12]})")
     return out_dir
+
+
+def train_into(out_dir: Path, cfg: TokenizerConfig, langs: list[str], timer: Timer, log) -> tuple[dict, list[Path]]:
+    """Sample, train SentencePiece, convert, check ids, save; the sample lives in a temp folder."""
+    with tempfile.TemporaryDirectory(prefix=".work-", dir=out_dir) as work:
+        sample_path = Path(work) / "sample.txt"
+        s = cfg.sampling
+        samples = write_sample(Path(cfg.corpus_dir), langs, sample_path, s.alpha, s.char_budget,
+                               s.small_language, s.seed, s.max_line_chars, log=log)
+        timer.lap("sample")
+        log(f"[tokenizer] training SentencePiece {cfg.spm.model_type}, vocab_size={cfg.spm.vocab_size:,}, "
+            f"{cfg.spm.threads()} threads")
+        model = train_sentencepiece(cfg.spm, sample_path, s.seed)
+        timer.lap("sentencepiece")
+        sp = load_processor(model)
+        fast = to_fast_tokenizer(sp, cfg.spm.model_type, cfg.model_max_length)
+        n_lines = sum(sample.drawn_lines for sample in samples.values())
+        verify_same_ids(sp, fast, _spread_lines(sample_path, n_lines, 2000))
+        outputs = save_folder(out_dir, fast, model, Path(work), cfg)
+        timer.lap("convert")
+    return samples, outputs
 
 
 def _spread_lines(path: Path, n_lines: int, n: int) -> list[str]:
