@@ -167,18 +167,18 @@ def test_corpus_change_retrains_with_new_hash_and_unchanged_skips_row37(tmp_path
     texts = {lang: TINY_TEXTS[lang] for lang in ("yor", "amh", "hau")}
     write_corpus(corpus, texts)
     logs: list[str] = []
-    run_stage(tiny_config(corpus, out), log=logs.append)
+    run_stage(tiny_config(corpus, out), log=logs.append, progress=False)
     first = read_manifest(out)
     assert first["tokenizer_hash"] == tokenizer_hash(out)
 
     logs.clear()
-    run_stage(tiny_config(corpus, out), log=logs.append)
+    run_stage(tiny_config(corpus, out), log=logs.append, progress=False)
     assert any("skipped" in line for line in logs)
     assert read_manifest(out) == first  # nothing rewritten
 
     write_corpus(corpus, {**texts, "yor": texts["yor"] + ["Ìwé tuntun kan wà lórí tábìlì 📚."]})
     logs.clear()
-    run_stage(tiny_config(corpus, out), log=logs.append)
+    run_stage(tiny_config(corpus, out), log=logs.append, progress=False)
     second = read_manifest(out)
     assert not any("skipped" in line for line in logs)
     assert second["inputs"]["corpus_hash"] != first["inputs"]["corpus_hash"]
@@ -187,24 +187,24 @@ def test_corpus_change_retrains_with_new_hash_and_unchanged_skips_row37(tmp_path
 
 def test_same_corpus_and_seed_give_the_same_tokenizer_anywhere(tmp_path):
     corpus = write_corpus(tmp_path / "corpus", TINY_TEXTS)
-    first = run_stage(tiny_config(corpus, tmp_path / "a"), log=lambda *_: None)
-    second = run_stage(tiny_config(corpus, tmp_path / "elsewhere" / "b"), log=lambda *_: None)
+    first = run_stage(tiny_config(corpus, tmp_path / "a"), log=lambda *_: None, progress=False)
+    second = run_stage(tiny_config(corpus, tmp_path / "elsewhere" / "b"), log=lambda *_: None, progress=False)
     assert tokenizer_hash(first) == tokenizer_hash(second)
 
 
 def test_config_change_retrains(tmp_path):
     corpus, out = write_corpus(tmp_path / "corpus", TINY_TEXTS), tmp_path / "tok"
     logs: list[str] = []
-    run_stage(tiny_config(corpus, out), log=logs.append)
+    run_stage(tiny_config(corpus, out), log=logs.append, progress=False)
     logs.clear()
-    run_stage(tiny_config(corpus, out, vocab_size=450), log=logs.append)
+    run_stage(tiny_config(corpus, out, vocab_size=450), log=logs.append, progress=False)
     assert not any("skipped" in line for line in logs)
     assert read_manifest(out)["config"]["spm"]["vocab_size"] == 450
 
 
 def test_bpe_option_gives_sentencepiece_ids(tmp_path):
     corpus = write_corpus(tmp_path / "corpus", TINY_TEXTS)
-    out = run_stage(tiny_config(corpus, tmp_path / "tok", model_type="bpe"), log=lambda *_: None)
+    out = run_stage(tiny_config(corpus, tmp_path / "tok", model_type="bpe"), log=lambda *_: None, progress=False)
     tok, sp = load_tokenizer(out), load_processor(out / "sentencepiece.model")
     for text in [t for texts in TINY_TEXTS.values() for t in texts] + ["ⵣ 🦒 123  x"]:
         ids = tok(text, add_special_tokens=False)["input_ids"]

@@ -26,7 +26,7 @@ def real(tmp_path_factory, data_dir):
         spm=SentencePieceConfig(vocab_size=1000),
         report=ReportConfig(max_lines=100),
     )
-    return corpus, run_stage(cfg, log=lambda *_: None)
+    return corpus, run_stage(cfg, log=lambda *_: None, progress=False)
 
 
 def test_round_trip_and_same_ids_on_every_language(real):

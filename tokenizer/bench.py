@@ -35,7 +35,8 @@ def log(message: str) -> None:
 
 def bench_training(cfg: TokenizerConfig, work: Path) -> dict:
     t0, c0 = time.perf_counter(), time.process_time()
-    out = run_stage(dataclasses.replace(cfg, out_dir=work / "tokenizer", force=True), log=lambda *_: None)
+    out = run_stage(dataclasses.replace(cfg, out_dir=work / "tokenizer", force=True), log=lambda *_: None,
+                    progress=False)
     stage_s, stage_cpu = time.perf_counter() - t0, time.process_time() - c0
     timings = json.loads((out / "report.json").read_text(encoding="utf-8"))["timings"]
 

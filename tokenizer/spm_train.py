@@ -58,7 +58,7 @@ def trainer_options(cfg: SentencePieceConfig, sample_path: Path) -> dict:
     )
 
 
-def train_sentencepiece(cfg: SentencePieceConfig, sample_path: Path, seed: int) -> bytes:
+def train_sentencepiece(cfg: SentencePieceConfig, sample_path: Path, seed: int, progress: bool = True) -> bytes:
     """Train on the sample file; returns the serialized model.
 
     Lines are fed through `sentence_iterator` rather than `input=`: the model stores its
@@ -68,6 +68,7 @@ def train_sentencepiece(cfg: SentencePieceConfig, sample_path: Path, seed: int) 
     spm.set_random_generator_seed(seed)
     options = trainer_options(cfg, sample_path)
     del options["input"], options["input_format"]
+    options["minloglevel"] = 0 if progress else 1  # 0: SentencePiece's own progress lines on stderr
     model = io.BytesIO()
     try:
         with open(sample_path, encoding="utf-8") as lines:

@@ -63,8 +63,11 @@ def stage_config(cfg: TokenizerConfig) -> dict:
     return data
 
 
-def run_stage(cfg: TokenizerConfig, log=print) -> Path:
-    """Build (or skip) the tokenizer folder `cfg.out_dir`; returns it."""
+def run_stage(cfg: TokenizerConfig, log=print, progress: bool = True) -> Path:
+    """Build (or skip) the tokenizer folder `cfg.out_dir`; returns it.
+
+    `progress=False` silences SentencePiece's own log lines (tests, helpers).
+    """
     out_dir = Path(cfg.out_dir)
     langs = resolve_languages(cfg.corpus_dir, cfg.langs)
     inputs = {"corpus_hash": corpus_hash(cfg.corpus_dir), "langs": ",".join(langs)}
@@ -77,7 +80,7 @@ def run_stage(cfg: TokenizerConfig, log=print) -> Path:
     for stale in out_dir.glob(".work-*"):  # left by a killed run
         shutil.rmtree(stale, ignore_errors=True)
     timer = Timer()
-    samples, outputs = train_into(out_dir, cfg, langs, timer, log)
+    samples, outputs = train_into(out_dir, cfg, langs, timer, log, progress)
     tokenizer = load_tokenizer(out_dir)
     report = build_report(tokenizer, Path(cfg.corpus_dir), samples, cfg.report.max_lines, cfg.report.batch_size)
     timer.lap("report")
@@ -96,7 +99,8 @@ def run_stage(cfg: TokenizerConfig, log=print) -> Path:
     return out_dir
 
 
-def train_into(out_dir: Path, cfg: TokenizerConfig, langs: list[str], timer: Timer, log) -> tuple[dict, list[Path]]:
+def train_into(out_dir: Path, cfg: TokenizerConfig, langs: list[str], timer: Timer, log,
+               progress: bool) -> tuple[dict, list[Path]]:
     """Sample, train SentencePiece, convert, check ids, save; the sample lives in a temp folder."""
     with tempfile.TemporaryDirectory(prefix=".work-", dir=out_dir) as work:
         sample_path = Path(work) / "sample.txt"
@@ -106,7 +110,7 @@ def train_into(out_dir: Path, cfg: TokenizerConfig, langs: list[str], timer: Tim
         timer.lap("sample")
         log(f"[tokenizer] training SentencePiece {cfg.spm.model_type}, vocab_size={cfg.spm.vocab_size:,}, "
             f"{cfg.spm.threads()} threads")
-        model = train_sentencepiece(cfg.spm, sample_path, s.seed)
+        model = train_sentencepiece(cfg.spm, sample_path, s.seed, progress)
         timer.lap("sentencepiece")
         sp = load_processor(model)
         fast = to_fast_tokenizer(sp, cfg.spm.model_type, cfg.model_max_length)
