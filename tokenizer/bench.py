@@ -42,9 +42,7 @@ def bench_training(cfg: TokenizerConfig, work: Path) -> dict:
 
     sample = work / "sample.txt"  # the same text: sampling is a function of corpus, config and seed
     langs = resolve_languages(cfg.corpus_dir, cfg.langs)
-    s = cfg.sampling
-    write_sample(Path(cfg.corpus_dir), langs, sample, s.alpha, s.char_budget, s.small_language, s.seed,
-                 s.max_line_chars, log=lambda *_: None)
+    write_sample(Path(cfg.corpus_dir), langs, sample, cfg.sampling, log=lambda *_: None)
     options = trainer_options(cfg.spm, sample)
     t0, c0 = time.perf_counter(), time.process_time()
     spm.SentencePieceTrainer.train(model_prefix=str(work / "raw"), **options)

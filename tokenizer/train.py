@@ -104,13 +104,11 @@ def train_into(out_dir: Path, cfg: TokenizerConfig, langs: list[str], timer: Tim
     """Sample, train SentencePiece, convert, check ids, save; the sample lives in a temp folder."""
     with tempfile.TemporaryDirectory(prefix=".work-", dir=out_dir) as work:
         sample_path = Path(work) / "sample.txt"
-        s = cfg.sampling
-        samples = write_sample(Path(cfg.corpus_dir), langs, sample_path, s.alpha, s.char_budget,
-                               s.small_language, s.seed, s.max_line_chars, log=log)
+        samples = write_sample(Path(cfg.corpus_dir), langs, sample_path, cfg.sampling, log=log)
         timer.lap("sample")
         log(f"[tokenizer] training SentencePiece {cfg.spm.model_type}, vocab_size={cfg.spm.vocab_size:,}, "
             f"{cfg.spm.threads()} threads")
-        model = train_sentencepiece(cfg.spm, sample_path, s.seed, progress)
+        model = train_sentencepiece(cfg.spm, sample_path, cfg.sampling.seed, progress)
         timer.lap("sentencepiece")
         sp = load_processor(model)
         fast = to_fast_tokenizer(sp, cfg.spm.model_type, cfg.model_max_length)
