@@ -6,7 +6,7 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from common.io import read_manifest
@@ -111,6 +111,8 @@ TEXTS = st.lists(st.one_of(PIECES, st.text(ANY_CHAR, max_size=12)), max_size=6).
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=TEXTS)
 def test_any_text_round_trips_without_unk_row35(tok, sp, text):
+    # Literal special-token strings are read as special tokens (documented; tested below).
+    assume(not any(special in NFC(text) for special in tok.all_special_tokens))
     ids = tok(text, add_special_tokens=False)["input_ids"]
     assert tok.unk_token_id not in ids
     assert tok.decode(ids) == NFC(text)
@@ -124,6 +126,13 @@ def test_never_seen_characters_fall_back_to_bytes_row35(tok):
     assert tok.unk_token_id not in ids
     assert "<0xF0>" in pieces  # 4-byte characters became their bytes
     assert tok.decode(ids) == text
+
+
+def test_literal_special_token_strings_are_special_tokens(tok):
+    # The documented exception to "same ids as SentencePiece": like XLM-R, so fill-mask works.
+    ids = tok("a <s> b </s> <pad><unk>", add_special_tokens=False)["input_ids"]
+    assert [i for i in ids if i < 4] == [0, 2, 1, 3]
+    assert tok.decode(ids, skip_special_tokens=True).split() == ["a", "b"]
 
 
 def test_literal_byte_piece_spelling_stays_text(tok, sp):

@@ -5,7 +5,7 @@ import json
 import unicodedata
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from common.corpus import iter_texts, list_languages
@@ -74,6 +74,7 @@ def test_mixed_real_lines_and_odd_characters_round_trip_row35(real_tools, data):
     parts = data.draw(st.lists(st.one_of(st.sampled_from(lines), st.text(chars, max_size=8)),
                                min_size=1, max_size=4))
     text = " ".join(parts)
+    assume(not any(special in unicodedata.normalize("NFC", text) for special in tok.all_special_tokens))
     ids = tok(text, add_special_tokens=False)["input_ids"]
     assert tok.unk_token_id not in ids
     assert ids == sp.encode(unicodedata.normalize("NFC", text))
