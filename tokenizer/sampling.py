@@ -158,11 +158,9 @@ def write_sample(corpus_dir: Path, langs: list[str], out_path: Path, cfg: Sampli
                  ) -> dict[str, LanguageSample]:
     """Write the temperature-sampled training text to `out_path`, one line per line."""
     max_line_chars = cfg.max_line_chars
-    lengths = {}
-    for lang in langs:
-        lengths[lang] = count_language(corpus_dir, lang, max_line_chars)
+    log(f"[tokenizer] counting train characters of {len(langs)} languages in {corpus_dir}")
+    lengths = {lang: count_language(corpus_dir, lang, max_line_chars) for lang in langs}
     counts = {lang: int(lens.sum()) for lang, lens in lengths.items()}
-    # raises naming empty languages
     targets = allocate_chars(counts, cfg.alpha, cfg.char_budget, cfg.small_language, cfg.max_repeat)
     shares = language_shares(counts, cfg.alpha)
     samples = {lang: LanguageSample(lang, counts[lang], shares[lang], targets[lang]) for lang in langs}
