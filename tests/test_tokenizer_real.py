@@ -5,6 +5,8 @@ import json
 import unicodedata
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from common.corpus import iter_texts, list_languages
 from tokenizer import load_tokenizer
@@ -20,11 +22,11 @@ def real(tmp_path_factory, data_dir):
     corpus = corpus_from_line_files(root / "corpus", data_dir, max_lines=400)
     cfg = TokenizerConfig(
         corpus_dir=corpus, out_dir=root / "tokenizer",
-        sampling=SamplingConfig(char_budget=400_000),
-        spm=SentencePieceConfig(vocab_size=1500),
+        sampling=SamplingConfig(char_budget=200_000),
+        spm=SentencePieceConfig(vocab_size=1000),
         report=ReportConfig(max_lines=100),
     )
-    return corpus, run_stage(cfg, log=lambda *_: None)
+    return corpus, run_stage(cfg, log=lambda *_: None, progress=False)
 
 
 def test_round_trip_and_same_ids_on_every_language(real):
@@ -55,3 +57,25 @@ def test_report_has_no_unknown_tokens_on_held_out_lines(real):
     sizes = [r["train_chars_available"] for r in rows]
     shares = [r["sample_share"] for r in rows]
     assert max(shares) / min(shares) < max(sizes) / min(sizes)
+
+
+@pytest.fixture(scope="module")
+def real_tools(real):
+    corpus, out = real
+    lines = [t for lang in list_languages(corpus) for t in list(iter_texts(corpus, lang, "valid"))[:20]]
+    return load_tokenizer(out), load_processor(out / "sentencepiece.model"), lines
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_mixed_real_lines_and_odd_characters_round_trip_row35(real_tools, data):
+    tok, sp, lines = real_tools
+    chars = st.characters(exclude_categories=("Cs", "Cn"), exclude_characters="\u2581")
+    parts = data.draw(st.lists(st.one_of(st.sampled_from(lines), st.text(chars, max_size=8)),
+                               min_size=1, max_size=4))
+    text = " ".join(parts)
+    assume(not any(special in unicodedata.normalize("NFC", text) for special in tok.all_special_tokens))
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert tok.unk_token_id not in ids
+    assert ids == sp.encode(unicodedata.normalize("NFC", text))
+    assert tok.decode(ids) == unicodedata.normalize("NFC", text)

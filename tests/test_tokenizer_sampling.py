@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tokenizer.config import SamplingConfig
 from tokenizer.sampling import (
     EmptyLanguageError,
     allocate_chars,
@@ -18,6 +19,14 @@ from tokenizer.testing import TINY_TEXTS, write_corpus
 COUNTS = {"hau": 1_000_000, "yor": 10_000, "fub": 100}
 
 
+def quiet(*_):
+    pass
+
+
+def cfg(budget: int, **kwargs) -> SamplingConfig:
+    return SamplingConfig(char_budget=budget, max_repeat=0, **kwargs)
+
+
 def test_shares_follow_n_to_the_alpha():
     shares = language_shares(COUNTS, 0.5)
     # sqrt: 1000 : 100 : 10, normalised by 1110
@@ -30,6 +39,16 @@ def test_shares_follow_n_to_the_alpha():
 def test_upsample_gives_budget_times_share_not_share_times_size():
     targets = allocate_chars(COUNTS, 0.5, 111_000, "upsample")
     assert targets == {"hau": 100_000, "yor": 10_000, "fub": 1_000}  # fub: 10x its 100 chars
+
+
+def test_max_repeat_caps_upsampling_and_redistributes():
+    # alpha 0.5, budget 111,000 wants fub = 1,000 = 10 passes over its 100 chars.
+    assert allocate_chars(COUNTS, 0.5, 111_000, "upsample", max_repeat=10) == {"hau": 100_000, "yor": 10_000, "fub": 1_000}
+    # With at most 4 passes fub gets 400; the 600 left is split 1000:100 between hau and yor.
+    targets = allocate_chars(COUNTS, 0.5, 111_000, "upsample", max_repeat=4)
+    assert targets == {"fub": 400, "hau": round(110_600 * 1000 / 1100), "yor": round(110_600 * 100 / 1100)}
+    # 'cap' is the same as upsampling at most once.
+    assert allocate_chars(COUNTS, 0.5, 111_000, "cap") == allocate_chars(COUNTS, 0.5, 111_000, "upsample", 1)
 
 
 def test_cap_redistributes_what_small_languages_cannot_give():
@@ -85,20 +104,20 @@ def test_write_sample_is_deterministic_and_meets_targets(tmp_path):
     langs = resolve_languages(corpus, [])
     runs = []
     for name in ("a.txt", "b.txt"):
-        samples = write_sample(corpus, langs, tmp_path / name, 0.3, 20_000, "upsample", 7, 2000, log=lambda *_: None)
+        samples = write_sample(corpus, langs, tmp_path / name, cfg(20_000, seed=7), log=quiet)
         runs.append((tmp_path / name).read_text(encoding="utf-8"))
     assert runs[0] == runs[1]
     for lang, sample in samples.items():
         longest = max(len(t) for t in TINY_TEXTS[lang])
         assert sample.target_chars <= sample.drawn_chars < sample.target_chars + longest
-    other = write_sample(corpus, langs, tmp_path / "c.txt", 0.3, 20_000, "upsample", 8, 2000, log=lambda *_: None)
+    other = write_sample(corpus, langs, tmp_path / "c.txt", cfg(20_000, seed=8), log=quiet)
     assert (tmp_path / "c.txt").read_text(encoding="utf-8") != runs[0]
     assert {k: v.target_chars for k, v in other.items()} == {k: v.target_chars for k, v in samples.items()}
 
 
 def test_only_train_split_is_sampled(tmp_path):
     corpus = write_corpus(tmp_path / "corpus", {"yor": ["Ọmọ náà ń lọ."]}, {"yor": ["VALIDONLY line"]})
-    write_sample(corpus, ["yor"], tmp_path / "s.txt", 0.3, 1000, "upsample", 0, 2000, log=lambda *_: None)
+    write_sample(corpus, ["yor"], tmp_path / "s.txt", cfg(1000), log=quiet)
     text = (tmp_path / "s.txt").read_text(encoding="utf-8")
     assert "Ọmọ náà" in text and "VALIDONLY" not in text
 

@@ -1,12 +1,17 @@
 """Reading a finished tokenizer folder: what later stages call (docs/interfaces.md)."""
 from __future__ import annotations
 
+import os
+import unicodedata
 from pathlib import Path
+from typing import Callable, Sequence
 
 from common.io import sha256_file, sha256_json
 
 HASHED_FILES = ("tokenizer.json", "sentencepiece.model")
-REQUIRED_FILES = ("tokenizer.json", "tokenizer_config.json", "sentencepiece.model")
+# sentencepiece.model is not required to load: `tokenizer.save_pretrained` (e.g. into a model's
+# final/ folder) writes only the two JSON files.
+REQUIRED_FILES = ("tokenizer.json", "tokenizer_config.json")
 LAYOUT = {"bos_token_id": 0, "pad_token_id": 1, "eos_token_id": 2, "unk_token_id": 3}
 
 
@@ -30,6 +35,23 @@ def load_tokenizer(tokenizer_dir: str | Path):
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
     check_layout(tokenizer, tokenizer_dir)
     return tokenizer
+
+
+def load_bulk_encoder(tokenizer_dir: str | Path) -> Callable[[Sequence[str]], list[list[int]]]:
+    """Encode many texts with SentencePiece directly: same ids as the fast tokenizer without
+    special tokens (the stage checks this before saving), about 10x faster on CPU
+    (docs/tokenizer.md, measured numbers). For packing a corpus into blocks."""
+    import sentencepiece as spm
+
+    tokenizer_dir = Path(tokenizer_dir)
+    _require(tokenizer_dir, ("sentencepiece.model",))
+    sp = spm.SentencePieceProcessor(model_file=str(tokenizer_dir / "sentencepiece.model"))
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+    def encode(texts: Sequence[str]) -> list[list[int]]:
+        return sp.encode([unicodedata.normalize("NFC", t) for t in texts], num_threads=threads)
+
+    return encode
 
 
 def check_layout(tokenizer, where: str | Path) -> None:

@@ -38,6 +38,12 @@ class SamplingConfig:
         "in proportion to their q (water-filling)",
         default="upsample",
     )
+    max_repeat: float = _help(
+        "with 'upsample': at most this many passes over a language's text (0 = no limit); a "
+        "language that would need more is capped at max_repeat x n_i and the rest of its share "
+        "goes to the others, so a tiny language is not memorised as whole-verse pieces",
+        default=20.0,
+    )
     seed: int = _help("seed of the line draw and of SentencePiece's shuffling", default=0)
     max_line_chars: int = _help(
         "lines longer than this are cut at whitespace before training, so SentencePiece "
@@ -48,6 +54,8 @@ class SamplingConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"sampling.alpha must be in [0, 1], got {self.alpha}")
+        if self.max_repeat != 0 and self.max_repeat < 1:
+            raise ValueError(f"sampling.max_repeat must be 0 (no limit) or at least 1, got {self.max_repeat}")
         if self.char_budget <= 0:
             raise ValueError(f"sampling.char_budget must be positive, got {self.char_budget}")
         if self.max_line_chars < 16:

@@ -50,8 +50,8 @@ def _bpe_merges(sp: spm.SentencePieceProcessor, vocab: dict[str, int]) -> list[t
     SentencePiece BPE ids are in merge order, so piece k is built from two pieces of lower
     rank; every split of a piece into two known normal pieces is a candidate merge.
     """
-    normal = {p: i for p, i in vocab.items() if i < sp.get_piece_size() and sp.is_unknown(i) is False
-              and not sp.is_control(i) and not sp.is_byte(i)}
+    normal = {p: i for p, i in vocab.items()
+              if i < sp.get_piece_size() and not (sp.is_unknown(i) or sp.is_control(i) or sp.is_byte(i))}
     merges = []
     for piece, rank in normal.items():
         for cut in range(1, len(piece)):

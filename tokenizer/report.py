@@ -10,6 +10,7 @@ plus the language's share of the training sample. Written as report.json and rep
 from __future__ import annotations
 
 import itertools
+import re
 import unicodedata
 from pathlib import Path
 
@@ -19,21 +20,27 @@ from common.corpus import iter_texts
 from common.io import atomic_write, write_json
 from tokenizer.sampling import LanguageSample
 
-BYTE_IDS = range(4, 4 + 256)  # <0x00>..<0xFF> right after the 4 specials (byte_fallback layout)
+BYTE_PIECE = re.compile(r"<0x[0-9A-F]{2}>")
+
+
+def byte_piece_ids(tokenizer) -> np.ndarray:
+    """Ids of the 256 byte-fallback pieces <0x00>..<0xFF>."""
+    return np.asarray(sorted(i for piece, i in tokenizer.get_vocab().items() if BYTE_PIECE.fullmatch(piece)))
 
 
 def measure_language(tokenizer, texts: list[str], batch_size: int) -> dict:
     tokens = words = chars = unk = byte = errors = 0
     unk_id = tokenizer.unk_token_id
+    byte_ids = byte_piece_ids(tokenizer)
     for start in range(0, len(texts), batch_size):
         batch = texts[start:start + batch_size]
-        encoded = tokenizer(batch, add_special_tokens=False)["input_ids"]
+        encoded = tokenizer(batch, add_special_tokens=False, verbose=False)["input_ids"]
         decoded = tokenizer.batch_decode(encoded, skip_special_tokens=False)
         for text, ids, back in zip(batch, encoded, decoded):
             arr = np.asarray(ids, dtype=np.int64)
             tokens += len(arr)
             unk += int((arr == unk_id).sum())
-            byte += int(((arr >= BYTE_IDS.start) & (arr < BYTE_IDS.stop)).sum())
+            byte += int(np.isin(arr, byte_ids).sum())
             words += len(text.split())
             chars += len(text)
             errors += back != unicodedata.normalize("NFC", text)

@@ -4,10 +4,11 @@ Arithmetic (pure, tested on hand-made counts in tests/test_tokenizer_sampling.py
     q_i      = n_i^alpha / sum_j n_j^alpha           share of language i
     target_i = B * q_i                               characters drawn from language i
 'upsample': a language with n_i < target_i is repeated: floor(target_i / n_i) full passes
-            plus a random part of one more pass, so every share stays exactly q_i.
-'cap':      such a language gives all its n_i characters once; what is left of the budget
-            is spread over the others in proportion to their q (repeated until nobody else
-            is short), so the total is min(B, sum n_i) and nothing is repeated.
+            plus a random part of one more pass, so its share stays exactly q_i -- up to
+            `max_repeat` x n_i characters (0 = no limit); beyond that it is capped like below.
+'cap':      such a language gives all its n_i characters once (max_repeat = 1).
+A capped language's unused share is spread over the others in proportion to their q,
+repeated until nobody else hits its limit (water-filling); the total is min(B, sum of limits).
 Draws are seeded per language, so the sample is a function of (counts, texts, seed) only.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ import regex
 
 from common.corpus import iter_texts, list_languages
 from common.io import atomic_write
+from tokenizer.config import SamplingConfig
 
 _LINE_BREAKS = regex.compile(r"[\r\n\u2028\u2029\x85\x0b\x0c]+")
 _LAST_SPACE = regex.compile(r"\s(?=\S*$)")
@@ -39,28 +41,34 @@ def language_shares(counts: dict[str, int], alpha: float) -> dict[str, float]:
     return {lang: w / total for lang, w in weights.items()}
 
 
-def allocate_chars(counts: dict[str, int], alpha: float, budget: int, policy: str) -> dict[str, int]:
+def allocate_chars(
+    counts: dict[str, int], alpha: float, budget: int, policy: str, max_repeat: float = 0.0
+) -> dict[str, int]:
     """Characters to draw from each language (see the module docstring)."""
     empty = sorted(lang for lang, n in counts.items() if n <= 0)
     if empty:
         raise EmptyLanguageError(f"no training text for language(s): {', '.join(empty)}")
-    shares = language_shares(counts, alpha)
-    if policy == "upsample":
-        return {lang: round(budget * q) for lang, q in shares.items()}
-    if policy != "cap":
+    if policy not in ("upsample", "cap"):
         raise ValueError(f"sampling.small_language must be 'upsample' or 'cap', got {policy!r}")
+    repeat = 1.0 if policy == "cap" else (max_repeat or float("inf"))
+    limits = {lang: n * repeat for lang, n in counts.items()}
+    return water_fill(language_shares(counts, alpha), limits, budget)
+
+
+def water_fill(shares: dict[str, float], limits: dict[str, float], budget: int) -> dict[str, int]:
+    """Split `budget` by `shares`; a language over its limit gets the limit, the rest re-split."""
     targets: dict[str, int] = {}
     open_langs = dict(shares)
-    left = budget
+    left = float(budget)
     while open_langs:
         mass = sum(open_langs.values())
-        short = {lang for lang, q in open_langs.items() if counts[lang] <= left * q / mass}
-        if not short:
+        full = {lang for lang, q in open_langs.items() if limits[lang] <= left * q / mass}
+        if not full:
             targets.update({lang: round(left * q / mass) for lang, q in open_langs.items()})
             break
-        for lang in short:  # capped at what it has; its unused share goes back to the pool
-            targets[lang] = counts[lang]
-            left -= counts[lang]
+        for lang in full:  # limited; its unused share goes back to the others
+            targets[lang] = round(limits[lang])
+            left -= limits[lang]
             del open_langs[lang]
     return targets
 
@@ -70,8 +78,12 @@ def training_lines(text: str, max_chars: int) -> list[str]:
 
     Long lines are cut at the last whitespace before the limit (hard cut if there is none).
     """
+    if not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
+    if len(text) <= max_chars and not _LINE_BREAKS.search(text):  # the common case, fast
+        return [text] if text.strip() else []
     lines = []
-    for part in _LINE_BREAKS.split(unicodedata.normalize("NFC", text)):
+    for part in _LINE_BREAKS.split(text):
         while len(part) > max_chars:
             match = _LAST_SPACE.search(part[:max_chars])
             cut = match.start() if match and match.start() > 0 else max_chars
@@ -142,28 +154,19 @@ def resolve_languages(corpus_dir: Path, langs: Iterable[str]) -> list[str]:
     return sorted(langs)
 
 
-def write_sample(
-    corpus_dir: Path,
-    langs: list[str],
-    out_path: Path,
-    alpha: float,
-    budget: int,
-    policy: str,
-    seed: int,
-    max_line_chars: int,
-    log=print,
-) -> dict[str, LanguageSample]:
+def write_sample(corpus_dir: Path, langs: list[str], out_path: Path, cfg: SamplingConfig, log=print
+                 ) -> dict[str, LanguageSample]:
     """Write the temperature-sampled training text to `out_path`, one line per line."""
-    lengths = {}
-    for lang in langs:
-        lengths[lang] = count_language(corpus_dir, lang, max_line_chars)
+    max_line_chars = cfg.max_line_chars
+    log(f"[tokenizer] counting train characters of {len(langs)} languages in {corpus_dir}")
+    lengths = {lang: count_language(corpus_dir, lang, max_line_chars) for lang in langs}
     counts = {lang: int(lens.sum()) for lang, lens in lengths.items()}
-    targets = allocate_chars(counts, alpha, budget, policy)  # raises naming empty languages
-    shares = language_shares(counts, alpha)
+    targets = allocate_chars(counts, cfg.alpha, cfg.char_budget, cfg.small_language, cfg.max_repeat)
+    shares = language_shares(counts, cfg.alpha)
     samples = {lang: LanguageSample(lang, counts[lang], shares[lang], targets[lang]) for lang in langs}
     with atomic_write(out_path) as handle:
         for lang in langs:
-            repeats = pick_lines(lengths[lang], targets[lang], _lang_rng(seed, lang))
+            repeats = pick_lines(lengths[lang], targets[lang], _lang_rng(cfg.seed, lang))
             sample = samples[lang]
             for line, times in zip(_iter_lines(corpus_dir, lang, max_line_chars), repeats):
                 for _ in range(times):

@@ -58,12 +58,23 @@ def trainer_options(cfg: SentencePieceConfig, sample_path: Path) -> dict:
     )
 
 
-def train_sentencepiece(cfg: SentencePieceConfig, sample_path: Path, seed: int) -> bytes:
-    """Train on the sample file; returns the serialized model."""
+def train_sentencepiece(cfg: SentencePieceConfig, sample_path: Path, seed: int, progress: bool = True) -> bytes:
+    """Train on the sample file; returns the serialized model.
+
+    Lines are fed through `sentence_iterator` rather than `input=`: the model stores its
+    trainer options, and a temporary file name in them would change the tokenizer hash of
+    an otherwise identical model.
+    """
     spm.set_random_generator_seed(seed)
+    options = trainer_options(cfg, sample_path)
+    del options["input"], options["input_format"]
+    options["minloglevel"] = 0 if progress else 1  # 0: SentencePiece's own progress lines on stderr
     model = io.BytesIO()
     try:
-        spm.SentencePieceTrainer.train(model_writer=model, **trainer_options(cfg, sample_path))
+        with open(sample_path, encoding="utf-8") as lines:
+            spm.SentencePieceTrainer.train(
+                sentence_iterator=(line.rstrip("\n") for line in lines), model_writer=model, **options
+            )
     except RuntimeError as err:
         match = re.search(r"Vocabulary size too high \((\d+)\)\. Please set it to a value <= (\d+)", str(err))
         if match:

@@ -108,7 +108,7 @@ def build_tiny_tokenizer(
             spm=SentencePieceConfig(vocab_size=vocab_size, hard_vocab_limit=False),
             report=ReportConfig(max_lines=100),
         )
-        return run_stage(cfg, log=lambda *_: None)
+        return run_stage(cfg, log=lambda *_: None, progress=False)
 
 
 # Plain-line files of the real data (mono/SOURCES.tsv format "lines"), by language.

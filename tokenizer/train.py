@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import os
-import random
+import shutil
 import sys
 import tempfile
 import time
@@ -36,6 +37,20 @@ PROBES = (
 )
 
 
+class Timer:
+    """Wall and CPU seconds (all threads of this process) per phase, for report.json."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._start = (time.perf_counter(), time.process_time())
+
+    def lap(self, name: str) -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
+        self.timings[f"{name}_s"] = round(wall - self._start[0], 3)
+        self.timings[f"{name}_cpu_s"] = round(cpu - self._start[1], 3)
+        self._start = (wall, cpu)
+
+
 class IdMismatchError(RuntimeError):
     """The converted tokenizer disagrees with the SentencePiece model."""
 
@@ -48,8 +63,11 @@ def stage_config(cfg: TokenizerConfig) -> dict:
     return data
 
 
-def run_stage(cfg: TokenizerConfig, log=print) -> Path:
-    """Build (or skip) the tokenizer folder `cfg.out_dir`; returns it."""
+def run_stage(cfg: TokenizerConfig, log=print, progress: bool = True) -> Path:
+    """Build (or skip) the tokenizer folder `cfg.out_dir`; returns it.
+
+    `progress=False` silences SentencePiece's own log lines (tests, helpers).
+    """
     out_dir = Path(cfg.out_dir)
     langs = resolve_languages(cfg.corpus_dir, cfg.langs)
     inputs = {"corpus_hash": corpus_hash(cfg.corpus_dir), "langs": ",".join(langs)}
@@ -59,42 +77,52 @@ def run_stage(cfg: TokenizerConfig, log=print) -> Path:
         return out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / MANIFEST_NAME).unlink(missing_ok=True)  # incomplete until the new manifest is written
-    timings = {}
-    with tempfile.TemporaryDirectory(prefix=".work-", dir=out_dir) as work:
-        sample_path = Path(work) / "sample.txt"
-        t0 = time.perf_counter()
-        samples = write_sample(
-            Path(cfg.corpus_dir), langs, sample_path, cfg.sampling.alpha, cfg.sampling.char_budget,
-            cfg.sampling.small_language, cfg.sampling.seed, cfg.sampling.max_line_chars, log=log,
-        )
-        timings["sample_s"] = time.perf_counter() - t0
-        log(f"[tokenizer] training SentencePiece {cfg.spm.model_type}, vocab_size={cfg.spm.vocab_size:,}, "
-            f"{cfg.spm.threads()} threads")
-        t0 = time.perf_counter()
-        model = train_sentencepiece(cfg.spm, sample_path, cfg.sampling.seed)
-        timings["sentencepiece_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        sp = load_processor(model)
-        fast = to_fast_tokenizer(sp, cfg.spm.model_type, cfg.model_max_length)
-        verify_same_ids(sp, fast, _sample_lines(sample_path, 2000, cfg.sampling.seed))
-        outputs = save_folder(out_dir, fast, model, Path(work), cfg)
-        timings["convert_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    for stale in out_dir.glob(".work-*"):  # left by a killed run
+        shutil.rmtree(stale, ignore_errors=True)
+    timer = Timer()
+    samples, outputs = train_into(out_dir, cfg, langs, timer, log, progress)
     tokenizer = load_tokenizer(out_dir)
     report = build_report(tokenizer, Path(cfg.corpus_dir), samples, cfg.report.max_lines, cfg.report.batch_size)
-    report["timings"] = {**timings, "report_s": time.perf_counter() - t0}
+    timer.lap("report")
+    report["timings"] = timer.timings
     outputs += write_report(out_dir, report)
     log(report_table(report))
     digest = tokenizer_hash(out_dir)
+    pieces = len(tokenizer) - 1  # without <mask>
+    if pieces < cfg.spm.vocab_size:
+        log(f"[tokenizer] note: the text supports {pieces:,} pieces, fewer than spm.vocab_size="
+            f"{cfg.spm.vocab_size:,} (spm.hard_vocab_limit=false); vocab_size recorded in the manifest")
     write_manifest(out_dir, STAGE, config, inputs, outputs,
-                   extra={"tokenizer_hash": digest, "vocab_size": len(tokenizer), "languages": langs})
+                   extra={"tokenizer_hash": digest, "vocab_size": len(tokenizer),
+                          "vocab_size_requested": cfg.spm.vocab_size + 1, "languages": langs})
     log(f"[tokenizer] wrote {out_dir} (vocab {len(tokenizer):,}, tokenizer_hash {digest[:12]})")
     return out_dir
 
 
-def _sample_lines(path: Path, n: int, seed: int) -> list[str]:
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return random.Random(seed).sample(lines, min(n, len(lines)))
+def train_into(out_dir: Path, cfg: TokenizerConfig, langs: list[str], timer: Timer, log,
+               progress: bool) -> tuple[dict, list[Path]]:
+    """Sample, train SentencePiece, convert, check ids, save; the sample lives in a temp folder."""
+    with tempfile.TemporaryDirectory(prefix=".work-", dir=out_dir) as work:
+        sample_path = Path(work) / "sample.txt"
+        samples = write_sample(Path(cfg.corpus_dir), langs, sample_path, cfg.sampling, log=log)
+        timer.lap("sample")
+        log(f"[tokenizer] training SentencePiece {cfg.spm.model_type}, vocab_size={cfg.spm.vocab_size:,}, "
+            f"{cfg.spm.threads()} threads")
+        model = train_sentencepiece(cfg.spm, sample_path, cfg.sampling.seed, progress)
+        timer.lap("sentencepiece")
+        sp = load_processor(model)
+        fast = to_fast_tokenizer(sp, cfg.spm.model_type, cfg.model_max_length)
+        n_lines = sum(sample.drawn_lines for sample in samples.values())
+        verify_same_ids(sp, fast, _spread_lines(sample_path, n_lines, 2000))
+        outputs = save_folder(out_dir, fast, model, Path(work), cfg)
+        timer.lap("convert")
+    return samples, outputs
+
+
+def _spread_lines(path: Path, n_lines: int, n: int) -> list[str]:
+    """About `n` lines spread evenly over the sample file (every language is in it)."""
+    with open(path, encoding="utf-8") as handle:
+        return [line.rstrip("\n") for line in itertools.islice(handle, 0, None, max(1, n_lines // n))]
 
 
 def verify_same_ids(sp, fast, texts: list[str]) -> None:
