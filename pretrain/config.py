@@ -140,8 +140,9 @@ class PretrainConfig:
 
 # Settings that change nothing in the trained weights, metrics or selection files: they
 # may differ between a run and its resumption (RELIABILITY row 4 refuses every other change).
+# Input folders are compared by their content hashes (corpus_hash, tokenizer_hash), not paths.
 RESUME_SAFE_SETTINGS = frozenset({
-    "out_dir", "data.cache_dir", "data.tokenize_batch", "train.log_every",
+    "corpus_dir", "tokenizer_dir", "out_dir", "data.cache_dir", "data.tokenize_batch", "train.log_every",
     "train.checkpoint_every", "train.keep_checkpoints", "train.device", "train.bf16", "train.cpu_threads",
 })
 

@@ -157,7 +157,7 @@ class PackedBlockPool:
     def __init__(self, cache: Path, langs: Sequence[str], tokenizer, corpus_dir: Path, batch: int = 1000):
         index = read_index(cache)
         self.block_len: int = index["block_len"]
-        self._tokenizer = tokenizer
+        self.tokenizer = tokenizer  # the run's fast tokenizer (the afrolm strategy decodes with it)
         self._corpus_dir = Path(corpus_dir)
         self._batch = batch
         self._langs = sorted(langs)
@@ -216,8 +216,8 @@ class PackedBlockPool:
     def add_generated(self, lang: str, texts: Sequence[str]) -> np.ndarray:
         if lang not in self._langs:
             raise KeyError(f"add_generated: {lang!r} is not a pool language ({', '.join(self._langs)})")
-        docs = tokenize_texts(self._tokenizer, texts, self._batch)
-        new, _ = pack_documents(docs, self.block_len, special_ids(self._tokenizer), keep_tail=True)
+        docs = tokenize_texts(self.tokenizer, texts, self._batch)
+        new, _ = pack_documents(docs, self.block_len, special_ids(self.tokenizer), keep_tail=True)
         return self._append(lang, new)
 
     def _append(self, lang: str, new: np.ndarray) -> np.ndarray:

@@ -349,7 +349,7 @@ class Trainer:
             # Wall-clock figures go to timing.jsonl so metrics.jsonl stays reproducible.
             clean = {k: v for k, v in summary.items() if "second" not in k}
             metrics.write({"event": "selection", "round": round_index, "step": self.progress.step,
-                           "chosen": int(len(chosen)), "blocks_needed": int(needed), **clean})
+                           "chosen": int(len(chosen)), "blocks_needed": int(needed), "summary": clean})
         if len(chosen) < needed:
             self.log(f"[select] round {round_index}: {len(chosen)} blocks chosen for {needed} block-steps; "
                      "the round cycles through them")
@@ -390,7 +390,7 @@ class RunResult:
     skipped: bool = False
     stopped_by: int | None = None  # signal number when stopped by SIGTERM/SIGINT
     model: torch.nn.Module | None = None
-    trained_ids: list = field(default_factory=list)  # this rank's block ids per step
+    trained_ids: list = field(default_factory=list)  # (step's ids, this rank's share) per step
 
 
 def run(cfg: PretrainConfig, fresh: bool = False, record_ids: bool = False) -> RunResult:
@@ -462,9 +462,10 @@ def _run(cfg, fresh, record_ids, info, device, log) -> RunResult:
             if round_index != p.round_index:
                 trainer.select(round_index, metrics)
             position = p.step - round_index * cfg.selection.select_every
-            ids = rank_share(step_block_ids(p.chosen, position, trainer.global_batch), info.rank, info.world)
+            step_ids = step_block_ids(p.chosen, position, trainer.global_batch)
+            ids = rank_share(step_ids, info.rank, info.world)
             if record_ids:
-                trained_ids.append(ids.copy())
+                trained_ids.append((step_ids.copy(), ids.copy()))
             loss_sum, targets, norm, tokens = trainer.train_step(ids)
             loss_sum, targets, tokens = ddp_util.sum_all(info, [loss_sum, float(targets), float(tokens)])
             lr = trainer.scheduler.get_last_lr()[0]

@@ -72,7 +72,7 @@ def main() -> int:
         digest.update(tensor.detach().cpu().numpy().tobytes())
     out = Path(cfg.out_dir)
     (out / f"rank-{rank}.sha256").write_text(digest.hexdigest())
-    (out / f"rank-{rank}.ids.json").write_text(json.dumps([ids.tolist() for ids in result.trained_ids]))
+    (out / f"rank-{rank}.ids.json").write_text(json.dumps([[step.tolist(), mine.tolist()] for step, mine in result.trained_ids]))
     return 0
 
 

@@ -41,26 +41,6 @@ def make_corpus(root: Path, texts_by_lang: dict[str, list[str]], valid_every: in
     return root
 
 
-def build_test_tokenizer(out_dir: Path, texts: list[str], vocab_size: int = 200) -> Path:
-    """SentencePiece-style Unigram tokenizer with XLM-R special ids (<s>=0 <pad>=1 </s>=2 <unk>=3, <mask> last)."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.Unigram())
-    tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Metaspace()
-    tok.decoder = decoders.Metaspace()
-    trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=["<s>", "<pad>", "</s>", "<unk>"],
-                                      unk_token="<unk>")
-    tok.train_from_iterator(texts, trainer)
-    tok.add_special_tokens(["<mask>"])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-                                   unk_token="<unk>", mask_token="<mask>", cls_token="<s>", sep_token="</s>")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fast.save_pretrained(str(out_dir))
-    return out_dir
-
-
 # A run small enough for tests: rounds of 4 steps, a checkpoint every 3 (so resumes land mid-round).
 TEST_SETTINGS = [
     "model.hidden_size=32", "model.num_layers=2", "model.num_heads=2", "model.ffn_size=64",
@@ -80,9 +60,11 @@ def run_args(corpus_dir: Path, tokenizer_dir: Path, out_dir: Path, *extra: str) 
 
 def build_inputs(root: Path, langs=("amh", "hau", "yor"), n: int = 120) -> tuple[Path, Path]:
     """A corpus of `langs` (n sentences each) and a tokenizer trained on it."""
+    from tokenizer.testing import build_tiny_tokenizer  # the tokenizer stage's real code path
+
     texts = {lang: sentences(lang, n) for lang in langs}
     corpus_dir = make_corpus(root / "corpus", texts)
-    tok_dir = build_test_tokenizer(root / "tokenizer", [t for v in texts.values() for t in v])
+    tok_dir = build_tiny_tokenizer(root / "tokenizer", texts, vocab_size=600)
     return corpus_dir, tok_dir
 
 
