@@ -67,15 +67,20 @@ def pack_documents(
 
 
 def tokenize_texts(tokenizer, texts: Iterable[str], batch: int) -> Iterable[list[int]]:
-    """Token ids of each text, no special tokens; batched for the fast tokenizer's threads."""
+    """Token ids of each text, no special tokens; batched for the fast tokenizer's threads.
+
+    Goes to the Rust tokenizer directly: documents longer than the model are expected here
+    (packing splits them), so the wrapper's max-length warning would only be noise.
+    """
+    backend = tokenizer.backend_tokenizer
     buffer: list[str] = []
     for text in texts:
         buffer.append(text)
         if len(buffer) >= batch:
-            yield from tokenizer(buffer, add_special_tokens=False)["input_ids"]
+            yield from (enc.ids for enc in backend.encode_batch(buffer, add_special_tokens=False))
             buffer = []
     if buffer:
-        yield from tokenizer(buffer, add_special_tokens=False)["input_ids"]
+        yield from (enc.ids for enc in backend.encode_batch(buffer, add_special_tokens=False))
 
 
 def tokenizer_hash(tokenizer_dir: Path) -> str:

@@ -125,6 +125,7 @@ class Trainer:
         self.out_dir = Path(cfg.out_dir)
         tcfg = cfg.train
         self.tokenizer = AutoTokenizer.from_pretrained(str(cfg.tokenizer_dir))
+        self.tokenizer.model_max_length = cfg.data.block_len  # what the model's positions allow
         cache_root = cfg.data.cache_dir or self.out_dir.parent / "cache"
         if info.main:
             self.cache = build_block_cache(cfg.corpus_dir, self.tokenizer, cfg.tokenizer_dir, cfg.data.block_len,
@@ -562,6 +563,13 @@ def main(argv=None) -> int:
     except (ConfigError, TrainingError, ckpt.CheckpointError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 2
+    except torch.OutOfMemoryError as err:  # RELIABILITY row 8 (message only; untested without a GPU)
+        t = cfg.train
+        print(f"error: out of GPU memory with train.batch_size={t.batch_size}, train.grad_accum={t.grad_accum}, "
+              f"data.block_len={cfg.data.block_len}, selection.score_batch_size="
+              f"{getattr(cfg.selection, 'score_batch_size', '?')}; lower train.batch_size and raise "
+              f"train.grad_accum (same tokens/step), or lower the scoring batch. ({err})", file=sys.stderr, flush=True)
+        return 3
     if result.stopped_by is not None:
         return 128 + int(result.stopped_by)  # the shell's convention for "ended by a signal"
     return 0
