@@ -308,17 +308,20 @@ class Trainer:
         for lang, blocks in self.valid.items():
             gen = torch.Generator().manual_seed(derive_seed(self.cfg.train.seed, 3, zlib.crc32(lang.encode())))
             total, count = 0.0, 0
-            for start in range(0, len(blocks), self.cfg.train.batch_size):
-                chunk = blocks[start : start + self.cfg.train.batch_size]
-                inputs, labels = mask_tokens(chunk, self.special, self.tokenizer.mask_token_id,
-                                             len(self.tokenizer), gen, m.probability, m.mask_fraction,
-                                             m.random_fraction, self.word_start)
-                with self._autocast():
-                    loss, n = self.objective(inputs.to(self.device),
-                                             (chunk != self.tokenizer.pad_token_id).to(self.device),
-                                             labels.to(self.device))
-                total, count = total + float(loss), count + int(n)
-            if count == 0:  # a very short validation text can draw no masked position
+            for _ in range(10):  # a language with one short validation block may draw no target: redraw
+                for start in range(0, len(blocks), self.cfg.train.batch_size):
+                    chunk = blocks[start : start + self.cfg.train.batch_size]
+                    inputs, labels = mask_tokens(chunk, self.special, self.tokenizer.mask_token_id,
+                                                 len(self.tokenizer), gen, m.probability, m.mask_fraction,
+                                                 m.random_fraction, self.word_start)
+                    with self._autocast():
+                        loss, n = self.objective(inputs.to(self.device),
+                                                 (chunk != self.tokenizer.pad_token_id).to(self.device),
+                                                 labels.to(self.device))
+                    total, count = total + float(loss), count + int(n)
+                if count:
+                    break
+            if count == 0:  # nothing maskable at all
                 results[lang] = {"loss": None, "ppl": None, "targets": 0}
                 continue
             mean = total / count
@@ -528,7 +531,8 @@ def run_summary(metrics_path: Path, p: Progress, n_params: int) -> dict:
         "parameters": n_params, "steps": p.step, "tokens": p.tokens, "skipped_steps": p.skipped_steps,
         "train_seconds": round(p.train_seconds, 1), "scoring_seconds": round(p.scoring_seconds, 1),
         "valid_loss": {lang: {"first": first[lang]["loss"], "last": last[lang]["loss"]}
-                       for lang in last if lang in first and last[lang]["loss"] is not None},
+                       for lang in last
+                       if lang in first and None not in (first[lang]["loss"], last[lang]["loss"])},
     }
 
 
