@@ -70,6 +70,7 @@ def save_checkpoint(root: Path, step: int, files: dict[str, bytes]) -> Path:
             sums[name] = hashlib.sha256(data).hexdigest()
         _write_file(tmp / COMPLETE, json.dumps({"step": step, "sha256": sums}, indent=1).encode())
         _fsync_dir(tmp)
+        os.chmod(tmp, 0o755)  # mkdtemp's folders are private
         os.replace(tmp, final)
         _fsync_dir(root)
     except OSError as err:

@@ -91,12 +91,12 @@ class TrainConfig:
     warmup_steps: int = 20  # linear warm-up from 0 to lr
     schedule: Literal["linear", "cosine"] = "linear"  # decay after warm-up
     weight_decay: float = 0.01  # AdamW decoupled decay (not on biases or LayerNorm)
-    adam_beta1: float = 0.9
+    adam_beta1: float = 0.9  # AdamW beta1
     adam_beta2: float = 0.98  # RoBERTa's value, steadier with large batches
-    adam_eps: float = 1e-6
+    adam_eps: float = 1e-6  # AdamW epsilon
     clip_norm: float = 1.0  # gradient-norm clipping; 0 turns it off
     bf16: bool = True  # bf16 autocast on CUDA (ignored on CPU)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when visible, else cpu
     cpu_threads: int = 0  # torch intra-op threads on CPU; 0 = torch's default (one per core)
     seed: int = 0  # seeds initialisation, masking and dropout
     eval_every: int = 50  # steps between per-language validation
@@ -189,5 +189,6 @@ def field_docs(cls: type, prefix: str = "") -> list[tuple[str, str, str]]:
             rows.extend(field_docs(tp, f"{prefix}{f.name}."))
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        rows.append((f"{prefix}{f.name}", repr(default), comments.get(f.name, "")))
+        doc = f.metadata.get("help") or comments.get(f.name, "")  # field(metadata={"help": ...}) or a comment
+        rows.append((f"{prefix}{f.name}", repr(default), doc))
     return rows

@@ -379,6 +379,12 @@ def write_final(trainer: Trainer, out_dir: Path) -> Path:
     try:
         trainer.model.save_pretrained(tmp, safe_serialization=True)
         trainer.tokenizer.save_pretrained(tmp)
+        spm = Path(trainer.cfg.tokenizer_dir) / "sentencepiece.model"
+        if spm.exists():  # the tokenizer stage's original model, for users of sentencepiece itself
+            shutil.copyfile(spm, tmp / spm.name)
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the folder is meant to be shared
+        for item in tmp.iterdir():
+            os.chmod(item, 0o644)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)

@@ -69,7 +69,8 @@ def test_run_writes_loadable_model_metrics_and_rounds(reference, inputs):
     from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
 
     final = reference / "final"
-    assert (final / "model.safetensors").exists() and (final / "tokenizer.json").exists()
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "sentencepiece.model"):
+        assert (final / name).exists(), name
     model = AutoModelForMaskedLM.from_pretrained(str(final))
     tokenizer = AutoTokenizer.from_pretrained(str(final))
     assert model.config.vocab_size == len(tokenizer)
