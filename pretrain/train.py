@@ -112,6 +112,7 @@ class Progress:
     metrics_bytes: int = 0  # size of metrics.jsonl when checkpointed
     scoring_seconds: float = 0.0  # time spent in selection rounds (all sessions)
     train_seconds: float = 0.0  # wall time of the run (all sessions)
+    world: int = 1  # processes that trained (the data order depends on it)
 
     def to_json(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "chosen"}
@@ -159,6 +160,7 @@ class Trainer:
         self.word_start = word_start_table(self.tokenizer) if cfg.masking.whole_word else None
         self.selection_state = SelectionState()
         self.global_batch = tcfg.batch_size * tcfg.grad_accum * info.world
+        self.progress.world = info.world
         self.stop = StopFlag()
 
     # ---- set-up -------------------------------------------------------------------------
@@ -237,6 +239,9 @@ class Trainer:
         self.pool.load_state_dict(state["pool"])
         self.selection_state = SelectionState.from_state_dict(state["selection"])
         saved = json.loads((Path(folder) / "progress.json").read_text())
+        if saved.get("world", 1) != self.info.world:  # each step's blocks are split by world size
+            raise ConfigError(f"{folder} was written by {saved.get('world', 1)} processes, this run has "
+                              f"{self.info.world}; resume with the same world size (torchrun --nproc_per_node)")
         self.progress = Progress(**saved, chosen=np.asarray(state["chosen"], dtype=np.int64))
 
     # ---- one step -----------------------------------------------------------------------

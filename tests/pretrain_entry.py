@@ -3,6 +3,7 @@ module when the real one is absent, and optional fault injection:
 
 AFRO_TEST_KILL_IN_SAVE=N   SIGKILL this process while it writes its N-th checkpoint (row 2)
 AFRO_TEST_SIGNAL_AT_STEP=N:SIG   send SIG (KILL, TERM) to this process once N steps are done
+AFRO_TEST_SIGNAL_RANK=R          ... only on rank R (torchrun)
 AFRO_TEST_RANK_HASH=1      each rank writes the sha256 of its final weights to out_dir/rank-R.sha256
                            and the block ids it trained to out_dir/rank-R.ids.json (DDP test)
 """
@@ -47,8 +48,10 @@ def _signal_at_step(spec: str) -> None:
     step, name = spec.split(":")
     original = train.Trainer.train_step
 
+    only_rank = os.environ.get("AFRO_TEST_SIGNAL_RANK")
+
     def signalling_step(self, ids):
-        if self.progress.step == int(step):
+        if self.progress.step == int(step) and only_rank in (None, os.environ.get("RANK", "0")):
             os.kill(os.getpid(), getattr(signal, f"SIG{name}"))
         return original(self, ids)
 
