@@ -76,8 +76,7 @@ def record_run(out_dir: Path, settings: dict, inputs: dict) -> None:
     write_json(Path(out_dir) / RUN_FILE, {"settings": settings, "inputs": inputs})
 
 
-OWNED = (RUN_FILE, METRICS, TIMING, "config.yaml", "manifest.json", "checkpoints", "selection", "final",
-         "block-ids")
+OWNED = (RUN_FILE, METRICS, TIMING, "config.yaml", "manifest.json", "checkpoints", "selection", "final")
 
 
 def clear_run(out_dir: Path) -> None:

@@ -33,7 +33,7 @@ import yaml
 
 from common import corpus
 from common.config import ConfigError, config_to_dict, load_config, read_yaml_with_inherit
-from common.io import atomic_write, manifest_is_current, read_manifest, write_manifest
+from common.io import atomic_write, manifest_is_current, write_manifest
 from pretrain import checkpoint as ckpt
 from pretrain import distributed as ddp_util
 from pretrain.config import PretrainConfig, field_docs, preset_path
