@@ -52,7 +52,8 @@ class TaskSpec:
     kind: Literal["ner", "classification"] = "classification"
     langs: list[str] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
-    """Paths of `train`, `dev`, `test` (relative to data_dir unless absolute); `{lang}` is filled in."""
+    """Paths of `train`, `dev`, `test` (relative to data_dir unless absolute); `{lang}` is filled
+    in. A split read from the Hub (`reader.hub_id`) needs no path."""
     reader: ReaderSpec = field(default_factory=ReaderSpec)
     split_readers: dict[str, ReaderSpec] = field(default_factory=dict)
     """Per-split reader that replaces `reader` (the out-of-domain task reads YOSM as its test)."""
@@ -66,7 +67,7 @@ class TaskSpec:
     def __post_init__(self) -> None:
         if not self.name:
             raise ValueError("a task needs a name")
-        missing = [s for s in SPLITS if s not in self.files]
+        missing = [s for s in SPLITS if s not in self.files and not self.reader_for(s).hub_id]
         if missing:
             raise ValueError(f"task {self.name}: files lacks {', '.join(missing)}")
         unknown = sorted(set(self.files) - set(SPLITS)) + sorted(set(self.split_readers) - set(SPLITS))

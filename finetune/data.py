@@ -134,7 +134,7 @@ def read_split(task: TaskSpec, lang: str, split: str, data_dir: Path,
     spec = task.reader_for(split)
     if spec.hub_id:
         return load_hub_split(task, spec, split, allowed)
-    path = resolve(data_dir, task.files[split], lang)
+    path = resolve(data_dir, task.files.get(split, ""), lang)
     counts: Counter = Counter()
     examples: list[str] = []
     bad = BadRows(skip_bad_rows, counts, examples)

@@ -128,6 +128,7 @@ def load_model(checked: CheckedModel, kind: str, labels: list[str]):
     cls = AutoModelForTokenClassification if kind == "ner" else AutoModelForSequenceClassification
     level = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()  # the "newly initialised head" report is expected
+    transformers.utils.logging.disable_progress_bar()
     try:
         model = cls.from_pretrained(
             str(checked.path), num_labels=len(labels),
@@ -137,4 +138,5 @@ def load_model(checked: CheckedModel, kind: str, labels: list[str]):
                                f"({type(err).__name__}: {str(err)[:300]})") from None
     finally:
         transformers.logging.set_verbosity(level)
+        transformers.utils.logging.enable_progress_bar()
     return model

@@ -232,8 +232,6 @@ def setup_logging(out_dir: Path) -> None:
 
 
 def run(cfg: FinetuneConfig) -> int:
-    import torch
-
     models = cfg.model_dirs()
     if not models:
         raise ConfigError("model: give a model folder (model=path/to/hf-folder)")
@@ -248,8 +246,6 @@ def run(cfg: FinetuneConfig) -> int:
     if not cfg.force and manifest_is_current(cfg.out_dir, stage_config, inputs):
         print(f"finetune: skipped, {cfg.out_dir}/manifest.json is current (force=true to rerun)")
         return 0
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
     with atomic_write(cfg.out_dir / "config.yaml") as handle:
         yaml.safe_dump(resolved, handle, allow_unicode=True, sort_keys=False)
     started, cpu_started = time.time(), time.process_time()

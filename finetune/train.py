@@ -7,6 +7,7 @@ report the last) are kept in memory and restored before the single test evaluati
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -104,8 +105,25 @@ def _optimizer(model, cfg: TrainConfig, steps: int):
     return opt, sched
 
 
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run with `n` torch threads (0: leave as is), restoring the previous number after."""
+    previous = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def finetune_once(checked: CheckedModel, data: TaskData, encoded: dict[str, Encoded],
                   cfg: TrainConfig, seed: int, progress: str = "") -> RunOutput:
+    with torch_threads(cfg.threads):
+        return _finetune_once(checked, data, encoded, cfg, seed, progress)
+
+
+def _finetune_once(checked, data, encoded, cfg, seed, progress) -> RunOutput:
     from transformers import set_seed
 
     started = time.time()

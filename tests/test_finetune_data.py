@@ -115,7 +115,6 @@ def test_hub_dataset_offline_fails_fast_and_clearly(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     task = TaskSpec(name="hubner", kind="ner", langs=["hau"],
-                    files={"train": "", "dev": "", "test": ""},
                     reader=ReaderSpec(hub_id="masakhane/masakhaner2-no-such-copy",
                                       hub_config="hau", text_columns=["tokens"],
                                       label_column="ner_tags"))

@@ -107,7 +107,7 @@ def _data_and_model(tiny_model, tmp_path, user_config):
     cfg = load_config(FinetuneConfig, user_config, [f"model={tiny_model}"])
     task = task_registry(cfg)["mysent"]
     data = load_task(task, "yor", tmp_path)
-    train = TrainConfig(epochs=3, batch_size=4, max_length=16, lr=1e-3)
+    train = TrainConfig(epochs=3, batch_size=4, max_length=16, lr=1e-3, threads=1)
     checked = check_model_folder(tiny_model, train.max_length)
     encoded = {s: Encoded(data, s, checked, train) for s in data.splits}
     return data, checked, encoded, train
@@ -140,3 +140,22 @@ def test_test_uses_best_dev_epoch_not_last(tiny_model, tmp_path, user_config, mo
     assert out.best_epoch == 2 and out.dev_scores == [0.2, 0.9, 0.5]
     assert torch.equal(seen_at_test[0], snapshots[1])
     assert not torch.equal(seen_at_test[0], snapshots[2])
+
+
+@pytest.mark.parametrize("max_length", [16, 8])
+def test_tiny_model_can_fit_a_small_ner_set(tiny_model, tmp_path, user_config, max_length):
+    """Labels, windows and merging line up: the model can learn its own train set.
+
+    max_length=8 cuts every sentence into several windows during training and prediction.
+    """
+    cfg = load_config(FinetuneConfig, user_config, [f"model={tiny_model}"])
+    data = load_task(task_registry(cfg)["myner"], "mul", tmp_path)
+    train = TrainConfig(epochs=15, batch_size=4, max_length=max_length, lr=5e-3,
+                        warmup_ratio=0.0, threads=1)
+    checked = check_model_folder(tiny_model, train.max_length)
+    encoded = {s: Encoded(data, s, checked, train) for s in data.splits}
+    if max_length == 8:
+        assert len(encoded["test"].windows) > 2 * encoded["test"].n_examples
+    out = finetune_once(checked, data, encoded, train, seed=1)
+    assert out.test["entities"] == sum(l.startswith("B-") for s in NER_SENTS for _, l in s) * 3
+    assert out.test["f1"] >= 0.9
