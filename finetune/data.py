@@ -72,7 +72,7 @@ def _ner_rows(path: Path, spec: ReaderSpec, allowed: frozenset | None, bad: BadR
               counts: Counter):
     for sent in read_conll(path, counts):
         labels = []
-        for i, label in enumerate(sent["labels"]):
+        for label in sent["labels"]:
             new = _relabel(label, spec, counts)
             labels.append("O" if new is None else new)
         unknown = sorted({l for l in labels if allowed is not None and l not in allowed})

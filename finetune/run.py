@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import ast
 import inspect
+import json
 import logging
 import sys
 import time
@@ -163,7 +164,6 @@ def _previous(path: Path, key: str) -> dict | None:
     result = path / "result.json"
     if not result.exists():
         return None
-    import json
     data = json.loads(result.read_text(encoding="utf-8"))
     return data if data.get("run_key") == key else None
 

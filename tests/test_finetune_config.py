@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from common.config import ConfigError, load_config
+from common.config import load_config
 from finetune.config import FinetuneConfig
 from finetune.run import PRESETS, main, parse_args, plan_runs, task_registry
 

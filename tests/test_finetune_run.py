@@ -159,3 +159,39 @@ def test_tiny_model_can_fit_a_small_ner_set(tiny_model, tmp_path, user_config, m
     out = finetune_once(checked, data, encoded, train, seed=1)
     assert out.test["entities"] == sum(l.startswith("B-") for s in NER_SENTS for _, l in s) * 3
     assert out.test["f1"] >= 0.9
+
+
+def _expected_test_rows(data_dir, name, lang, key):
+    with open(data_dir / "eval" / name / "COUNTS.tsv", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle, delimiter="\t"):
+            if row["lang"] == lang and row["split"] == "test":
+                return int(row[key])
+
+
+def test_real_tasks_small_run(tiny_model, data_dir, tmp_path):
+    """The built-in tasks end to end on the real files (small caps, one seed, full test sets)."""
+    out = tmp_path / "out"
+    assert main([f"model={tiny_model}", f"data_dir={data_dir}", f"out_dir={out}", "langs=[yor]",
+                 "seeds=[7]", "train.epochs=1", "train.max_train_examples=32",
+                 "train.max_dev_examples=32", "tasks=[masakhaner1,hedderich,yosm,afrisenti_yosm]"]) == 0
+    rows = {r["task"]: r for r in read_csv(out / "results.csv")}
+    assert sorted(rows) == ["afrisenti_yosm", "hedderich", "masakhaner1", "yosm"]
+    assert int(rows["masakhaner1"]["n_test"]) == _expected_test_rows(data_dir, "masakhaner1", "yor", "sentences")
+    assert int(rows["hedderich"]["n_test"]) == _expected_test_rows(data_dir, "hedderich_topics", "yor", "rows")
+    assert int(rows["yosm"]["n_test"]) == int(rows["afrisenti_yosm"]["n_test"]) == \
+        _expected_test_rows(data_dir, "yosm", "yor", "rows")
+    assert all(int(r["n_train"]) == 32 for r in rows.values())
+    assert "YOSM" in rows["afrisenti_yosm"]["setting"]
+
+
+@pytest.mark.slow
+def test_make_finetune_default_preset(tiny_model, data_dir, tmp_path):
+    """What `make finetune` runs: the tiny preset's default tasks, 3 seeds."""
+    out = tmp_path / "out"
+    assert main([f"model={tiny_model}", f"data_dir={data_dir}", f"out_dir={out}"]) == 0
+    rows = read_csv(out / "results.csv")
+    assert len(rows) == 15
+    summary = read_csv(out / "summary.csv")
+    assert {(r["task"], r["lang"]) for r in summary} >= {
+        ("masakhaner1", "hau"), ("masakhaner1", "yor"), ("hedderich", "hau"), ("hedderich", "yor"),
+        ("yosm", "yor"), ("masakhaner1", "avg"), ("hedderich", "avg")}
