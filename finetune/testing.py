@@ -56,13 +56,22 @@ def build_tiny_tokenizer(out_dir: str | Path, texts: Iterable[str] | None = None
 
 def build_tiny_model(out_dir: str | Path, texts: Iterable[str] | None = None,
                      vocab_size: int = 400, hidden_size: int = 32, layers: int = 2,
-                     max_length: int = 128, seed: int = 0) -> Path:
-    """Random-init XLM-R MLM + tokenizer folder, as pretraining's `final/` looks."""
+                     max_length: int = 128, seed: int = 0,
+                     tokenizer_dir: str | Path | None = None) -> Path:
+    """Random-init XLM-R MLM + tokenizer folder, as pretraining's `final/` looks.
+
+    `tokenizer_dir`: use that tokenizer (e.g. the tokenizer stage's output) instead of
+    training a small one here.
+    """
     import torch
-    from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
+    from transformers import AutoTokenizer, XLMRobertaConfig, XLMRobertaForMaskedLM
 
     out_dir = Path(out_dir)
-    tokenizer = build_tiny_tokenizer(out_dir, texts, vocab_size)
+    if tokenizer_dir is not None:
+        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+        tokenizer.save_pretrained(out_dir)
+    else:
+        tokenizer = build_tiny_tokenizer(out_dir, texts, vocab_size)
     config = XLMRobertaConfig(
         vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=layers,
         num_attention_heads=2, intermediate_size=hidden_size * 4,

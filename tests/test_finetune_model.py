@@ -75,3 +75,19 @@ def test_entry_point_stops_before_training_row33(tiny_model, tmp_path, data_dir,
     assert code == 2
     assert "no weights" in capsys.readouterr().err
     assert not (out / "results.csv").exists() and not (out / "runs").exists()
+
+
+def test_tokenizer_stage_output_makes_a_usable_model_folder(tmp_path):
+    """The tokenizer stage's real output (SentencePiece -> fast tokenizer) works here."""
+    from tokenizer.testing import build_tiny_tokenizer as stage_tokenizer
+
+    from finetune.features import IGNORE, ner_windows
+
+    tok_dir = stage_tokenizer(tmp_path / "tok")
+    folder = build_tiny_model(tmp_path / "final", tokenizer_dir=tok_dir)
+    checked = check_model_folder(folder, 256)
+    tok = checked.tokenizer
+    assert tok.pad_token_id == 1 and tok.convert_ids_to_tokens(0) == "<s>"
+    words = ["Ọmọ", "náà", "lọ", "sí", "Ìbàdàn", "ልጁ", "🙂", ""]
+    windows = ner_windows(tok, [words], [[0, 0, 0, 0, 1, 0, 0, 0]], max_length=6, context_words=1)
+    assert [l for w in windows for l in w.features["labels"] if l != IGNORE] == [0, 0, 0, 0, 1, 0, 0, 0]
