@@ -16,7 +16,8 @@ from common.io import atomic_write
 
 COLUMNS = ["task", "lang", "model", "seed", "setting", "metric", "test_score", "dev_score",
            "best_epoch", "epochs", "test_f1", "test_precision", "test_recall",
-           "test_accuracy", "test_macro_f1", "n_train", "n_dev", "n_test", "seconds"]
+           "test_accuracy", "test_macro_f1", "n_train", "n_dev", "n_test", "seconds",
+           "cpu_seconds"]
 SUMMARY_COLUMNS = ["task", "lang", "model", "metric", "seeds", "test_mean", "test_std",
                    "dev_mean", "dev_std"]
 
@@ -33,7 +34,7 @@ def result_row(task: str, lang: str, model: str, seed: int, setting: str, metric
         "test_recall": pct(test.get("recall")), "test_accuracy": pct(test.get("accuracy")),
         "test_macro_f1": pct(test.get("macro_f1")),
         "n_train": sizes["train"], "n_dev": sizes["dev"], "n_test": sizes["test"],
-        "seconds": round(out.seconds, 1),
+        "seconds": round(out.seconds, 1), "cpu_seconds": round(out.cpu_seconds, 1),
     }
 
 
@@ -90,7 +91,7 @@ def markdown(rows: list[dict], summary: list[dict], header: str) -> str:
                          "dev (mean)": f"{r['dev_mean']:.2f}"}) for r in summary]
     short = ["task", "lang", "model", "metric", "seeds", "test (mean ± std)", "dev (mean)"]
     run_cols = ["task", "lang", "model", "seed", "metric", "test_score", "dev_score",
-                "best_epoch", "n_train", "n_dev", "n_test", "seconds"]
+                "best_epoch", "n_train", "n_dev", "n_test", "seconds", "cpu_seconds"]
     return (f"{header}\n\n## Summary (test score of the best dev epoch, %, mean ± std over seeds)\n\n"
             f"{_md_table(pretty, short)}\n\n## Runs\n\n{_md_table(rows, run_cols)}\n")
 

@@ -33,6 +33,7 @@ class RunOutput:
     test: dict
     test_predictions: list
     seconds: float
+    cpu_seconds: float = 0.0
     counts: dict = field(default_factory=dict)
 
 
@@ -126,7 +127,7 @@ def finetune_once(checked: CheckedModel, data: TaskData, encoded: dict[str, Enco
 def _finetune_once(checked, data, encoded, cfg, seed, progress) -> RunOutput:
     from transformers import set_seed
 
-    started = time.time()
+    started, cpu_started = time.time(), time.process_time()
     set_seed(seed)  # python, numpy, torch: head init and dropout
     model = load_model(checked, data.task.kind, data.labels)
     collate = _collator(data.task.kind, checked.tokenizer)
@@ -156,4 +157,5 @@ def _finetune_once(checked, data, encoded, cfg, seed, progress) -> RunOutput:
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)
     test, names = evaluate_split(model, encoded["test"], data.labels, collate, cfg.eval_batch_size)
-    return RunOutput(best_epoch, dev_scores, best_dev, test, names, time.time() - started)
+    return RunOutput(best_epoch, dev_scores, best_dev, test, names, time.time() - started,
+                     time.process_time() - cpu_started)

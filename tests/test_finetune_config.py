@@ -48,3 +48,11 @@ def test_help_lists_settings(capsys):
         main(["--help"])
     text = capsys.readouterr().out
     assert "train.max_train_examples" in text and "afrisenti_yosm" in text and "skip_bad_rows" in text
+
+
+def test_default_preset_runs_every_language_of_the_paper_tasks():
+    cfg = load_config(FinetuneConfig, PRESETS / "default.yaml", ["model=m"])
+    plan = plan_runs(cfg, task_registry(cfg))
+    assert sum(t.name == "masakhaner1" for t, _ in plan) == 10
+    assert sum(t.name == "masakhaner2" for t, _ in plan) == 20
+    assert ("afrisenti_yosm", "yor") in [(t.name, lang) for t, lang in plan]
