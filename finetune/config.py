@@ -94,7 +94,7 @@ class TrainConfig:
     max_length: int = 256
     """Sub-tokens per window incl. specials; capped by the model's position table."""
     stride_words: int = 0
-    """NER windows overlap by this many words as left context (0 = half a window's words)."""
+    """Most earlier words an NER window carries as unlabelled left context (0 = max_length // 4)."""
     max_train_examples: int = 0
     """Cap on train rows (0 = all); a seeded sample, the same for every model."""
     max_dev_examples: int = 0
@@ -128,17 +128,23 @@ class FinetuneConfig:
     models: list[str] = field(default_factory=list)
     """More model folders, compared by the same code, data and seeds."""
     data_dir: Path = Path("../shared/data")
+    """Root of the evaluation data; task paths are relative to it."""
     out_dir: Path = Path("out/finetune/run")
+    """Where tables, per-run results, config.yaml and manifest.json go."""
     tasks: list[str] = field(default_factory=lambda: ["masakhaner1", "hedderich", "yosm"])
     """Task names (finetune/tasks.yaml or custom_tasks)."""
     langs: list[str] = field(default_factory=lambda: ["hau", "yor"])
     """Languages to run, intersected with each task's languages; empty = all of them."""
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
+    """One finetuning run per seed; tables report mean and std over them."""
     train: TrainConfig = field(default_factory=TrainConfig)
     custom_tasks: list[TaskSpec] = field(default_factory=list)
+    """Your own tasks, same shape as finetune/tasks.yaml entries (docs/finetune.md)."""
     skip_bad_rows: bool = False
-    """Skip (and count) malformed classification rows instead of stopping at the first."""
+    """Skip (and count) bad rows (malformed, empty, unknown label; NER: sentences with an unknown
+    label) instead of stopping at the first with an error."""
     save_predictions: bool = True
+    """Write each run's test predictions (test_predictions.jsonl.gz)."""
     force: bool = False
     """Rerun even when the manifest says nothing changed."""
 

@@ -1,6 +1,6 @@
 """Finetune and evaluate model folders on NER, topic and sentiment tasks.
 
-    python -m finetune.run model=out/pretrain/tiny-loss/final data_dir=../shared/data \
+    python -m finetune.run model=out/pretrain/tiny-loss/final data_dir=../shared/data
         out_dir=out/finetune/tiny-loss [tasks=[masakhaner1,yosm]] [langs=[hau]] [seeds=[1,2,3]]
 
 Without `--preset`/`--config` the `tiny` preset is used (CPU-sized, what `make finetune`
@@ -44,18 +44,25 @@ def field_docs(cls) -> dict[str, str]:
     tree = ast.parse(inspect.getsource(cls))
     body = tree.body[0].body
     docs = {}
-    for node, nxt in zip(body, body[1:]):
-        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and \
-                isinstance(getattr(nxt, "value", None), ast.Constant):
-            docs[node.target.id] = " ".join(str(nxt.value.value).split())
+    for node, nxt in zip(body, body[1:] + [None]):
+        if not isinstance(node, ast.AnnAssign):
+            continue
+        doc = ""
+        if isinstance(nxt, ast.Expr) and isinstance(getattr(nxt, "value", None), ast.Constant):
+            doc = " ".join(str(nxt.value.value).split())
+        docs[node.target.id] = doc
     return docs
 
 
 def help_text() -> str:
-    lines = [__doc__.strip(), "", "Settings (key=value; nested: train.lr=1e-4):"]
+    lines = [__doc__.strip(), "", "Settings (key=value; nested: train.lr=1e-4). Defaults shown are "
+             "the built-in ones;", f"the presets in {PRESETS} override some of them:"]
+    defaults = {"": config_to_dict(FinetuneConfig()), "train.": config_to_dict(config_module.TrainConfig())}
     for prefix, cls in (("", FinetuneConfig), ("train.", config_module.TrainConfig)):
         for name, doc in field_docs(cls).items():
-            lines.append(f"  {prefix}{name}: {doc}")
+            if name == "train":
+                continue
+            lines.append(f"  {prefix}{name} (default {defaults[prefix][name]!r}): {doc}".rstrip(": "))
     lines += ["", f"Presets: {', '.join(sorted(p.stem for p in PRESETS.glob('*.yaml')))}",
               "Tasks: " + ", ".join(builtin_task_dicts())]
     return "\n".join(lines)
