@@ -28,7 +28,7 @@ def test_conll_quirks_parsed_row29(tmp_path):
     text = ("-DOCSTART- -X- O O\n\n"
             "Ọmọ\tO\n"             # tab
             "Adébáyọ̀   B-PER  \n"   # several spaces, trailing spaces
-            "lọ O\r\n"             # CRLF
+            "lọ \t O\r\n"          # tab and spaces mixed, CRLF
             " \t \n"                # whitespace-only line = sentence break
             "-DOCSTART- O\n"
             "ልጁ O\n"

@@ -195,3 +195,18 @@ def test_make_finetune_default_preset(tiny_model, data_dir, tmp_path):
     assert {(r["task"], r["lang"]) for r in summary} >= {
         ("masakhaner1", "hau"), ("masakhaner1", "yor"), ("hedderich", "hau"), ("hedderich", "yor"),
         ("yosm", "yor"), ("masakhaner1", "avg"), ("hedderich", "avg")}
+
+
+def test_several_models_one_table(tiny_model, user_config, tmp_path):
+    """Ours and another folder are compared by the same code, data and seed."""
+    import shutil
+
+    other = tmp_path / "other-model"
+    shutil.copytree(tiny_model, other)
+    out = tmp_path / "out"
+    assert main(["--config", str(user_config), f"model={tiny_model}", f"models=[{other}]",
+                 f"out_dir={out}", "tasks=[mysent]", "seeds=[1]", "train.epochs=1"]) == 0
+    rows = read_csv(out / "results.csv")
+    assert sorted(r["model"] for r in rows) == sorted([f"{tiny_model.parent.name}/final", "other-model"])
+    # Same weights, same seed: the same score, whichever folder they came from.
+    assert rows[0]["test_score"] == rows[1]["test_score"]
