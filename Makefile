@@ -25,7 +25,7 @@ RUN := $(PRESET)-$(STRATEGY)
 
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: all venv corpus tokenizer pretrain finetune report publish test test-all \
+.PHONY: all venv corpus tokenizer pretrain finetune report publish test test-all reliability \
         bench-corpus bench-tokenizer clean
 
 all: corpus tokenizer pretrain finetune report
@@ -62,6 +62,12 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ""
+
+# Every test named after a row of ../shared/RELIABILITY.md (slow ones too), then the table.
+RELIABILITY_MD ?= $(dir $(DATA:/=))RELIABILITY.md
+reliability: $(STAMP)
+	-$(PY) -m pytest -q -m "not gpu" -k row --junitxml=$(OUT)/reliability.xml -p no:cacheprovider
+	$(PY) tests/reliability_table.py $(OUT)/reliability.xml $(RELIABILITY_MD)
 
 bench-corpus: $(STAMP)
 	$(PY) -m pipeline.bench data_dir=$(DATA) $(CORPUS_ARGS)
