@@ -1,0 +1,88 @@
+"""Step 9: write each language's lines as gzipped JSONL shards into the staging folder.
+
+Lines are spread over `num_shards` shards per language and split by hash of their id, each
+shard is sorted by (source, path, line_no, text) and written with a zero gzip mtime, so the same
+inputs always give byte-identical shards. Files are written under the run's staging folder
+through `apache_beam.io.filesystems`; the launcher moves them into place once all succeeded.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline.exact_dedup import order_key
+from pipeline.records import Line
+from pipeline.textkey import line_id, stable_fraction
+
+
+def shard_name(split: str, index: int) -> str:
+    return f"{split}-{index:05d}.jsonl.gz"
+
+
+def to_record(line: Line) -> dict:
+    return {"id": line_id(line.lang, line.source, line.path, line.line_no, line.text),
+            "lang": line.lang, "source": line.source, "text": line.text}
+
+
+class _HashingWriter:
+    """File-like wrapper that hashes and counts what goes through it."""
+
+    def __init__(self, handle):
+        self.handle = handle
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha.update(data)
+        self.size += len(data)
+        return self.handle.write(data)
+
+    def flush(self):
+        pass
+
+
+def write_shard(path: str, lines) -> dict:
+    """Write sorted lines to `path` (gzipped JSONL); returns count, bytes and sha256 of the file."""
+    ordered = sorted(lines, key=order_key)
+    handle = FileSystems.create(path)
+    writer = _HashingWriter(handle)
+    with gzip.GzipFile(filename="", fileobj=writer, mode="wb", mtime=0) as gz:
+        for line in ordered:
+            gz.write((json.dumps(to_record(line), ensure_ascii=False) + "\n").encode("utf-8"))
+    handle.close()
+    return {"count": len(ordered), "bytes": writer.size, "sha256": writer.sha.hexdigest(),
+            "text_bytes": sum(len(line.text.encode("utf-8")) for line in ordered)}
+
+
+class WriteShards(beam.PTransform):
+    """PCollection[(split, Line)] -> PCollection[dict] describing each written shard."""
+
+    def __init__(self, staging_dir: str, num_shards: int):
+        super().__init__()
+        self.staging_dir = staging_dir
+        self.num_shards = num_shards
+
+    def expand(self, split_lines):
+        staging, num_shards = self.staging_dir, self.num_shards
+
+        def key(item):
+            split, line = item
+            index = int(stable_fraction(f"{line.source}\x00{line.path}\x00{line.line_no}") * num_shards)
+            return (line.lang, split, index), line
+
+        def write(item):
+            (lang, split, index), lines = item
+            rel = f"{lang}/{shard_name(split, index)}"
+            info = write_shard(FileSystems.join(staging, lang, shard_name(split, index)), lines)
+            return {"path": rel, "lang": lang, "split": split, **info}
+
+        return (
+            split_lines
+            | "KeyByShard" >> beam.Map(key)
+            | "GroupByShard" >> beam.GroupByKey()
+            | "WriteShard" >> beam.Map(write)
+        )
