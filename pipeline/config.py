@@ -40,7 +40,7 @@ class FilterConfig:
     max_words: int = 400
     min_script_share: float = 0.8  # share of letters in the language's expected script
     min_letter_share: float = 0.5  # letters / non-space characters (digits, punctuation, emoji)
-    max_char_repeat: float = 0.3   # share of the text taken by the most common character
+    max_char_repeat: float = 0.5   # share of the text taken by the most common character
     max_word_repeat: float = 0.5   # share of words that are the most common word (>= 6 words)
     max_pivot_share: float = 0.15  # share of words that are English/French function words (>= 6 words)
 

@@ -63,8 +63,10 @@ def publish(staging: Path, out_dir: Path, config: dict, inputs: dict[str, str], 
         item.rename(target)
         published += [target] if target.is_file() else sorted(p for p in target.rglob("*") if p.is_file())
     shutil.rmtree(staging)
-    outputs = {str(p.relative_to(out_dir)): sha256_file(p) for p in published}
-    corpus_hash = sha256_json(outputs)
+    # corpus_hash covers the shards only (the corpus itself), so the same text gives the same
+    # hash whatever out_dir, runner or timing; the manifest still hashes every output.
+    shards = {str(p.relative_to(out_dir)): sha256_file(p) for p in published if p.name.endswith(".jsonl.gz")}
+    corpus_hash = sha256_json(shards)
     return write_manifest(out_dir, "corpus", config, inputs, published,
                           extra={"corpus_hash": corpus_hash, **extra})
 

@@ -187,11 +187,10 @@ def run(argv: list[str] | None = None) -> dict | None:
         build_pipeline(p, cfg, tasks, str(staging.resolve()))
     log.info("beam pipeline finished in %.1fs", time.time() - start)
     stats = build_stats([(tuple(k), tuple(v)) for k, v in read_meta(staging, "counts")])
-    stats["seconds"] = round(time.time() - start, 1)
     finalize.write_stats(staging, stats)
     finalize.write_rejected_samples(staging, read_meta(staging, "samples"), cfg.rejected_samples)
     (staging / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=True))
-    manifest = finalize.publish(staging, out_dir, config, inputs, extra={"totals": stats["total"]})
+    manifest = finalize.publish(staging, out_dir, config, inputs, extra={"totals": stats["total"], "seconds": round(time.time() - start, 1)})
     print(summary_table(stats))
     print(f"corpus: {stats['total']['kept']} lines in {len(stats['languages'])} languages -> {out_dir} "
           f"(corpus_hash {manifest['corpus_hash'][:12]}, {time.time() - start:.0f}s)")

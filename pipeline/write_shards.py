@@ -12,6 +12,7 @@ import hashlib
 import json
 
 import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.exact_dedup import order_key
@@ -48,7 +49,7 @@ class _HashingWriter:
 def write_shard(path: str, lines) -> dict:
     """Write sorted lines to `path` (gzipped JSONL); returns count, bytes and sha256 of the file."""
     ordered = sorted(lines, key=order_key)
-    handle = FileSystems.create(path)
+    handle = FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED)  # we gzip ourselves
     writer = _HashingWriter(handle)
     with gzip.GzipFile(filename="", fileobj=writer, mode="wb", mtime=0) as gz:
         for line in ordered:
