@@ -32,6 +32,11 @@ from ftfy.badness import is_bad
 
 from pipeline.records import Line
 
+# Cheap pre-check before ftfy's heuristic: UTF-8 read as cp1252/latin-1 always shows a lead
+# byte (Â..ô) followed by a continuation byte (U+0080..U+00BF or a cp1252 special character).
+_MOJIBAKE_HINT = regex.compile(
+    "[\u00c2-\u00f4][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc"
+    "\u2013\u2014\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]")
 _NEWLINES = regex.compile(r"\r\n|[\r\u2028\u2029\u0085\v\f]")
 _DROP_INVISIBLE = regex.compile(
     r"[\u200B\u2060\uFEFF\u180E\u200E\u200F\u202A-\u202E\u2066-\u2069\u00AD]"
@@ -46,7 +51,7 @@ _BLANK_LINES = regex.compile(r"\n(?:[^\S\n]*\n)+")
 
 def normalise_text(text: str) -> str:
     """Apply the policy above; idempotent (normalise_text(normalise_text(t)) == normalise_text(t))."""
-    if is_bad(text):
+    if _MOJIBAKE_HINT.search(text) and is_bad(text):
         text = ftfy.fix_encoding(text)
     text = _NEWLINES.sub("\n", text)
     text = text.replace("\t", " ")
