@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -74,6 +76,12 @@ def plain_loop(cfg: CorpusConfig, tasks: list, out_dir: Path) -> dict:
     return {"raw_bytes": raw_bytes, "kept": kept}
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process plus its finished children (Beam's worker processes)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     args, overrides, beam_flags = parse_args(argv)
@@ -81,22 +89,25 @@ def main(argv: list[str] | None = None) -> None:
     tasks = expand_tasks(cfg)
     work = Path(tempfile.mkdtemp(prefix="corpus-bench-"))
     try:
-        start = time.time()
+        start, cpu = time.time(), cpu_seconds()
         manifest = run([f"--config={args.config}", *overrides, f"out_dir={work / 'beam'}", *beam_flags])
-        beam_s = time.time() - start
-        start = time.time()
+        beam_s, beam_cpu = time.time() - start, cpu_seconds() - cpu
+        start, cpu = time.time(), cpu_seconds()
         (work / "plain").mkdir()
         plain = plain_loop(cfg, tasks, work / "plain")
-        plain_s = time.time() - start
+        plain_s, plain_cpu = time.time() - start, cpu_seconds() - cpu
     finally:
         shutil.rmtree(work, ignore_errors=True)
     mb = plain["raw_bytes"] / 1e6
     print(json.dumps({
         "input_mb": round(mb, 2), "files": len(tasks),
         "beam": {"seconds": round(beam_s, 1), "mb_per_s": round(mb / beam_s, 3),
+                 "cpu_seconds": round(beam_cpu, 1),
                  "kept": manifest["totals"]["kept"], "flags": beam_flags or "default (2 processes)"},
-        "plain_loop": {"seconds": round(plain_s, 1), "mb_per_s": round(mb / plain_s, 3), "kept": plain["kept"]},
+        "plain_loop": {"seconds": round(plain_s, 1), "mb_per_s": round(mb / plain_s, 3),
+                       "cpu_seconds": round(plain_cpu, 1), "kept": plain["kept"]},
         "speedup": round(plain_s / beam_s, 2),
+        "load_average_1min": round(os.getloadavg()[0], 1), "cpus": os.cpu_count(),
         "same_kept_count": manifest["totals"]["kept"] == plain["kept"],
     }, indent=2))
 

@@ -39,13 +39,13 @@ _URL_MENTION = regex.compile(r"https?://\S+|www\.\S+|[@#][\w.]+")
 _NON_LETTERS = regex.compile(r"\P{L}+")
 _OUTSIDE_SCRIPT = {name: regex.compile(rf"\P{{Script={name}}}+") for name in ("Latin", "Ethiopic", "Arabic")}
 _CHAR_RUN = regex.compile(r"(\S)\1{9,}")
-# Distinctive function words only: "la", "le", "is", "in", "to", "na" are words of Swahili, Ewe,
-# Bambara, Wolof, Afrikaans or Yoruba too and are left out on purpose.
+# Distinctive function words only: "la", "le", "du", "is", "in", "to", "na", "of", "by", "was",
+# "her" are words of Swahili, Ewe, Bambara, Wolof, Afrikaans or Yoruba too and are left out.
 _PIVOT_WORDS = {
     "eng": frozenset("the and of that with was were for this have from they which been has their "
-                     "would there what you will are his her it he she not but our or by on".split()),
+                     "would there what you will are his it he she not but our or on".split()),
     "fra": frozenset("les des est que qui dans pour une avec sont nous vous elle cette mais aussi "
-                     "leur du au il".split()),
+                     "leur".split()),
 }
 _PIVOT_EXEMPT = {"eng": {"pcm", "eng"}, "fra": {"fra"}}
 

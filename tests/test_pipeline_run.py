@@ -147,7 +147,7 @@ def test_killed_while_writing_leaves_no_partial_shard_row25(tmp_path):
     """SIGKILL the real multi-process run once shards appear in staging; then rerun."""
     data, catalog = make_corpus(tmp_path)
     # enough text that writing takes a moment
-    lines = [f"Gbólóhùn tuntun nọ́mbà {i} nípa ìlú Èkó àti Ìbàdàn ní ọjọ́ {i % 7}." for i in range(20000)]
+    lines = [f"Gbólóhùn tuntun nọ́mbà {i} nípa ìlú Èkó àti Ìbàdàn ní ọjọ́ {i % 7}." for i in range(6000)]
     (data / "src" / "yor.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "pipeline.run", *run_args(data, catalog, out, "num_shards=4", "minhash.enabled=false")]
@@ -169,7 +169,7 @@ def test_killed_while_writing_leaves_no_partial_shard_row25(tmp_path):
     assert not [p for p in out.rglob("*.jsonl.gz") if not p.relative_to(out).parts[0].startswith(".staging-")]
     manifest = run(run_args(data, catalog, out, IN_PROCESS, "num_shards=4", "minhash.enabled=false"))
     texts = [r["text"] for r in records(out)]
-    assert len(texts) == len(set(texts)) == manifest["totals"]["kept"] > 19000
+    assert len(texts) == len(set(texts)) == manifest["totals"]["kept"] > 5900
     assert not list(out.glob(".staging-*"))
 
 
