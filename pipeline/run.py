@@ -45,11 +45,15 @@ DEFAULT_BEAM_FLAGS = ["--direct_num_workers=2", "--direct_running_mode=multi_pro
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str], list[str]]:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.run", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="settings and defaults (pipeline/configs/default.yaml):\n" + DEFAULT_CONFIG.read_text(encoding="utf-8"))
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML settings file")
+    parser.add_argument("--preset", help="name of a YAML file in pipeline/configs/ (instead of --config)")
     parser.add_argument("overrides", nargs="*", help="key=value settings (see pipeline/config.py)")
     args, extra = parser.parse_known_args(argv)
+    if args.preset:
+        args.config = DEFAULT_CONFIG.parent / f"{args.preset}.yaml"
     # argparse may leave a key=value that follows a Beam flag among the extras: take it back.
     overrides = list(args.overrides) + [x for x in extra if "=" in x and not x.startswith("-")]
     beam_flags = [x for x in extra if x not in overrides]
@@ -183,15 +187,20 @@ def run(argv: list[str] | None = None) -> dict | None:
     staging = out_dir / f"{finalize.STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
     staging.mkdir()
     start = time.time()
+    log.info("steps: read -> normalise -> split -> filter -> decontaminate -> exact dedup -> near dedup "
+             "-> valid split -> write (staging %s)", staging.name)
     with beam.Pipeline(options=beam_options(beam_flags)) as p:
         build_pipeline(p, cfg, tasks, str(staging.resolve()))
-    log.info("beam pipeline finished in %.1fs", time.time() - start)
+    log.info("beam pipeline finished in %.1fs; publishing to %s", time.time() - start, out_dir)
     stats = build_stats([(tuple(k), tuple(v)) for k, v in read_meta(staging, "counts")])
     finalize.write_stats(staging, stats)
     finalize.write_rejected_samples(staging, read_meta(staging, "samples"), cfg.rejected_samples)
     (staging / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=True))
     manifest = finalize.publish(staging, out_dir, config, inputs, extra={"totals": stats["total"], "seconds": round(time.time() - start, 1)})
     print(summary_table(stats))
+    print("dropped by reason:", ", ".join(f"{k} {v}" for k, v in sorted(stats["total"]["dropped_by_reason"].items())))
+    print("decontaminated by eval set:",
+          ", ".join(f"{k} {v}" for k, v in sorted(stats["total"]["decontaminated_by_eval_set"].items())) or "none")
     print(f"corpus: {stats['total']['kept']} lines in {len(stats['languages'])} languages -> {out_dir} "
           f"(corpus_hash {manifest['corpus_hash'][:12]}, {time.time() - start:.0f}s)")
     return manifest

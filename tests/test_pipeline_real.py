@@ -18,8 +18,11 @@ LEAKY_FOLDERS = ("w_afrolm_mlm_al", "w_igbonlp", "w_lafand_mt", "w_yoruba_text")
 
 
 def _leaky_sources(data_dir: Path) -> list[str]:
+    """Entries of those folders in a MasakhaNER 1.0 language (keeps the test near 1-2 minutes)."""
+    ner_langs = {p.name for p in (data_dir / "eval" / "masakhaner1").iterdir() if p.is_dir()}
     entries = catalog.load_catalog(catalog.DEFAULT_CATALOG, data_dir)
-    return sorted(e.name for e in entries if any(folder in e.path for folder in LEAKY_FOLDERS))
+    return sorted(e.name for e in entries
+                  if e.lang in ner_langs and any(folder in e.path for folder in LEAKY_FOLDERS))
 
 
 def _normalised(text: str) -> str:
