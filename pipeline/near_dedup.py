@@ -65,7 +65,7 @@ class AddSignature(beam.DoFn):
 
 
 def dedup_language(lines_with_sigs, cfg: MinHashConfig):
-    """Yield kept Lines and tagged Rejected `near_dup`, in a fixed order."""
+    """Yield kept Lines and tagged Rejected `near_dup`, in a fixed order (one language's lines)."""
     lsh = MinHashLSH(threshold=cfg.threshold, num_perm=cfg.num_perm, params=(cfg.bands, cfg.rows))
     kept: dict[int, tuple[Line, LeanMinHash]] = {}
     for line, sig in sorted(lines_with_sigs, key=lambda pair: order_key(pair[0])):
@@ -81,21 +81,3 @@ def dedup_language(lines_with_sigs, cfg: MinHashConfig):
             yield line
         else:
             yield pvalue.TaggedOutput(REJECTED, reject(line, "near_dup", f"{match.source}:{match.line_no}"))
-
-
-class NearDedup(beam.PTransform):
-    """PCollection[Line] -> tagged outputs main (kept Lines) and `rejected`."""
-
-    def __init__(self, cfg: MinHashConfig):
-        super().__init__()
-        self.cfg = cfg
-
-    def expand(self, lines):
-        cfg = self.cfg
-        return (
-            lines
-            | "Sign" >> beam.ParDo(AddSignature(cfg))
-            | "GroupByLanguage" >> beam.GroupByKey()
-            | "DedupLanguage" >> beam.FlatMap(lambda item: dedup_language(item[1], cfg))
-            .with_outputs(REJECTED, main="kept")
-        )

@@ -50,9 +50,9 @@ class ToLine(beam.DoFn):
 
 
 def raw_size(raw: RawLine) -> tuple[tuple, tuple[int, int]]:
-    """((lang, source), (records, bytes)) of one RawLine, for the `records_read`/`bytes_read` stats."""
+    """(("records", lang, source), (1, bytes)) of one RawLine, for the `records`/`bytes_read` stats."""
     text = raw.text if raw.text is not None else (raw.raw or "")
-    return (raw.lang, raw.source), (1, len(text.encode("utf-8", "surrogatepass")))
+    return ("records", raw.lang, raw.source), (1, len(text.encode("utf-8", "surrogatepass")))
 
 
 class ReadSources(beam.PTransform):

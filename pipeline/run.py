@@ -31,14 +31,12 @@ from pipeline.decontam import Decontaminate
 from pipeline.eval_sets import eval_files
 from pipeline.exact_dedup import ExactDedup
 from pipeline.filters import FilterLines
-from pipeline.near_dedup import NearDedup
 from pipeline.normalise import NormaliseText
 from pipeline.read import ReadSources, raw_size
 from pipeline.segment import SplitUnits
-from pipeline.stats import SumCounts, build_stats, dropped_counts, kept_count, unit_count
+from pipeline.stats import SumCounts, build_stats, dropped_counts, unit_count
 from pipeline.steps import REJECTED, SAMPLE_CHARS
-from pipeline.valid_split import AssignSplit
-from pipeline.write_shards import WriteShards
+from pipeline.language_shards import KEPT, LanguageShards
 
 log = logging.getLogger("pipeline")
 DEFAULT_BEAM_FLAGS = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
@@ -118,18 +116,15 @@ def build_pipeline(p: beam.Pipeline, cfg: CorpusConfig, tasks: list[tuple], stag
         clean, rejects = decon.ok, rejects + [decon[REJECTED]]
     exact = clean | "ExactDedup" >> ExactDedup()
     clean, rejects = exact.unique, rejects + [exact[REJECTED]]
-    if cfg.minhash.enabled:
-        near = clean | "NearDedup" >> NearDedup(cfg.minhash)
-        clean, rejects = near.kept, rejects + [near[REJECTED]]
-    split_lines = clean | "AssignSplit" >> AssignSplit(cfg.valid)
-    shards = split_lines | "Write" >> WriteShards(staging, cfg.num_shards)
+    written = clean | "PerLanguage" >> LanguageShards(staging, cfg.num_shards, cfg.minhash, cfg.valid)
+    shards, rejects = written.shards, rejects + [written[REJECTED]]
 
     all_rejects = rejects | "AllRejected" >> beam.Flatten()
     counted_units = (read_rejects, units.units, units[REJECTED]) | "UnitsRead" >> beam.Flatten()
     counts = (
-        (raw | "CountRecords" >> beam.Map(raw_size) | "TagRecords" >> beam.Map(lambda kv: (("records",) + kv[0], kv[1])),
+        (raw | "CountRecords" >> beam.Map(raw_size),
          counted_units | "CountUnits" >> beam.Map(unit_count),
-         split_lines | "CountKept" >> beam.Map(kept_count),
+         written[KEPT],
          all_rejects | "CountDropped" >> beam.FlatMap(dropped_counts))
         | "AllCounts" >> beam.Flatten()
         | "SumCounts" >> SumCounts()

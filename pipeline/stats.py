@@ -4,7 +4,8 @@ Counts are (count, bytes) pairs summed per key inside Beam:
 - ("records", lang, source): what the readers yielded (RawLines) and their UTF-8 bytes;
 - ("read", lang, source): text units entering cleaning: decode rejects + the splitter's units and
   its own rejects (`too_long`, `empty`); this is the unit of account;
-- ("kept", lang, source, split) and ("dropped", lang, source, reason);
+- ("kept", lang, source, split), summed per language by language_shards.WriteLanguage;
+- ("dropped", lang, source, reason);
 - ("decontam", lang, source, eval_set).
 `build_stats` turns them into the nested stats.json and raises if read != kept + dropped
 anywhere, naming the language and source.
@@ -29,11 +30,6 @@ def _size(text: str) -> int:
 
 def unit_count(item) -> tuple:
     return ("read", item.lang, item.source), (1, _size(item.text))
-
-
-def kept_count(item) -> tuple:
-    split, line = item
-    return ("kept", line.lang, line.source, split), (1, _size(line.text))
 
 
 def dropped_counts(rej: Rejected):

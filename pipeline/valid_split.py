@@ -4,11 +4,9 @@ A line goes to `valid` when `stable_fraction(dedup_key)` < k / n, where n is the
 line count and k = clamp(fraction * n, min_lines, max_lines), at most max_share * n. The hash
 makes the choice independent of order, workers and runs; as the corpus grows, the threshold
 moves only a little, so a line rarely changes sides. The split size is k in expectation (the
-hash is uniform), not exactly k: exactness would need a sort of each language on one worker.
+hash is uniform), not exactly k. Applied per language in language_shards.WriteLanguage.
 """
 from __future__ import annotations
-
-import apache_beam as beam
 
 from pipeline.config import ValidConfig
 from pipeline.records import Line
@@ -25,23 +23,3 @@ def valid_share(n: int, cfg: ValidConfig) -> float:
 
 def split_of(line: Line, share: float) -> str:
     return "valid" if stable_fraction(dedup_key(line.text)) < share else "train"
-
-
-class AssignSplit(beam.PTransform):
-    """PCollection[Line] -> PCollection[(split, Line)], using per-language counts as a side input."""
-
-    def __init__(self, cfg: ValidConfig):
-        super().__init__()
-        self.cfg = cfg
-
-    def expand(self, lines):
-        cfg = self.cfg
-        counts = (
-            lines
-            | "KeyLang" >> beam.Map(lambda line: line.lang)
-            | "CountPerLang" >> beam.combiners.Count.PerElement()
-        )
-        return lines | "ChooseSplit" >> beam.Map(
-            lambda line, n: (split_of(line, valid_share(n[line.lang], cfg)), line),
-            n=beam.pvalue.AsDict(counts),
-        )

@@ -1,7 +1,7 @@
-"""Step 9: write each language's lines as gzipped JSONL shards into the staging folder.
+"""Step 9: write a language's lines as gzipped JSONL shards into the staging folder.
 
-Lines are spread over `num_shards` shards per language and split by hash of their id, each
-shard is sorted by (source, path, line_no, text) and written with a zero gzip mtime, so the same
+Lines are spread over `num_shards` shards per language and split by hash of (source, path,
+line_no) (language_shards.shard_of); each shard is sorted by (source, path, line_no, text) and written with a zero gzip mtime, so the same
 inputs always give byte-identical shards. Files are written under the run's staging folder
 through `apache_beam.io.filesystems`; the launcher moves them into place once all succeeded.
 """
@@ -11,13 +11,12 @@ import gzip
 import hashlib
 import json
 
-import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.exact_dedup import order_key
 from pipeline.records import Line
-from pipeline.textkey import line_id, stable_fraction
+from pipeline.textkey import line_id
 
 
 def shard_name(split: str, index: int) -> str:
@@ -57,33 +56,3 @@ def write_shard(path: str, lines) -> dict:
     handle.close()
     return {"count": len(ordered), "bytes": writer.size, "sha256": writer.sha.hexdigest(),
             "text_bytes": sum(len(line.text.encode("utf-8")) for line in ordered)}
-
-
-class WriteShards(beam.PTransform):
-    """PCollection[(split, Line)] -> PCollection[dict] describing each written shard."""
-
-    def __init__(self, staging_dir: str, num_shards: int):
-        super().__init__()
-        self.staging_dir = staging_dir
-        self.num_shards = num_shards
-
-    def expand(self, split_lines):
-        staging, num_shards = self.staging_dir, self.num_shards
-
-        def key(item):
-            split, line = item
-            index = int(stable_fraction(f"{line.source}\x00{line.path}\x00{line.line_no}") * num_shards)
-            return (line.lang, split, index), line
-
-        def write(item):
-            (lang, split, index), lines = item
-            rel = f"{lang}/{shard_name(split, index)}"
-            info = write_shard(FileSystems.join(staging, lang, shard_name(split, index)), lines)
-            return {"path": rel, "lang": lang, "split": split, **info}
-
-        return (
-            split_lines
-            | "KeyByShard" >> beam.Map(key)
-            | "GroupByShard" >> beam.GroupByKey()
-            | "WriteShard" >> beam.Map(write)
-        )

@@ -13,24 +13,20 @@ from apache_beam.testing.util import assert_that, equal_to
 from pipeline.config import FilterConfig, MinHashConfig, ValidConfig
 from pipeline.exact_dedup import ExactDedup
 from pipeline.filters import FilterLines
-from pipeline.near_dedup import NearDedup
+from pipeline.language_shards import KEPT, LanguageShards
 from pipeline.normalise import NormaliseText
 from pipeline.read import ReadSources
 from pipeline.records import Line
 from pipeline.segment import SplitUnits
 from pipeline.steps import REJECTED
-from pipeline.valid_split import AssignSplit
-from pipeline.write_shards import WriteShards
+from pipeline.textkey import dedup_key, stable_fraction
+from pipeline.valid_split import valid_share
 from tests.conftest import MULTILINGUAL_LINES
 from tests.pipeline_fakes import SourceEntry
 
 
 def line(text, lang="yor", source="s", line_no=1, path="p"):
     return Line(source, lang, path, line_no, text)
-
-
-def reasons(rejected):
-    return beam.Map(lambda r: (r.line_no, r.reason, r.detail))
 
 
 def test_normalise_step_nfc_spaces_invisibles():
@@ -94,44 +90,54 @@ def test_exact_dedup_keeps_smallest_copy_whatever_the_order():
                         equal_to([("a", 9, "exact_dup", "a:7"), ("b", 3, "exact_dup", "a:7")]), label="dups")
 
 
-def test_near_dedup_within_language_only():
+def _shard_texts(staging) -> dict:
+    """{(lang, shard file): [texts in file order]}"""
+    return {(f.parent.name, f.name): [json.loads(x)["text"] for x in gzip.open(f, "rt", encoding="utf-8")]
+            for f in sorted(staging.rglob("*.jsonl.gz"))}
+
+
+def test_near_dedup_within_language_only(tmp_path):
     base = "Bàbá mi ti lọ sí oko láti ṣiṣẹ́ ní àárọ̀ yìí, ó sì máa padà wá ní alẹ́ lónìí"
     near = base + " gan"                                    # one word more: Jaccard ~0.95
     other = "Ìyá mi ń se oúnjẹ ní ilé ìdáná fún gbogbo ẹbí wa ní ọjọ́ Àìkú tó ń bọ̀"
     inputs = [line(near, line_no=2), line(base, line_no=5), line(other, line_no=3),
               line(base + " gan", "ibo", line_no=1)]        # same text, other language: kept
+    no_valid = ValidConfig(fraction=0.0, min_lines=0)
     with TestPipeline() as p:
-        out = p | beam.Create(inputs) | NearDedup(MinHashConfig())
-        assert_that(out.kept | beam.Map(lambda l: (l.lang, l.line_no)),
-                    equal_to([("yor", 2), ("yor", 3), ("ibo", 1)]), label="kept")
+        out = p | beam.Create(inputs) | LanguageShards(str(tmp_path), 1, MinHashConfig(), no_valid)
         assert_that(out[REJECTED] | beam.Map(lambda r: (r.line_no, r.reason, r.detail)),
                     equal_to([(5, "near_dup", "s:2")]), label="near")
+        assert_that(out[KEPT], equal_to([
+            (("kept", "yor", "s", "train"), (2, len((near + other).encode()))),
+            (("kept", "ibo", "s", "train"), (1, len(near.encode())))]), label="counts")
+    assert _shard_texts(tmp_path) == {("yor", "train-00000.jsonl.gz"): [near, other],
+                                      ("ibo", "train-00000.jsonl.gz"): [near]}
 
 
-def test_valid_split_is_fixed_by_text_and_bounded():
+def test_valid_split_is_fixed_by_text_and_bounded(tmp_path):
     cfg = ValidConfig(fraction=0.1, min_lines=2, max_lines=5, max_share=0.5)
+    assert valid_share(200, cfg) == 5 / 200 and valid_share(10, cfg) == 2 / 10 and valid_share(3, cfg) == 0.5
     lines = [line(f"Gbólóhùn kẹta {i} ni èyí", line_no=i) for i in range(200)]
     with TestPipeline() as p:
-        out = p | beam.Create(lines) | AssignSplit(cfg)
-        valid = out | beam.Filter(lambda kv: kv[0] == "valid") | beam.Map(lambda kv: kv[1].line_no)
-        from pipeline.textkey import dedup_key, stable_fraction
-        expected = [l.line_no for l in lines if stable_fraction(dedup_key(l.text)) < 5 / 200]
-        assert_that(valid, equal_to(expected))
+        p | beam.Create(lines) | LanguageShards(str(tmp_path), 1, MinHashConfig(enabled=False), cfg)
+    expected = sorted(l.text for l in lines if stable_fraction(dedup_key(l.text)) < 5 / 200)
+    assert sorted(_shard_texts(tmp_path)[("yor", "valid-00000.jsonl.gz")]) == expected
     assert 0 < len(expected) < 20
 
 
-def test_write_shards_sorted_and_byte_identical(tmp_path):
-    lines = [("train", line(t, lang, line_no=i)) for i, (lang, ts) in enumerate(MULTILINGUAL_LINES.items()) for t in ts]
+def test_language_shards_sorted_and_byte_identical(tmp_path):
+    lines = [line(t, lang, line_no=i) for i, (lang, ts) in enumerate(MULTILINGUAL_LINES.items()) for t in ts]
     digests = []
     for run, order in enumerate((lines, list(reversed(lines)))):
         staging = tmp_path / f"run{run}"
         with TestPipeline() as p:
-            out = p | beam.Create(order) | WriteShards(str(staging), 2) | beam.Map(lambda d: d["lang"])
-            assert_that(out | beam.Distinct(), equal_to(sorted(MULTILINGUAL_LINES)))
+            out = p | beam.Create(order) | LanguageShards(str(staging), 2, MinHashConfig(), ValidConfig(fraction=0.0))
+            assert_that(out.shards | beam.Map(lambda d: d["lang"]) | beam.Distinct(),
+                        equal_to(sorted(MULTILINGUAL_LINES)))
         files = sorted(staging.rglob("*.jsonl.gz"))
         digests.append({f.relative_to(staging): f.read_bytes() for f in files})
         records = [json.loads(x) for f in files for x in gzip.open(f, "rt", encoding="utf-8")]
-        assert sorted(r["text"] for r in records) == sorted(l.text for _, l in lines)
+        assert sorted(r["text"] for r in records) == sorted(l.text for l in lines)
         assert len({r["id"] for r in records}) == len(records)
     assert digests[0] == digests[1]
 
