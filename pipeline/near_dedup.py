@@ -37,7 +37,11 @@ def shingles(text: str, size: int) -> list[bytes]:
 
 
 class Signer:
-    """MinHash signatures with permutations generated once (datasketch draws them per object)."""
+    """MinHash signatures with permutations generated once (datasketch draws them per object).
+
+    Shingles are hashed with zlib.crc32: stable across processes (Python's hash() is not) and
+    several times cheaper than datasketch's default sha1; its 32 bits suit the affine32 scheme.
+    """
 
     def __init__(self, cfg: MinHashConfig):
         self.cfg = cfg
