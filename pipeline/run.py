@@ -24,7 +24,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from common.config import config_to_dict, load_config
-from common.io import manifest_is_current, sha256_file
+from common.io import manifest_is_current, sha256_file, sha256_json
 from pipeline import finalize
 from pipeline.config import DEFAULT_CONFIG, CorpusConfig
 from pipeline.decontam import Decontaminate
@@ -39,6 +39,7 @@ from pipeline.steps import REJECTED, SAMPLE_CHARS
 from pipeline.language_shards import KEPT, LanguageShards
 
 log = logging.getLogger("pipeline")
+REPO_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_BEAM_FLAGS = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
 
 
@@ -91,7 +92,10 @@ def input_hashes(cfg: CorpusConfig, tasks: list[tuple]) -> dict[str, str]:
         path = Path(path).resolve()
         return str(path.relative_to(data_dir)) if path.is_relative_to(data_dir) else str(path)
 
-    hashes = {"catalog": sha256_file(cfg.catalog)}
+    # The stage's own code counts as an input: a changed filter must not be skipped as current.
+    code = sorted(p for pkg in ("pipeline", "common") for p in (REPO_DIR / pkg).rglob("*.py"))
+    hashes = {"catalog": sha256_file(cfg.catalog),
+              "code": sha256_json({str(p.relative_to(REPO_DIR)): sha256_file(p) for p in code})}
     for path in sorted({p for _, p in tasks}):
         hashes[f"data:{name(Path(path))}"] = sha256_file(path)
     if cfg.decontam.enabled:
