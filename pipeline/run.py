@@ -50,12 +50,16 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str], l
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML settings file")
     parser.add_argument("--preset", help="name of a YAML file in pipeline/configs/ (instead of --config)")
     parser.add_argument("overrides", nargs="*", help="key=value settings (see pipeline/config.py)")
-    args, extra = parser.parse_known_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # key=value tokens are settings; every other unknown token (with its value, in order) is a
+    # Beam flag: "--flink_master host:8081" keeps its value next to it.
+    overrides = [x for x in argv if "=" in x and not x.startswith("-")]
+    args, beam_flags = parser.parse_known_args([x for x in argv if x not in overrides])
+    if args.overrides:   # a bare word that is neither: let Beam's option parser judge it
+        beam_flags = [x for x in argv if x not in overrides and x in beam_flags + args.overrides]
+    args.overrides = overrides
     if args.preset:
         args.config = DEFAULT_CONFIG.parent / f"{args.preset}.yaml"
-    # argparse may leave a key=value that follows a Beam flag among the extras: take it back.
-    overrides = list(args.overrides) + [x for x in extra if "=" in x and not x.startswith("-")]
-    beam_flags = [x for x in extra if x not in overrides]
     return args, overrides, beam_flags
 
 

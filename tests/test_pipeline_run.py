@@ -180,3 +180,12 @@ def test_same_inputs_give_identical_shards_across_runners(tmp_path, corpus):
     second = run(run_args(data, catalog, out2))
     assert shard_bytes(out2) == shard_bytes(out)
     assert second["corpus_hash"] == manifest["corpus_hash"]
+
+
+def test_cli_splits_settings_from_beam_flags():
+    from pipeline.run import parse_args
+    args, overrides, flags = parse_args(["langs=[yor, hau]", "--runner=FlinkRunner", "--flink_master", "host:8081",
+                                         "filter.min_words=5", "--config", "pipeline/configs/default.yaml"])
+    assert overrides == ["langs=[yor, hau]", "filter.min_words=5"]
+    assert flags == ["--runner=FlinkRunner", "--flink_master", "host:8081"]
+    assert str(args.config) == "pipeline/configs/default.yaml"
