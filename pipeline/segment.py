@@ -17,7 +17,7 @@ import apache_beam as beam
 import regex
 from apache_beam import pvalue
 
-from pipeline.records import Line, Rejected
+from pipeline.records import Line
 from pipeline.steps import REJECTED, reject
 
 # End of sentence: Latin punctuation (optionally closed by quotes/brackets) then a space, or an

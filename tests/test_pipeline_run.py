@@ -14,7 +14,6 @@ import pytest
 
 from common.corpus import iter_texts, list_languages
 from common.io import read_manifest
-from pipeline import finalize
 from pipeline.run import run
 from pipeline.stats import AccountingError, build_stats
 from pipeline.textkey import word_tokens
