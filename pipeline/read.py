@@ -8,7 +8,6 @@ could not be decoded: it leaves as a Rejected with the reader's reason (e.g. `de
 from __future__ import annotations
 
 import importlib
-import logging
 
 import apache_beam as beam
 from apache_beam import pvalue
@@ -17,7 +16,6 @@ from apache_beam.metrics import Metrics
 from pipeline.records import Line, RawLine, Rejected
 from pipeline.steps import REJECTED
 
-log = logging.getLogger(__name__)
 
 
 class ReadFile(beam.DoFn):
