@@ -129,7 +129,7 @@ class PretrainConfig:
     """One pretraining run: inputs, outputs and every group of settings."""
 
     corpus_dir: Path = Path("out/corpus")  # corpus stage output (docs/interfaces.md)
-    tokenizer_dir: Path = Path("out/tokenizer")  # Hugging Face fast tokenizer folder
+    tokenizer_dir: Path = Path("out/tokenizer/tiny")  # Hugging Face fast tokenizer folder
     out_dir: Path = Path("out/pretrain/tiny-loss")  # run folder
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)

@@ -1,6 +1,6 @@
 """MLM pretraining with self-active data selection (issue 4).
 
-    python -m pretrain.train --preset tiny corpus_dir=out/corpus tokenizer_dir=out/tokenizer \
+    python -m pretrain.train --preset tiny corpus_dir=out/corpus tokenizer_dir=out/tokenizer/tiny \
         out_dir=out/pretrain/tiny-loss selection.strategy=loss
     torchrun --nproc_per_node=2 -m pretrain.train --preset small ...   # data parallel
 
