@@ -68,6 +68,12 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         return {k: _coerce(v, val_tp, f"{where}.{k}") for k, v in value.items()}
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str):
+        # YAML 1.1 reads `3e-4` (no dot) as a string; users write learning rates that way.
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected float, got {value!r}") from None
     if tp is Path and isinstance(value, (str, Path)):
         return Path(value)
     if tp is str and isinstance(value, (int, float)) and not isinstance(value, bool):

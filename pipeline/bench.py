@@ -1,0 +1,117 @@
+"""Benchmark of the corpus stage: Beam (default: DirectRunner, 2 worker processes) against a plain
+single-process Python loop doing the same per-line work, on the same inputs, in one run.
+
+    python -m pipeline.bench [--config FILE] [key=value ...] [Beam flags]     (make bench-corpus)
+
+Prints one JSON object: input MB (bytes the readers yielded), seconds and MB/s of each, the
+speed-up, and whether both kept the same lines.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from common.config import load_config
+from pipeline.config import CorpusConfig
+from pipeline.decontam import EvalIndex
+from pipeline.exact_dedup import order_key
+from pipeline.filters import check_text
+from pipeline.near_dedup import Signer, dedup_language
+from pipeline.normalise import normalise_text
+from pipeline.records import Line
+from pipeline.run import expand_tasks, parse_args, run
+from pipeline.segment import split_units
+from pipeline.textkey import dedup_key
+from pipeline.valid_split import split_of, valid_share
+from pipeline.write_shards import shard_name, write_shard
+
+from apache_beam import pvalue
+
+
+def plain_loop(cfg: CorpusConfig, tasks: list, out_dir: Path) -> dict:
+    """The same steps as pipeline.run, as one Python loop in one process."""
+    read_file = importlib.import_module(cfg.readers_module).read_file
+    index = EvalIndex.from_eval_dir(cfg.eval_dir, cfg.decontam) if cfg.decontam.enabled else None
+    raw_bytes, survivors = 0, {}
+    for entry, path in tasks:
+        for raw in read_file(entry, path):
+            raw_bytes += len((raw.text or raw.raw or "").encode("utf-8", "surrogatepass"))
+            if raw.text is None:
+                continue
+            line = Line(raw.source, raw.lang, raw.path, raw.line_no, normalise_text(raw.text))
+            if len(line.text) > cfg.split.reject_chars:
+                continue
+            for unit in split_units(line.text, cfg.split.max_chars):
+                if unit is None or check_text(unit, line.lang, cfg.filter) is not None:
+                    continue
+                if index is not None and index.match(unit) is not None:
+                    continue
+                candidate = line.with_text(unit)
+                key = dedup_key(unit)
+                if key not in survivors or order_key(candidate) < order_key(survivors[key]):
+                    survivors[key] = candidate
+    by_lang: dict[str, list] = defaultdict(list)
+    signer = Signer(cfg.minhash)
+    for line in survivors.values():
+        by_lang[line.lang].append((line, signer.signature(line.text).tobytes()))
+    kept = 0
+    for lang, pairs in by_lang.items():
+        lines = [x for x in dedup_language(pairs, cfg.minhash) if not isinstance(x, pvalue.TaggedOutput)] \
+            if cfg.minhash.enabled else [line for line, _ in pairs]
+        share = valid_share(len(lines), cfg.valid)
+        for split in ("train", "valid"):
+            part = [line for line in lines if split_of(line, share) == split]
+            if part:
+                write_shard(str(out_dir / lang / shard_name(split, 0)), part)
+        kept += len(lines)
+    return {"raw_bytes": raw_bytes, "kept": kept}
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process plus its finished children (Beam's worker processes)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    args, overrides, beam_flags = parse_args(argv)
+    cfg = load_config(CorpusConfig, args.config, overrides)
+    tasks = expand_tasks(cfg)
+    work = Path(tempfile.mkdtemp(prefix="corpus-bench-"))
+    try:
+        start, cpu = time.time(), cpu_seconds()
+        manifest = run([f"--config={args.config}", *overrides, f"out_dir={work / 'beam'}", *beam_flags])
+        beam_s, beam_cpu = time.time() - start, cpu_seconds() - cpu
+        start, cpu = time.time(), cpu_seconds()
+        (work / "plain").mkdir()
+        plain = plain_loop(cfg, tasks, work / "plain")
+        plain_s, plain_cpu = time.time() - start, cpu_seconds() - cpu
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    mb = plain["raw_bytes"] / 1e6
+    print(json.dumps({
+        "input_mb": round(mb, 2), "files": len(tasks),
+        "beam": {"seconds": round(beam_s, 1), "mb_per_s": round(mb / beam_s, 3),
+                 "cpu_seconds": round(beam_cpu, 1),
+                 "kept": manifest["totals"]["kept"], "flags": beam_flags or "default (2 processes)"},
+        "plain_loop": {"seconds": round(plain_s, 1), "mb_per_s": round(mb / plain_s, 3),
+                       "cpu_seconds": round(plain_cpu, 1), "kept": plain["kept"]},
+        "speedup": round(plain_s / beam_s, 2),
+        "load_average_1min": round(os.getloadavg()[0], 1), "cpus": os.cpu_count(),
+        "same_kept_count": manifest["totals"]["kept"] == plain["kept"],
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING)
+    main()

@@ -1,0 +1,217 @@
+"""Corpus stage: raw text in many formats -> clean, deduplicated, decontaminated shards.
+
+    python -m pipeline.run [--config FILE] [key=value ...] [Beam pipeline flags]
+
+App settings are `key=value` overrides of pipeline/config.py (e.g. `langs=[yor,hau]`,
+`filter.min_words=5`); every other flag goes to Beam's PipelineOptions, so
+`--runner=DataflowRunner|FlinkRunner|SparkRunner|PortableRunner ...` work unchanged. Without a
+runner flag it uses the DirectRunner with 2 worker processes. See docs/corpus.md.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import apache_beam as beam
+import yaml
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from common.config import config_to_dict, load_config
+from common.io import manifest_is_current, sha256_file, sha256_json
+from pipeline import finalize
+from pipeline.config import DEFAULT_CONFIG, CorpusConfig
+from pipeline.decontam import Decontaminate
+from pipeline.eval_sets import eval_files
+from pipeline.exact_dedup import ExactDedup
+from pipeline.filters import FilterLines
+from pipeline.normalise import NormaliseText
+from pipeline.read import ReadSources, raw_size
+from pipeline.segment import SplitUnits
+from pipeline.stats import SumCounts, build_stats, dropped_counts, unit_count
+from pipeline.steps import REJECTED, SAMPLE_CHARS
+from pipeline.language_shards import KEPT, LanguageShards
+
+log = logging.getLogger("pipeline")
+REPO_DIR = Path(__file__).resolve().parents[1]
+DEFAULT_BEAM_FLAGS = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
+
+
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str], list[str]]:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="settings and defaults (pipeline/configs/default.yaml):\n" + DEFAULT_CONFIG.read_text(encoding="utf-8"))
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML settings file")
+    parser.add_argument("--preset", help="name of a YAML file in pipeline/configs/ (instead of --config)")
+    parser.add_argument("overrides", nargs="*", help="key=value settings (see pipeline/config.py)")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # key=value tokens are settings; every other unknown token (with its value, in order) is a
+    # Beam flag: "--flink_master host:8081" keeps its value next to it.
+    overrides = [x for x in argv if "=" in x and not x.startswith("-")]
+    args, beam_flags = parser.parse_known_args([x for x in argv if x not in overrides])
+    if args.overrides:   # a bare word that is neither: let Beam's option parser judge it
+        beam_flags = [x for x in argv if x not in overrides and x in beam_flags + args.overrides]
+    args.overrides = overrides
+    if args.preset:
+        args.config = DEFAULT_CONFIG.parent / f"{args.preset}.yaml"
+    return args, overrides, beam_flags
+
+
+def beam_options(beam_flags: list[str]) -> PipelineOptions:
+    if not any(flag.startswith("--runner") for flag in beam_flags):
+        beam_flags = DEFAULT_BEAM_FLAGS + beam_flags
+    return PipelineOptions(beam_flags)
+
+
+# ---------------------------------------------------------------- catalog and inputs
+
+def expand_tasks(cfg: CorpusConfig) -> list[tuple]:
+    """(entry, path) pairs for the selected sources and languages; errors name the bad setting."""
+    catalog = importlib.import_module(cfg.catalog_module)
+    entries = catalog.load_catalog(cfg.catalog, cfg.data_dir)
+    for setting, wanted, have in (("langs", cfg.langs, {e.lang for e in entries}),
+                                  ("sources", cfg.sources, {e.name for e in entries})):
+        unknown = sorted(set(wanted or ()) - have)
+        if unknown:
+            raise SystemExit(f"{setting}: {unknown} not in catalog {cfg.catalog}; known: {sorted(have)}")
+    entries = [e for e in entries if (cfg.langs is None or e.lang in cfg.langs)
+               and (cfg.sources is None or e.name in cfg.sources)]
+    tasks = [(entry, str(path)) for entry in entries for path in catalog.expand_entry(entry, cfg.data_dir)]
+    if not tasks:
+        raise SystemExit(f"no input files for langs={cfg.langs} sources={cfg.sources} in {cfg.catalog}")
+    return tasks
+
+
+def input_hashes(cfg: CorpusConfig, tasks: list[tuple]) -> dict[str, str]:
+    """sha256 of every input file, the catalog and the eval files used for decontamination."""
+    data_dir = Path(cfg.data_dir).resolve()
+
+    def name(path: Path) -> str:
+        path = Path(path).resolve()
+        return str(path.relative_to(data_dir)) if path.is_relative_to(data_dir) else str(path)
+
+    # The stage's own code counts as an input: a changed filter must not be skipped as current.
+    code = sorted(p for pkg in ("pipeline", "common") for p in (REPO_DIR / pkg).rglob("*.py"))
+    hashes = {"catalog": sha256_file(cfg.catalog),
+              "code": sha256_json({str(p.relative_to(REPO_DIR)): sha256_file(p) for p in code})}
+    for path in sorted({p for _, p in tasks}):
+        hashes[f"data:{name(Path(path))}"] = sha256_file(path)
+    if cfg.decontam.enabled:
+        for path in eval_files(cfg.eval_dir, list(cfg.decontam.sets)):
+            hashes[f"eval:{name(path)}"] = sha256_file(path)
+    return hashes
+
+
+# ---------------------------------------------------------------- the pipeline
+
+def build_pipeline(p: beam.Pipeline, cfg: CorpusConfig, tasks: list[tuple], staging: str) -> None:
+    """Wire every step; outputs land in `staging` (shards) and `staging/_meta` (bookkeeping)."""
+    raw, lines, read_rejects = p | "Read" >> ReadSources(tasks, cfg.readers_module)
+    normal = lines | "Normalise" >> beam.ParDo(NormaliseText())
+    units = normal | "Split" >> beam.ParDo(SplitUnits(cfg.split.max_chars, cfg.split.reject_chars)) \
+        .with_outputs(REJECTED, main="units")
+    filtered = units.units | "Filter" >> beam.ParDo(FilterLines(cfg.filter)).with_outputs(REJECTED, main="ok")
+    clean, rejects = filtered.ok, [read_rejects, units[REJECTED], filtered[REJECTED]]
+    if cfg.decontam.enabled:
+        decon = clean | "Decontaminate" >> beam.ParDo(Decontaminate(str(cfg.eval_dir), cfg.decontam)) \
+            .with_outputs(REJECTED, main="ok")
+        clean, rejects = decon.ok, rejects + [decon[REJECTED]]
+    exact = clean | "ExactDedup" >> ExactDedup()
+    clean, rejects = exact.unique, rejects + [exact[REJECTED]]
+    written = clean | "PerLanguage" >> LanguageShards(staging, cfg.num_shards, cfg.minhash, cfg.valid)
+    shards, rejects = written.shards, rejects + [written[REJECTED]]
+
+    all_rejects = rejects | "AllRejected" >> beam.Flatten()
+    counted_units = (read_rejects, units.units, units[REJECTED]) | "UnitsRead" >> beam.Flatten()
+    counts = (
+        (raw | "CountRecords" >> beam.Map(raw_size),
+         counted_units | "CountUnits" >> beam.Map(unit_count),
+         written[KEPT],
+         all_rejects | "CountDropped" >> beam.FlatMap(dropped_counts))
+        | "AllCounts" >> beam.Flatten()
+        | "SumCounts" >> SumCounts()
+    )
+    samples = (
+        all_rejects
+        | "KeyByReason" >> beam.Map(lambda r: (r.reason, r))
+        | "FirstPerReason" >> beam.combiners.Top.SmallestPerKey(
+            cfg.rejected_samples, key=lambda r: (r.source, r.path, r.line_no, r.text))
+        | "SampleRows" >> beam.FlatMap(lambda kv: [
+            {"reason": r.reason, "detail": r.detail, "source": r.source, "lang": r.lang, "path": r.path,
+             "line_no": r.line_no, "text": r.text[:SAMPLE_CHARS]} for r in kv[1]])
+    )
+    meta = FileSystems.join(staging, "_meta")
+    for name, pcoll in (("counts", counts), ("samples", samples), ("shards", shards)):
+        (pcoll
+         | f"{name}ToJson" >> beam.Map(lambda x: json.dumps(x, ensure_ascii=False))
+         | f"Write{name}" >> beam.io.WriteToText(FileSystems.join(meta, name), shard_name_template="",
+                                                  num_shards=1))
+
+
+def read_meta(staging: Path, name: str) -> list:
+    path = staging / "_meta" / name
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+# ---------------------------------------------------------------- entry point
+
+def summary_table(stats: dict) -> str:
+    rows = [f"{'lang':<6}{'read':>10}{'kept':>10}{'dropped':>10}{'kept MB':>10}"]
+    for lang, entry in sorted(stats["languages"].items()):
+        rows.append(f"{lang:<6}{entry['read']:>10}{entry['kept']:>10}{entry['dropped']:>10}"
+                    f"{entry['kept_bytes'] / 1e6:>10.2f}")
+    t = stats["total"]
+    rows.append(f"{'total':<6}{t['read']:>10}{t['kept']:>10}{t['dropped']:>10}{t['kept_bytes'] / 1e6:>10.2f}")
+    return "\n".join(rows)
+
+
+def run(argv: list[str] | None = None) -> dict | None:
+    """Run the stage; returns the manifest (None when skipped)."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    log.setLevel(logging.INFO)
+    args, overrides, beam_flags = parse_args(argv)
+    cfg = load_config(CorpusConfig, args.config, overrides)
+    config = config_to_dict(cfg)
+    out_dir = Path(cfg.out_dir)
+    tasks = expand_tasks(cfg)
+    log.info("catalog: %d files from %d sources", len(tasks), len({e.name for e, _ in tasks}))
+    inputs = input_hashes(cfg, tasks)
+    if manifest_is_current(out_dir, config, inputs):
+        print(f"corpus: {out_dir} is up to date (same config and inputs); skipped")
+        return None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    finalize.clear_stale_staging(out_dir)
+    staging = out_dir / f"{finalize.STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
+    staging.mkdir()
+    start = time.time()
+    log.info("steps: read -> normalise -> split -> filter -> decontaminate -> exact dedup -> near dedup "
+             "-> valid split -> write (staging %s)", staging.name)
+    with beam.Pipeline(options=beam_options(beam_flags)) as p:
+        build_pipeline(p, cfg, tasks, str(staging.resolve()))
+    log.info("beam pipeline finished in %.1fs; publishing to %s", time.time() - start, out_dir)
+    stats = build_stats([(tuple(k), tuple(v)) for k, v in read_meta(staging, "counts")])
+    finalize.write_stats(staging, stats)
+    finalize.write_rejected_samples(staging, read_meta(staging, "samples"), cfg.rejected_samples)
+    (staging / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=True))
+    manifest = finalize.publish(staging, out_dir, config, inputs, extra={"totals": stats["total"], "seconds": round(time.time() - start, 1)})
+    print(summary_table(stats))
+    print("dropped by reason:", ", ".join(f"{k} {v}" for k, v in sorted(stats["total"]["dropped_by_reason"].items())))
+    print("decontaminated by eval set:",
+          ", ".join(f"{k} {v}" for k, v in sorted(stats["total"]["decontaminated_by_eval_set"].items())) or "none")
+    print(f"corpus: {stats['total']['kept']} lines in {len(stats['languages'])} languages -> {out_dir} "
+          f"(corpus_hash {manifest['corpus_hash'][:12]}, {time.time() - start:.0f}s)")
+    return manifest
+
+
+def main() -> None:
+    run(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    main()

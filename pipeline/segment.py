@@ -1,0 +1,94 @@
+"""Step 3: cut normalised records into bounded sentence/paragraph units.
+
+A record is first cut at line breaks (paragraphs). A paragraph of at most `max_chars`
+characters is one unit, so short documents keep their context for masked-LM training. A longer
+one is cut after sentence ends (". ! ?" and the Ethiopic full stop "።", question mark "፧" and
+paragraph separator "፨", which need no following space) and the sentences are packed greedily
+into units of at most `max_chars`. A sentence still longer is cut at the last space before the
+limit; a run of `max_chars` characters without any space is garbage and is rejected `too_long`,
+as is any record over `reject_chars` (checked before any work, so a 10 MB one-line file costs
+one length check and one rejection, never a big regex pass).
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import apache_beam as beam
+import regex
+from apache_beam import pvalue
+
+from pipeline.records import Line
+from pipeline.steps import REJECTED, reject
+
+# End of sentence: Latin punctuation (optionally closed by quotes/brackets) then a space, or an
+# Ethiopic terminator (never followed by a space in some sources: "ይሄዳል።ልጁ").
+_SENTENCE_END = regex.compile(r"(?<=[.!?…][\"'”’»)\]]*)\s+|(?<=[።፧፨])\s*")
+
+
+def split_sentences(paragraph: str) -> list[str]:
+    return [s for s in _SENTENCE_END.split(paragraph) if s]
+
+
+def _cut_at_spaces(sentence: str, max_chars: int) -> Iterator[str | None]:
+    """Pieces of at most max_chars cut at spaces; None marks a piece with no space to cut at."""
+    while len(sentence) > max_chars:
+        cut = sentence.rfind(" ", 0, max_chars + 1)
+        if cut <= 0:
+            yield None
+            return
+        yield sentence[:cut]
+        sentence = sentence[cut + 1:]
+    if sentence:
+        yield sentence
+
+
+def pack_units(paragraph: str, max_chars: int) -> Iterator[str | None]:
+    """Units of at most max_chars; None for an unsplittable over-long run."""
+    if len(paragraph) <= max_chars:
+        yield paragraph
+        return
+    current = ""
+    for sentence in split_sentences(paragraph):
+        for piece in _cut_at_spaces(sentence, max_chars):
+            if piece is None:
+                if current:
+                    yield current
+                    current = ""
+                yield None
+                continue
+            if current and len(current) + 1 + len(piece) <= max_chars:
+                current = f"{current} {piece}"
+            else:
+                if current:
+                    yield current
+                current = piece
+    if current:
+        yield current
+
+
+def split_units(text: str, max_chars: int) -> Iterator[str | None]:
+    for paragraph in text.split("\n"):
+        if paragraph:
+            yield from pack_units(paragraph, max_chars)
+
+
+class SplitUnits(beam.DoFn):
+    """Line -> unit Lines; `too_long` and `empty` leave as tagged Rejected."""
+
+    def __init__(self, max_chars: int, reject_chars: int):
+        self.max_chars = max_chars
+        self.reject_chars = reject_chars
+
+    def process(self, line: Line):
+        if len(line.text) > self.reject_chars:
+            yield pvalue.TaggedOutput(REJECTED, reject(line, "too_long", f"{len(line.text)} chars"))
+            return
+        produced = False
+        for unit in split_units(line.text, self.max_chars):
+            produced = True
+            if unit is None:
+                yield pvalue.TaggedOutput(REJECTED, reject(line, "too_long", "no space to split at"))
+            else:
+                yield line.with_text(unit)
+        if not produced:
+            yield pvalue.TaggedOutput(REJECTED, reject(line, "empty"))

@@ -1,0 +1,194 @@
+"""Settings of a pretraining run, as typed dataclasses (see common/config.py).
+
+`python -m pretrain.train --help` prints every field below with its doc. Presets in
+`pretrain/presets/*.yaml` are small deltas on these defaults; `selection.*` settings belong
+to `pretrain/selection.py` (self-active data selection).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from common.config import ConfigError
+from pretrain.selection import SelectionConfig
+
+PRESETS_DIR = Path(__file__).resolve().parent / "presets"
+
+
+@dataclass
+class ModelConfig:
+    """XLM-R masked-LM shape. The vocabulary size comes from the tokenizer."""
+
+    hidden_size: int = 64  # width of every layer
+    num_layers: int = 2  # transformer blocks
+    num_heads: int = 2  # attention heads; must divide hidden_size
+    ffn_size: int = 256  # feed-forward inner width
+    dropout: float = 0.1  # hidden dropout
+    attention_dropout: float = 0.1  # attention-probability dropout
+
+    def __post_init__(self) -> None:
+        for name in ("hidden_size", "num_layers", "num_heads", "ffn_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+        if self.hidden_size % self.num_heads:
+            raise ConfigError(
+                f"model.num_heads={self.num_heads} must divide model.hidden_size={self.hidden_size}"
+            )
+        for name in ("dropout", "attention_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"model.{name} must be in [0, 1), got {getattr(self, name)}")
+
+
+@dataclass
+class DataConfig:
+    """How corpus text becomes packed token blocks (cached per tokenizer and corpus hash)."""
+
+    block_len: int = 64  # tokens per block, `<s>` included; also the model's max length
+    langs: list[str] = field(default_factory=list)  # languages to train on; [] = every corpus language
+    valid_blocks_per_lang: int = 8  # validation blocks per language (from the corpus valid split)
+    cache_dir: Path | None = None  # token-block cache; default <out_dir>/../cache
+    tokenize_batch: int = 1000  # texts per tokenizer call while building the cache
+
+    def __post_init__(self) -> None:
+        if self.block_len < 8:
+            raise ConfigError(f"data.block_len must be >= 8, got {self.block_len}")
+        if self.valid_blocks_per_lang < 1:
+            raise ConfigError(f"data.valid_blocks_per_lang must be >= 1, got {self.valid_blocks_per_lang}")
+        if self.tokenize_batch < 1:
+            raise ConfigError(f"data.tokenize_batch must be >= 1, got {self.tokenize_batch}")
+
+
+@dataclass
+class MaskingConfig:
+    """Dynamic MLM masking (BERT/XLM-R: 15% of tokens, of which 80% <mask>, 10% random, 10% kept)."""
+
+    probability: float = 0.15  # share of (non-special) tokens to predict
+    mask_fraction: float = 0.8  # of those: replaced by <mask>
+    random_fraction: float = 0.1  # of those: replaced by a random piece (rest kept as is)
+    whole_word: bool = False  # mask every piece of a chosen word (word starts: pieces with U+2581)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.probability < 1.0:
+            raise ConfigError(f"masking.probability must be in (0, 1), got {self.probability}")
+        if self.mask_fraction < 0 or self.random_fraction < 0 or self.mask_fraction + self.random_fraction > 1:
+            raise ConfigError(
+                "masking.mask_fraction and masking.random_fraction must be >= 0 and sum to <= 1, "
+                f"got {self.mask_fraction} + {self.random_fraction}"
+            )
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, evaluation and checkpointing."""
+
+    max_steps: int = 200  # optimizer steps in the whole run
+    batch_size: int = 16  # blocks per micro-batch per process
+    grad_accum: int = 1  # micro-batches per optimizer step
+    lr: float = 1e-3  # peak learning rate
+    min_lr_ratio: float = 0.0  # final lr as a share of the peak
+    warmup_steps: int = 20  # linear warm-up from 0 to lr
+    schedule: Literal["linear", "cosine"] = "linear"  # decay after warm-up
+    weight_decay: float = 0.01  # AdamW decoupled decay (not on biases or LayerNorm)
+    adam_beta1: float = 0.9  # AdamW beta1
+    adam_beta2: float = 0.98  # RoBERTa's value, steadier with large batches
+    adam_eps: float = 1e-6  # AdamW epsilon
+    clip_norm: float = 1.0  # gradient-norm clipping; 0 turns it off
+    bf16: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when visible, else cpu
+    cpu_threads: int = 0  # torch intra-op threads on CPU; 0 = torch's default (one per core)
+    seed: int = 0  # seeds initialisation, masking and dropout
+    eval_every: int = 50  # steps between per-language validation
+    log_every: int = 10  # steps between progress lines
+    checkpoint_every: int = 50  # steps between checkpoints (also at the end and on SIGTERM)
+    keep_checkpoints: int = 2  # newest complete checkpoints kept (>= 1)
+    max_bad_steps: int = 5  # consecutive non-finite losses/gradients before the run stops
+
+    def __post_init__(self) -> None:
+        for name in ("max_steps", "batch_size", "grad_accum", "eval_every", "log_every",
+                     "checkpoint_every", "keep_checkpoints", "max_bad_steps"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ConfigError(f"train.lr must be > 0, got {self.lr}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ConfigError(f"train.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        if not 0 <= self.warmup_steps <= self.max_steps:
+            raise ConfigError(
+                f"train.warmup_steps must be in [0, train.max_steps={self.max_steps}], got {self.warmup_steps}"
+            )
+        if self.cpu_threads < 0:
+            raise ConfigError(f"train.cpu_threads must be >= 0, got {self.cpu_threads}")
+        if self.clip_norm < 0:
+            raise ConfigError(f"train.clip_norm must be >= 0, got {self.clip_norm}")
+
+
+@dataclass
+class PretrainConfig:
+    """One pretraining run: inputs, outputs and every group of settings."""
+
+    corpus_dir: Path = Path("out/corpus")  # corpus stage output (docs/interfaces.md)
+    tokenizer_dir: Path = Path("out/tokenizer/tiny")  # Hugging Face fast tokenizer folder
+    out_dir: Path = Path("out/pretrain/tiny-loss")  # run folder
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+
+
+# Settings that change nothing in the trained weights, metrics or selection files: they
+# may differ between a run and its resumption (RELIABILITY row 4 refuses every other change).
+# Input folders are compared by their content hashes (corpus_hash, tokenizer_hash), not paths.
+RESUME_SAFE_SETTINGS = frozenset({
+    "corpus_dir", "tokenizer_dir", "out_dir", "data.cache_dir", "data.tokenize_batch", "train.log_every",
+    "train.checkpoint_every", "train.keep_checkpoints", "train.device", "train.bf16", "train.cpu_threads",
+})
+
+
+def flatten(data: dict, prefix: str = "") -> dict:
+    """{"a": {"b": 1}} -> {"a.b": 1}."""
+    flat = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def preset_path(name: str) -> Path:
+    path = PRESETS_DIR / f"{name}.yaml"
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")))
+        raise ConfigError(f"--preset {name}: no such preset; known: {known}")
+    return path
+
+
+def field_docs(cls: type, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(dotted name, default, doc) of every setting, for --help; docs come from source comments."""
+    import inspect
+    import typing
+
+    rows = []
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):
+        source = ""
+    comments = {}
+    for line in source.splitlines():
+        stripped = line.strip()
+        if ":" in stripped and "#" in stripped and not stripped.startswith("#"):
+            comments[stripped.split(":", 1)[0].strip()] = stripped.split("#", 1)[1].strip()
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+            rows.extend(field_docs(tp, f"{prefix}{f.name}."))
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        doc = f.metadata.get("help") or comments.get(f.name, "")  # field(metadata={"help": ...}) or a comment
+        rows.append((f"{prefix}{f.name}", repr(default), doc))
+    return rows

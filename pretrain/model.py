@@ -1,0 +1,56 @@
+"""The XLM-R masked-LM model and the training objective computed on masked positions only."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
+
+from pretrain.config import ModelConfig
+from pretrain.masking import IGNORE_INDEX
+
+
+def build_model(cfg: ModelConfig, tokenizer, block_len: int) -> XLMRobertaForMaskedLM:
+    """A randomly initialised XLM-R MLM sized by `cfg`, vocabulary from `tokenizer`."""
+    config = XLMRobertaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=cfg.hidden_size,
+        num_hidden_layers=cfg.num_layers,
+        num_attention_heads=cfg.num_heads,
+        intermediate_size=cfg.ffn_size,
+        hidden_dropout_prob=cfg.dropout,
+        attention_probs_dropout_prob=cfg.attention_dropout,
+        # XLM-R positions start after the padding index: ids pad+1 .. pad+block_len.
+        max_position_embeddings=block_len + tokenizer.pad_token_id + 1,
+        type_vocab_size=1,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=True,
+    )
+    return XLMRobertaForMaskedLM(config)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Distinct parameters (tied embedding/decoder weights counted once)."""
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
+class MaskedLMObjective(nn.Module):
+    """Sum of token cross-entropies at masked positions, and how many there were.
+
+    The LM head (dense + LayerNorm + vocabulary projection) runs only on the ~15% masked
+    positions: hidden states are gathered first, which saves most of the head's compute
+    (the vocabulary projection dominates small models). Wrapping this module, not the HF
+    model, in DistributedDataParallel keeps DDP's gradient hooks on the path actually used.
+    """
+
+    def __init__(self, model: XLMRobertaForMaskedLM):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask, labels) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.model.roberta(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, H)
+        targets = labels != IGNORE_INDEX  # (B, T)
+        logits = self.model.lm_head(hidden[targets])  # (N, V), N masked positions
+        loss_sum = nn.functional.cross_entropy(logits.float(), labels[targets], reduction="sum")
+        return loss_sum, targets.sum()

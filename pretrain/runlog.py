@@ -1,0 +1,89 @@
+"""Run bookkeeping: the metrics log, and refusing to resume with changed settings (row 4)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from common.config import ConfigError
+from common.io import write_json
+from pretrain.config import RESUME_SAFE_SETTINGS, flatten
+
+RUN_FILE = "run.json"  # result-relevant settings and input hashes of the run in this folder
+METRICS = "metrics.jsonl"  # deterministic: losses, lr, selection summaries (bit-identical on resume)
+TIMING = "timing.jsonl"  # wall-clock figures (tokens/s, ETA, scoring share): never compared
+
+
+class JsonlLog:
+    """Append-only JSON lines, one flush+fsync per record; truncatable to a checkpointed size."""
+
+    def __init__(self, path: Path, truncate_to: int | None = None):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if truncate_to is not None:
+            with open(self.path, "ab") as handle:
+                handle.truncate(truncate_to)  # drop lines written after the checkpoint
+
+    def write(self, record: dict) -> None:
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def size(self) -> int:
+        return self.path.stat().st_size if self.path.exists() else 0
+
+
+def result_settings(config: dict) -> dict:
+    """Flattened settings that change the trained weights, metrics or selection files."""
+    return {k: v for k, v in flatten(config).items() if k not in RESUME_SAFE_SETTINGS}
+
+
+def differences(old: dict, new: dict) -> list[str]:
+    missing = object()
+    lines = []
+    for key in sorted(set(old) | set(new)):
+        before, after = old.get(key, missing), new.get(key, missing)
+        if before != after:
+            show = lambda v: "(unset)" if v is missing else json.dumps(v, ensure_ascii=False)  # noqa: E731
+            lines.append(f"{key}: {show(before)} -> {show(after)}")
+    return lines
+
+
+def check_same_run(out_dir: Path, settings: dict, inputs: dict) -> bool:
+    """True when `out_dir` holds a run with exactly these settings and inputs; False when empty.
+
+    Raises ConfigError naming every differing setting or input otherwise (RELIABILITY row 4).
+    """
+    path = Path(out_dir) / RUN_FILE
+    if not path.exists():
+        return False
+    recorded = json.loads(path.read_text(encoding="utf-8"))
+    diff = differences(recorded["settings"], settings) + differences(
+        {f"input {k}": v for k, v in recorded["inputs"].items()}, {f"input {k}": v for k, v in inputs.items()}
+    )
+    if diff:
+        raise ConfigError(
+            f"{out_dir} holds a run with other settings; refusing to resume it with:\n  "
+            + "\n  ".join(diff)
+            + "\nUse a new out_dir, or pass --fresh to delete that run and start again."
+        )
+    return True
+
+
+def record_run(out_dir: Path, settings: dict, inputs: dict) -> None:
+    write_json(Path(out_dir) / RUN_FILE, {"settings": settings, "inputs": inputs})
+
+
+OWNED = (RUN_FILE, METRICS, TIMING, "config.yaml", "manifest.json", "checkpoints", "selection", "final")
+
+
+def clear_run(out_dir: Path) -> None:
+    """--fresh: delete what a previous run wrote into `out_dir` (and nothing else)."""
+    for name in OWNED:
+        path = Path(out_dir) / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()

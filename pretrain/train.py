@@ -1,0 +1,594 @@
+"""MLM pretraining with self-active data selection (issue 4).
+
+    python -m pretrain.train --preset tiny corpus_dir=out/corpus tokenizer_dir=out/tokenizer/tiny \
+        out_dir=out/pretrain/tiny-loss selection.strategy=loss
+    torchrun --nproc_per_node=2 -m pretrain.train --preset small ...   # data parallel
+
+Training proceeds in rounds of `selection.select_every` steps. At the start of each round
+`pretrain.selection.run_round` scores candidate blocks with the current model and returns the
+blocks the round trains on, in order (AfroLM's self-active learning, warm-started: the model is
+never retrained from scratch). Checkpoints hold everything needed to continue bit for bit.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import random
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import warnings
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from common import corpus
+from common.config import ConfigError, config_to_dict, load_config, read_yaml_with_inherit
+from common.io import atomic_write, manifest_is_current, write_manifest
+from pretrain import checkpoint as ckpt
+from pretrain import distributed as ddp_util
+from pretrain.config import PretrainConfig, field_docs, preset_path
+from pretrain.data import PackedBlockPool, build_block_cache, load_valid_blocks, read_index, tokenizer_hash
+from pretrain.masking import IGNORE_INDEX, mask_tokens, special_table, word_start_table
+from pretrain.model import MaskedLMObjective, build_model, count_parameters
+from pretrain.optim import build_optimizer
+from pretrain.runlog import (
+    METRICS, TIMING, JsonlLog, check_same_run, clear_run, record_run, result_settings,
+)
+from pretrain.selection import SelectionState, run_round
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. the loss stayed non-finite)."""
+
+
+def derive_seed(*parts: int) -> int:
+    """A 63-bit seed from integers; the same parts give the same seed on every platform."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0] >> 1)
+
+
+def step_block_ids(chosen: np.ndarray, position: int, global_batch: int) -> np.ndarray:
+    """Blocks of the `position`-th step of a round: consecutive slices of the chosen order,
+    wrapping around when the round chose fewer blocks than its steps consume."""
+    idx = (position * global_batch + np.arange(global_batch)) % len(chosen)
+    return chosen[idx]
+
+
+def rank_share(ids: np.ndarray, rank: int, world: int) -> np.ndarray:
+    """Rank `rank`'s contiguous share of one step's blocks (ranks never share a block)."""
+    per = len(ids) // world
+    return ids[rank * per : (rank + 1) * per]
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT; the loop checkpoints at the next step boundary and exits."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous = {}
+
+    def install(self) -> None:
+        for sig in STOP_SIGNALS:
+            with contextlib.suppress(ValueError):  # not the main thread
+                self._previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None:  # a second signal: stop now
+            signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+            raise KeyboardInterrupt
+        self.signum = signum
+        print(f"\n[train] got {signal.Signals(signum).name}: saving a checkpoint at the next step boundary",
+              file=sys.stderr, flush=True)
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(sig, handler)
+
+
+@dataclass
+class Progress:
+    """Everything the loop carries between steps that a checkpoint must restore."""
+
+    step: int = 0  # optimizer steps done
+    round_index: int = -1  # round whose blocks `chosen` are
+    chosen: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    tokens: int = 0  # non-padding tokens trained on (all ranks)
+    bad_steps: int = 0  # consecutive non-finite steps
+    skipped_steps: int = 0  # all skipped steps
+    window_loss: float = 0.0  # loss sum / count since the last metrics line
+    window_count: int = 0
+    metrics_bytes: int = 0  # size of metrics.jsonl when checkpointed
+    scoring_seconds: float = 0.0  # time spent in selection rounds (all sessions)
+    train_seconds: float = 0.0  # wall time of the run (all sessions)
+    world: int = 1  # processes that trained (the data order depends on it)
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "chosen"}
+
+
+class Trainer:
+    def __init__(self, cfg: PretrainConfig, info: ddp_util.DistInfo, device: torch.device, log):
+        from transformers import AutoTokenizer
+
+        self.cfg, self.info, self.device, self.log = cfg, info, device, log
+        self.out_dir = Path(cfg.out_dir)
+        tcfg = cfg.train
+        self.tokenizer = AutoTokenizer.from_pretrained(str(cfg.tokenizer_dir))
+        self.tokenizer.model_max_length = cfg.data.block_len  # what the model's positions allow
+        cache_root = cfg.data.cache_dir or self.out_dir.parent / "cache"
+        if info.main:
+            self.cache = build_block_cache(cfg.corpus_dir, self.tokenizer, cfg.tokenizer_dir, cfg.data.block_len,
+                                           cache_root, cfg.data.tokenize_batch, log=log)
+        ddp_util.barrier(info)
+        if not info.main:
+            self.cache = build_block_cache(cfg.corpus_dir, self.tokenizer, cfg.tokenizer_dir, cfg.data.block_len,
+                                           cache_root, cfg.data.tokenize_batch, log=lambda *_: None)
+        self.warnings: list[str] = []
+        self.metrics: JsonlLog | None = None  # set once the run's metrics log is open (rank 0)
+        self.progress = Progress()
+        self.langs = self._choose_languages()
+        self.pool = PackedBlockPool(self.cache, self.langs, self.tokenizer, cfg.corpus_dir, cfg.data.tokenize_batch)
+        self.valid = {}
+        for lang in self.langs:
+            blocks = load_valid_blocks(self.cache, lang, cfg.data.valid_blocks_per_lang)
+            if len(blocks):
+                self.valid[lang] = torch.from_numpy(blocks)
+            else:
+                self._warn(f"{lang}: no validation text in {cfg.corpus_dir}/{lang}/valid-*; not evaluated")
+
+        torch.manual_seed(tcfg.seed)  # same initial weights on every rank
+        self.model = build_model(cfg.model, self.tokenizer, cfg.data.block_len).to(device)
+        self.objective = MaskedLMObjective(self.model)
+        self.ddp = None
+        if info.active:
+            self.ddp = torch.nn.parallel.DistributedDataParallel(
+                self.objective, device_ids=[info.local_rank] if device.type == "cuda" else None)
+        self.optimizer, self.scheduler = build_optimizer(self.model, tcfg, device)
+        self.special = special_table(self.tokenizer)
+        self.word_start = word_start_table(self.tokenizer) if cfg.masking.whole_word else None
+        self.selection_state = SelectionState()
+        self.global_batch = tcfg.batch_size * tcfg.grad_accum * info.world
+        self.progress.world = info.world
+        self.stop = StopFlag()
+
+    # ---- set-up -------------------------------------------------------------------------
+    def _warn(self, message: str) -> None:
+        """Print on rank 0 and record in metrics.jsonl (warnings of set-up are written at step 0)."""
+        self.warnings.append(message)
+        if self.metrics is not None:
+            self.metrics.write({"event": "warning", "step": self.progress.step, "message": message})
+        if self.info.main:
+            print(f"[train] warning: {message}", file=sys.stderr, flush=True)
+
+    def _choose_languages(self) -> list[str]:
+        """Languages with at least one training block (RELIABILITY row 9)."""
+        index = read_index(self.cache)
+        block_len = self.cfg.data.block_len
+        asked = list(self.cfg.data.langs)
+        for lang in asked:
+            if lang not in index["langs"]:
+                raise ConfigError(f"data.langs: {lang!r} has no text in {self.cfg.corpus_dir} "
+                                  f"(languages there: {', '.join(sorted(index['langs']))})")
+            if index["langs"][lang]["train"]["blocks"] == 0:
+                raise ConfigError(f"data.langs: {lang!r} has less training text than one block of "
+                                  f"{block_len} tokens in {self.cfg.corpus_dir}")
+        langs = []
+        for lang in asked or sorted(index["langs"]):
+            if index["langs"][lang]["train"]["blocks"] == 0:
+                self._warn(f"{lang}: less training text than one block of {block_len} tokens; skipped")
+            else:
+                langs.append(lang)
+        if not langs:
+            raise ConfigError(f"no language in {self.cfg.corpus_dir} has a full block of "
+                              f"data.block_len={block_len} tokens")
+        return langs
+
+    # ---- checkpoints --------------------------------------------------------------------
+    def checkpoint_files(self) -> dict[str, bytes]:
+        p = self.progress
+        state = {
+            "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+            "pool": self.pool.state_dict(),
+            "selection": self.selection_state.state_dict(),
+            "chosen": p.chosen.copy(),
+        }
+        return {
+            "model.pt": ckpt.torch_bytes(self.model.state_dict()),
+            "optimizer.pt": ckpt.torch_bytes({"optimizer": self.optimizer.state_dict(),
+                                              "scheduler": self.scheduler.state_dict()}),
+            "state.pt": ckpt.torch_bytes(state),
+            "progress.json": json.dumps(p.to_json(), indent=1, sort_keys=True).encode(),
+        }
+
+    def save(self, metrics: JsonlLog | None) -> None:
+        """Checkpoint on rank 0 (all ranks hold the same weights); other ranks wait."""
+        if self.info.main:
+            for param in self.model.parameters():
+                if not torch.isfinite(param).all():
+                    raise TrainingError("refusing to save a checkpoint with non-finite weights")
+            self.progress.metrics_bytes = metrics.size()
+            root = self.out_dir / "checkpoints"
+            folder = ckpt.save_checkpoint(root, self.progress.step, self.checkpoint_files())
+            ckpt.prune(root, self.cfg.train.keep_checkpoints, folder)
+        ddp_util.barrier(self.info)
+
+    def restore(self, folder: Path) -> None:
+        self.model.load_state_dict(ckpt.read_torch(folder, "model.pt"))
+        opt = ckpt.read_torch(folder, "optimizer.pt")
+        self.optimizer.load_state_dict(opt["optimizer"])
+        self.scheduler.load_state_dict(opt["scheduler"])
+        state = ckpt.read_torch(folder, "state.pt")
+        random.setstate(state["rng"]["python"])
+        np.random.set_state(state["rng"]["numpy"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if state["rng"]["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        self.pool.load_state_dict(state["pool"])
+        self.selection_state = SelectionState.from_state_dict(state["selection"])
+        saved = json.loads((Path(folder) / "progress.json").read_text())
+        if saved.get("world", 1) != self.info.world:  # each step's blocks are split by world size
+            raise ConfigError(f"{folder} was written by {saved.get('world', 1)} processes, this run has "
+                              f"{self.info.world}; resume with the same world size (torchrun --nproc_per_node)")
+        self.progress = Progress(**saved, chosen=np.asarray(state["chosen"], dtype=np.int64))
+
+    # ---- one step -----------------------------------------------------------------------
+    def _masked_batches(self, ids: np.ndarray, step: int):
+        m, tcfg = self.cfg.masking, self.cfg.train
+        gen = torch.Generator().manual_seed(derive_seed(tcfg.seed, 2, step, self.info.rank))
+        for start in range(0, len(ids), tcfg.batch_size):
+            blocks = torch.from_numpy(self.pool.blocks(ids[start : start + tcfg.batch_size]))
+            inputs, labels = mask_tokens(
+                blocks, self.special, self.tokenizer.mask_token_id, len(self.tokenizer), gen,
+                m.probability, m.mask_fraction, m.random_fraction, self.word_start)
+            yield inputs, blocks != self.tokenizer.pad_token_id, labels
+
+    def _autocast(self):
+        on_gpu = self.device.type == "cuda" and self.cfg.train.bf16
+        return torch.autocast("cuda", dtype=torch.bfloat16) if on_gpu else contextlib.nullcontext()
+
+    def train_step(self, ids: np.ndarray) -> tuple[float, int, float, int]:
+        """One optimizer step on this rank's `ids`; returns (loss sum, targets, grad norm, tokens)."""
+        tcfg, step = self.cfg.train, self.progress.step
+        torch.manual_seed(derive_seed(tcfg.seed, 1, step, self.info.rank))  # dropout: seekable per step
+        batches = list(self._masked_batches(ids, step))
+        n_targets = int(sum((labels != IGNORE_INDEX).sum() for _, _, labels in batches))
+        tokens = int(sum(att.sum() for _, att, _ in batches))
+        module = self.ddp or self.objective
+        loss_sum = 0.0
+        for i, (inputs, attention, labels) in enumerate(batches):
+            last = i == len(batches) - 1
+            sync = contextlib.nullcontext() if (self.ddp is None or last) else self.ddp.no_sync()
+            with sync:
+                with self._autocast():
+                    part, _ = module(inputs.to(self.device), attention.to(self.device), labels.to(self.device))
+                # Mean over this rank's masked tokens of the whole step, whatever grad_accum is.
+                (part / max(1, n_targets)).backward()
+            loss_sum += float(part.detach())
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), tcfg.clip_norm or float("inf"))
+        return loss_sum, n_targets, float(norm), tokens
+
+    def apply_or_skip(self, grad_norm: float) -> bool:
+        """Optimizer step if the gradients are finite; else skip and count (RELIABILITY row 7)."""
+        ok = math.isfinite(grad_norm)  # identical on every rank: gradients are all-reduced
+        if ok:
+            self.optimizer.step()
+            self.progress.bad_steps = 0
+        else:
+            self.progress.bad_steps += 1
+            self.progress.skipped_steps += 1
+            self._warn(f"step {self.progress.step + 1}: non-finite loss or gradient; step skipped "
+                       f"({self.progress.bad_steps} in a row, limit train.max_bad_steps="
+                       f"{self.cfg.train.max_bad_steps})")
+        self.optimizer.zero_grad(set_to_none=True)
+        with warnings.catch_warnings():  # torch warns when a skipped step leaves optimizer.step uncalled
+            warnings.simplefilter("ignore", UserWarning)
+            self.scheduler.step()
+        if self.progress.bad_steps >= self.cfg.train.max_bad_steps:
+            raise TrainingError(
+                f"loss or gradients non-finite for {self.progress.bad_steps} steps in a row (at step "
+                f"{self.progress.step + 1}); lower train.lr={self.cfg.train.lr} or check the data. "
+                "No checkpoint with non-finite weights was saved.")
+        return ok
+
+    # ---- evaluation ---------------------------------------------------------------------
+    @torch.inference_mode()
+    def evaluate(self) -> dict:
+        """Per-language validation loss and perplexity, with fixed masks (comparable over time)."""
+        self.model.eval()
+        results = {}
+        m = self.cfg.masking
+        for lang, blocks in self.valid.items():
+            gen = torch.Generator().manual_seed(derive_seed(self.cfg.train.seed, 3, zlib.crc32(lang.encode())))
+            total, count = 0.0, 0
+            for _ in range(10):  # a language with one short validation block may draw no target: redraw
+                for start in range(0, len(blocks), self.cfg.train.batch_size):
+                    chunk = blocks[start : start + self.cfg.train.batch_size]
+                    inputs, labels = mask_tokens(chunk, self.special, self.tokenizer.mask_token_id,
+                                                 len(self.tokenizer), gen, m.probability, m.mask_fraction,
+                                                 m.random_fraction, self.word_start)
+                    with self._autocast():
+                        loss, n = self.objective(inputs.to(self.device),
+                                                 (chunk != self.tokenizer.pad_token_id).to(self.device),
+                                                 labels.to(self.device))
+                    total, count = total + float(loss), count + int(n)
+                if count:
+                    break
+            if count == 0:  # nothing maskable at all
+                results[lang] = {"loss": None, "ppl": None, "targets": 0}
+                continue
+            mean = total / count
+            results[lang] = {"loss": round(mean, 6), "ppl": round(math.exp(min(mean, 50.0)), 4), "targets": count}
+        self.model.train()
+        return results
+
+    # ---- selection ----------------------------------------------------------------------
+    def select(self, round_index: int, metrics: JsonlLog | None) -> None:
+        """Rank 0 runs the round; every rank gets its chosen ids (and any generated blocks)."""
+        started = time.perf_counter()
+        payload = None
+        if self.info.main:
+            result = run_round(self.model, self.pool, self.cfg.selection, self.selection_state, round_index,
+                               self.out_dir, self.device)
+            payload = (np.asarray(result.chosen_ids, dtype=np.int64), dict(result.summary),
+                       float(result.scoring_seconds), self.pool.state_dict())
+        chosen, summary, _, pool_state = ddp_util.broadcast(self.info, payload)
+        if not self.info.main:
+            self.pool.load_state_dict(pool_state)
+        self.model.train()
+        if len(chosen) == 0:
+            raise TrainingError(f"selection round {round_index} chose no blocks "
+                                f"(strategy {self.cfg.selection.strategy})")
+        needed = self.cfg.selection.select_every * self.global_batch
+        self.progress.chosen, self.progress.round_index = chosen, round_index
+        self.progress.scoring_seconds += time.perf_counter() - started
+        if metrics is not None:
+            # Wall-clock figures go to timing.jsonl so metrics.jsonl stays reproducible.
+            clean = {k: v for k, v in summary.items() if "second" not in k}
+            metrics.write({"event": "selection", "round": round_index, "step": self.progress.step,
+                           "chosen": int(len(chosen)), "blocks_needed": int(needed), "summary": clean})
+        if len(chosen) < needed:
+            self.log(f"[select] round {round_index}: {len(chosen)} blocks chosen for {needed} block-steps; "
+                     "the round cycles through them")
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device=cuda but no CUDA device is visible")
+    return torch.device(name)
+
+
+def _format_eta(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def write_final(trainer: Trainer, out_dir: Path) -> Path:
+    """`<out_dir>/final/`: a plain Hugging Face folder (safetensors + tokenizer), swapped in whole."""
+    final = out_dir / "final"
+    tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=".final."))
+    try:
+        trainer.model.save_pretrained(tmp, safe_serialization=True)
+        trainer.tokenizer.save_pretrained(tmp)
+        spm = Path(trainer.cfg.tokenizer_dir) / "sentencepiece.model"
+        if spm.exists():  # the tokenizer stage's original model, for users of sentencepiece itself
+            shutil.copyfile(spm, tmp / spm.name)
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the folder is meant to be shared
+        for item in tmp.iterdir():
+            os.chmod(item, 0o644)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    final_dir: Path | None
+    skipped: bool = False
+    stopped_by: int | None = None  # signal number when stopped by SIGTERM/SIGINT
+    model: torch.nn.Module | None = None
+    trained_ids: list = field(default_factory=list)  # (step's ids, this rank's share) per step
+
+
+def run(cfg: PretrainConfig, fresh: bool = False, record_ids: bool = False) -> RunResult:
+    """Train (or resume, or skip) the run described by `cfg`."""
+    device = _device(cfg.train.device)
+    if cfg.train.cpu_threads:
+        torch.set_num_threads(cfg.train.cpu_threads)
+    info = ddp_util.setup(device.type)
+    if device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+    log = (lambda *a: print(*a, flush=True)) if info.main else (lambda *a: None)
+    try:
+        return _run(cfg, fresh, record_ids, info, device, log)
+    finally:
+        ddp_util.teardown(info)
+
+
+def _run(cfg, fresh, record_ids, info, device, log) -> RunResult:
+    out_dir = Path(cfg.out_dir)
+    full_config = config_to_dict(cfg)
+    settings = result_settings(full_config)
+    inputs = {"corpus_hash": corpus.corpus_hash(cfg.corpus_dir), "tokenizer_hash": tokenizer_hash(cfg.tokenizer_dir)}
+    if fresh and info.main:
+        clear_run(out_dir)
+    ddp_util.barrier(info)
+    if manifest_is_current(out_dir, settings, inputs):
+        log(f"[train] {out_dir} is complete and its config and inputs are unchanged; skipped "
+            "(pass --fresh to retrain)")
+        return RunResult(out_dir, out_dir / "final", skipped=True)
+    resuming = check_same_run(out_dir, settings, inputs)  # refuses changed settings (row 4)
+    ddp_util.barrier(info)
+    if info.main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        record_run(out_dir, settings, inputs)
+        with atomic_write(out_dir / "config.yaml") as handle:
+            yaml.safe_dump(full_config, handle, sort_keys=False, allow_unicode=True)
+
+    trainer = Trainer(cfg, info, device, log)
+    latest = None
+    if resuming:
+        latest = ckpt.find_latest(out_dir / "checkpoints", warn=trainer._warn) if info.main else None
+        latest = ddp_util.broadcast(info, str(latest) if latest else None)
+    if latest:
+        trainer.restore(Path(latest))
+        log(f"[train] resuming from {latest} (step {trainer.progress.step})")
+    p, tcfg = trainer.progress, cfg.train
+    metrics = JsonlLog(out_dir / METRICS, truncate_to=p.metrics_bytes) if info.main else None
+    timing = JsonlLog(out_dir / TIMING) if info.main else None
+    if metrics is not None and p.step == 0:
+        for message in trainer.warnings:
+            metrics.write({"event": "warning", "step": 0, "message": message})
+    trainer.metrics = metrics
+    n_params = count_parameters(trainer.model)
+    log(f"[train] {n_params:,} parameters; languages: {', '.join(trainer.langs)}; pool {len(trainer.pool):,} "
+        f"blocks of {cfg.data.block_len}; {trainer.global_batch} blocks/step "
+        f"({trainer.global_batch * cfg.data.block_len:,} tokens) x {tcfg.max_steps} steps; world {info.world}; "
+        f"device {device}")
+
+    trainer.stop.install()
+    session_start = time.perf_counter()
+    base_seconds = p.train_seconds
+    last_log_time, last_log_tokens, start_step = session_start, p.tokens, p.step
+    trained_ids = []
+    try:
+        if p.step == 0 and metrics is not None and trainer.valid:
+            metrics.write({"event": "eval", "step": 0, "langs": trainer.evaluate()})
+        while p.step < tcfg.max_steps:
+            round_index = p.step // cfg.selection.select_every
+            if round_index != p.round_index:
+                trainer.select(round_index, metrics)
+            position = p.step - round_index * cfg.selection.select_every
+            step_ids = step_block_ids(p.chosen, position, trainer.global_batch)
+            ids = rank_share(step_ids, info.rank, info.world)
+            if record_ids:
+                trained_ids.append((step_ids.copy(), ids.copy()))
+            loss_sum, targets, norm, tokens = trainer.train_step(ids)
+            loss_sum, targets, tokens = ddp_util.sum_all(info, [loss_sum, float(targets), float(tokens)])
+            lr = trainer.scheduler.get_last_lr()[0]
+            applied = trainer.apply_or_skip(norm)
+            p.step += 1
+            p.tokens += int(tokens)
+            if applied:
+                p.window_loss += loss_sum
+                p.window_count += int(targets)
+            p.train_seconds = base_seconds + time.perf_counter() - session_start
+            if metrics is not None and (p.step % tcfg.log_every == 0 or p.step == tcfg.max_steps):
+                loss = p.window_loss / max(1, p.window_count)
+                metrics.write({"event": "train", "step": p.step, "loss": round(loss, 6), "lr": lr,
+                               "grad_norm": round(norm, 6), "tokens": p.tokens, "skipped_steps": p.skipped_steps})
+                p.window_loss, p.window_count = 0.0, 0
+                now = time.perf_counter()
+                speed = (p.tokens - last_log_tokens) / max(1e-9, now - last_log_time)
+                eta = (now - session_start) / max(1, p.step - start_step) * (tcfg.max_steps - p.step)
+                share = p.scoring_seconds / max(1e-9, p.train_seconds)
+                log(f"step {p.step}/{tcfg.max_steps} | loss {loss:.4f} | lr {lr:.2e} | {speed:,.0f} tok/s | "
+                    f"selection {share:.0%} of time | ETA {_format_eta(eta)}")
+                timing.write({"step": p.step, "tokens_per_s": round(speed, 1), "elapsed_s": round(p.train_seconds, 2),
+                              "scoring_s": round(p.scoring_seconds, 2), "scoring_share": round(share, 4)})
+                last_log_time, last_log_tokens = now, p.tokens
+            if metrics is not None and (p.step % tcfg.eval_every == 0 or p.step == tcfg.max_steps) and trainer.valid:
+                results = trainer.evaluate()
+                metrics.write({"event": "eval", "step": p.step, "langs": results})
+                log(f"[eval] step {p.step}: " + ", ".join(f"{k} {v['loss']}" for k, v in results.items()))
+            ddp_util.barrier(info)
+            stopping = ddp_util.any_rank(info, trainer.stop.signum is not None)
+            if p.step % tcfg.checkpoint_every == 0 or p.step == tcfg.max_steps or stopping:
+                trainer.save(metrics)
+            if stopping:
+                signum = trainer.stop.signum or signal.SIGTERM
+                log(f"[train] stopped at step {p.step} after a signal; checkpoint saved in "
+                    f"{out_dir / 'checkpoints'}; run the same command again to resume")
+                return RunResult(out_dir, None, stopped_by=signum, model=trainer.model, trained_ids=trained_ids)
+    finally:
+        trainer.stop.restore()
+
+    final_dir = None
+    if info.main:
+        final_dir = write_final(trainer, out_dir)
+        outputs = sorted(q for q in final_dir.iterdir() if q.is_file())
+        outputs += [out_dir / METRICS, out_dir / "config.yaml"]
+        outputs += sorted((out_dir / "selection").glob("round-*.jsonl"))
+        write_manifest(out_dir, "pretrain", settings, inputs, outputs, extra={
+            "summary": run_summary(out_dir / METRICS, p, n_params)})
+        log(f"[train] done: {final_dir}")
+    ddp_util.barrier(info)
+    return RunResult(out_dir, final_dir, model=trainer.model, trained_ids=trained_ids)
+
+
+def run_summary(metrics_path: Path, p: Progress, n_params: int) -> dict:
+    """First and last validation loss per language, plus totals, for the manifest."""
+    evals = [r for r in map(json.loads, metrics_path.read_text(encoding="utf-8").splitlines()) if r["event"] == "eval"]
+    first, last = (evals[0]["langs"], evals[-1]["langs"]) if evals else ({}, {})
+    return {
+        "parameters": n_params, "steps": p.step, "tokens": p.tokens, "skipped_steps": p.skipped_steps,
+        "train_seconds": round(p.train_seconds, 1), "scoring_seconds": round(p.scoring_seconds, 1),
+        "valid_loss": {lang: {"first": first[lang]["loss"], "last": last[lang]["loss"]}
+                       for lang in last
+                       if lang in first and None not in (first[lang]["loss"], last[lang]["loss"])},
+    }
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    rows = field_docs(PretrainConfig)
+    width = max(len(name) for name, _, _ in rows)
+    settings = "\n".join(f"  {name:<{width}}  {doc} (default {default})" for name, default, doc in rows)
+    parser = argparse.ArgumentParser(
+        prog="python -m pretrain.train",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="settings (override with key=value, e.g. train.lr=5e-4 selection.strategy=entropy):\n" + settings,
+    )
+    parser.add_argument("--preset", help="preset name in pretrain/presets/ (tiny, small, base, afrolm)")
+    parser.add_argument("--config", type=Path, help="YAML config file (applied after the preset)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="delete this out_dir's previous run (checkpoints, metrics, final) and start again")
+    parser.add_argument("overrides", nargs="*", metavar="key=value")
+    return parser.parse_args(argv)
+
+
+def load_run_config(args: argparse.Namespace) -> PretrainConfig:
+    base = read_yaml_with_inherit(preset_path(args.preset)) if args.preset else None
+    return load_config(PretrainConfig, args.config, args.overrides, base=base)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        cfg = load_run_config(args)
+        result = run(cfg, fresh=args.fresh)
+    except (ConfigError, TrainingError, ckpt.CheckpointError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return 2
+    except torch.OutOfMemoryError as err:  # RELIABILITY row 8 (message only; untested without a GPU)
+        t = cfg.train
+        print(f"error: out of GPU memory with train.batch_size={t.batch_size}, train.grad_accum={t.grad_accum}, "
+              f"data.block_len={cfg.data.block_len}, selection.score_batch_size="
+              f"{getattr(cfg.selection, 'score_batch_size', '?')}; lower train.batch_size and raise "
+              f"train.grad_accum (same tokens/step), or lower the scoring batch. ({err})", file=sys.stderr, flush=True)
+        return 3
+    if result.stopped_by is not None:
+        return 128 + int(result.stopped_by)  # the shell's convention for "ended by a signal"
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""The stage through Beam's portability layer: a local job service plus a separate worker pool,
+as a Flink/Spark/Dataflow job would run it (`--runner=PortableRunner`). Outputs must equal the
+DirectRunner's byte for byte."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline.run import run
+from tests.conftest import REPO_ROOT
+from tests.pipeline_data import make_corpus, run_args
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode} before listening on {port}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("localhost", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"nothing listening on port {port} after {timeout}s")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=15)
+
+
+@pytest.fixture
+def portable_services(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    job_port, worker_port = _free_port(), _free_port()
+    procs = []
+    try:
+        for module, flag, port in (
+            ("apache_beam.runners.portability.local_job_service_main", "--port", job_port),
+            ("apache_beam.runners.worker.worker_pool_main", "--service_port", worker_port),
+        ):
+            log = open(tmp_path / f"{module.rsplit('.', 1)[1]}.log", "wb")
+            procs.append(subprocess.Popen([sys.executable, "-m", module, f"{flag}={port}"], cwd=REPO_ROOT,
+                                          env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+            _wait_for_port(port, procs[-1])
+        yield job_port, worker_port
+    finally:
+        for proc in procs:
+            _stop(proc)
+
+
+def shard_bytes(out: Path) -> dict:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*.jsonl.gz"))}
+
+
+def test_portable_runner_with_external_worker_pool_equals_direct(tmp_path, portable_services):
+    job_port, worker_port = portable_services
+    data, catalog = make_corpus(tmp_path)
+    direct = run(run_args(data, catalog, tmp_path / "direct", "--runner=DirectRunner"))
+    portable = run(run_args(data, catalog, tmp_path / "portable") + [
+        "--runner=PortableRunner", f"--job_endpoint=localhost:{job_port}",
+        "--environment_type=EXTERNAL", f"--environment_config=localhost:{worker_port}"])
+    assert shard_bytes(tmp_path / "portable") == shard_bytes(tmp_path / "direct") != {}
+    assert portable["corpus_hash"] == direct["corpus_hash"]
+    assert (tmp_path / "portable" / "stats.json").read_text() == (tmp_path / "direct" / "stats.json").read_text()
