@@ -194,7 +194,12 @@ def test_lines_reader_accounts_for_every_line(case, max_chars, final_newline):
     check_units(units)
     assert len(units) == len(expected)
     for unit, (line, bad, n_bytes) in zip(units, expected):
-        if n_bytes > 4 * max_chars or (not bad and len(line) > max_chars):
+        if bad and n_bytes > 4 * max_chars:
+            # found by `make fuzz`: a line over the byte limit is skipped unread (`too_long`)
+            # only when it is still open at the end of a read chunk; one that ends inside the
+            # chunk is decoded first. Either reason accounts for the line.
+            assert unit.reason in ("too_long", "decode") and unit.text is None
+        elif not bad and len(line) > max_chars:
             assert unit.reason == "too_long"
         elif bad:
             assert unit.reason == "decode" and unit.text is None
