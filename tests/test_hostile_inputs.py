@@ -72,6 +72,7 @@ def read_isolated(tmp_path: Path, path: Path, **options) -> dict:
     assert done.returncode == 0, done.stderr[-2000:]
     assert tree(tmp_path) == before and not any(cwd.iterdir()) and not any(tmp.iterdir())
     result = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"{path.name}: {len(result['units'])} units, peak RSS grew {result['rss_growth_mb']:.1f} MB")
     result["reasons"] = [u[1] for u in result["units"]]
     result["texts"] = [u[0] for u in result["units"]]
     return result

@@ -19,7 +19,11 @@ from pipeline.readers.units import UnitOut
 
 
 def _read_bytes(stream: BinaryIO, limit: int) -> bytes:
-    data = stream.read(limit + 1)
+    parts, total = [], 0
+    while total <= limit and (chunk := stream.read(min(limit + 1 - total, 1 << 20))):
+        parts.append(chunk)   # a stream may return less than asked (a .gz, a remote file)
+        total += len(chunk)
+    data = b"".join(parts)
     if len(data) > limit:
         raise DocumentTooLarge(f"workbook larger than {limit} bytes (max_document_bytes)")
     return data
