@@ -30,9 +30,10 @@ AMH = MULTILINGUAL_LINES["amh"]
 MB = 1 << 20
 
 # Runs in the subprocess: warm up (imports allocate MBs), then read one file and
-# report the units and how far the peak RSS grew while reading it.
+# report the units, how far the peak RSS grew while reading it (getrusage) and the peak of
+# Python allocations while reading (tracemalloc: decompressed chunks, lines, csv fields).
 _CHILD = """
-import json, resource, sys
+import json, resource, sys, tracemalloc
 from pipeline.catalog import SourceEntry
 from pipeline.readers import read_stream
 options = json.loads(sys.argv[2])
@@ -42,9 +43,11 @@ def read(entry, path):  # read_file without Beam's FileSystems (a slow import)
         return [[u.text, u.reason, u.raw, u.path] for u in read_stream(entry, stream, path)]
 read(SourceEntry(name="warm", path="*", format="lines", lang="yor"), sys.argv[3])
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+tracemalloc.start()
 units = read(entry, sys.argv[1])
+traced_peak = tracemalloc.get_traced_memory()[1]
 grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
-print(json.dumps({"units": units, "rss_growth_mb": grown_kb / 1024}))
+print(json.dumps({"units": units, "rss_growth_mb": grown_kb / 1024, "traced_peak_mb": traced_peak / 2**20}))
 """
 
 
@@ -72,7 +75,9 @@ def read_isolated(tmp_path: Path, path: Path, **options) -> dict:
     assert done.returncode == 0, done.stderr[-2000:]
     assert tree(tmp_path) == before and not any(cwd.iterdir()) and not any(tmp.iterdir())
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    print(f"{path.name}: {len(result['units'])} units, peak RSS grew {result['rss_growth_mb']:.1f} MB")
+    print(f"{path.name}: {len(result['units'])} units, peak RSS grew {result['rss_growth_mb']:.1f} MB, "
+          f"traced peak {result['traced_peak_mb']:.1f} MB")
+    assert result["traced_peak_mb"] < 32   # chunks and one unit at a time, never the whole input
     result["reasons"] = [u[1] for u in result["units"]]
     result["texts"] = [u[0] for u in result["units"]]
     return result
