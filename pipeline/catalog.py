@@ -29,6 +29,10 @@ DEFAULT_CATALOG = Path(__file__).with_name("catalog.yaml")
 DEFAULT_DATA_DIR = "../shared/data"
 DEFAULT_MAX_UNIT_CHARS = 1_000_000
 DEFAULT_MAX_DOCUMENT_BYTES = 256 << 20
+# Compressed input (.gz files, tar.gz/bz2/xz, the zip inside xlsx): text compresses 3-10x
+# (the real tars 3x, the real workbooks at most 11x per part); 100x is a decompression bomb.
+DEFAULT_MAX_EXPAND_RATIO = 100
+DEFAULT_MAX_DECOMPRESSED_BYTES = 1 << 30
 
 # ISO 639-3 codes a catalog entry may use: the 38 corpus languages of data/README.md, then
 # pivot and neighbour languages. A code outside this list is a typo until proven otherwise
@@ -104,6 +108,8 @@ class SourceEntry:
     enabled: bool = True                   # false: kept for reference, never read by default
     max_unit_chars: int = DEFAULT_MAX_UNIT_CHARS        # longer units: rejected `too_long`
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES  # json/js/xlsx parsed whole
+    max_expand_ratio: int = DEFAULT_MAX_EXPAND_RATIO    # decompressed/compressed: over = `bomb`
+    max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES  # over = `too_large`
     licence: str = ""
     notes: str = ""
 
@@ -139,6 +145,7 @@ def _check_type(name: str, key: str, value: Any) -> None:
         "column": (str, int), "sheet": (str, int), "header": (bool,), "optional": (bool,),
         "enabled": (bool,), "split_lines": (bool,), "block_first_line": (bool,),
         "max_unit_chars": (int,), "max_document_bytes": (int,),
+        "max_expand_ratio": (int,), "max_decompressed_bytes": (int,),
     }.get(key, (str,))
     if value is None and _DEFAULTS.get(key, 0) is None:
         return
@@ -193,7 +200,8 @@ def _validate_options(entry: SourceEntry) -> None:
                 re.compile(pattern)
             except re.error as err:
                 raise _fail(name, key, f"bad regular expression: {err}") from None
-    for key in ("max_unit_chars", "max_document_bytes"):
+    for key in ("max_unit_chars", "max_document_bytes", "max_expand_ratio",
+                "max_decompressed_bytes"):
         if getattr(entry, key) < 1:
             raise _fail(name, key, "must be positive")
     if not entry.enabled and not entry.notes:

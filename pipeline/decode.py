@@ -13,10 +13,17 @@ Decoding policy (RELIABILITY rows 19, 20, 24; documented in docs/corpus-sources.
   `cr` splits on CR only. Reading is chunked: a line longer than `4 * max_chars` bytes is
   never held in memory; it comes out as a `TooLong` marker (UTF-8 has at most 4 bytes a
   character, so it is certainly longer than `max_chars` characters).
+- Compressed streams (a `.gz` file, a tar.gz/bz2/xz) are decompressed through
+  `bounded_decompress`, which stops with `DecompressionLimit` (reason `bomb`) once the output
+  outgrows `max_expand_ratio` x the compressed bytes read, or (reason `too_large`) once it
+  passes `max_decompressed_bytes`: a bomb costs one chunk of memory, not an OOM kill.
 """
 from __future__ import annotations
 
+import bz2
 import codecs
+import gzip
+import lzma
 import re
 from dataclasses import dataclass
 from typing import BinaryIO, Iterable, Iterator
@@ -40,6 +47,18 @@ class EncodingError(ValueError):
 
 class DocumentTooLarge(ValueError):
     """A format parsed as one piece (JSON, xlsx) is over its size limit (reason `too_long`)."""
+
+
+class DecompressionLimit(Exception):
+    """Decompressed data over a limit; `reason` is `bomb` (ratio) or `too_large` (size).
+
+    Not a ValueError/OSError on purpose: readers that catch those for bad data must let it
+    through to `read_stream`/`read_tar`, which turn it into its own reject reason.
+    """
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -153,6 +172,12 @@ def is_undecodable(text: str) -> bool:
     return _UNDECODABLE.search(text) is not None
 
 
+def printable(text: str) -> str:
+    """`text` with undecodable bytes (file or member names in a legacy encoding) written as
+    `\\x93`, so that paths and messages can always be written out as UTF-8."""
+    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
+
+
 def raw_repr(text: str, limit: int = 200) -> str:
     """repr of the original bytes of `text`, cut to `limit` bytes around the first bad byte."""
     data = text.encode("utf-8", errors="surrogateescape")
@@ -161,3 +186,67 @@ def raw_repr(text: str, limit: int = 200) -> str:
     if bad is not None:
         start = max(0, len(text[:bad.start()].encode("utf-8", errors="surrogateescape")) - limit // 4)
     return ("..." if start else "") + repr(data[start:start + limit])
+
+
+# A decompressed output below this many bytes is never a bomb, whatever its ratio: tiny
+# repetitive files (a 2 KB file of one repeated line) can compress 100x legitimately.
+RATIO_FLOOR_BYTES = 1 << 20
+_COMPRESSED_MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"))
+
+
+class _CountingReader:
+    """Reads `prefix` then `raw`, counting the compressed bytes handed to the decompressor."""
+
+    def __init__(self, raw: BinaryIO, prefix: bytes = b""):
+        self.raw, self.prefix, self.n_read = raw, prefix, 0
+
+    def read(self, size: int = -1) -> bytes:
+        if self.prefix:
+            data = self.prefix if size is None or size < 0 else self.prefix[:size]
+            self.prefix = self.prefix[len(data):]
+        else:
+            data = self.raw.read(size)
+        self.n_read += len(data)
+        return data
+
+
+class _BoundedReader:
+    """A decompressing reader that raises `DecompressionLimit` instead of growing without end."""
+
+    def __init__(self, inner: BinaryIO, counter: _CountingReader, kind: str,
+                 max_ratio: int, max_bytes: int):
+        self.inner, self.counter, self.kind = inner, counter, kind
+        self.max_ratio, self.max_bytes, self.n_out = max_ratio, max_bytes, 0
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:  # never decompress "everything" in one call
+            return b"".join(iter(lambda: self.read(CHUNK_BYTES), b""))
+        data = self.inner.read(min(size, CHUNK_BYTES))
+        self.n_out += len(data)
+        if self.n_out > self.max_bytes:
+            raise DecompressionLimit("too_large", f"{self.kind} data expands past {self.max_bytes} "
+                                     "bytes (max_decompressed_bytes); rest of the file not read")
+        if self.n_out > max(RATIO_FLOOR_BYTES, self.max_ratio * self.counter.n_read):
+            raise DecompressionLimit("bomb", f"{self.kind} data expands more than "
+                                     f"{self.max_ratio}x ({self.counter.n_read} compressed bytes -> "
+                                     f"{self.n_out}+; max_expand_ratio): decompression bomb, "
+                                     "rest of the file not read")
+        return data
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def bounded_decompress(stream: BinaryIO, max_ratio: int, max_bytes: int,
+                       kind: str | None = None) -> BinaryIO:
+    """`stream` decompressed (gzip, bz2 or xz, sniffed from its magic bytes unless `kind` is
+    given), within the ratio and size limits; an uncompressed stream is returned as it is."""
+    head = stream.read(6)
+    counter = _CountingReader(stream, head)
+    if kind is None:
+        kind = next((k for magic, k in _COMPRESSED_MAGIC if head.startswith(magic)), None)
+        if kind is None:
+            return counter  # not compressed: nothing can expand
+    opener = {"gzip": lambda f: gzip.GzipFile(fileobj=f, mode="rb"), "bz2": bz2.BZ2File,
+              "xz": lzma.LZMAFile}[kind]
+    return _BoundedReader(opener(counter), counter, kind, max_ratio, max_bytes)

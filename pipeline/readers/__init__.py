@@ -6,19 +6,21 @@
 `read_file` never raises for bad data: undecodable units (`decode`), whole files in an
 unsupported encoding (`encoding`), unreadable or truncated files (`corrupt_file`,
 `corrupt_archive`), broken records (`malformed`), over-long units (`too_long`), unsafe archive
-members (`unsafe_member`) and glosses skipped by `block_first_line` (`pivot`) all come out as
+members, links and devices (`unsafe_member`), decompression bombs (`bomb`, `too_large`),
+JSON nested too deep to parse (`too_deep`) and glosses skipped by `block_first_line` (`pivot`) all come out as
 `RawLine(text=None, reason=...)`. Empty units are delivered too (the Beam side counts them),
 so for every file: units read = units kept + units dropped.
 """
 from __future__ import annotations
 
 import gzip
+import lzma
 import zlib
 from functools import partial
 from typing import BinaryIO, Callable, Iterator
 
 from pipeline.catalog import SourceEntry
-from pipeline.decode import DocumentTooLarge, EncodingError
+from pipeline.decode import DecompressionLimit, DocumentTooLarge, EncodingError, bounded_decompress
 from pipeline.records import RawLine
 from pipeline.readers.archive import read_tar
 from pipeline.readers.delimited import read_delimited
@@ -59,13 +61,16 @@ def read_stream(entry: SourceEntry, stream: BinaryIO, path: str) -> Iterator[Raw
     out = UnitOut(entry, path)
     try:
         if entry.format != "tar" and path.endswith(".gz"):
-            stream = gzip.GzipFile(fileobj=stream, mode="rb")
+            stream = bounded_decompress(stream, entry.max_expand_ratio,
+                                        entry.max_decompressed_bytes, kind="gzip")
         yield from READERS[entry.format](entry, stream, out)
+    except DecompressionLimit as err:
+        yield out.reject(err.reason, str(err))
     except EncodingError as err:
         yield out.reject("encoding", str(err))
     except DocumentTooLarge as err:
         yield out.reject("too_long", str(err))
-    except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as err:
+    except (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile, OSError) as err:
         yield out.reject("corrupt_file", f"{type(err).__name__}: {err}; rest of the file not read")
 
 

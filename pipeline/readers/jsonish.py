@@ -6,10 +6,14 @@ whole document). `*` walks every item of a list or every value of an object, in 
 (bible-tools books: chapter -> verse -> text). js_json files are JavaScript that wraps one
 JSON value (`var book = {...};\\nmodule.exports = book;`): the value is decoded from the
 first `{` or `[` and whatever follows it is ignored.
+
+JSON nested deeper than Python's recursion limit (`[[[[...` 100,000 levels) makes `json`
+raise RecursionError: that record (jsonl) or document is rejected `too_deep`, never a crash.
 """
 from __future__ import annotations
 
 import json
+import reprlib
 from typing import Any, BinaryIO, Iterator
 
 from pipeline.catalog import SourceEntry
@@ -18,6 +22,10 @@ from pipeline.records import RawLine
 from pipeline.readers.units import UnitOut
 
 _MISSING = object()
+# A short preview of a non-text value for the reject: never serialise a whole (possibly
+# huge or deeply nested) object just to show 200 characters of it.
+_PREVIEW = reprlib.Repr()
+_PREVIEW.maxlevel, _PREVIEW.maxstring, _PREVIEW.maxother = 3, 100, 100
 
 
 def walk(value: Any, path: list[str], where: str = "") -> Iterator[tuple[str, Any]]:
@@ -56,7 +64,7 @@ def _emit_values(root: Any, entry: SourceEntry, out: UnitOut, context: str) -> I
             yield from out.text(str(value))
         else:
             yield out.reject("malformed", f"{context}: {where} is a {type(value).__name__}, "
-                             f"not text: {json.dumps(value, ensure_ascii=False)[:200]}")
+                             f"not text: {_PREVIEW.repr(value)[:200]}")
 
 
 def read_jsonl(entry: SourceEntry, stream: BinaryIO, out: UnitOut) -> Iterator[RawLine]:
@@ -72,6 +80,10 @@ def read_jsonl(entry: SourceEntry, stream: BinaryIO, out: UnitOut) -> Iterator[R
         except json.JSONDecodeError as err:
             yield out.reject("malformed", f"line {physical}: not JSON ({err}): {line[:200]!r}")
             continue
+        except RecursionError:
+            yield out.reject("too_deep", f"line {physical}: JSON nested too deep to parse: "
+                             f"{line[:100]!r}")
+            continue
         yield from _emit_values(record, entry, out, f"line {physical}")
 
 
@@ -86,6 +98,8 @@ def _parse_document(entry: SourceEntry, stream: BinaryIO, out: UnitOut, wrapped:
         value, _ = json.JSONDecoder().raw_decode(text, min(starts))
     except json.JSONDecodeError as err:
         return None, out.reject("malformed", f"not JSON: {err}")
+    except RecursionError:
+        return None, out.reject("too_deep", "JSON nested too deep to parse")
     return value, None
 
 

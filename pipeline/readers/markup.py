@@ -2,6 +2,14 @@
 
 Markup whitespace (the indentation around `<seg>` text, blank space between paragraphs) is
 layout, not text: units are stripped and whitespace between blocks makes no unit.
+
+Hostile markup (issue 8): expat refuses entity expansion bombs ("billion laughs": reason
+`bomb`) and never fetches external entities; deep nesting is parsed without recursion.
+`HTMLParser` rescans its whole pending buffer on every `feed`, so an unclosed `<a ` followed
+by many short lines was quadratic (20,000 lines: 198 s). Lines are therefore fed in batches
+of `_FEED_CHARS`, and pending markup longer than `_MAX_PENDING_CHARS` (no real page comes
+near: the 616 ENH pages never leave anything pending at a line end) is rejected `too_long`
+and the parser restarted after it.
 """
 from __future__ import annotations
 
@@ -34,7 +42,8 @@ def read_ces_xml(entry: SourceEntry, stream: BinaryIO, out: UnitOut) -> Iterator
             if _local(elem.tag) == entry.element:
                 yield from out.text("".join(elem.itertext()).strip())
     except ElementTree.ParseError as err:
-        yield out.reject("malformed", f"XML error ({err}); rest of the file not read")
+        reason = "bomb" if "amplification" in str(err) else "malformed"
+        yield out.reject(reason, f"XML error ({err}); rest of the file not read")
 
 
 # Elements whose start or end closes the current text block.
@@ -84,16 +93,44 @@ class _BlockText(HTMLParser):
         return blocks
 
 
+_FEED_CHARS = 1 << 16
+_MAX_PENDING_CHARS = 1 << 18
+
+
+def _batched(lines: Iterator[str | TooLong]) -> Iterator[str | TooLong]:
+    """Lines joined into pieces of about `_FEED_CHARS` (TooLong markers passed through)."""
+    batch, size = [], 0
+    for line in lines:
+        if isinstance(line, TooLong):
+            if batch:
+                yield "".join(batch)
+                batch, size = [], 0
+            yield line
+            continue
+        batch.append(line)
+        size += len(line)
+        if size >= _FEED_CHARS:
+            yield "".join(batch)
+            batch, size = [], 0
+    if batch:
+        yield "".join(batch)
+
+
 def read_xhtml(entry: SourceEntry, stream: BinaryIO, out: UnitOut) -> Iterator[RawLine]:
     """Tolerant HTML parse (entities, unclosed tags); the `<?xml` prolog is ignored."""
     parser = _BlockText()
-    for line in iter_text_lines(stream, entry.line_sep, entry.max_unit_chars, keep_ends=True):
-        if isinstance(line, TooLong):
-            yield out.too_long(line)
+    lines = iter_text_lines(stream, entry.line_sep, entry.max_unit_chars, keep_ends=True)
+    for piece in _batched(lines):
+        if isinstance(piece, TooLong):
+            yield out.too_long(piece)
             continue
-        parser.feed(line)
+        parser.feed(piece)
         for block in parser.take():
             yield from out.text(block)
+        if len(parser.rawdata) > _MAX_PENDING_CHARS:
+            yield out.reject("too_long", f"unclosed markup over {_MAX_PENDING_CHARS} characters: "
+                             f"{parser.rawdata[:100]!r}; parser restarted after it")
+            parser.reset()
     parser.close()
     parser._flush()
     for block in parser.take():

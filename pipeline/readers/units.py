@@ -11,7 +11,7 @@ import re
 from typing import Iterator
 
 from pipeline.catalog import SourceEntry
-from pipeline.decode import LINE_BREAK, TooLong, is_undecodable, raw_repr
+from pipeline.decode import LINE_BREAK, TooLong, is_undecodable, printable, raw_repr
 from pipeline.records import RawLine
 
 
@@ -20,7 +20,7 @@ class UnitOut:
 
     def __init__(self, entry: SourceEntry, path: str):
         self.entry = entry
-        self.path = path
+        self.path = printable(path)  # a file name in any script, or in no valid encoding
         self.count = 0
         self._split = re.compile(entry.split_regex) if entry.split_regex else None
         self._strip = re.compile(entry.strip_regex) if entry.strip_regex else None
@@ -32,7 +32,7 @@ class UnitOut:
 
     def reject(self, reason: str, raw: str) -> RawLine:
         """A unit that could not be read at all (`raw` says what and where)."""
-        return self._make(None, reason, raw[:500])
+        return self._make(None, reason, printable(raw[:500]))
 
     def too_long(self, marker: TooLong) -> RawLine:
         return self.reject("too_long", f"{marker.n_bytes} bytes without a line break "
