@@ -25,7 +25,7 @@ RUN := $(PRESET)-$(STRATEGY)
 
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: all venv corpus tokenizer pretrain finetune report publish test test-all reliability \
+.PHONY: all venv corpus tokenizer pretrain finetune report publish test test-all reliability fuzz \
         bench-corpus bench-tokenizer clean
 
 all: corpus tokenizer pretrain finetune report
@@ -68,6 +68,10 @@ RELIABILITY_MD ?= $(dir $(DATA:/=))RELIABILITY.md
 reliability: $(STAMP)
 	-$(PY) -m pytest -q -m "not gpu" -k row --junitxml=$(OUT)/reliability.xml -p no:cacheprovider
 	$(PY) tests/reliability_table.py $(OUT)/reliability.xml $(RELIABILITY_MD)
+
+# Long property-based fuzzing of every reader and the normaliser (>= 100,000 examples).
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -m "" tests/test_fuzz.py -p no:cacheprovider
 
 bench-corpus: $(STAMP)
 	$(PY) -m pipeline.bench data_dir=$(DATA) $(CORPUS_ARGS)
