@@ -292,15 +292,6 @@ NORM_TEXT = st.text(st.one_of(
 ), max_size=40)
 
 
-# Both properties fail on pipeline/normalise.py as merged (found by this fuzzer; that module
-# belongs to the corpus-beam branch, so the fix is proposed in docs/untrusted-input.md, not
-# made here). strict: once normalise.py is fixed these XPASS and fail until the mark goes.
-_NORMALISER_BUG = pytest.mark.xfail(strict=True, reason=(
-    r"normalise_text: NFC runs before invisibles are removed (e\u200b\u0301 -> e + U+0301, "
-    r"not NFC) and the mojibake check before controls are removed (Â\x1f¡ -> Â¡ -> ¡); "
-    "see docs/untrusted-input.md"))
-
-
 _INVISIBLE = set("\u200b\u2060\ufeff\u180e\u00ad\r\t\u2028\u2029\x85")
 
 
@@ -314,7 +305,6 @@ def test_normaliser_never_crashes_and_cleans(text):
     assert all(unicodedata.category(c) != "Cc" for c in once.replace("\n", ""))
 
 
-@_NORMALISER_BUG
 @budget(200)
 @given(text=NORM_TEXT)
 def test_normaliser_is_idempotent_and_keeps_nfc(text):
@@ -324,7 +314,6 @@ def test_normaliser_is_idempotent_and_keeps_nfc(text):
     assert normalise_text(once) == once, (text, once)
 
 
-@_NORMALISER_BUG
 @pytest.mark.parametrize("text", ["e\u200b\u0301", "o\u00ad\u0323\u0300", "a\u2060\u0308"])
 def test_normaliser_recomposes_marks_freed_by_removed_invisibles(text):
     """Found by the fuzzer: removing an invisible character between a letter and its mark
@@ -334,7 +323,6 @@ def test_normaliser_recomposes_marks_freed_by_removed_invisibles(text):
 
 
 @pytest.mark.parametrize("text", ["Â\x1f¡", "Ã\u200b©"])
-@_NORMALISER_BUG
 def test_normaliser_mojibake_repair_is_idempotent(text):
     """Found by the fuzzer: a control or invisible character inside mojibake hid it from the
     first pass's check; removing it let the second pass repair it."""
