@@ -1,0 +1,161 @@
+"""Settings of the finetuning stage: what to evaluate, how to train, where the data is.
+
+Tasks are data, not code: each built-in task (finetune/tasks.yaml) is a `TaskSpec`, and a
+user adds their own CoNLL or TSV/CSV/JSONL set by giving another `TaskSpec` under
+`custom_tasks` (in a `--config` file or as a YAML override), see docs/finetune.md.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass
+class ReaderSpec:
+    """How to read one split's file (or Hub dataset) into `{words, labels}` / `{text, label}`."""
+
+    format: Literal["auto", "conll", "tsv", "csv", "jsonl"] = "auto"
+    """File format; `auto` picks it from the extension (.txt/.conll -> conll, .tsv, .csv, .jsonl/.json)."""
+    text_columns: list[str] = field(default_factory=lambda: ["text"])
+    """Classification: column(s) holding the text; several are joined with `text_join`."""
+    text_join: str = " "
+    label_column: str = "label"
+    delimiter: str = ""
+    """Field delimiter for tsv/csv; empty = TAB for tsv, comma for csv."""
+    quoting: Literal["csv", "none"] = "csv"
+    """`csv`: double quotes delimit fields (multi-line cells allowed); `none`: quotes are literal."""
+    newline: Literal["any", "lf"] = "any"
+    """`lf`: records end at `\\n` only, a bare `\\r` stays inside the text (YOSM)."""
+    label_map: dict[str, str | None] = field(default_factory=dict)
+    """Rename labels before checking them (`old: new`); `old: null` drops those rows (counted)."""
+    lowercase_labels: bool = False
+    hub_id: str = ""
+    """Hugging Face dataset id; when set, the split is loaded with `datasets.load_dataset`."""
+    hub_config: str = ""
+    hub_split: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.text_columns:
+            raise ValueError("text_columns must name at least one column")
+        if len(self.delimiter) > 1:
+            raise ValueError(f"delimiter must be one character, got {self.delimiter!r}")
+
+
+@dataclass
+class TaskSpec:
+    """One evaluation task: a kind, its languages and the files of each split."""
+
+    name: str = ""
+    kind: Literal["ner", "classification"] = "classification"
+    langs: list[str] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)
+    """Paths of `train`, `dev`, `test` (relative to data_dir unless absolute); `{lang}` is filled
+    in. A split read from the Hub (`reader.hub_id`) needs no path."""
+    reader: ReaderSpec = field(default_factory=ReaderSpec)
+    split_readers: dict[str, ReaderSpec] = field(default_factory=dict)
+    """Per-split reader that replaces `reader` (the out-of-domain task reads YOSM as its test)."""
+    labels: list[str] = field(default_factory=list)
+    """Fixed label set; empty = the labels seen in train (plus `labels_file` when given)."""
+    labels_file: str = ""
+    zero_shot_train: dict[str, list[str]] = field(default_factory=dict)
+    """For a language with no train rows: which languages' train (and nothing else) to use."""
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("a task needs a name")
+        missing = [s for s in SPLITS if s not in self.files and not self.reader_for(s).hub_id]
+        if missing:
+            raise ValueError(f"task {self.name}: files lacks {', '.join(missing)}")
+        unknown = sorted(set(self.files) - set(SPLITS)) + sorted(set(self.split_readers) - set(SPLITS))
+        if unknown:
+            raise ValueError(f"task {self.name}: unknown split(s) {unknown}; use {list(SPLITS)}")
+        if not self.langs:
+            raise ValueError(f"task {self.name}: langs is empty")
+
+    def reader_for(self, split: str) -> ReaderSpec:
+        return self.split_readers.get(split, self.reader)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation. Defaults are the real-run settings (presets/default.yaml)."""
+
+    epochs: int = 5
+    lr: float = 5e-5
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    max_length: int = 256
+    """Sub-tokens per window incl. specials; capped by the model's position table."""
+    stride_words: int = 0
+    """Most earlier words an NER window carries as unlabelled left context (0 = max_length // 4)."""
+    max_train_examples: int = 0
+    """Cap on train rows (0 = all); a seeded sample, the same for every model."""
+    max_dev_examples: int = 0
+    max_test_examples: int = 0
+    """Keep 0 for reportable numbers: test scores on a subset are not comparable."""
+    threads: int = 0
+    """torch CPU threads (0 = torch's default)."""
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_batch_size", "max_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_length < 8:
+            raise ValueError(f"train.max_length must be >= 8, got {self.max_length}")
+        if not 0 < self.lr < 1:
+            raise ValueError(f"train.lr must be in (0, 1), got {self.lr}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"train.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        for name in ("max_train_examples", "max_dev_examples", "max_test_examples",
+                     "stride_words", "threads"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+
+
+@dataclass
+class FinetuneConfig:
+    """`python -m finetune.run model=DIR data_dir=DIR out_dir=DIR [tasks=[...]] ...`"""
+
+    model: str = ""
+    """Hugging Face model folder: config.json, weights and tokenizer files (ours or any other)."""
+    models: list[str] = field(default_factory=list)
+    """More model folders, compared by the same code, data and seeds."""
+    data_dir: Path = Path("../shared/data")
+    """Root of the evaluation data; task paths are relative to it."""
+    out_dir: Path = Path("out/finetune/run")
+    """Where tables, per-run results, config.yaml and manifest.json go."""
+    tasks: list[str] = field(default_factory=lambda: ["masakhaner1", "hedderich", "yosm"])
+    """Task names (finetune/tasks.yaml or custom_tasks)."""
+    langs: list[str] = field(default_factory=lambda: ["hau", "yor"])
+    """Languages to run, intersected with each task's languages; empty = all of them."""
+    seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
+    """One finetuning run per seed; tables report mean and std over them."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    custom_tasks: list[TaskSpec] = field(default_factory=list)
+    """Your own tasks, same shape as finetune/tasks.yaml entries (docs/finetune.md)."""
+    skip_bad_rows: bool = False
+    """Skip (and count) bad rows (malformed, empty, unknown label; NER: sentences with an unknown
+    label) instead of stopping at the first with an error."""
+    save_predictions: bool = True
+    """Write each run's test predictions (test_predictions.jsonl.gz)."""
+    force: bool = False
+    """Rerun even when the manifest says nothing changed."""
+
+    def __post_init__(self) -> None:
+        if not self.tasks:
+            raise ValueError("tasks is empty")
+        if not self.seeds:
+            raise ValueError("seeds is empty")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds has duplicates: {self.seeds}")
+
+    def model_dirs(self) -> list[str]:
+        dirs = ([self.model] if self.model else []) + [m for m in self.models if m != self.model]
+        return dirs

@@ -1,0 +1,106 @@
+"""The results table: one row per task, language, model and seed, plus mean ± std summaries.
+
+Scores are percentages (F1 x 100), like the papers. `std` is the sample standard deviation
+over seeds (ddof=1; 0 with one seed). The per-task average over languages (the papers'
+"average F1") is the mean of the per-language means.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from common.io import atomic_write
+
+COLUMNS = ["task", "lang", "model", "seed", "setting", "metric", "test_score", "dev_score",
+           "best_epoch", "epochs", "test_f1", "test_precision", "test_recall",
+           "test_accuracy", "test_macro_f1", "n_train", "n_dev", "n_test", "seconds",
+           "cpu_seconds"]
+SUMMARY_COLUMNS = ["task", "lang", "model", "metric", "seeds", "test_mean", "test_std",
+                   "dev_mean", "dev_std"]
+
+
+def result_row(task: str, lang: str, model: str, seed: int, setting: str, metric: str,
+               out, epochs: int, sizes: dict[str, int]) -> dict:
+    pct = lambda x: None if x is None else round(100 * x, 4)  # noqa: E731
+    test = out.test
+    return {
+        "task": task, "lang": lang, "model": model, "seed": seed, "setting": setting,
+        "metric": metric, "test_score": pct(test[metric]), "dev_score": pct(out.dev[metric]),
+        "best_epoch": out.best_epoch, "epochs": epochs,
+        "test_f1": pct(test.get("f1")), "test_precision": pct(test.get("precision")),
+        "test_recall": pct(test.get("recall")), "test_accuracy": pct(test.get("accuracy")),
+        "test_macro_f1": pct(test.get("macro_f1")),
+        "n_train": sizes["train"], "n_dev": sizes["dev"], "n_test": sizes["test"],
+        "seconds": round(out.seconds, 1), "cpu_seconds": round(out.cpu_seconds, 1),
+    }
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    mean = statistics.fmean(values)
+    return mean, (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """Mean ± std over seeds per (task, lang, model); then an `avg` row per (task, model)."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for row in rows:
+        groups[(row["task"], row["lang"], row["model"])].append(row)
+    summary = []
+    for (task, lang, model), members in sorted(groups.items()):
+        test_mean, test_std = _mean_std([r["test_score"] for r in members])
+        dev_mean, dev_std = _mean_std([r["dev_score"] for r in members])
+        summary.append({"task": task, "lang": lang, "model": model,
+                        "metric": members[0]["metric"], "seeds": len(members),
+                        "test_mean": round(test_mean, 2), "test_std": round(test_std, 2),
+                        "dev_mean": round(dev_mean, 2), "dev_std": round(dev_std, 2)})
+    by_task: dict[tuple, list[dict]] = defaultdict(list)
+    for row in summary:
+        by_task[(row["task"], row["model"])].append(row)
+    for (task, model), members in sorted(by_task.items()):
+        if len(members) > 1:
+            summary.append({"task": task, "lang": "avg", "model": model,
+                            "metric": members[0]["metric"], "seeds": members[0]["seeds"],
+                            "test_mean": round(statistics.fmean(m["test_mean"] for m in members), 2),
+                            "test_std": "", "dev_mean": round(statistics.fmean(
+                                m["dev_mean"] for m in members), 2), "dev_std": ""})
+    return summary
+
+
+def _csv_text(rows: list[dict], columns: list[str]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _md_table(rows: list[dict], columns: list[str]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join("" if row.get(c) is None else str(row.get(c))
+                                       for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def markdown(rows: list[dict], summary: list[dict], header: str) -> str:
+    pretty = [dict(r, **{"test (mean ± std)": f"{r['test_mean']:.2f}"
+                         + (f" ± {r['test_std']:.2f}" if r["test_std"] != "" else ""),
+                         "dev (mean)": f"{r['dev_mean']:.2f}"}) for r in summary]
+    short = ["task", "lang", "model", "metric", "seeds", "test (mean ± std)", "dev (mean)"]
+    run_cols = ["task", "lang", "model", "seed", "metric", "test_score", "dev_score",
+                "best_epoch", "n_train", "n_dev", "n_test", "seconds", "cpu_seconds"]
+    return (f"{header}\n\n## Summary (test score of the best dev epoch, %, mean ± std over seeds)\n\n"
+            f"{_md_table(pretty, short)}\n\n## Runs\n\n{_md_table(rows, run_cols)}\n")
+
+
+def write_tables(out_dir: Path, rows: list[dict], header: str) -> list[Path]:
+    summary = summarise(rows)
+    paths = [out_dir / "results.csv", out_dir / "summary.csv", out_dir / "results.md"]
+    for path, text in zip(paths, (_csv_text(rows, COLUMNS), _csv_text(summary, SUMMARY_COLUMNS),
+                                  markdown(rows, summary, header))):
+        with atomic_write(path) as handle:
+            handle.write(text)
+    return paths

@@ -1,0 +1,294 @@
+"""Finetune and evaluate model folders on NER, topic and sentiment tasks.
+
+    python -m finetune.run model=out/pretrain/tiny-loss/final data_dir=../shared/data
+        out_dir=out/finetune/tiny-loss [tasks=[masakhaner1,yosm]] [langs=[hau]] [seeds=[1,2,3]]
+
+Without `--preset`/`--config` the `tiny` preset is used (CPU-sized, what `make finetune`
+runs); `--preset default` gives the real-run settings. Writes results.csv, summary.csv,
+results.md, config.yaml, per-run results/predictions under runs/, and manifest.json last.
+A run whose result.json matches its settings and inputs is reused, so adding a seed or a
+task reruns only what is new; the whole stage is skipped when its manifest is current.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import inspect
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from common.config import ConfigError, _from_dict, config_to_dict, load_config
+from common.io import (atomic_write, manifest_is_current, sha256_file, sha256_json,
+                       write_json, write_jsonl_gz, write_manifest)
+from finetune import config as config_module
+from finetune.config import FinetuneConfig, TaskSpec
+from finetune.data import DataError, load_task, resolve
+from finetune.metrics import MAIN_METRIC
+from finetune.model import ModelFolderError, check_model_folder
+from finetune.results import result_row, write_tables
+
+log = logging.getLogger("finetune")
+PACKAGE_DIR = Path(__file__).resolve().parent
+PRESETS = PACKAGE_DIR / "presets"
+
+
+# --- configuration -------------------------------------------------------------------------
+
+def field_docs(cls) -> dict[str, str]:
+    """The string literal under each dataclass field (its doc) for `--help`."""
+    tree = ast.parse(inspect.getsource(cls))
+    body = tree.body[0].body
+    docs = {}
+    for node, nxt in zip(body, body[1:] + [None]):
+        if not isinstance(node, ast.AnnAssign):
+            continue
+        doc = ""
+        if isinstance(nxt, ast.Expr) and isinstance(getattr(nxt, "value", None), ast.Constant):
+            doc = " ".join(str(nxt.value.value).split())
+        docs[node.target.id] = doc
+    return docs
+
+
+def help_text() -> str:
+    lines = [__doc__.strip(), "", "Settings (key=value; nested: train.lr=1e-4). Defaults shown are "
+             "the built-in ones;", f"the presets in {PRESETS} override some of them:"]
+    defaults = {"": config_to_dict(FinetuneConfig()), "train.": config_to_dict(config_module.TrainConfig())}
+    for prefix, cls in (("", FinetuneConfig), ("train.", config_module.TrainConfig)):
+        for name, doc in field_docs(cls).items():
+            if name == "train":
+                continue
+            lines.append(f"  {prefix}{name} (default {defaults[prefix][name]!r}): {doc}".rstrip(": "))
+    lines += ["", f"Presets: {', '.join(sorted(p.stem for p in PRESETS.glob('*.yaml')))}",
+              "Tasks: " + ", ".join(builtin_task_dicts())]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str]) -> tuple[Path, list[str]]:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--config", type=Path)
+    parser.add_argument("--preset")
+    parser.add_argument("-h", "--help", action="store_true")
+    args, overrides = parser.parse_known_args(argv)
+    if args.help:
+        print(help_text())
+        raise SystemExit(0)
+    bad = [o for o in overrides if o.startswith("-")]
+    if bad:
+        raise ConfigError(f"unknown option(s) {bad}; settings are key=value (see --help)")
+    if args.config and args.preset:
+        raise ConfigError("give --config or --preset, not both")
+    path = args.config or PRESETS / f"{args.preset or 'tiny'}.yaml"
+    if not path.exists():
+        raise ConfigError(f"preset {args.preset!r} not found in {PRESETS}")
+    return path, overrides
+
+
+def builtin_task_dicts() -> dict[str, dict]:
+    return yaml.safe_load((PACKAGE_DIR / "tasks.yaml").read_text(encoding="utf-8"))
+
+
+def task_registry(cfg: FinetuneConfig) -> dict[str, TaskSpec]:
+    registry = {name: _from_dict(TaskSpec, dict(spec, name=name), f"tasks.yaml:{name}")
+                for name, spec in builtin_task_dicts().items()}
+    for spec in cfg.custom_tasks:
+        registry[spec.name] = spec  # a user task may replace a built-in one of the same name
+    return registry
+
+
+def plan_runs(cfg: FinetuneConfig, registry: dict[str, TaskSpec]) -> list[tuple[TaskSpec, str]]:
+    unknown = [t for t in cfg.tasks if t not in registry]
+    if unknown:
+        raise ConfigError(f"tasks: unknown task(s) {unknown}; known: {sorted(registry)} "
+                          "(or define them under custom_tasks)")
+    plan = []
+    for name in cfg.tasks:
+        task = registry[name]
+        langs = [l for l in task.langs if not cfg.langs or l in cfg.langs]
+        if not langs:
+            log.warning("task %s: none of langs=%s (it has %s); skipped", name, cfg.langs, task.langs)
+        plan.extend((task, lang) for lang in langs)
+    if not plan:
+        raise ConfigError(f"nothing to run: tasks={cfg.tasks} x langs={cfg.langs}")
+    return plan
+
+
+# --- inputs and identity -----------------------------------------------------------------------
+
+def model_tag(path: str) -> str:
+    """`out/pretrain/tiny-loss/final` -> `tiny-loss/final`: the folder name alone says little."""
+    p = Path(path).resolve()
+    generic = p.name in {"final", "best", "model", "last"} or p.name.startswith("checkpoint")
+    return f"{p.parent.name}/{p.name}" if generic else p.name
+
+
+def model_hash(path: Path) -> str:
+    return sha256_json({f.name: sha256_file(f) for f in sorted(path.iterdir()) if f.is_file()})
+
+
+def task_files(task: TaskSpec, lang: str, data_dir: Path) -> list[Path]:
+    langs = [lang] + task.zero_shot_train.get(lang, [])
+    files = []
+    for split, template in task.files.items():
+        if task.reader_for(split).hub_id:
+            continue
+        for l in (langs if split == "train" else [lang]):
+            files.append(resolve(data_dir, template, l))
+    if task.labels_file:
+        files.append(resolve(data_dir, task.labels_file, lang))
+    return files
+
+
+def hash_inputs(cfg: FinetuneConfig, plan, models: list[Path]) -> dict[str, str]:
+    inputs = {f"model:{m}": model_hash(m) for m in models}
+    for task, lang in plan:
+        for path in task_files(task, lang, cfg.data_dir):
+            if not path.exists():
+                raise DataError(f"{path}: file not found (task {task.name}, {lang})")
+            inputs[str(path)] = sha256_file(path)
+    return inputs
+
+
+# --- running ----------------------------------------------------------------------------------
+
+def run_dir(cfg: FinetuneConfig, model: str, task: str, lang: str, seed: int) -> Path:
+    return cfg.out_dir / "runs" / model_tag(model).replace("/", "--") / task / lang / f"seed{seed}"
+
+
+def run_key(cfg: FinetuneConfig, task: TaskSpec, lang: str, seed: int, inputs: dict,
+            model: Path) -> str:
+    files = {str(p): inputs.get(str(p)) for p in task_files(task, lang, cfg.data_dir)}
+    return sha256_json({"train": config_to_dict(cfg.train), "task": config_to_dict(task),
+                        "lang": lang, "seed": seed, "skip_bad_rows": cfg.skip_bad_rows,
+                        "model": inputs[f"model:{model}"], "files": files})
+
+
+def _previous(path: Path, key: str) -> dict | None:
+    result = path / "result.json"
+    if not result.exists():
+        return None
+    data = json.loads(result.read_text(encoding="utf-8"))
+    return data if data.get("run_key") == key else None
+
+
+def run_task(cfg, checked, task: TaskSpec, lang: str, inputs: dict, rows: list[dict],
+             progress: str) -> None:
+    """All seeds of one (model, task, language); reuses finished runs."""
+    from finetune.train import Encoded, finetune_once
+
+    todo = []
+    for seed in cfg.seeds:
+        path = run_dir(cfg, str(checked.path), task.name, lang, seed)
+        key = run_key(cfg, task, lang, seed, inputs, checked.path)
+        previous = _previous(path, key)
+        if previous:
+            log.info("%s seed %d: reusing %s", progress, seed, path / "result.json")
+            rows.append(previous["row"])
+        else:
+            todo.append((seed, path, key))
+    if not todo:
+        return
+    caps = {"train": cfg.train.max_train_examples, "dev": cfg.train.max_dev_examples,
+            "test": cfg.train.max_test_examples}
+    data = load_task(task, lang, cfg.data_dir, cfg.skip_bad_rows, caps)
+    sizes = {s: len(d.dataset) for s, d in data.splits.items()}
+    counts = {s: d.counts for s, d in data.splits.items()}
+    log.info("%s: %s; labels %s; rows %s", progress, data.setting, data.labels, sizes)
+    encoded = {s: Encoded(data, s, checked, cfg.train) for s in data.splits}
+    metric = MAIN_METRIC[task.kind]
+    for seed, path, key in todo:
+        out = finetune_once(checked, data, encoded, cfg.train, seed, f"{progress} seed {seed}")
+        row = result_row(task.name, lang, model_tag(str(checked.path)), seed, data.setting,
+                         metric, out, cfg.train.epochs, sizes)
+        log.info("%s seed %d: test %s %.2f (best dev epoch %d, %.1fs)", progress, seed, metric,
+                 row["test_score"], out.best_epoch, out.seconds)
+        if cfg.save_predictions:
+            write_jsonl_gz(path / "test_predictions.jsonl.gz", _prediction_records(data, out))
+        write_json(path / "result.json", {
+            "run_key": key, "row": row, "dev_by_epoch": out.dev_scores, "dev": out.dev,
+            "test": out.test, "labels": data.labels, "data_counts": counts,
+            "bad_rows": {s: d.bad_examples for s, d in data.splits.items() if d.bad_examples},
+            "sources": {s: d.sources for s, d in data.splits.items()}})
+        rows.append(row)
+
+
+def _prediction_records(data, out):
+    test = data.splits["test"].dataset
+    if data.task.kind == "ner":
+        for words, gold, pred, line in zip(test["words"], test["labels"], out.test_predictions,
+                                           test["line"]):
+            yield {"line": line, "words": words, "gold": gold, "pred": pred}
+    else:
+        for gold, pred, line in zip(test["label"], out.test_predictions, test["line"]):
+            yield {"line": line, "gold": gold, "pred": pred}
+
+
+def setup_logging(out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
+    log.setLevel(logging.INFO)
+    log.handlers.clear()
+    for handler in (logging.StreamHandler(sys.stdout), logging.FileHandler(out_dir / "log.txt")):
+        handler.setFormatter(fmt)
+        log.addHandler(handler)
+    log.propagate = False
+
+
+def run(cfg: FinetuneConfig) -> int:
+    models = cfg.model_dirs()
+    if not models:
+        raise ConfigError("model: give a model folder (model=path/to/hf-folder)")
+    setup_logging(cfg.out_dir)
+    registry = task_registry(cfg)
+    plan = plan_runs(cfg, registry)
+    # Row 33: every model folder is checked before any training starts.
+    checked = [check_model_folder(m, cfg.train.max_length) for m in models]
+    inputs = hash_inputs(cfg, plan, [c.path for c in checked])
+    resolved = config_to_dict(cfg)
+    stage_config = {k: v for k, v in resolved.items() if k not in ("force", "out_dir")}
+    if not cfg.force and manifest_is_current(cfg.out_dir, stage_config, inputs):
+        print(f"finetune: skipped, {cfg.out_dir}/manifest.json is current (force=true to rerun)")
+        return 0
+    with atomic_write(cfg.out_dir / "config.yaml") as handle:
+        yaml.safe_dump(resolved, handle, allow_unicode=True, sort_keys=False)
+    started, cpu_started = time.time(), time.process_time()
+    rows: list[dict] = []
+    header = ("# Finetuning results\n\nModels: " + ", ".join(model_tag(m) for m in models)
+              + f"; seeds {cfg.seeds}; config: config.yaml")
+    total = len(checked) * len(plan)
+    for i, model in enumerate(checked):
+        if model.max_length < cfg.train.max_length:
+            log.info("%s: windows of %d sub-tokens (model limit)", model.path, model.max_length)
+        for j, (task, lang) in enumerate(plan):
+            progress = f"[{i * len(plan) + j + 1}/{total}] {model_tag(str(model.path))} {task.name}/{lang}"
+            run_task(cfg, model, task, lang, inputs, rows, progress)
+            write_tables(cfg.out_dir, rows, header)  # partial tables are visible as we go
+    outputs = write_tables(cfg.out_dir, rows, header)
+    write_manifest(cfg.out_dir, "finetune", stage_config, inputs,
+                   outputs + [cfg.out_dir / "config.yaml"],
+                   extra={"seconds": round(time.time() - started, 1),
+                          "cpu_seconds": round(time.process_time() - cpu_started, 1),
+                          "runs": len(rows)})
+    # CPU time as well as wall time: on a shared machine wall time says little.
+    log.info("finetune: %d runs in %.0fs wall, %.0fs CPU; %s", len(rows), time.time() - started,
+             time.process_time() - cpu_started, cfg.out_dir / "results.md")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        path, overrides = parse_args(argv)
+        cfg = load_config(FinetuneConfig, path, overrides)
+        return run(cfg)
+    except (ConfigError, DataError, ModelFolderError) as err:
+        print(f"finetune: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
