@@ -11,11 +11,21 @@ STRATEGY ?= loss
 TASKS ?=
 LANGS ?=
 SEEDS ?=
-ARGS ?=
+# Extra key=value settings for one stage only, e.g. PRETRAIN_ARGS="train.max_steps=100".
+CORPUS_ARGS ?=
+TOKENIZER_ARGS ?=
+PRETRAIN_ARGS ?=
+FINETUNE_ARGS ?=
+REPORT_ARGS ?=
+PUBLISH_ARGS ?=
+# The tokenizer has presets tiny/default/afrolm; pretraining tiny/small/base/afrolm.
+TOKENIZER_PRESET ?= $(if $(filter tiny afrolm,$(PRESET)),$(PRESET),default)
+TOKENIZER_DIR := $(OUT)/tokenizer/$(TOKENIZER_PRESET)
+RUN := $(PRESET)-$(STRATEGY)
 
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: all venv corpus tokenizer pretrain finetune report publish test test-all \
+.PHONY: all venv corpus tokenizer pretrain finetune report publish test test-all reliability \
         bench-corpus bench-tokenizer clean
 
 all: corpus tokenizer pretrain finetune report
@@ -31,19 +41,21 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 corpus: $(STAMP)
-	$(PY) -m pipeline.run data_dir=$(DATA) out_dir=$(OUT)/corpus $(ARGS)
+	$(PY) -m pipeline.run data_dir=$(DATA) out_dir=$(OUT)/corpus $(CORPUS_ARGS)
 
 tokenizer: corpus
-	$(PY) -m tokenizer.train --preset $(PRESET) corpus_dir=$(OUT)/corpus out_dir=$(OUT)/tokenizer $(ARGS)
+	$(PY) -m tokenizer.train --preset $(TOKENIZER_PRESET) corpus_dir=$(OUT)/corpus out_dir=$(TOKENIZER_DIR) \
+		$(TOKENIZER_ARGS)
 
 pretrain: tokenizer
-	$(PY) -m pretrain.train --preset $(PRESET) corpus_dir=$(OUT)/corpus tokenizer_dir=$(OUT)/tokenizer \
-		out_dir=$(OUT)/pretrain/$(PRESET)-$(STRATEGY) selection.strategy=$(STRATEGY) $(ARGS)
+	$(PY) -m pretrain.train --preset $(PRESET) corpus_dir=$(OUT)/corpus tokenizer_dir=$(TOKENIZER_DIR) \
+		out_dir=$(OUT)/pretrain/$(RUN) selection.strategy=$(STRATEGY) $(PRETRAIN_ARGS)
 
 finetune: pretrain
-	$(PY) -m finetune.run model=$(OUT)/pretrain/$(PRESET)-$(STRATEGY)/final data_dir=$(DATA) \
-		out_dir=$(OUT)/finetune/$(PRESET)-$(STRATEGY) \
-		$(if $(TASKS),tasks=[$(TASKS)]) $(if $(LANGS),langs=[$(LANGS)]) $(if $(SEEDS),seeds=[$(SEEDS)]) $(ARGS)
+	$(PY) -m finetune.run model=$(OUT)/pretrain/$(RUN)/final data_dir=$(DATA) \
+		out_dir=$(OUT)/finetune/$(RUN) \
+		$(if $(TASKS),tasks=[$(TASKS)]) $(if $(LANGS),langs=[$(LANGS)]) $(if $(SEEDS),seeds=[$(SEEDS)]) \
+		$(FINETUNE_ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -51,22 +63,28 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ""
 
+# Every test named after a row of ../shared/RELIABILITY.md (slow ones too), then the table.
+RELIABILITY_MD ?= $(dir $(DATA:/=))RELIABILITY.md
+reliability: $(STAMP)
+	-$(PY) -m pytest -q -m "not gpu" -k row --junitxml=$(OUT)/reliability.xml -p no:cacheprovider
+	$(PY) tests/reliability_table.py $(OUT)/reliability.xml $(RELIABILITY_MD)
+
 bench-corpus: $(STAMP)
-	$(PY) -m pipeline.bench data_dir=$(DATA) $(ARGS)
+	$(PY) -m pipeline.bench data_dir=$(DATA) $(CORPUS_ARGS)
 
 bench-tokenizer: $(STAMP)
-	$(PY) -m tokenizer.bench corpus_dir=$(OUT)/corpus $(ARGS)
+	$(PY) -m tokenizer.bench corpus_dir=$(OUT)/corpus $(TOKENIZER_ARGS)
 
 report: $(STAMP)
-	$(PY) -m report.build out_dir=$(OUT) run=$(PRESET)-$(STRATEGY) $(ARGS)
+	$(PY) -m report.build out_dir=$(OUT) run=$(RUN) tokenizer_dir=$(TOKENIZER_DIR) $(REPORT_ARGS)
 
 REPO_ID ?=
-# `make publish REPO_ID=org/name`; add ARGS=--dry-run to build and check the folder only.
+# `make publish REPO_ID=org/name`; add DRY_RUN=1 to build and check the folder only.
 publish: $(STAMP)
-	$(PY) -m publish.hub --folder $(OUT)/pretrain/$(PRESET)-$(STRATEGY) \
-		results=$(OUT)/finetune/$(PRESET)-$(STRATEGY)/results.csv report_dir=$(OUT)/report \
-		out_dir=$(OUT)/publish/$(PRESET)-$(STRATEGY) data_dir=$(DATA) \
-		$(if $(REPO_ID),repo_id=$(REPO_ID)) $(ARGS)
+	$(PY) -m publish.hub --folder $(OUT)/pretrain/$(RUN) \
+		results=$(OUT)/finetune/$(RUN)/results.csv report_dir=$(OUT)/report \
+		out_dir=$(OUT)/publish/$(RUN) data_dir=$(DATA) \
+		$(if $(REPO_ID),repo_id=$(REPO_ID)) $(if $(DRY_RUN),--dry-run) $(PUBLISH_ARGS)
 
 clean:
 	rm -rf $(OUT)

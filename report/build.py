@@ -60,7 +60,7 @@ def content_config(cfg: ReportConfig) -> dict:
 
 def build(cfg: ReportConfig, stream=None) -> Path:
     """Write the report; returns the HTML path (also when skipped)."""
-    layout = sections.Layout(Path(cfg.out_dir))
+    layout = sections.Layout(Path(cfg.out_dir), Path(cfg.tokenizer_dir))
     runs = list(cfg.run) or layout.discover_runs()
     report_dir = Path(cfg.report_dir)
     html_path = report_dir / HTML_NAME

@@ -17,6 +17,8 @@ class ReportConfig:
     run: list[str] | str = _doc("run folder name(s) `<preset>-<strategy>` under pretrain/ and finetune/; "
                           "several are shown side by side; empty = every run found",
                           default_factory=list)
+    tokenizer_dir: Path | None = _doc("the tokenizer stage's folder (default <out_dir>/tokenizer/tiny)",
+                                      default=None)
     report_dir: Path | None = _doc("where report.html and figures/ go (default <out_dir>/report)",
                                    default=None)
     title: str = _doc("heading of the report", default="Pretraining run report")
@@ -30,6 +32,8 @@ class ReportConfig:
     def __post_init__(self) -> None:
         if isinstance(self.run, str):  # run=tiny-loss or run=tiny-loss,tiny-random on the command line
             self.run = [name.strip() for name in self.run.split(",") if name.strip()]
+        if self.tokenizer_dir is None:
+            self.tokenizer_dir = Path(self.out_dir) / "tokenizer" / "tiny"
         if self.report_dir is None:
             self.report_dir = Path(self.out_dir) / "report"
         for name in ("dpi", "samples_per_reason", "score_rounds"):

@@ -21,14 +21,15 @@ class Layout:
     """Where each stage writes (docs/interfaces.md)."""
 
     out_dir: Path
+    tokenizer: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.tokenizer is None:
+            self.tokenizer = self.out_dir / "tokenizer" / "tiny"
 
     @property
     def corpus(self) -> Path:
         return self.out_dir / "corpus"
-
-    @property
-    def tokenizer(self) -> Path:
-        return self.out_dir / "tokenizer"
 
     def pretrain(self, run: str) -> Path:
         return self.out_dir / "pretrain" / run

@@ -95,9 +95,9 @@ def write_tokenizer(out: Path, seed: int = 0) -> dict:
                            "sample_chars": 600_000, "sample_share": 0.2, "repeat_factor": 1.0}
     report = {"vocab_size": 8000, "languages": languages, "languages_without_valid_lines": [],
               "total_unk_tokens": 0, "total_roundtrip_errors": 0}
-    (out / "tokenizer").mkdir(parents=True, exist_ok=True)
-    (out / "tokenizer" / "report.json").write_text(json.dumps(report, indent=2), "utf-8")
-    _manifest(out / "tokenizer", "tokenizer", tokenizer_hash="beef" * 16, vocab_size=8000)
+    (out / "tokenizer" / "tiny").mkdir(parents=True, exist_ok=True)
+    (out / "tokenizer" / "tiny" / "report.json").write_text(json.dumps(report, indent=2), "utf-8")
+    _manifest(out / "tokenizer" / "tiny", "tokenizer", tokenizer_hash="beef" * 16, vocab_size=8000)
     return report
 
 

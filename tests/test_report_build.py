@@ -40,7 +40,7 @@ def test_every_section_and_its_numbers(full):
     assert f"<td class=num>{yor['dropped_by_reason']['near_dup']:,}</td>" in text
     decontam = stats["decontamination"]["bible_yor"]
     assert f"<td class=num>{sum(decontam.values()):,}</td>" in text
-    fertility = json.loads((out / "tokenizer" / "report.json").read_text())["languages"]["hau"]["fertility"]
+    fertility = json.loads((out / "tokenizer" / "tiny" / "report.json").read_text())["languages"]["hau"]["fertility"]
     assert f"<td class=num>{fertility:.3f}</td>" in text
     assert "not run yet" not in text
 
@@ -94,7 +94,7 @@ def test_nothing_run_yet(tmp_path):
     for heading in HEADINGS:
         assert f"<h2>{html.escape(heading)}</h2>" in text
     assert f"not run yet: <code>{tmp_path / 'out' / 'corpus' / 'stats.json'}</code>" in text
-    assert f"not run yet: <code>{tmp_path / 'out' / 'tokenizer' / 'report.json'}</code>" in text
+    assert f"not run yet: <code>{tmp_path / 'out' / 'tokenizer' / 'tiny' / 'report.json'}</code>" in text
     assert html.escape(str(tmp_path / "out" / "pretrain" / "<preset>-<strategy>" / "metrics.jsonl")) in text
     assert "data:image/png" not in text
 
@@ -104,7 +104,7 @@ def test_partial_chain_corpus_and_pretrain_only(tmp_path):
     write_corpus(out)
     write_pretrain(out, "tiny-loss")
     text = make(out, run="tiny-loss")
-    assert f"not run yet: <code>{out / 'tokenizer' / 'report.json'}</code>" in text
+    assert f"not run yet: <code>{out / 'tokenizer' / 'tiny' / 'report.json'}</code>" in text
     assert f"not run yet: <code>{out / 'finetune' / 'tiny-loss' / 'results.csv'}</code>" in text
     assert "figures/loss_tiny-loss.png" in text and "figures/corpus_kept_dropped.png" in text
 
@@ -116,12 +116,12 @@ def test_malformed_inputs_are_named_in_report_and_stderr(tmp_path, capsys):
     with (folder / "metrics.jsonl").open("a", encoding="utf-8") as handle:
         handle.write('{"event": "train", "step": 99, "loss": 1.0, "tok')  # torn last line (killed run)
     n_lines = len((folder / "metrics.jsonl").read_text().splitlines())
-    (out / "tokenizer").mkdir()
-    (out / "tokenizer" / "report.json").write_text('{"vocab_size": 8000, "languages": [}', encoding="utf-8")
+    (out / "tokenizer" / "tiny").mkdir(parents=True)
+    (out / "tokenizer" / "tiny" / "report.json").write_text('{"vocab_size": 8000, "languages": [}', encoding="utf-8")
     text = make(out, run="tiny-loss")
     err = capsys.readouterr().err
     metrics_msg = f"{folder / 'metrics.jsonl'}:{n_lines}: not a JSON line"
-    tokenizer_msg = f"{out / 'tokenizer' / 'report.json'}:1: not valid JSON"
+    tokenizer_msg = f"{out / 'tokenizer' / 'tiny' / 'report.json'}:1: not valid JSON"
     for msg in (metrics_msg, tokenizer_msg):
         assert msg in err
         assert html.escape(msg) in text
