@@ -131,6 +131,9 @@ def tokens_to_reach(tokens: np.ndarray, curve: np.ndarray, target: float) -> flo
 
 def compare(values: list[float], control: list[float], lower_is_better: bool) -> dict:
     """Difference from the control and whether it exceeds the seed-to-seed spread."""
+    if any(np.isnan(v) for v in [*values, *control]):
+        return {"mean": mean_std(values)[0], "std": mean_std(values)[1], "n": len(values), "diff": None,
+                "exceeds_spread": None, "seeds_better": None, "verdict": "missing"}
     m, s = mean_std(values)
     mc, sc = mean_std(control)
     diff = m - mc
@@ -216,6 +219,26 @@ def selection_rows(runs: list[RunData]) -> list[dict]:
     return rows
 
 
+def choice_rows(runs: list[RunData]) -> list[dict]:
+    """Per strategy and round, mean over seeds: how the chosen blocks differ from the candidates
+    (the language quotas are the same for every strategy, so the choice is within languages)."""
+    acc: dict = defaultdict(lambda: defaultdict(list))
+    for run in runs:
+        for s in run.rounds:
+            langs = s["languages"].values()
+            gaps = [e["mean_score_chosen"] - e["mean_score_candidates"] for e in langs
+                    if e.get("mean_score_chosen") is not None and e.get("mean_score_candidates") is not None]
+            acc[(run.strategy, s["round"])]["mode"].append(s.get("mode"))
+            acc[(run.strategy, s["round"])]["gap"].append(statistics.fmean(gaps) if gaps else float("nan"))
+            acc[(run.strategy, s["round"])]["chosen_before"].append(s.get("chosen_before", 0) / max(1, s["chosen"]))
+            acc[(run.strategy, s["round"])]["junk_flagged"].append(s.get("junk_flagged", 0))
+            acc[(run.strategy, s["round"])]["generated"].append((s.get("afrolm") or {}).get("blocks", 0))
+    return [{"strategy": k[0], "round": k[1], "mode": v["mode"][0],
+             "score_gap": statistics.fmean(v["gap"]), "chosen_before": statistics.fmean(v["chosen_before"]),
+             "junk_flagged": statistics.fmean(v["junk_flagged"]), "generated_blocks": statistics.fmean(v["generated"])}
+            for k, v in sorted(acc.items(), key=lambda kv: kv[0])]
+
+
 def selection_shares(rows: list[dict]) -> dict[str, dict[int, dict[str, float]]]:
     """strategy -> round -> lang -> share of chosen blocks, mean over seeds."""
     acc: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
@@ -240,7 +263,8 @@ def raw_tables(runs: list[RunData]) -> dict[str, list[dict]]:
         timing.append({"run": run.name, "strategy": run.strategy, "seed": run.seed, "params": run.params,
                        "steps": run.steps, "tokens": run.tokens, "wall_s": run.wall_s, "scoring_s": run.scoring_s,
                        "scoring_share": round(run.scoring_s / run.wall_s, 4) if run.wall_s else None})
-    return {"curves": curves, "downstream": downstream, "timing": timing, "selection": selection_rows(runs)}
+    return {"curves": curves, "downstream": downstream, "timing": timing, "selection": selection_rows(runs),
+            "choice": choice_rows(runs)}
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -369,6 +393,16 @@ def markdown(groups, control, langs, rows, examples, shares, runs) -> str:
     for s in strategies:
         for rnd, langs_share in sorted(shares.get(s, {}).items()):
             out.append(f"| {s} | {rnd} | " + " | ".join(f"{100 * langs_share.get(x, 0):.1f}%" for x in all_langs) + " |")
+    out.append("\nEvery strategy gets the same per-language quotas (temperature sampling, `selection.alpha`), so the "
+               "language shares above are equal by design; strategies differ in which blocks they take within a "
+               "language:\n")
+    out.append("| strategy | round | mode | mean score, chosen − candidates | re-chosen from earlier rounds | "
+               "junk flagged | afrolm generated blocks |")
+    out.append("|---|---|---|---|---|---|---|")
+    order = {s: i for i, s in enumerate(strategies)}
+    for r in sorted(choice_rows(runs), key=lambda r: (order.get(r["strategy"], 99), r["round"])):
+        out.append(f"| {r['strategy']} | {r['round']} | {r['mode']} | {fmt(r['score_gap'])} | "
+                   f"{100 * r['chosen_before']:.1f}% | {r['junk_flagged']:.1f} | {r['generated_blocks']:.1f} |")
     if examples:
         out.append("\n## Highest and lowest scored blocks (last scored round, first seed; clean candidates)\n")
         for s, items in examples.items():
