@@ -285,8 +285,10 @@ def block_examples(run: RunData, k: int, width: int = 160) -> list[dict]:
     """The k highest and k lowest scored clean candidates of the run's last scored round, as text."""
     scored = [p for p in sorted((run.folder / "selection").glob("round-*.jsonl"))
               if _jsonl(p)[-1].get("mode") == "scored"]
-    if not scored or k <= 0:
+    if k <= 0:
         return []
+    if not scored:
+        return generated_examples(run, k, width)
     cands = [c for c in _jsonl(scored[-1]) if c.get("type") == "candidate" and c.get("score") is not None
              and not c.get("generated") and not c.get("junk")]
     cands.sort(key=lambda c: c["score"])
@@ -294,6 +296,30 @@ def block_examples(run: RunData, k: int, width: int = 160) -> list[dict]:
     texts = decode_blocks(run, [c["block_id"] for _, c in picks])
     return [{"rank": rank, "round": c["round"], "lang": c["lang"], "score": c["score"], "chosen": c["chosen"],
              "text": t[:width] + ("…" if len(t) > width else "")} for (rank, c), t in zip(picks, texts)]
+
+
+def generated_examples(run: RunData, k: int, width: int = 160) -> list[dict]:
+    """`afrolm` scores nothing: show the first and last k blocks it generated (from the newest
+    checkpoint's pool state, which holds every generated block)."""
+    import torch
+    from tokenizers import Tokenizer
+
+    folders = sorted((run.folder / "checkpoints").glob("step-*"))
+    if not folders:
+        return []
+    pool = torch.load(folders[-1] / "state.pt", map_location="cpu", weights_only=False).get("pool", {})
+    blocks, langs = pool.get("gen_blocks", []), pool.get("gen_langs", [])
+    if not len(langs):
+        return []
+    tok = Tokenizer.from_file(str(run.folder / "final" / "tokenizer.json"))
+    picks = [("first generated", i) for i in range(min(k, len(langs)))]
+    picks += [("last generated", i) for i in range(max(k, len(langs) - k), len(langs))]
+    out = []
+    for rank, i in picks:
+        text = tok.decode([int(x) for x in blocks[i]], skip_special_tokens=True).replace("\n", " ")
+        out.append({"rank": rank, "round": None, "lang": langs[i], "score": None, "chosen": None,
+                    "text": text[:width] + ("…" if len(text) > width else "")})
+    return out
 
 
 def decode_blocks(run: RunData, ids: list[int]) -> list[str]:
@@ -404,15 +430,15 @@ def markdown(groups, control, langs, rows, examples, shares, runs) -> str:
         out.append(f"| {r['strategy']} | {r['round']} | {r['mode']} | {fmt(r['score_gap'])} | "
                    f"{100 * r['chosen_before']:.1f}% | {r['junk_flagged']:.1f} | {r['generated_blocks']:.1f} |")
     if examples:
-        out.append("\n## Highest and lowest scored blocks (last scored round, first seed; clean candidates)\n")
+        out.append("\n## Highest and lowest scored blocks (last scored round, first seed; clean candidates; afrolm: generated blocks)\n")
         for s, items in examples.items():
             if not items:
                 continue
             out.append(f"**{s}**\n")
             for e in items:
                 text = e["text"].replace("|", "\\|")
-                out.append(f"- {e['rank']}, {e['lang']}, score {e['score']:.3f}"
-                           f"{', chosen' if e['chosen'] else ''}: {text}")
+                score = "" if e["score"] is None else f", score {e['score']:.3f}"
+                out.append(f"- {e['rank']}, {e['lang']}{score}{', chosen' if e['chosen'] else ''}: {text}")
             out.append("")
     return "\n".join(out) + "\n"
 

@@ -5,11 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import FuncFormatter
 
 from common.io import atomic_write
 from report.figures import _figure, palette, png_bytes
 
 DPI = 110
+
+
+def _short(value: float, _pos=None) -> str:
+    """Token counts as 650k / 65.5M: full numbers overlap on the axis."""
+    if abs(value) >= 1e6:
+        return f"{value / 1e6:.3g}M"
+    return f"{value / 1e3:.0f}k" if abs(value) >= 1e3 else f"{value:.0f}"
 
 
 def final_loss_bars(rows: list[dict], strategies: list[str], langs: list[str]):
@@ -51,6 +59,7 @@ def loss_vs_tokens(groups: dict, langs: list[str]):
             ax.plot(tokens[skip:], mean[skip:], label=s, color=colors[s], marker=".")
             ax.fill_between(tokens[skip:], (mean - std)[skip:], (mean + std)[skip:], color=colors[s], alpha=0.15)
         ax.set_xlabel("training tokens")
+        ax.xaxis.set_major_formatter(FuncFormatter(_short))
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("mean validation loss (nats)")
     axes[0].set_title("All checkpoints")

@@ -113,6 +113,12 @@ def test_validation_is_never_selectable_and_prompts_are_training_lines(inputs, t
     assert prompts, "afrolm asked for no prompts"
     for lang, text in prompts:
         assert text in train_texts[lang] and MARKER not in text
+    # the report's examples of what afrolm generated come from the same run, and hold no validation text
+    run = study_analysis.load_run(spec.out_dir)
+    kept = sum((s.get("afrolm") or {}).get("blocks", 0) for s in run.rounds)
+    examples = study_analysis.block_examples(run, 1)
+    assert (len(examples) > 0) == (kept > 0)
+    assert all(MARKER not in e["text"] and e["lang"] in LANGS for e in examples)
     # every block the pool can serve (the corpus train blocks) against every validation block
     cache = next(p for p in (tmp_path / "cache").iterdir() if (p / data.INDEX_NAME).exists())
     pool = data.PackedBlockPool(cache, LANGS, None, corpus_dir)
