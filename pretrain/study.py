@@ -51,7 +51,8 @@ class StudyConfig:
     gpu_overrides: list[str] = field(default_factory=lambda: [
         "train.max_steps=4000", "train.warmup_steps=200", "train.eval_every=250", "train.checkpoint_every=500",
         "selection.select_every=500", "selection.blocks_per_round=64000", "selection.candidates_per_round=128000",
-    ])  # applied with gpu_preset: 4,000 x 16,384 = 65.5M tokens a run, 8 rounds of 500 steps x 128 blocks
+    ], metadata={"help": "applied with gpu_preset by `auto`: 4,000 steps x 16,384 tokens = 65.5M tokens a run, "
+                         "8 rounds of 500 steps x 128 blocks = 64,000 blocks chosen from 128,000 candidates"})
     overrides: list[str] = field(default_factory=list)  # extra pretrain key=value settings, the same for every run
     finetune: bool = True  # finetune every run's final model (issue 5's finetune.run)
     finetune_preset: str = "tiny"  # finetune preset (protocol of issue 5)
