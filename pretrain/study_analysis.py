@@ -172,6 +172,20 @@ def downstream_rows(run: RunData) -> dict[tuple[str, str], float]:
     return {k: statistics.fmean(v) for k, v in scores.items()}
 
 
+def paired_ratios(group: list[RunData], control: list[RunData], langs: list[str]) -> list[float | None]:
+    """Per seed: tokens this run needs to reach the same-seed control run's final loss (language
+    mean) / the control run's tokens; None where it never does."""
+    out = []
+    for run in group:
+        ctrl = next((c for c in control if c.seed == run.seed), None)
+        if ctrl is None:
+            continue
+        tokens, curve, _ = mean_curve([run], langs)
+        reached = tokens_to_reach(tokens, curve, final_loss(ctrl, None, langs))
+        out.append(None if reached is None else reached / max(ctrl.curve))
+    return out
+
+
 def summary_rows(groups: dict[str, list[RunData]], control: str, langs: list[str]) -> list[dict]:
     """The study table: one row per strategy and measure (valid loss per language and mean,
     tokens to reach the control's final loss, downstream score, scoring share)."""
@@ -187,11 +201,16 @@ def summary_rows(groups: dict[str, list[RunData]], control: str, langs: list[str
                          **compare(vals, cvals, True)})
         tokens, curve, _ = mean_curve(group, langs)
         reached = tokens_to_reach(tokens, curve, target)
+        paired = paired_ratios(group, ctrl, langs)
+        got = [r for r in paired if r is not None]
         rows.append({"strategy": strategy, "measure": "tokens_to_control_final_loss", "key": "mean",
                      "mean": reached, "std": None, "n": len(group), "diff": None, "exceeds_spread": None,
                      "seeds_better": None,
                      "verdict": "not reached" if reached is None else f"ratio {reached / ctrl_tokens:.3f}",
-                     "ratio": None if reached is None else reached / ctrl_tokens})
+                     "ratio": None if reached is None else reached / ctrl_tokens,
+                     "paired_ratio_mean": mean_std(got)[0] if got else None,
+                     "paired_ratio_std": mean_std(got)[1] if got else None,
+                     "paired_reached": f"{len(got)}/{len(paired)}"})
         for task, lang in tasks:
             vals, cvals = paired_values(group, ctrl, lambda r: downstream_rows(r).get((task, lang), float("nan")))
             rows.append({"strategy": strategy, "measure": f"downstream_{task}", "key": lang,
@@ -388,12 +407,17 @@ def markdown(groups, control, langs, rows, examples, shares, runs) -> str:
     out.append("From each strategy's validation curve (mean over seeds of the language-averaged loss), the first "
                "token count at which it reaches the control's final value (linear between checkpoints), divided "
                "by the control's total tokens. Below 1 = needs less text; `not reached` = never got there.\n")
-    out.append("| strategy | tokens | ratio |")
-    out.append("|---|---|---|")
+    out.append("`paired` repeats this per seed against the same-seed control run (mean ± std over the "
+               "seeds that reached it), which shows how much of the ratio is seed noise.\n")
+    out.append("| strategy | tokens (mean curve) | ratio (mean curve) | paired ratio per seed | seeds that reached it |")
+    out.append("|---|---|---|---|---|")
     for s in strategies:
         r = get[(s, "tokens_to_control_final_loss", "mean")]
-        out.append(f"| {s} | {fmt(r['mean'], 0) if r['mean'] is not None else 'not reached'} | "
-                   f"{fmt(r['ratio']) if r['ratio'] is not None else 'not reached'} |")
+        paired = ("–" if r["paired_ratio_mean"] is None
+                  else f"{fmt(r['paired_ratio_mean'])} ± {fmt(r['paired_ratio_std'])}")
+        tokens = "not reached" if r["mean"] is None else f"{r['mean']:,.0f}"
+        out.append(f"| {s} | {tokens} | "
+                   f"{fmt(r['ratio']) if r['ratio'] is not None else 'not reached'} | {paired} | {r['paired_reached']} |")
     tasks = sorted({(r["measure"][len("downstream_"):], r["key"]) for r in rows if r["measure"].startswith("downstream_")})
     if tasks:
         out.append("\n## Downstream test scores (%, mean ± std over pretraining seeds; higher is better)\n")
