@@ -376,14 +376,17 @@ def markdown(groups, control, langs, rows, examples, shares, runs) -> str:
     better = [s for s, r in zip([s for s in strategies if s != control], mean_rows)
               if r["verdict"].startswith("better") and r["exceeds_spread"]]
     worse = [s for s, r in zip([s for s in strategies if s != control], mean_rows) if r["verdict"].startswith("worse")]
+    beyond = [s for s, r in zip([s for s in strategies if s != control], mean_rows)
+              if r["verdict"].startswith("worse") and r["exceeds_spread"]]
     out.append("## Verdict (computed from the table below)\n")
     out.append(
         f"On mean validation loss over {len(langs)} languages at an equal budget of "
         f"{max(r.tokens for r in runs):,} training tokens, "
         + (f"{', '.join(better)} beat the `{control}` control by more than the seed-to-seed spread"
            if better else f"no strategy beats the `{control}` control by more than the seed-to-seed spread")
-        + "; " + (f"{', '.join(worse)} did worse than `{control}` (mean over seeds)." if worse
-                  else f"none did worse than `{control}`.") + "\n")
+        + "; " + (f"{', '.join(worse)} did worse than `{control}` on the mean over seeds ("
+                  + (f"beyond the spread: {', '.join(beyond)}" if beyond else "all within the spread") + ")."
+                  if worse else f"none did worse than `{control}`.") + "\n")
     n_seeds = ", ".join(f"{s}: {len(g)}" for s, g in groups.items())
     out.append(f"Runs per strategy (pretraining seeds): {n_seeds}. Spread rule: a difference exceeds the "
                "spread when |mean − control mean| > std + control std (sample std over seeds); "
