@@ -25,7 +25,7 @@ RUN := $(PRESET)-$(STRATEGY)
 
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: all venv corpus tokenizer pretrain finetune report publish test test-all reliability fuzz \
+.PHONY: all venv corpus tokenizer pretrain finetune report publish test test-all reliability fuzz study \
         bench-corpus bench-tokenizer clean
 
 all: corpus tokenizer pretrain finetune report
@@ -62,6 +62,12 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ""
+
+# Issue 9: every selection strategy x 3 seeds at equal budgets, then docs-style tables and figures.
+STUDY_ARGS ?=
+study: tokenizer
+	$(PY) -m pretrain.study corpus_dir=$(OUT)/corpus tokenizer_dir=$(TOKENIZER_DIR) data_dir=$(DATA) \
+		out_dir=$(OUT)/study $(STUDY_ARGS)
 
 # Every test named after a row of ../shared/RELIABILITY.md (slow ones too), then the table.
 RELIABILITY_MD ?= $(dir $(DATA:/=))RELIABILITY.md
