@@ -335,7 +335,9 @@ def _write_run_files(run: Path, strategy: str) -> None:
 
     from common.io import write_json
 
-    config = {"corpus_dir": "out/corpus", "tokenizer_dir": "out/tokenizer", "out_dir": str(run),
+    root = run.parents[1]  # the fake run's own out/, never the repository's
+    config = {"corpus_dir": str(root / "corpus"), "tokenizer_dir": str(root / "tokenizer" / "tiny"),
+              "out_dir": str(run),
               "model": {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "ffn_size": 64},
               "data": {"block_len": 64, "langs": []},  # [] = every corpus language
               "train": {"max_steps": 30, "seed": 0}, "selection": {"strategy": strategy}}

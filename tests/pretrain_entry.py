@@ -1,5 +1,4 @@
-"""Run `python -m pretrain.train` in a subprocess from the tests, with the stand-in selection
-module when the real one is absent, and optional fault injection:
+"""Run `python -m pretrain.train` in a subprocess from the tests, with optional fault injection:
 
 AFRO_TEST_KILL_IN_SAVE=N   SIGKILL this process while it writes its N-th checkpoint (row 2)
 AFRO_TEST_SIGNAL_AT_STEP=N:SIG   send SIG (KILL, TERM) to this process once N steps are done
@@ -18,10 +17,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import selection_stand_in  # noqa: E402
-
-selection_stand_in.install()
 
 from pretrain import checkpoint  # noqa: E402
 from pretrain import train  # noqa: E402

@@ -10,10 +10,6 @@ from pathlib import Path
 
 import pytest
 
-import selection_stand_in
-
-selection_stand_in.install()
-
 from common.config import ConfigError  # noqa: E402
 from pretrain import checkpoint as ckpt  # noqa: E402
 from pretrain import train  # noqa: E402

@@ -7,10 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-import selection_stand_in
-
-selection_stand_in.install()
-
 from common.config import ConfigError, load_config  # noqa: E402
 from pretrain import checkpoint as ckpt  # noqa: E402
 from pretrain.config import PretrainConfig  # noqa: E402
