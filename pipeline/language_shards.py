@@ -17,9 +17,9 @@ from apache_beam import pvalue
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.config import MinHashConfig, ValidConfig
-from pipeline.near_dedup import AddSignature, dedup_language
+from pipeline.near_dedup import AddSignature, Signer, dedup_language
 from pipeline.records import Line
-from pipeline.steps import REJECTED
+from pipeline.steps import COUNTS, REJECTED, SAMPLES, Tally
 from pipeline.textkey import stable_fraction
 from pipeline.valid_split import split_of, valid_share
 from pipeline.write_shards import shard_name, write_shard
@@ -41,7 +41,10 @@ class WriteLanguage(beam.DoFn):
         self.valid = valid
 
     def process(self, item):
-        lang, pairs = item
+        yield from self.write(*item)
+
+    def write(self, lang: str, pairs):
+        """(Line, signature) pairs of one language -> tagged near_dup Rejected, KEPT counts, shard infos."""
         kept: list[Line] = []
         if self.minhash.enabled:
             for out in dedup_language(pairs, self.minhash):
@@ -82,4 +85,64 @@ class LanguageShards(beam.PTransform):
             keyed
             | "GroupByLanguage" >> beam.GroupByKey()
             | "WriteLanguage" >> beam.ParDo(WriteLanguage(*self.args)).with_outputs(REJECTED, KEPT, main="shards")
+        )
+
+
+class SignBatch(beam.DoFn):
+    """[Line] -> (lang, [(Line tuple, signature bytes)]) per language in the list."""
+
+    def __init__(self, cfg: MinHashConfig):
+        self.cfg = cfg
+        self.signer: Signer | None = None
+
+    def setup(self):
+        self.signer = Signer(self.cfg) if self.cfg.enabled else None
+
+    def process(self, lines):
+        by_lang: dict[str, list] = {}
+        for line in lines:
+            sig = self.signer.signature(line.text).tobytes() if self.signer else b""
+            by_lang.setdefault(line.lang, []).append(
+                ((line.source, line.lang, line.path, line.line_no, line.text), sig))
+        yield from by_lang.items()
+
+
+class WriteLanguageBatches(WriteLanguage):
+    """(lang, [[(Line tuple, signature)]]) -> shard infos; tagged COUNTS (kept and near_dup) and SAMPLES."""
+
+    def __init__(self, staging_dir: str, num_shards: int, minhash: MinHashConfig, valid: ValidConfig,
+                 sample_limit: int):
+        super().__init__(staging_dir, num_shards, minhash, valid)
+        self.sample_limit = sample_limit
+
+    def process(self, item):
+        lang, batches = item
+        tally = Tally(self.sample_limit)
+        for out in self.write(lang, [(Line(*row), sig) for batch in batches for row, sig in batch]):
+            if not isinstance(out, pvalue.TaggedOutput):
+                yield out
+            elif out.tag == KEPT:
+                yield pvalue.TaggedOutput(COUNTS, out.value)
+            else:
+                tally.drop(out.value)
+        yield from tally.outputs()
+
+
+class LanguageShardsFromBatches(beam.PTransform):
+    """PCollection[[Line]] (lists of unique lines) -> shard infos; tagged COUNTS and SAMPLES.
+
+    The batched form of `LanguageShards` used by pipeline.run: one element per list of lines
+    and per language, not per line."""
+
+    def __init__(self, staging_dir: str, num_shards: int, minhash: MinHashConfig, valid: ValidConfig,
+                 sample_limit: int):
+        super().__init__()
+        self.args = (staging_dir, num_shards, minhash, valid, sample_limit)
+
+    def expand(self, batches):
+        return (
+            batches
+            | "Sign" >> beam.ParDo(SignBatch(self.args[2]))
+            | "GroupByLanguage" >> beam.GroupByKey()
+            | "WriteLanguage" >> beam.ParDo(WriteLanguageBatches(*self.args)).with_outputs(COUNTS, SAMPLES, main="shards")
         )

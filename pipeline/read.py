@@ -16,8 +16,6 @@ from apache_beam.metrics import Metrics
 from pipeline.records import Line, RawLine, Rejected
 from pipeline.steps import REJECTED
 
-
-
 class ReadFile(beam.DoFn):
     """(entry, path) -> RawLines, through `<readers_module>.read_file` (imported on the worker)."""
 
@@ -35,16 +33,20 @@ class ReadFile(beam.DoFn):
         yield from self.read_file(entry, path)
 
 
+def to_line(raw: RawLine) -> Line | Rejected:
+    """RawLine -> Line, or a Rejected carrying the reader's reason when it has no text."""
+    if raw.text is None:
+        text = raw.raw if raw.raw is not None else ""
+        return Rejected(raw.source, raw.lang, raw.path, raw.line_no, raw.reason or "unreadable", text)
+    return Line(raw.source, raw.lang, raw.path, raw.line_no, raw.text)
+
+
 class ToLine(beam.DoFn):
     """RawLine -> Line, or a tagged Rejected carrying the reader's reason."""
 
     def process(self, raw: RawLine):
-        if raw.text is None:
-            text = raw.raw if raw.raw is not None else ""
-            yield pvalue.TaggedOutput(
-                REJECTED, Rejected(raw.source, raw.lang, raw.path, raw.line_no, raw.reason or "unreadable", text))
-        else:
-            yield Line(raw.source, raw.lang, raw.path, raw.line_no, raw.text)
+        out = to_line(raw)
+        yield pvalue.TaggedOutput(REJECTED, out) if isinstance(out, Rejected) else out
 
 
 def raw_size(raw: RawLine) -> tuple[tuple, tuple[int, int]]:

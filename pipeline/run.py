@@ -27,16 +27,12 @@ from common.config import config_to_dict, load_config
 from common.io import manifest_is_current, sha256_file, sha256_json
 from pipeline import finalize
 from pipeline.config import DEFAULT_CONFIG, CorpusConfig
-from pipeline.decontam import Decontaminate
+from pipeline.batches import CleanBatch, ReadBatches, SmallestSamples, sample_rows
 from pipeline.eval_sets import eval_files
-from pipeline.exact_dedup import ExactDedup
-from pipeline.filters import FilterLines
-from pipeline.normalise import NormaliseText
-from pipeline.read import ReadSources, raw_size
-from pipeline.segment import SplitUnits
-from pipeline.stats import SumCounts, build_stats, dropped_counts, unit_count
-from pipeline.steps import REJECTED, SAMPLE_CHARS
-from pipeline.language_shards import KEPT, LanguageShards
+from pipeline.exact_dedup import ExactDedupBatches
+from pipeline.language_shards import LanguageShardsFromBatches
+from pipeline.stats import SumCounts, build_stats
+from pipeline.steps import COUNTS, SAMPLES
 
 log = logging.getLogger("pipeline")
 REPO_DIR = Path(__file__).resolve().parents[1]
@@ -111,43 +107,36 @@ def input_hashes(cfg: CorpusConfig, tasks: list[tuple]) -> dict[str, str]:
 # ---------------------------------------------------------------- the pipeline
 
 def build_pipeline(p: beam.Pipeline, cfg: CorpusConfig, tasks: list[tuple], staging: str) -> None:
-    """Wire every step; outputs land in `staging` (shards) and `staging/_meta` (bookkeeping)."""
-    raw, lines, read_rejects = p | "Read" >> ReadSources(tasks, cfg.readers_module)
-    normal = lines | "Normalise" >> beam.ParDo(NormaliseText())
-    units = normal | "Split" >> beam.ParDo(SplitUnits(cfg.split.max_chars, cfg.split.reject_chars)) \
-        .with_outputs(REJECTED, main="units")
-    filtered = units.units | "Filter" >> beam.ParDo(FilterLines(cfg.filter)).with_outputs(REJECTED, main="ok")
-    clean, rejects = filtered.ok, [read_rejects, units[REJECTED], filtered[REJECTED]]
-    if cfg.decontam.enabled:
-        decon = clean | "Decontaminate" >> beam.ParDo(Decontaminate(str(cfg.eval_dir), cfg.decontam)) \
-            .with_outputs(REJECTED, main="ok")
-        clean, rejects = decon.ok, rejects + [decon[REJECTED]]
-    exact = clean | "ExactDedup" >> ExactDedup()
-    clean, rejects = exact.unique, rejects + [exact[REJECTED]]
-    written = clean | "PerLanguage" >> LanguageShards(staging, cfg.num_shards, cfg.minhash, cfg.valid)
-    shards, rejects = written.shards, rejects + [written[REJECTED]]
+    """Wire every step; outputs land in `staging` (shards) and `staging/_meta` (bookkeeping).
 
-    all_rejects = rejects | "AllRejected" >> beam.Flatten()
-    counted_units = (read_rejects, units.units, units[REJECTED]) | "UnitsRead" >> beam.Flatten()
+    Lines travel in batches (pipeline/batches.py): steps 1-5 run per batch, exact dedup per
+    bucket of dedup keys, steps 7-9 per language; counts and rejected samples are summed per
+    batch before they reach the runner (docs/corpus.md, benchmark)."""
+    batches = (
+        p
+        | "Files" >> beam.Create(tasks, reshuffle=False)
+        | "SpreadFiles" >> beam.Reshuffle()
+        | "ReadBatches" >> beam.ParDo(ReadBatches(cfg.readers_module))
+        | "SpreadBatches" >> beam.Reshuffle()
+    )
+    clean = batches | "Clean" >> beam.ParDo(CleanBatch(cfg)).with_outputs(COUNTS, SAMPLES, main="buckets")
+    unique = clean.buckets | "ExactDedup" >> ExactDedupBatches(cfg.rejected_samples)
+    written = unique.unique | "PerLanguage" >> LanguageShardsFromBatches(
+        staging, cfg.num_shards, cfg.minhash, cfg.valid, cfg.rejected_samples)
+    steps = (clean, unique, written)
     counts = (
-        (raw | "CountRecords" >> beam.Map(raw_size),
-         counted_units | "CountUnits" >> beam.Map(unit_count),
-         written[KEPT],
-         all_rejects | "CountDropped" >> beam.FlatMap(dropped_counts))
+        tuple(step[COUNTS] for step in steps)
         | "AllCounts" >> beam.Flatten()
         | "SumCounts" >> SumCounts()
     )
     samples = (
-        all_rejects
-        | "KeyByReason" >> beam.Map(lambda r: (r.reason, r))
-        | "FirstPerReason" >> beam.combiners.Top.SmallestPerKey(
-            cfg.rejected_samples, key=lambda r: (r.source, r.path, r.line_no, r.text))
-        | "SampleRows" >> beam.FlatMap(lambda kv: [
-            {"reason": r.reason, "detail": r.detail, "source": r.source, "lang": r.lang, "path": r.path,
-             "line_no": r.line_no, "text": r.text[:SAMPLE_CHARS]} for r in kv[1]])
+        tuple(step[SAMPLES] for step in steps)
+        | "AllSamples" >> beam.Flatten()
+        | "FirstPerReason" >> beam.CombinePerKey(SmallestSamples(cfg.rejected_samples))
+        | "SampleRows" >> beam.FlatMap(sample_rows)
     )
     meta = FileSystems.join(staging, "_meta")
-    for name, pcoll in (("counts", counts), ("samples", samples), ("shards", shards)):
+    for name, pcoll in (("counts", counts), ("samples", samples), ("shards", written.shards)):
         (pcoll
          | f"{name}ToJson" >> beam.Map(lambda x: json.dumps(x, ensure_ascii=False))
          | f"Write{name}" >> beam.io.WriteToText(FileSystems.join(meta, name), shard_name_template="",

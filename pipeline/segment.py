@@ -17,7 +17,7 @@ import apache_beam as beam
 import regex
 from apache_beam import pvalue
 
-from pipeline.records import Line
+from pipeline.records import Line, Rejected
 from pipeline.steps import REJECTED, reject
 
 # End of sentence: Latin punctuation (optionally closed by quotes/brackets) then a space, or an
@@ -72,6 +72,19 @@ def split_units(text: str, max_chars: int) -> Iterator[str | None]:
             yield from pack_units(paragraph, max_chars)
 
 
+def split_line(line: Line, max_chars: int, reject_chars: int) -> Iterator[Line | Rejected]:
+    """One normalised Line -> its unit Lines and `too_long` / `empty` Rejected, in order."""
+    if len(line.text) > reject_chars:
+        yield reject(line, "too_long", f"{len(line.text)} chars")
+        return
+    produced = False
+    for unit in split_units(line.text, max_chars):
+        produced = True
+        yield reject(line, "too_long", "no space to split at") if unit is None else line.with_text(unit)
+    if not produced:
+        yield reject(line, "empty")
+
+
 class SplitUnits(beam.DoFn):
     """Line -> unit Lines; `too_long` and `empty` leave as tagged Rejected."""
 
@@ -80,15 +93,5 @@ class SplitUnits(beam.DoFn):
         self.reject_chars = reject_chars
 
     def process(self, line: Line):
-        if len(line.text) > self.reject_chars:
-            yield pvalue.TaggedOutput(REJECTED, reject(line, "too_long", f"{len(line.text)} chars"))
-            return
-        produced = False
-        for unit in split_units(line.text, self.max_chars):
-            produced = True
-            if unit is None:
-                yield pvalue.TaggedOutput(REJECTED, reject(line, "too_long", "no space to split at"))
-            else:
-                yield line.with_text(unit)
-        if not produced:
-            yield pvalue.TaggedOutput(REJECTED, reject(line, "empty"))
+        for out in split_line(line, self.max_chars, self.reject_chars):
+            yield pvalue.TaggedOutput(REJECTED, out) if isinstance(out, Rejected) else out

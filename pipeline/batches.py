@@ -1,0 +1,151 @@
+"""Steps 1-5 on batches of lines: what the full pipeline runs (issue 2, item 6).
+
+Each step keeps its own module, its pure per-line function and its per-line DoFn (tested one by
+one in tests/test_pipeline_steps.py). Run one element per line, though, Beam pays its per-element
+costs (coding between stages, output tags, counters) half a million times, which made the
+2-process DirectRunner slower than a plain loop. Here one element is a batch of up to
+`BATCH_LINES` lines of one file:
+- `ReadBatches`: (entry, path) -> lists of RawLine tuples (tuples code far faster than
+  dataclasses); the batches are reshuffled, so a 50,000-line file is spread over the workers
+  instead of keeping one of them busy alone;
+- `CleanBatch`: maps read.to_line, normalise.normalise_text, segment.split_line,
+  filters.check_text and decontam's EvalIndex.match over a batch, in that order, and emits the
+  surviving units bucketed for exact dedup, plus per-batch sums of the stats counts and the
+  smallest rejected samples per reason (instead of one element per rejected line).
+Outputs are the same as the per-line steps' (tests/test_pipeline_batches.py checks that).
+"""
+from __future__ import annotations
+
+import heapq
+import importlib
+import logging
+import time
+import zlib
+from collections import defaultdict
+
+import apache_beam as beam
+
+from pipeline.config import CorpusConfig
+from pipeline.decontam import EvalIndex
+from pipeline.filters import check_text
+from pipeline.normalise import normalise_text
+from pipeline.read import to_line
+from pipeline.records import Line, RawLine, Rejected
+from pipeline.segment import split_line
+from pipeline.steps import SAMPLE_CHARS, Tally, reject
+from pipeline.textkey import dedup_key
+
+log = logging.getLogger(__name__)
+BATCH_LINES = 2000     # lines per element: per-element costs become negligible, batches stay small
+DEDUP_BUCKETS = 16     # exact-dedup groups (by hash of the dedup key); a few per worker
+
+
+def line_tuple(line: Line) -> tuple:
+    return line.source, line.lang, line.path, line.line_no, line.text
+
+
+def dedup_bucket(key: str) -> int:
+    """Stable across processes (Python's str hash is not), so all copies meet in one bucket."""
+    return zlib.crc32(key.encode("utf-8", "surrogatepass")) % DEDUP_BUCKETS
+
+
+def sample_rows(item) -> list[dict]:
+    reason, rows = item
+    return [{"reason": reason, "detail": detail, "source": source, "lang": lang, "path": path,
+             "line_no": line_no, "text": text[:SAMPLE_CHARS]}
+            for source, path, line_no, text, lang, detail in rows]
+
+
+class SmallestSamples(beam.CombineFn):
+    """(reason, [sample tuples]) per batch -> the `limit` smallest per reason."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+
+    def create_accumulator(self):
+        return []
+
+    def add_input(self, acc, rows):
+        return heapq.nsmallest(self.limit, acc + list(rows))
+
+    def merge_accumulators(self, accs):
+        return heapq.nsmallest(self.limit, [row for acc in accs for row in acc])
+
+    def extract_output(self, acc):
+        return acc
+
+
+class ReadBatches(beam.DoFn):
+    """(entry, path) -> lists of up to BATCH_LINES RawLine tuples, via `<readers_module>.read_file`."""
+
+    def __init__(self, readers_module: str, batch_lines: int = BATCH_LINES):
+        self.readers_module = readers_module
+        self.batch_lines = batch_lines
+        self.read_file = None
+
+    def setup(self):
+        self.read_file = importlib.import_module(self.readers_module).read_file
+
+    def process(self, task):
+        entry, path = task
+        batch = []
+        for raw in self.read_file(entry, path):
+            batch.append((raw.source, raw.lang, raw.path, raw.line_no, raw.text, raw.reason, raw.raw))
+            if len(batch) == self.batch_lines:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+
+class CleanBatch(beam.DoFn):
+    """[RawLine tuple] -> (bucket, [(dedup key, Line tuple)]) per exact-dedup bucket; tagged
+    COUNTS ((key, (count, bytes)) summed over the batch) and SAMPLES ((reason, [sample tuples]))."""
+
+    def __init__(self, cfg: CorpusConfig):
+        self.split, self.filter, self.decontam = cfg.split, cfg.filter, cfg.decontam
+        self.eval_dir = str(cfg.eval_dir)
+        self.sample_limit = cfg.rejected_samples
+        self.index: EvalIndex | None = None
+
+    def setup(self):
+        if self.decontam.enabled:
+            start = time.time()
+            self.index = EvalIndex.from_eval_dir(self.eval_dir, self.decontam)
+            log.info("decontam: indexed %d eval items (%d n-grams, %d short items ignored) in %.1fs",
+                     self.index.items, len(self.index.hashes), self.index.ignored_short, time.time() - start)
+
+    def process(self, batch):
+        tally = Tally(self.sample_limit)
+        buckets: dict[int, list] = defaultdict(list)
+        for row in batch:
+            raw = RawLine(*row)
+            tally.count(("records", raw.lang, raw.source), raw.text if raw.text is not None else (raw.raw or ""))
+            for unit in self.units(raw, tally):
+                key = dedup_key(unit.text)
+                buckets[dedup_bucket(key)].append((key, line_tuple(unit)))
+        yield from buckets.items()
+        yield from tally.outputs()
+
+    def units(self, raw: RawLine, tally: Tally):
+        """Steps 1-5 for one RawLine: its clean units; every unit read and every drop is tallied."""
+        line = to_line(raw)
+        if isinstance(line, Rejected):
+            tally.count(("read", line.lang, line.source), line.text)
+            tally.drop(line)
+            return
+        line = line.with_text(normalise_text(line.text))
+        for unit in split_line(line, self.split.max_chars, self.split.reject_chars):
+            tally.count(("read", unit.lang, unit.source), unit.text)
+            if isinstance(unit, Rejected):
+                tally.drop(unit)
+                continue
+            reason = check_text(unit.text, unit.lang, self.filter)
+            if reason is not None:
+                tally.drop(reject(unit, reason))
+                continue
+            eval_set = self.index.match(unit.text) if self.index is not None else None
+            if eval_set is not None:
+                tally.drop(reject(unit, "decontaminated", eval_set))
+                continue
+            yield unit
