@@ -12,22 +12,7 @@ from publish.card import ResultsError, read_results
 from publish.hub import main
 from publish.testing import FakeHub, build_tiny_run
 
-RUN = "tiny-loss"
-
-
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory) -> Path:
-    """One tiny run (model, tokenizer, results, report), copied fresh into each test."""
-    root = tmp_path_factory.mktemp("pristine")
-    build_tiny_run(root, RUN)
-    return root
-
-
-@pytest.fixture
-def out(pristine, tmp_path) -> Path:
-    root = tmp_path / "out"
-    shutil.copytree(pristine, root)
-    return root
+from publish_fixtures import RUN, out, pristine  # noqa: F401  (fixtures)
 
 
 def run_cli(out: Path, *extra: str) -> int:

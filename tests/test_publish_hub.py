@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import shutil
 import time
 from pathlib import Path
 
@@ -14,24 +13,11 @@ from huggingface_hub import constants
 
 from publish.config import PublishConfig
 from publish.hub import PublishError, main, with_retries
-from publish.testing import FakeHub, build_tiny_run
+from publish.testing import FakeHub
 
-RUN = "tiny-loss"
+from publish_fixtures import RUN, out, pristine  # noqa: F401  (fixtures)
+
 REPO = "masakhane-lab/tiny-loss"
-
-
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("pristine")
-    build_tiny_run(root, RUN)
-    return root
-
-
-@pytest.fixture
-def out(pristine, tmp_path) -> Path:
-    root = tmp_path / "out"
-    shutil.copytree(pristine, root)
-    return root
 
 
 @pytest.fixture
