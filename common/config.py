@@ -176,6 +176,15 @@ def load_config(
         raise ConfigError(f"{where + ': ' if where else ''}{err}") from None
 
 
+def preset_path(presets_dir: Path, name: str) -> Path:
+    """The YAML file of preset `name` in `presets_dir`; a ConfigError listing the known ones."""
+    path = Path(presets_dir) / f"{name}.yaml"
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in Path(presets_dir).glob("*.yaml")))
+        raise ConfigError(f"--preset {name}: no such preset in {presets_dir}; known: {known}")
+    return path
+
+
 def read_yaml_with_inherit(path: Path) -> dict:
     if not path.exists():
         raise ConfigError(f"config file {path} does not exist")

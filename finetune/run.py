@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from common.config import ConfigError, _from_dict, config_to_dict, load_config
+from common.config import ConfigError, _from_dict, config_to_dict, load_config, preset_path
 from common.io import (atomic_write, manifest_is_current, sha256_file, sha256_json,
                        write_json, write_jsonl_gz, write_manifest)
 from finetune import config as config_module
@@ -82,10 +82,7 @@ def parse_args(argv: list[str]) -> tuple[Path, list[str]]:
         raise ConfigError(f"unknown option(s) {bad}; settings are key=value (see --help)")
     if args.config and args.preset:
         raise ConfigError("give --config or --preset, not both")
-    path = args.config or PRESETS / f"{args.preset or 'tiny'}.yaml"
-    if not path.exists():
-        raise ConfigError(f"preset {args.preset!r} not found in {PRESETS}")
-    return path, overrides
+    return args.config or preset_path(PRESETS, args.preset or "tiny"), overrides
 
 
 def builtin_task_dicts() -> dict[str, dict]:

@@ -23,7 +23,7 @@ import yaml
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from common.config import config_to_dict, load_config
+from common.config import config_to_dict, load_config, preset_path
 from common.io import manifest_is_current, sha256_file, sha256_json
 from pipeline import finalize
 from pipeline.config import DEFAULT_CONFIG, CorpusConfig
@@ -55,7 +55,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str], l
         beam_flags = [x for x in argv if x not in overrides and x in beam_flags + args.overrides]
     args.overrides = overrides
     if args.preset:
-        args.config = DEFAULT_CONFIG.parent / f"{args.preset}.yaml"
+        args.config = preset_path(DEFAULT_CONFIG.parent, args.preset)
     return args, overrides, beam_flags
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from common.config import ConfigError
+from common.config import preset_path as common_preset_path
 from pretrain.selection import SelectionConfig
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
@@ -160,11 +161,7 @@ def flatten(data: dict, prefix: str = "") -> dict:
 
 
 def preset_path(name: str) -> Path:
-    path = PRESETS_DIR / f"{name}.yaml"
-    if not path.exists():
-        known = ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")))
-        raise ConfigError(f"--preset {name}: no such preset; known: {known}")
-    return path
+    return common_preset_path(PRESETS_DIR, name)
 
 
 def field_docs(cls: type, prefix: str = "") -> list[tuple[str, str, str]]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from common.config import ConfigError, config_to_dict, load_config
+from common.config import ConfigError, config_to_dict, load_config, preset_path
 from common.io import manifest_is_current, sha256_file, write_manifest
 from report import sections
 from report.config import ReportConfig, settings_help
@@ -43,10 +43,7 @@ def parse_args(argv: list[str]) -> tuple[Path, list[str]]:
         raise ConfigError(f"unknown argument(s) {bad}; settings are key=value (see --help)")
     if args.config and args.preset:
         raise ConfigError("give --config or --preset, not both")
-    path = args.config or PRESETS / f"{args.preset or 'default'}.yaml"
-    if not path.exists():
-        raise ConfigError(f"preset {args.preset!r} not found in {PRESETS}")
-    return path, overrides
+    return args.config or preset_path(PRESETS, args.preset or "default"), overrides
 
 
 def input_hashes(files: list[Path]) -> dict[str, str]:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from common.config import preset_path as common_preset_path
+
 PRESET_DIR = Path(__file__).parent / "presets"
 
 # The stage's config hash leaves these out: they say where things are, not what is built.
@@ -132,8 +134,4 @@ class TokenizerConfig:
 
 
 def preset_path(name: str) -> Path:
-    path = PRESET_DIR / f"{name}.yaml"
-    if not path.exists():
-        known = sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
-        raise FileNotFoundError(f"unknown tokenizer preset {name!r}; known: {', '.join(known)}")
-    return path
+    return common_preset_path(PRESET_DIR, name)
