@@ -23,9 +23,10 @@ import yaml
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from common.config import config_to_dict, load_config, preset_path
+from common.config import ConfigError, config_to_dict, load_config, preset_path
 from common.io import manifest_is_current, sha256_file, sha256_json
 from pipeline import finalize
+from pipeline.catalog import CatalogError
 from pipeline.config import DEFAULT_CONFIG, CorpusConfig
 from pipeline.batches import CleanBatch, ReadBatches, SmallestSamples, sample_rows
 from pipeline.eval_sets import eval_files
@@ -198,9 +199,15 @@ def run(argv: list[str] | None = None) -> dict | None:
     return manifest
 
 
-def main() -> None:
-    run(sys.argv[1:])
+def main() -> int:
+    # Bad settings or catalog entries (RELIABILITY row 22/23) end with their message, not a traceback.
+    try:
+        run(sys.argv[1:])
+    except (ConfigError, CatalogError, FileNotFoundError) as err:
+        print(f"corpus: error: {err}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
