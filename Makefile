@@ -18,6 +18,7 @@ PRETRAIN_ARGS ?=
 FINETUNE_ARGS ?=
 REPORT_ARGS ?=
 PUBLISH_ARGS ?=
+BENCH_SCALE_ARGS ?=
 # The tokenizer has presets tiny/default/afrolm; pretraining tiny/small/base/afrolm.
 TOKENIZER_PRESET ?= $(if $(filter tiny afrolm,$(PRESET)),$(PRESET),default)
 TOKENIZER_DIR := $(OUT)/tokenizer/$(TOKENIZER_PRESET)
@@ -26,7 +27,7 @@ RUN := $(PRESET)-$(STRATEGY)
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: all venv corpus tokenizer pretrain finetune report publish test test-all reliability fuzz study \
-        bench-corpus bench-tokenizer clean
+        bench-corpus bench-tokenizer bench-scale clean
 
 all: corpus tokenizer pretrain finetune report
 
@@ -84,6 +85,12 @@ bench-corpus: $(STAMP)
 
 bench-tokenizer: $(STAMP)
 	$(PY) -m tokenizer.bench corpus_dir=$(OUT)/corpus $(TOKENIZER_ARGS)
+
+# About an hour on 2 cores (corpus at 1x-8x, PortableRunner at 4x, tokenizer, pretraining);
+# JSON on stdout, $(OUT)/bench-scale/scale.json and scale.png. Quick look:
+#   make bench-scale BENCH_SCALE_ARGS="langs=[hau,yor] corpus_scales=[1,2] portable_scale=2"
+bench-scale: $(STAMP)
+	$(PY) -m bench.scale data_dir=$(DATA) out_dir=$(OUT)/bench-scale $(BENCH_SCALE_ARGS)
 
 report: $(STAMP)
 	$(PY) -m report.build out_dir=$(OUT) run=$(RUN) tokenizer_dir=$(TOKENIZER_DIR) $(REPORT_ARGS)

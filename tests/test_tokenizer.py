@@ -269,3 +269,15 @@ def test_bulk_encoder_gives_the_fast_tokenizers_ids(tiny_dir, tok):
     texts = [t for texts in TINY_TEXTS.values() for t in texts]
     texts += [unicodedata.normalize("NFD", t) for t in texts] + ["ⵣ 🦒  x ", ""]
     assert load_bulk_encoder(tiny_dir)(texts) == tok(texts, add_special_tokens=False)["input_ids"]
+
+
+def test_a_tied_best_segmentation_is_not_a_mismatch(sp):
+    # Seen on Hausa tweets: "…lisss1" -> [lis, s, ss, 1] (tokenizers) vs [lis, ss, s, 1] (SentencePiece):
+    # the same pieces, so the same score; both are best segmentations.
+    from tokenizer.train import is_equal_score_tie
+
+    vocab = {sp.id_to_piece(i): i for i in range(sp.get_piece_size())}
+    single, double = next((vocab[c], vocab[c + c]) for c in "abcdefghijklmnopqrstuvwxyz" if c in vocab and c + c in vocab)
+    assert is_equal_score_tie(sp, [single, double], [double, single])
+    assert not is_equal_score_tie(sp, [single, single, single], [single, double])  # same text, other score
+    assert not is_equal_score_tie(sp, [single, double], [single, single])  # other text

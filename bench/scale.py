@@ -1,0 +1,209 @@
+"""How the cost of each stage grows with its input (`make bench-scale`).
+
+    python -m bench.scale [--config FILE] [key=value ...]
+
+1. Corpus stage on 1x, 2x, 4x ... the shared corpus (bench/replicate.py: every source again under
+   a new name, so dedup must find and drop the copies); DirectRunner with `workers` processes.
+2. The same stage on `portable_scale`x through the PortableRunner (local job service, worker
+   pool, `workers` SDK worker processes; bench/portable.py), beside the DirectRunner's time.
+3. Tokenizer training on the 1x corpus at each of `tokenizer_chars` sample sizes.
+4. Pretraining tokens/s at each of `pretrain_block_lens` (sequence lengths).
+
+Every run is a separate `python -m <stage>` process; its wall time and peak memory (RSS summed
+over all its processes, bench/process_tree.py) are measured from outside. Prints one JSON object
+and writes it, with the config, to <out_dir>/scale.json, and the figure to <out_dir>/scale.png.
+Run logs: <out_dir>/logs/.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from bench.portable import local_portable_runner
+from bench.process_tree import measure
+from bench.replicate import replicate_data
+from common.config import ConfigError, config_to_dict, load_config
+from common.io import read_jsonl, write_json
+from pipeline.config import PACKAGE_DIR as PIPELINE_DIR
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "scale.yaml"
+
+
+@dataclass
+class ScaleBenchConfig:
+    data_dir: Path = Path("../shared/data")
+    out_dir: Path = Path("out/bench-scale")
+    langs: list[str] | None = None             # corpus languages (default all); a subset for quick runs
+    corpus_scales: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    workers: int = 2                           # Beam worker processes, both runners
+    portable_scale: int = 4                    # 0: no PortableRunner run
+    tokenizer_preset: str = "tiny"
+    tokenizer_chars: list[int] = field(default_factory=lambda: [2_000_000, 6_000_000, 18_000_000])
+    pretrain_preset: str = "tiny"
+    pretrain_block_lens: list[int] = field(default_factory=lambda: [128, 512])
+    pretrain_steps: int = 40
+
+    def __post_init__(self) -> None:
+        if not self.corpus_scales or min(self.corpus_scales) < 1 or 1 not in self.corpus_scales:
+            raise ConfigError(f"corpus_scales must be positive and include 1, got {self.corpus_scales}")
+        if self.portable_scale < 0 or self.workers < 1 or self.pretrain_steps < 10:
+            raise ConfigError("portable_scale must be >= 0, workers >= 1 and pretrain_steps >= 10")
+
+
+def progress(message: str) -> None:
+    print(f"[bench-scale] {time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+def corpus_run(cfg: ScaleBenchConfig, scale: int, beam_flags: list[str], extra_pids=(), runner="direct") -> dict:
+    """One corpus stage run on `scale` x the data; its cost and totals."""
+    work = Path(cfg.out_dir) / f"corpus-{scale}x-{runner}"
+    shutil.rmtree(work, ignore_errors=True)
+    data_root, catalog = replicate_data(PIPELINE_DIR / "catalog.yaml", cfg.data_dir, scale, work)
+    settings = [f"data_dir={data_root}", f"catalog={catalog}", f"eval_dir={Path(cfg.data_dir) / 'eval'}",
+                f"out_dir={work / 'corpus'}"] + ([f"langs=[{','.join(cfg.langs)}]"] if cfg.langs else [])
+    cost = measure(python_module("pipeline.run", *settings, *beam_flags),
+                   Path(cfg.out_dir) / "logs" / f"corpus-{scale}x-{runner}.log", tuple(extra_pids))
+    totals = json.loads((work / "corpus" / "manifest.json").read_text(encoding="utf-8"))["totals"]
+    input_mb = totals["bytes_read"] / 1e6
+    return {"scale": scale, "runner": runner, **cost, "input_mb": round(input_mb, 1),
+            "mb_per_s": round(input_mb / cost["seconds"], 3), "read": totals["read"], "kept": totals["kept"],
+            "corpus_dir": str(work / "corpus")}
+
+
+def bench_corpus(cfg: ScaleBenchConfig) -> list[dict]:
+    flags = [f"--direct_num_workers={cfg.workers}", "--direct_running_mode=multi_processing"]
+    runs = []
+    for scale in sorted(cfg.corpus_scales):
+        progress(f"corpus {scale}x, DirectRunner, {cfg.workers} workers ...")
+        runs.append(corpus_run(cfg, scale, flags))
+        progress(f"corpus {scale}x: {runs[-1]['seconds']} s, peak {runs[-1]['peak_rss_mb']:.0f} MB")
+    if cfg.portable_scale:
+        progress(f"corpus {cfg.portable_scale}x, PortableRunner, {cfg.workers} SDK workers ...")
+        with local_portable_runner(Path(cfg.out_dir) / "logs" / "portable", cfg.workers) as (flags, pids):
+            runs.append(corpus_run(cfg, cfg.portable_scale, flags, pids, runner="portable"))
+        progress(f"corpus {cfg.portable_scale}x portable: {runs[-1]['seconds']} s")
+    one = next(r for r in runs if r["scale"] == 1)
+    for run in runs:
+        run["kept_same_as_1x"] = run["kept"] == one["kept"]
+        if run is not one:
+            shutil.rmtree(Path(run.pop("corpus_dir")).parent, ignore_errors=True)  # keep disk use flat
+    return runs
+
+
+def bench_tokenizer(cfg: ScaleBenchConfig, corpus_dir: Path) -> list[dict]:
+    runs = []
+    for chars in sorted(cfg.tokenizer_chars):
+        progress(f"tokenizer, {chars:,} sample characters ...")
+        out = Path(cfg.out_dir) / f"tokenizer-{chars}"
+        shutil.rmtree(out, ignore_errors=True)
+        cost = measure(python_module("tokenizer.train", "--preset", cfg.tokenizer_preset, f"corpus_dir={corpus_dir}",
+                                     f"out_dir={out}", f"sampling.char_budget={chars}"),
+                       Path(cfg.out_dir) / "logs" / f"tokenizer-{chars}.log")
+        report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+        sample = sum(lang["sample_chars"] for lang in report["languages"].values())
+        runs.append({"char_budget": chars, "sample_chars": sample, **cost,
+                     "chars_per_s": round(sample / cost["seconds"]), "tokenizer_dir": str(out)})
+        progress(f"tokenizer {chars:,}: {cost['seconds']} s")
+    return runs
+
+
+def bench_pretrain(cfg: ScaleBenchConfig, corpus_dir: Path, tokenizer_dir: Path) -> list[dict]:
+    runs = []
+    steps, log_every = cfg.pretrain_steps, max(1, cfg.pretrain_steps // 8)
+    for block_len in sorted(cfg.pretrain_block_lens):
+        progress(f"pretraining, {steps} steps of sequence length {block_len} ...")
+        out = Path(cfg.out_dir) / f"pretrain-{block_len}"
+        shutil.rmtree(out, ignore_errors=True)
+        cost = measure(python_module(
+            "pretrain.train", "--preset", cfg.pretrain_preset, f"corpus_dir={corpus_dir}",
+            f"tokenizer_dir={tokenizer_dir}", f"out_dir={out / 'run'}", f"data.cache_dir={out / 'cache'}",
+            f"data.block_len={block_len}", f"train.max_steps={steps}", f"train.log_every={log_every}",
+            f"train.warmup_steps={steps // 4}", f"train.eval_every={steps}", f"train.checkpoint_every={steps}",
+            "selection.strategy=random"),
+            Path(cfg.out_dir) / "logs" / f"pretrain-{block_len}.log")
+        speeds = [r["tokens_per_s"] for r in read_jsonl(out / "run" / "timing.jsonl")][1:]  # first: warm-up
+        runs.append({"block_len": block_len, "steps": steps, **cost,
+                     "tokens_per_s": round(statistics.median(speeds)) if speeds else None})
+        shutil.rmtree(out, ignore_errors=True)
+        progress(f"pretraining {block_len}: {runs[-1]['tokens_per_s']} tokens/s")
+    return runs
+
+
+def growth_exponent(xs: list[float], ys: list[float]) -> float | None:
+    """Slope of log(y) against log(x): 1 = linear, 0 = flat."""
+    if len(xs) < 2:
+        return None
+    lx, ly = [math.log(x) for x in xs], [math.log(y) for y in ys]
+    mx, my = statistics.fmean(lx), statistics.fmean(ly)
+    return round(sum((a - mx) * (b - my) for a, b in zip(lx, ly)) / sum((a - mx) ** 2 for a in lx), 3)
+
+
+def summarise(corpus: list[dict]) -> dict:
+    direct = [r for r in corpus if r["runner"] == "direct"]
+    xs = [r["scale"] for r in direct]
+    biggest = direct[-1]
+    summary = {
+        "corpus_time_exponent": growth_exponent(xs, [r["seconds"] for r in direct]),
+        "corpus_memory_exponent": growth_exponent(xs, [r["peak_rss_mb"] for r in direct]),
+        f"corpus_time_{biggest['scale']}x_over_1x": round(biggest["seconds"] / direct[0]["seconds"], 2),
+        f"corpus_memory_{biggest['scale']}x_over_1x": round(biggest["peak_rss_mb"] / direct[0]["peak_rss_mb"], 2),
+        "kept_same_at_every_scale": all(r["kept_same_as_1x"] for r in corpus),
+    }
+    portable = next((r for r in corpus if r["runner"] == "portable"), None)
+    same = next((r for r in direct if portable and r["scale"] == portable["scale"]), None)
+    if portable and same:
+        summary["portable_over_direct_time"] = round(portable["seconds"] / same["seconds"], 2)
+    return summary
+
+
+def run(cfg: ScaleBenchConfig) -> dict:
+    started = time.time()
+    machine = {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+               "load_average_1min_start": round(os.getloadavg()[0], 1)}
+    corpus = bench_corpus(cfg)
+    corpus_1x = Path(next(r["corpus_dir"] for r in corpus if r["scale"] == 1 and r["runner"] == "direct"))
+    tokenizer = bench_tokenizer(cfg, corpus_1x)
+    pretrain = bench_pretrain(cfg, corpus_1x, Path(tokenizer[0]["tokenizer_dir"]))
+    machine["load_average_1min_end"] = round(os.getloadavg()[0], 1)
+    result = {"config": config_to_dict(cfg), "machine": machine, "summary": summarise(corpus),
+              "corpus": corpus, "tokenizer": tokenizer, "pretrain": pretrain,
+              "seconds": round(time.time() - started, 1)}
+    write_json(Path(cfg.out_dir) / "scale.json", result)
+    from bench.scale_figure import plot_scale  # matplotlib only when there is something to draw
+    plot_scale(result, Path(cfg.out_dir) / "scale.png")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML settings file")
+    parser.add_argument("overrides", nargs="*", help="key=value settings")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(ScaleBenchConfig, args.config, args.overrides)
+        result = run(cfg)
+    except (ConfigError, RuntimeError) as err:
+        print(f"bench-scale: error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: v for k, v in result.items() if k != "config"}, indent=2))
+    progress(f"wrote {Path(cfg.out_dir) / 'scale.json'} and {Path(cfg.out_dir) / 'scale.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
