@@ -15,8 +15,20 @@ from pathlib import Path
 import psutil
 
 
-def tree_rss(roots: list[psutil.Process]) -> tuple[int, int]:
-    """(bytes of RSS, number of processes) summed over `roots` and all their descendants."""
+ROLES = (("sdk_worker", ("sdk_worker", "SdkHarness")), ("job_service", ("bench.portable", "job_service")),
+         ("worker_pool", ("worker_pool_main",)))
+
+
+def role_of(proc: psutil.Process, launcher_pid: int) -> str:
+    """launcher (the measured command), sdk_worker, job_service, worker_pool or other."""
+    if proc.pid == launcher_pid:
+        return "launcher"
+    command = " ".join(proc.cmdline())
+    return next((role for role, marks in ROLES if any(mark in command for mark in marks)), "other")
+
+
+def tree_rss(roots: list[psutil.Process]) -> dict[int, tuple[str, int]]:
+    """{pid: (role, RSS bytes)} over `roots` and all their descendants; roots[0] is the launcher."""
     seen: dict[int, psutil.Process] = {}
     for root in roots:
         try:
@@ -24,31 +36,39 @@ def tree_rss(roots: list[psutil.Process]) -> tuple[int, int]:
                 seen[proc.pid] = proc
         except psutil.Error:
             continue  # the root has ended
-    total = 0
-    for proc in seen.values():
+    sizes = {}
+    for pid, proc in seen.items():
         try:
-            total += proc.memory_info().rss
+            sizes[pid] = (role_of(proc, roots[0].pid), proc.memory_info().rss)
         except psutil.Error:
             continue  # ended between listing and reading
-    return total, len(seen)
+    return sizes
 
 
 class PeakMemory:
-    """Samples tree_rss every `interval` seconds in a thread until stopped."""
+    """Samples tree_rss every `interval` seconds in a thread until stopped.
+
+    Keeps the peak of the sum over all processes, and per role the peak RSS of its largest
+    process (a runner that buffers shuffled data in the launcher and a worker that holds too
+    much state grow in different places).
+    """
 
     def __init__(self, pids: list[int], interval: float = 0.2):
         self.roots = [psutil.Process(pid) for pid in pids]
         self.interval = interval
         self.peak_bytes = 0
         self.peak_processes = 0
+        self.peak_by_role: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def _loop(self) -> None:
         while True:
-            rss, count = tree_rss(self.roots)
-            self.peak_bytes = max(self.peak_bytes, rss)
-            self.peak_processes = max(self.peak_processes, count)
+            sizes = tree_rss(self.roots)
+            self.peak_bytes = max(self.peak_bytes, sum(rss for _, rss in sizes.values()))
+            self.peak_processes = max(self.peak_processes, len(sizes))
+            for role, rss in sizes.values():
+                self.peak_by_role[role] = max(self.peak_by_role.get(role, 0), rss)
             if self._stop.wait(self.interval):
                 return
 
@@ -62,7 +82,8 @@ class PeakMemory:
 
 
 def measure(cmd: list[str], log_path: Path, extra_pids: tuple[int, ...] = (), interval: float = 0.2) -> dict:
-    """Run `cmd` (its output goes to `log_path`); return seconds, peak RSS (MB) and process count.
+    """Run `cmd` (its output goes to `log_path`); return seconds, peak RSS (MB), process count and
+    the peak RSS of the largest process of each role.
 
     A failed command raises RuntimeError naming the command and its log.
     """
@@ -77,4 +98,5 @@ def measure(cmd: list[str], log_path: Path, extra_pids: tuple[int, ...] = (), in
         tail = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-15:]
         raise RuntimeError(f"{' '.join(cmd)} failed with exit code {code}; log: {log_path}\n" + "\n".join(tail))
     return {"seconds": round(seconds, 1), "peak_rss_mb": round(memory.peak_bytes / 2**20, 1),
-            "peak_processes": memory.peak_processes}
+            "peak_processes": memory.peak_processes,
+            "largest_process_peak_mb": {role: round(rss / 2**20, 1) for role, rss in sorted(memory.peak_by_role.items())}}

@@ -25,11 +25,13 @@ def plot_scale(result: dict, path: Path) -> None:
                ylim=(0, None))
     time_ax.legend()
 
-    memory_ax.plot(scales, [r["peak_rss_mb"] for r in direct], "o-", label="DirectRunner")
+    memory_ax.plot(scales, [r["peak_rss_mb"] for r in direct], "o-", label="DirectRunner, all processes")
+    for role, label in (("launcher", "launcher (runner's buffers)"), ("sdk_worker", "largest worker")):
+        memory_ax.plot(scales, [r["largest_process_peak_mb"].get(role, 0) for r in direct], ".--", label=label)
     if portable:
         memory_ax.plot([r["scale"] for r in portable], [r["peak_rss_mb"] for r in portable], "s",
                        label="PortableRunner")
-    memory_ax.set(title="corpus stage: peak RSS, all processes", xlabel="corpus size (x shared corpus)",
+    memory_ax.set(title="corpus stage: peak RSS", xlabel="corpus size (x shared corpus)",
                   ylabel="MB", ylim=(0, None))
     memory_ax.legend()
 
