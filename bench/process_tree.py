@@ -82,7 +82,7 @@ class PeakMemory:
 
 
 def measure(cmd: list[str], log_path: Path, extra_pids: tuple[int, ...] = (), interval: float = 0.2) -> dict:
-    """Run `cmd` (its output goes to `log_path`); return seconds, peak RSS (MB), process count and
+    """Run `cmd` (its output goes to `log_path`); return seconds, peak RSS (MiB), process count and
     the peak RSS of the largest process of each role.
 
     A failed command raises RuntimeError naming the command and its log.
@@ -97,6 +97,6 @@ def measure(cmd: list[str], log_path: Path, extra_pids: tuple[int, ...] = (), in
     if code != 0:
         tail = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-15:]
         raise RuntimeError(f"{' '.join(cmd)} failed with exit code {code}; log: {log_path}\n" + "\n".join(tail))
-    return {"seconds": round(seconds, 1), "peak_rss_mb": round(memory.peak_bytes / 2**20, 1),
+    return {"seconds": round(seconds, 1), "peak_rss_mib": round(memory.peak_bytes / 2**20, 1),
             "peak_processes": memory.peak_processes,
-            "largest_process_peak_mb": {role: round(rss / 2**20, 1) for role, rss in sorted(memory.peak_by_role.items())}}
+            "largest_process_peak_mib": {role: round(rss / 2**20, 1) for role, rss in sorted(memory.peak_by_role.items())}}

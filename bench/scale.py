@@ -90,7 +90,7 @@ def bench_corpus(cfg: ScaleBenchConfig) -> list[dict]:
     for scale in sorted(cfg.corpus_scales):
         progress(f"corpus {scale}x, DirectRunner, {cfg.workers} workers ...")
         runs.append(corpus_run(cfg, scale, flags))
-        progress(f"corpus {scale}x: {runs[-1]['seconds']} s, peak {runs[-1]['peak_rss_mb']:.0f} MB")
+        progress(f"corpus {scale}x: {runs[-1]['seconds']} s, peak {runs[-1]['peak_rss_mib']:.0f} MiB")
     if cfg.portable_scale:
         progress(f"corpus {cfg.portable_scale}x, PortableRunner, {cfg.workers} SDK workers ...")
         with local_portable_runner(Path(cfg.out_dir) / "logs" / "portable", cfg.workers) as (flags, pids):
@@ -158,9 +158,9 @@ def summarise(corpus: list[dict]) -> dict:
     biggest = direct[-1]
     summary = {
         "corpus_time_exponent": growth_exponent(xs, [r["seconds"] for r in direct]),
-        "corpus_memory_exponent": growth_exponent(xs, [r["peak_rss_mb"] for r in direct]),
+        "corpus_memory_exponent": growth_exponent(xs, [r["peak_rss_mib"] for r in direct]),
         f"corpus_time_{biggest['scale']}x_over_1x": round(biggest["seconds"] / direct[0]["seconds"], 2),
-        f"corpus_memory_{biggest['scale']}x_over_1x": round(biggest["peak_rss_mb"] / direct[0]["peak_rss_mb"], 2),
+        f"corpus_memory_{biggest['scale']}x_over_1x": round(biggest["peak_rss_mib"] / direct[0]["peak_rss_mib"], 2),
         "kept_same_at_every_scale": all(r["kept_same_as_1x"] for r in corpus),
     }
     portable = next((r for r in corpus if r["runner"] == "portable"), None)

@@ -25,14 +25,14 @@ def plot_scale(result: dict, path: Path) -> None:
                ylim=(0, None))
     time_ax.legend()
 
-    memory_ax.plot(scales, [r["peak_rss_mb"] for r in direct], "o-", label="DirectRunner, all processes")
+    memory_ax.plot(scales, [r["peak_rss_mib"] for r in direct], "o-", label="DirectRunner, all processes")
     for role, label in (("launcher", "launcher (runner's buffers)"), ("sdk_worker", "largest worker")):
-        memory_ax.plot(scales, [r["largest_process_peak_mb"].get(role, 0) for r in direct], ".--", label=label)
+        memory_ax.plot(scales, [r["largest_process_peak_mib"].get(role, 0) for r in direct], ".--", label=label)
     if portable:
-        memory_ax.plot([r["scale"] for r in portable], [r["peak_rss_mb"] for r in portable], "s",
+        memory_ax.plot([r["scale"] for r in portable], [r["peak_rss_mib"] for r in portable], "s",
                        label="PortableRunner")
     memory_ax.set(title="corpus stage: peak RSS", xlabel="corpus size (x shared corpus)",
-                  ylabel="MB", ylim=(0, None))
+                  ylabel="MiB", ylim=(0, None))
     memory_ax.legend()
 
     tokenizer = result["tokenizer"]

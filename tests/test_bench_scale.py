@@ -56,8 +56,8 @@ def test_peak_memory_includes_the_commands_children(tmp_path):
     parent = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {child!r}], check=True)"
     cost = measure([sys.executable, "-c", parent], tmp_path / "log.txt", interval=0.05)
     assert cost["peak_processes"] == 2
-    assert cost["peak_rss_mb"] >= 300  # the child's block, counted although the parent holds none
-    assert cost["largest_process_peak_mb"]["other"] >= 300 > cost["largest_process_peak_mb"]["launcher"]
+    assert cost["peak_rss_mib"] >= 300  # the child's block, counted although the parent holds none
+    assert cost["largest_process_peak_mib"]["other"] >= 300 > cost["largest_process_peak_mib"]["launcher"]
     assert cost["seconds"] >= 1.5
 
 
@@ -91,7 +91,7 @@ def test_small_scaling_run_end_to_end(tmp_path, data_dir):
     assert printed["summary"]["kept_same_at_every_scale"]  # ... and every copy deduplicated away
     # launcher + job service + worker pool + 2 SDK workers
     assert runs[2, "portable"]["peak_processes"] >= 5
-    assert set(runs[2, "portable"]["largest_process_peak_mb"]) >= {"launcher", "job_service", "worker_pool", "sdk_worker"}
+    assert set(runs[2, "portable"]["largest_process_peak_mib"]) >= {"launcher", "job_service", "worker_pool", "sdk_worker"}
     assert "portable_over_direct_time" in printed["summary"]
     assert [r["char_budget"] for r in printed["tokenizer"]] == [300000, 600000]
     assert all(r["tokens_per_s"] > 0 for r in printed["pretrain"])
