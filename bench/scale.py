@@ -54,8 +54,10 @@ class ScaleBenchConfig:
     pretrain_steps: int = 40
 
     def __post_init__(self) -> None:
-        if not self.corpus_scales or min(self.corpus_scales) < 1 or 1 not in self.corpus_scales:
+        if 1 not in self.corpus_scales or min(self.corpus_scales) < 1:
             raise ConfigError(f"corpus_scales must be positive and include 1, got {self.corpus_scales}")
+        if not self.tokenizer_chars or not self.pretrain_block_lens:
+            raise ConfigError("tokenizer_chars and pretrain_block_lens need at least one value each")
         if self.portable_scale < 0 or self.workers < 1 or self.pretrain_steps < 10:
             raise ConfigError("portable_scale must be >= 0, workers >= 1 and pretrain_steps >= 10")
 
@@ -163,16 +165,15 @@ def summarise(corpus: list[dict]) -> dict:
         f"corpus_memory_{biggest['scale']}x_over_1x": round(biggest["peak_rss_mib"] / direct[0]["peak_rss_mib"], 2),
         "kept_same_at_every_scale": all(r["kept_same_as_1x"] for r in corpus),
     }
-    portable = next((r for r in corpus if r["runner"] == "portable"), None)
-    same = next((r for r in direct if portable and r["scale"] == portable["scale"]), None)
-    if portable and same:
-        summary["portable_over_direct_time"] = round(portable["seconds"] / same["seconds"], 2)
+    for portable in (r for r in corpus if r["runner"] == "portable"):
+        for same in (r for r in direct if r["scale"] == portable["scale"]):
+            summary["portable_over_direct_time"] = round(portable["seconds"] / same["seconds"], 2)
     return summary
 
 
 def run(cfg: ScaleBenchConfig) -> dict:
     started = time.time()
-    machine = {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+    machine = {"cpus": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
                "load_average_1min_start": round(os.getloadavg()[0], 1)}
     corpus = bench_corpus(cfg)
     corpus_1x = Path(next(r["corpus_dir"] for r in corpus if r["scale"] == 1 and r["runner"] == "direct"))

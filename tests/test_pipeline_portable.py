@@ -5,35 +5,16 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from bench.portable import free_port, wait_for_port
 from pipeline.run import run
 from tests.conftest import REPO_ROOT
 from tests.pipeline_data import make_corpus, run_args
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("localhost", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited with {proc.returncode} before listening on {port}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("localhost", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"nothing listening on port {port} after {timeout}s")
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -50,7 +31,7 @@ def _stop(proc: subprocess.Popen) -> None:
 def portable_services(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    job_port, worker_port = _free_port(), _free_port()
+    job_port, worker_port = free_port(), free_port()
     procs = []
     try:
         for module, flag, port in (
@@ -60,7 +41,7 @@ def portable_services(tmp_path):
             log = open(tmp_path / f"{module.rsplit('.', 1)[1]}.log", "wb")
             procs.append(subprocess.Popen([sys.executable, "-m", module, f"{flag}={port}"], cwd=REPO_ROOT,
                                           env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
-            _wait_for_port(port, procs[-1])
+            wait_for_port(port, procs[-1], module)
         yield job_port, worker_port
     finally:
         for proc in procs:
