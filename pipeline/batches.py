@@ -6,11 +6,12 @@ costs (coding between stages, output tags, counters) half a million times, which
 2-process DirectRunner slower than a plain loop. Here one element is a batch of up to
 `BATCH_LINES` lines of one file:
 - `ReadBatches`: (entry, path) -> lists of RawLine tuples (tuples code far faster than
-  dataclasses); the batches are reshuffled, so a 50,000-line file is spread over the workers
-  instead of keeping one of them busy alone;
+  dataclasses), each packed into one compressed bytes object (`pack_rows`); the batches are
+  reshuffled, so a 50,000-line file is spread over the workers instead of keeping one of them
+  busy alone;
 - `CleanBatch`: maps read.to_line, normalise.normalise_text, segment.split_line,
   filters.check_text and decontam's EvalIndex.match over a batch, in that order, and emits the
-  surviving units bucketed for exact dedup, plus per-batch sums of the stats counts and the
+  surviving units bucketed (and packed) for exact dedup, plus per-batch sums of the stats counts and the
   smallest rejected samples per reason (instead of one element per rejected line).
 Outputs are the same as the per-line steps' (tests/test_pipeline_batches.py checks that).
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import heapq
 import importlib
 import logging
+import pickle
 import time
 import zlib
 from collections import defaultdict
@@ -38,6 +40,20 @@ from pipeline.textkey import dedup_key
 log = logging.getLogger(__name__)
 BATCH_LINES = 2000     # lines per element: per-element costs become negligible, batches stay small
 DEDUP_BUCKETS = 16     # exact-dedup groups (by hash of the dedup key); a few per worker
+
+
+def pack_rows(rows: list) -> bytes:
+    """A batch as one compressed bytes object, for the steps before exact dedup.
+
+    Beam's local runners keep every element of a shuffle (a Reshuffle, a GroupByKey) in the
+    runner process, decoded: one small bytes object per batch there instead of thousands of
+    tuples keeps that memory to about the compressed size of the text (README, "Running at scale").
+    """
+    return zlib.compress(pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL), 1)
+
+
+def unpack_rows(packed: bytes) -> list:
+    return pickle.loads(zlib.decompress(packed))
 
 
 def line_tuple(line: Line) -> tuple:
@@ -76,7 +92,7 @@ class SmallestSamples(beam.CombineFn):
 
 
 class ReadBatches(beam.DoFn):
-    """(entry, path) -> lists of up to BATCH_LINES RawLine tuples, via `<readers_module>.read_file`."""
+    """(entry, path) -> packed lists of up to BATCH_LINES RawLine tuples, via `<readers_module>.read_file`."""
 
     def __init__(self, readers_module: str, batch_lines: int = BATCH_LINES):
         self.readers_module = readers_module
@@ -92,14 +108,14 @@ class ReadBatches(beam.DoFn):
         for raw in self.read_file(entry, path):
             batch.append((raw.source, raw.lang, raw.path, raw.line_no, raw.text, raw.reason, raw.raw))
             if len(batch) == self.batch_lines:
-                yield batch
+                yield pack_rows(batch)
                 batch = []
         if batch:
-            yield batch
+            yield pack_rows(batch)
 
 
 class CleanBatch(beam.DoFn):
-    """[RawLine tuple] -> (bucket, [(dedup key, Line tuple)]) per exact-dedup bucket; tagged
+    """packed [RawLine tuple] -> (bucket, packed [(dedup key, Line tuple)]) per exact-dedup bucket; tagged
     COUNTS ((key, (count, bytes)) summed over the batch) and SAMPLES ((reason, [sample tuples]))."""
 
     def __init__(self, cfg: CorpusConfig):
@@ -115,16 +131,17 @@ class CleanBatch(beam.DoFn):
             log.info("decontam: indexed %d eval items (%d n-grams, %d short items ignored) in %.1fs",
                      self.index.items, len(self.index.hashes), self.index.ignored_short, time.time() - start)
 
-    def process(self, batch):
+    def process(self, packed):
         tally = Tally(self.sample_limit)
         buckets: dict[int, list] = defaultdict(list)
-        for row in batch:
+        for row in unpack_rows(packed):
             raw = RawLine(*row)
             tally.count(("records", raw.lang, raw.source), raw.text if raw.text is not None else (raw.raw or ""))
             for unit in self.units(raw, tally):
                 key = dedup_key(unit.text)
                 buckets[dedup_bucket(key)].append((key, line_tuple(unit)))
-        yield from buckets.items()
+        for bucket, rows in buckets.items():
+            yield bucket, pack_rows(rows)
         yield from tally.outputs()
 
     def units(self, raw: RawLine, tally: Tally):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam import pvalue
 
+from pipeline.batches import unpack_rows
 from pipeline.records import Line
 from pipeline.steps import COUNTS, REJECTED, SAMPLES, Tally, reject
 from pipeline.textkey import dedup_key
@@ -42,32 +43,38 @@ class ExactDedup(beam.PTransform):
 
 
 class DedupBucket(beam.DoFn):
-    """(bucket, [[(dedup key, Line tuple)]]) -> the bucket's surviving Line tuples (one list);
+    """(bucket, [packed [(dedup key, Line tuple)]]) -> the bucket's surviving Lines (one list);
     tagged COUNTS and SAMPLES for the `exact_dup` rejects. Same rule as `ExactDedup`: all copies
-    of a key share a bucket (batches.dedup_bucket), and `_keep_first` picks the survivor."""
+    of a key share a bucket (batches.dedup_bucket), and the smallest `order_key` survives.
+
+    Two passes over the packed batches: the first keeps only the best line per key, the second
+    rejects every other copy naming its winner. Memory grows with the bucket's distinct lines,
+    not with its copies."""
 
     def __init__(self, sample_limit: int):
         self.sample_limit = sample_limit
 
     def process(self, item):
-        _, batches = item
-        groups: dict[str, list[Line]] = {}
-        for batch in batches:
-            for key, row in batch:
-                groups.setdefault(key, []).append(Line(*row))
-        tally, survivors = Tally(self.sample_limit), []
-        for key, lines in groups.items():
-            for out in _keep_first((key, lines)):
-                if isinstance(out, pvalue.TaggedOutput):
-                    tally.drop(out.value)
-                else:
-                    survivors.append(out)
-        yield survivors
+        _, packed_batches = item
+        packed_batches = list(packed_batches)  # compressed; iterated twice
+        best: dict[str, Line] = {}
+        for packed in packed_batches:
+            for key, row in unpack_rows(packed):
+                line = Line(*row)
+                if key not in best or order_key(line) < order_key(best[key]):
+                    best[key] = line
+        tally = Tally(self.sample_limit)
+        for packed in packed_batches:
+            for key, row in unpack_rows(packed):
+                line, winner = Line(*row), best[key]
+                if line != winner:
+                    tally.drop(reject(line, "exact_dup", f"{winner.source}:{winner.line_no}"))
+        yield list(best.values())
         yield from tally.outputs()
 
 
 class ExactDedupBatches(beam.PTransform):
-    """PCollection[(bucket, [(dedup key, Line tuple)])] -> lists of unique Lines; COUNTS; SAMPLES."""
+    """PCollection[(bucket, packed [(dedup key, Line tuple)])] -> lists of unique Lines; COUNTS; SAMPLES."""
 
     def __init__(self, sample_limit: int):
         super().__init__()

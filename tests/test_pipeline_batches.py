@@ -9,7 +9,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from common.config import load_config
-from pipeline.batches import CleanBatch, ReadBatches, SmallestSamples, dedup_bucket
+from pipeline.batches import CleanBatch, ReadBatches, SmallestSamples, dedup_bucket, pack_rows, unpack_rows
 from pipeline.config import DEFAULT_CONFIG, CorpusConfig
 from pipeline.decontam import Decontaminate
 from pipeline.exact_dedup import DedupBucket, ExactDedup
@@ -37,9 +37,9 @@ def _clean_in_batches(cfg: CorpusConfig, batch_lines: int):
     clean.setup()
     kept, counts, samples = [], Counter(), []
     for task in expand_tasks(cfg):
-        for batch in reader.process(task):
-            assert len(batch) <= batch_lines
-            for out in clean.process(batch):
+        for packed in reader.process(task):
+            assert len(unpack_rows(packed)) <= batch_lines
+            for out in clean.process(packed):
                 if isinstance(out, beam.pvalue.TaggedOutput) and out.tag == COUNTS:
                     key, (n, size) = out.value
                     counts[key + ("n",)] += n
@@ -48,7 +48,7 @@ def _clean_in_batches(cfg: CorpusConfig, batch_lines: int):
                     assert out.tag == SAMPLES
                     samples += [(out.value[0], row[0], row[2], row[3], row[5]) for row in out.value[1]]
                 else:
-                    bucket, rows = out
+                    bucket, rows = out[0], unpack_rows(out[1])
                     assert all(dedup_bucket(key) == bucket and key == dedup_key(row[4]) for key, row in rows)
                     kept += [row for _, row in rows]
     return kept, counts, samples
@@ -78,7 +78,7 @@ def test_clean_batch_equals_per_line_steps(tmp_path):
 def test_dedup_bucket_equals_exact_dedup():
     texts = ["Ọmọ náà ń lọ sí ilé-ìwé.", "ỌMỌ NÁÀ  ń lọ sí ilé-ìwé!", "Ọkọ̀ náà ń lọ sí ilé-ìwé.", "ọmọ náà ń lọ sí ilé ìwé"]
     lines = [Line(src, "yor", "p", n, t) for n, (src, t) in enumerate(zip("bacd", texts))]
-    batches = [[(dedup_key(l.text), (l.source, l.lang, l.path, l.line_no, l.text)) for l in part]
+    batches = [pack_rows([(dedup_key(l.text), (l.source, l.lang, l.path, l.line_no, l.text)) for l in part])
                for part in (lines[:2], lines[2:])]
     outputs = list(DedupBucket(200).process((0, batches)))
     unique = [l for out in outputs if isinstance(out, list) for l in out]
