@@ -33,7 +33,7 @@ def plot_scale(result: dict, path: Path) -> None:
                        label="PortableRunner")
     memory_ax.set(title="corpus stage: peak RSS", xlabel="corpus size (x shared corpus)",
                   ylabel="MiB", ylim=(0, None))
-    memory_ax.legend()
+    memory_ax.legend(loc="lower right", fontsize="small")
 
     tokenizer = result["tokenizer"]
     tokenizer_ax.plot([r["sample_chars"] / 1e6 for r in tokenizer], [r["seconds"] for r in tokenizer], "o-")
