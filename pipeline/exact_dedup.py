@@ -21,13 +21,18 @@ def order_key(line: Line) -> tuple:
     return (line.source, line.path, line.line_no, line.text)
 
 
+def reject_copy(line: Line, winner: Line):
+    """The `exact_dup` reject of a copy that lost, naming where the surviving line is."""
+    return reject(line, "exact_dup", f"{winner.source}:{winner.line_no}")
+
+
 def _keep_first(item):
     _, lines = item
     ordered = sorted(lines, key=order_key)
     winner = ordered[0]
     yield winner
     for line in ordered[1:]:
-        yield pvalue.TaggedOutput(REJECTED, reject(line, "exact_dup", f"{winner.source}:{winner.line_no}"))
+        yield pvalue.TaggedOutput(REJECTED, reject_copy(line, winner))
 
 
 class ExactDedup(beam.PTransform):
@@ -68,7 +73,7 @@ class DedupBucket(beam.DoFn):
             for key, row in unpack_rows(packed):
                 line, winner = Line(*row), best[key]
                 if line != winner:
-                    tally.drop(reject(line, "exact_dup", f"{winner.source}:{winner.line_no}"))
+                    tally.drop(reject_copy(line, winner))
         yield list(best.values())
         yield from tally.outputs()
 
