@@ -200,28 +200,31 @@ def _subprocess(module: str, args: tuple[str, ...], log_path: Path, nice: int) -
     return proc.returncode
 
 
+def _run_step(spec: RunSpec, cfg: StudyConfig, what: str, module: str, args, log_name: str, log) -> bool:
+    """One step of a run in its own process; False (naming its log) when it failed."""
+    log_path = spec.out_dir / log_name
+    log(f"[study] {spec.name}: {what} (log: {log_path})")
+    code = _subprocess(module, args, log_path, cfg.nice)
+    if code != 0:
+        log(f"[study] {spec.name}: {what} failed (exit {code}); see {log_path}")
+    return code == 0
+
+
 def execute(spec: RunSpec, cfg: StudyConfig, log=print) -> bool:
     """Pretrain then finetune one run unless complete; False when a step failed (named in the log)."""
     started = time.perf_counter()
     if pretrain_is_complete(spec):
         log(f"[study] {spec.name}: pretraining complete, skipped")
-    else:
-        log(f"[study] {spec.name}: pretraining (log: {spec.out_dir / 'pretrain.log'})")
-        code = _subprocess("pretrain.train", spec.pretrain_args, spec.out_dir / "pretrain.log", cfg.nice)
-        if code != 0:
-            log(f"[study] {spec.name}: pretraining failed (exit {code}); see {spec.out_dir / 'pretrain.log'}")
-            return False
+    elif not _run_step(spec, cfg, "pretraining", "pretrain.train", spec.pretrain_args, "pretrain.log", log):
+        return False
     if cfg.finetune:
         if finetune_is_complete(spec):
             log(f"[study] {spec.name}: finetuning complete, skipped")
-        else:
-            log(f"[study] {spec.name}: finetuning (log: {spec.out_dir / 'finetune.log'})")
-            code = _subprocess("finetune.run", spec.finetune_args, spec.out_dir / "finetune.log", cfg.nice)
-            if code != 0:
-                log(f"[study] {spec.name}: finetuning failed (exit {code}); see {spec.out_dir / 'finetune.log'}")
-                return False
+        elif _run_step(spec, cfg, "finetuning", "finetune.run", spec.finetune_args, "finetune.log", log):
             write_json(spec.out_dir / "finetune" / FINETUNE_RECORD,
                        {"key": finetune_key(spec), "args": list(spec.finetune_args)})
+        else:
+            return False
     log(f"[study] {spec.name}: done in {time.perf_counter() - started:.0f} s")
     return True
 

@@ -20,20 +20,25 @@ def _short(value: float, _pos=None) -> str:
     return f"{value / 1e3:.0f}k" if abs(value) >= 1e3 else f"{value:.0f}"
 
 
-def final_loss_bars(rows: list[dict], strategies: list[str], langs: list[str]):
-    """Per language: final validation loss per strategy, mean ± std over seeds."""
-    get = {(r["strategy"], r["key"]): r for r in rows if r["measure"] == "final_valid_loss"}
-    keys = [*langs, "mean"]
+def _grouped_bars(keys: list, strategies: list[str], mean_std, key_width: float):
+    """A group of bars per key, one bar per strategy with a ± std error bar; (fig, ax, x)."""
     colors = palette(strategies)
-    fig = _figure(max(7, 1.1 * len(keys) + 2), 3.6)
+    fig = _figure(max(7, key_width * len(keys) + 2), 3.6)
     ax = fig.subplots()
     width = 0.8 / len(strategies)
     x = np.arange(len(keys))
     for i, s in enumerate(strategies):
-        means = [get[(s, k)]["mean"] for k in keys]
-        stds = [get[(s, k)]["std"] for k in keys]
-        ax.bar(x + (i - (len(strategies) - 1) / 2) * width, means, width, yerr=stds, capsize=2,
-               label=s, color=colors[s])
+        pairs = [mean_std(s, k) for k in keys]
+        ax.bar(x + (i - (len(strategies) - 1) / 2) * width, [mean for mean, _ in pairs], width,
+               yerr=[std for _, std in pairs], capsize=2, label=s, color=colors[s])
+    return fig, ax, x
+
+
+def final_loss_bars(rows: list[dict], strategies: list[str], langs: list[str]):
+    """Per language: final validation loss per strategy, mean ± std over seeds."""
+    get = {(r["strategy"], r["key"]): r for r in rows if r["measure"] == "final_valid_loss"}
+    keys = [*langs, "mean"]
+    fig, ax, x = _grouped_bars(keys, strategies, lambda s, k: (get[(s, k)]["mean"], get[(s, k)]["std"]), 1.1)
     lows = [get[(s, k)]["mean"] - (get[(s, k)]["std"] or 0) for s in strategies for k in keys]
     highs = [get[(s, k)]["mean"] + (get[(s, k)]["std"] or 0) for s in strategies for k in keys]
     pad = 0.15 * (max(highs) - min(lows) + 1e-9)
@@ -95,16 +100,12 @@ def downstream_bars(rows: list[dict], strategies: list[str]):
     if not keys:
         return None
     get = {(r["strategy"], r["measure"][len("downstream_"):], r["key"]): r for r in rows}
-    colors = palette(strategies)
-    fig = _figure(max(7, 1.4 * len(keys) + 2), 3.6)
-    ax = fig.subplots()
-    width = 0.8 / len(strategies)
-    x = np.arange(len(keys))
-    for i, s in enumerate(strategies):
-        means = [get.get((s, *k), {}).get("mean", np.nan) for k in keys]
-        stds = [get.get((s, *k), {}).get("std", 0) for k in keys]
-        ax.bar(x + (i - (len(strategies) - 1) / 2) * width, means, width, yerr=stds, capsize=2,
-               label=s, color=colors[s])
+
+    def mean_std(s, k):
+        row = get.get((s, *k), {})
+        return row.get("mean", np.nan), row.get("std", 0)
+
+    fig, ax, x = _grouped_bars(keys, strategies, mean_std, 1.4)
     ax.set_xticks(x, [f"{t}\n{lang}" for t, lang in keys], fontsize=8)
     ax.set_ylabel("test score (%)")
     ax.set_title("Downstream (finetuned, mean ± std over pretraining seeds)")
