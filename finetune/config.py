@@ -87,6 +87,7 @@ class TrainConfig:
     epochs: int = 5
     lr: float = 5e-5
     batch_size: int = 32
+    """Examples per optimizer step, in total: with N data-parallel processes each takes 1/N."""
     eval_batch_size: int = 64
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
@@ -102,6 +103,11 @@ class TrainConfig:
     """Keep 0 for reportable numbers: test scores on a subset are not comparable."""
     threads: int = 0
     """torch CPU threads (0 = torch's default)."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where the model and batches live: `auto` = cuda when a CUDA device is visible, else cpu.
+    Under `torchrun` each process takes its own GPU and `batch_size` is split between them."""
+    bf16: bool = True
+    """bf16 autocast for the forward passes on CUDA (ignored on CPU)."""
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size", "max_length"):

@@ -8,6 +8,10 @@ runs); `--preset default` gives the real-run settings. Writes results.csv, summa
 results.md, config.yaml, per-run results/predictions under runs/, and manifest.json last.
 A run whose result.json matches its settings and inputs is reused, so adding a seed or a
 task reruns only what is new; the whole stage is skipped when its manifest is current.
+
+    torchrun --nproc_per_node=4 -m finetune.run ...   # data parallel: one GPU a process
+
+Every process trains (train.batch_size is split between them); only rank 0 writes files.
 """
 from __future__ import annotations
 
@@ -156,10 +160,23 @@ def run_dir(cfg: FinetuneConfig, model: str, task: str, lang: str, seed: int) ->
     return cfg.out_dir / "runs" / model_tag(model).replace("/", "--") / task / lang / f"seed{seed}"
 
 
+def train_identity(train, place=None) -> dict:
+    """The training settings a result depends on, with the placement that actually ran.
+
+    On one CPU process device and bf16 change nothing, so they are left out (results made
+    before these settings existed stay reusable); on CUDA the device, the effective bf16 and
+    the number of processes change the numbers, so they are part of it.
+    """
+    identity = {k: v for k, v in config_to_dict(train).items() if k not in ("device", "bf16")}
+    if place is not None and (place.device.type != "cpu" or place.world > 1):
+        identity.update(device=place.device.type, bf16=place.bf16, world=place.world)
+    return identity
+
+
 def run_key(cfg: FinetuneConfig, task: TaskSpec, lang: str, seed: int, inputs: dict,
-            model: Path) -> str:
+            model: Path, place=None) -> str:
     files = {str(p): inputs.get(str(p)) for p in task_files(task, lang, cfg.data_dir)}
-    return sha256_json({"train": config_to_dict(cfg.train), "task": config_to_dict(task),
+    return sha256_json({"train": train_identity(cfg.train, place), "task": config_to_dict(task),
                         "lang": lang, "seed": seed, "skip_bad_rows": cfg.skip_bad_rows,
                         "model": inputs[f"model:{model}"], "files": files})
 
@@ -173,20 +190,26 @@ def _previous(path: Path, key: str) -> dict | None:
 
 
 def run_task(cfg, checked, task: TaskSpec, lang: str, inputs: dict, rows: list[dict],
-             progress: str) -> None:
+             progress: str, place=None) -> None:
     """All seeds of one (model, task, language); reuses finished runs."""
-    from finetune.train import Encoded, finetune_once
+    from finetune.train import Encoded, Placement, broadcast, finetune_once
 
-    todo = []
+    place = place or Placement()
+    todo, reused = [], {}
     for seed in cfg.seeds:
         path = run_dir(cfg, str(checked.path), task.name, lang, seed)
-        key = run_key(cfg, task, lang, seed, inputs, checked.path)
+        key = run_key(cfg, task, lang, seed, inputs, checked.path, place)
         previous = _previous(path, key)
         if previous:
-            log.info("%s seed %d: reusing %s", progress, seed, path / "result.json")
-            rows.append(previous["row"])
+            reused[seed] = previous["row"]
         else:
             todo.append((seed, path, key))
+    # Rank 0's view decides, so every process trains the same runs in step.
+    todo, reused = broadcast(place, (todo, reused))
+    for seed, row in reused.items():
+        log.info("%s seed %d: reusing %s", progress, seed,
+                 run_dir(cfg, str(checked.path), task.name, lang, seed) / "result.json")
+        rows.append(row)
     if not todo:
         return
     caps = {"train": cfg.train.max_train_examples, "dev": cfg.train.max_dev_examples,
@@ -198,19 +221,23 @@ def run_task(cfg, checked, task: TaskSpec, lang: str, inputs: dict, rows: list[d
     encoded = {s: Encoded(data, s, checked, cfg.train) for s in data.splits}
     metric = MAIN_METRIC[task.kind]
     for seed, path, key in todo:
-        out = finetune_once(checked, data, encoded, cfg.train, seed, f"{progress} seed {seed}")
+        out = finetune_once(checked, data, encoded, cfg.train, seed, f"{progress} seed {seed}",
+                            place)
         row = result_row(task.name, lang, model_tag(str(checked.path)), seed, data.setting,
                          metric, out, cfg.train.epochs, sizes)
         log.info("%s seed %d: test %s %.2f (best dev epoch %d, %.1fs)", progress, seed, metric,
                  row["test_score"], out.best_epoch, out.seconds)
+        rows.append(row)
+        if not place.main:
+            continue
         if cfg.save_predictions:
             write_jsonl_gz(path / "test_predictions.jsonl.gz", _prediction_records(data, out))
         write_json(path / "result.json", {
             "run_key": key, "row": row, "dev_by_epoch": out.dev_scores, "dev": out.dev,
             "test": out.test, "labels": data.labels, "data_counts": counts,
             "bad_rows": {s: d.bad_examples for s, d in data.splits.items() if d.bad_examples},
-            "sources": {s: d.sources for s, d in data.splits.items()}})
-        rows.append(row)
+            "sources": {s: d.sources for s, d in data.splits.items()},
+            "device": out.device, "bf16": place.bf16, "processes": place.world})
 
 
 def _prediction_records(data, out):
@@ -224,22 +251,41 @@ def _prediction_records(data, out):
             yield {"line": line, "gold": gold, "pred": pred}
 
 
-def setup_logging(out_dir: Path) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
+def setup_logging(out_dir: Path, main: bool = True) -> None:
+    """Progress to stdout and log.txt; other data-parallel processes only report warnings."""
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
-    log.setLevel(logging.INFO)
     log.handlers.clear()
+    log.propagate = False
+    if not main:
+        log.setLevel(logging.WARNING)
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(fmt)
+        log.addHandler(handler)
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log.setLevel(logging.INFO)
     for handler in (logging.StreamHandler(sys.stdout), logging.FileHandler(out_dir / "log.txt")):
         handler.setFormatter(fmt)
         log.addHandler(handler)
-    log.propagate = False
 
 
 def run(cfg: FinetuneConfig) -> int:
+    from finetune.train import setup_placement, teardown_placement
+
     models = cfg.model_dirs()
     if not models:
         raise ConfigError("model: give a model folder (model=path/to/hf-folder)")
-    setup_logging(cfg.out_dir)
+    place = setup_placement(cfg.train)  # an unusable train.device stops here, before any work
+    try:
+        return _run(cfg, models, place)
+    finally:
+        teardown_placement(place)
+
+
+def _run(cfg: FinetuneConfig, models: list[str], place) -> int:
+    from finetune.train import broadcast
+
+    setup_logging(cfg.out_dir, place.main)
     registry = task_registry(cfg)
     plan = plan_runs(cfg, registry)
     # Row 33: every model folder is checked before any training starts.
@@ -247,11 +293,16 @@ def run(cfg: FinetuneConfig) -> int:
     inputs = hash_inputs(cfg, plan, [c.path for c in checked])
     resolved = config_to_dict(cfg)
     stage_config = {k: v for k, v in resolved.items() if k not in ("force", "out_dir")}
-    if not cfg.force and manifest_is_current(cfg.out_dir, stage_config, inputs):
-        print(f"finetune: skipped, {cfg.out_dir}/manifest.json is current (force=true to rerun)")
+    current = not cfg.force and manifest_is_current(cfg.out_dir, stage_config, inputs)
+    if broadcast(place, current):
+        if place.main:
+            print(f"finetune: skipped, {cfg.out_dir}/manifest.json is current (force=true to rerun)")
         return 0
-    with atomic_write(cfg.out_dir / "config.yaml") as handle:
-        yaml.safe_dump(resolved, handle, allow_unicode=True, sort_keys=False)
+    if place.main:
+        with atomic_write(cfg.out_dir / "config.yaml") as handle:
+            yaml.safe_dump(resolved, handle, allow_unicode=True, sort_keys=False)
+    log.info("finetune: device %s%s, %d process(es)", place.device,
+             " with bf16 autocast" if place.bf16 else "", place.world)
     started, cpu_started = time.time(), time.process_time()
     rows: list[dict] = []
     header = ("# Finetuning results\n\nModels: " + ", ".join(model_tag(m) for m in models)
@@ -262,8 +313,11 @@ def run(cfg: FinetuneConfig) -> int:
             log.info("%s: windows of %d sub-tokens (model limit)", model.path, model.max_length)
         for j, (task, lang) in enumerate(plan):
             progress = f"[{i * len(plan) + j + 1}/{total}] {model_tag(str(model.path))} {task.name}/{lang}"
-            run_task(cfg, model, task, lang, inputs, rows, progress)
-            write_tables(cfg.out_dir, rows, header)  # partial tables are visible as we go
+            run_task(cfg, model, task, lang, inputs, rows, progress, place)
+            if place.main:
+                write_tables(cfg.out_dir, rows, header)  # partial tables are visible as we go
+    if not place.main:
+        return 0
     outputs = write_tables(cfg.out_dir, rows, header)
     write_manifest(cfg.out_dir, "finetune", stage_config, inputs,
                    outputs + [cfg.out_dir / "config.yaml"],

@@ -48,17 +48,31 @@ class DataConfig:
 
     block_len: int = 64  # tokens per block, `<s>` included; also the model's max length
     langs: list[str] = field(default_factory=list)  # languages to train on; [] = every corpus language
-    valid_blocks_per_lang: int = 8  # validation blocks per language (from the corpus valid split)
     cache_dir: Path | None = None  # token-block cache; default <out_dir>/../cache
     tokenize_batch: int = 1000  # texts per tokenizer call while building the cache
 
     def __post_init__(self) -> None:
         if self.block_len < 8:
             raise ConfigError(f"data.block_len must be >= 8, got {self.block_len}")
-        if self.valid_blocks_per_lang < 1:
-            raise ConfigError(f"data.valid_blocks_per_lang must be >= 1, got {self.valid_blocks_per_lang}")
         if self.tokenize_batch < 1:
             raise ConfigError(f"data.tokenize_batch must be >= 1, got {self.tokenize_batch}")
+
+
+@dataclass
+class EvalConfig:
+    """Exact validation (pretrain/validation.py): fixed positions of the valid split, all `<mask>`,
+    the same for every run sharing a tokenizer and corpus; scored beside a unigram baseline."""
+
+    mask_probability: float = 0.15  # share of a block's positions masked in one validation row
+    targets_per_lang: int = 10000  # target tokens per language (fewer where the valid split is small)
+    batch_size: int = 64  # validation rows per forward pass
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.mask_probability <= 0.5:
+            raise ConfigError(f"eval.mask_probability must be in (0, 0.5], got {self.mask_probability}")
+        for name in ("targets_per_lang", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"eval.{name} must be >= 1, got {getattr(self, name)}")
 
 
 @dataclass
@@ -135,6 +149,7 @@ class PretrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     masking: MaskingConfig = field(default_factory=MaskingConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
 
@@ -145,6 +160,7 @@ class PretrainConfig:
 RESUME_SAFE_SETTINGS = frozenset({
     "corpus_dir", "tokenizer_dir", "out_dir", "data.cache_dir", "data.tokenize_batch", "train.log_every",
     "train.checkpoint_every", "train.keep_checkpoints", "train.device", "train.bf16", "train.cpu_threads",
+    "eval.batch_size",
 })
 
 

@@ -144,12 +144,12 @@ def read_index(cache: Path) -> dict:
     return json.loads((Path(cache) / INDEX_NAME).read_text(encoding="utf-8"))
 
 
-def load_valid_blocks(cache: Path, lang: str, limit: int) -> np.ndarray:
-    """Up to `limit` validation blocks of `lang` (the first ones: fixed across runs), int64."""
+def load_valid_blocks(cache: Path, lang: str) -> np.ndarray:
+    """The validation blocks of `lang` (memory-mapped, in corpus order)."""
     path = Path(cache) / lang / "valid.npy"
     if not path.exists():
-        return np.zeros((0, read_index(cache)["block_len"]), dtype=np.int64)
-    return np.asarray(np.load(path, mmap_mode="r")[:limit], dtype=np.int64)
+        return np.zeros((0, read_index(cache)["block_len"]), dtype=np.int32)
+    return np.load(path, mmap_mode="r")
 
 
 class PackedBlockPool:

@@ -31,10 +31,10 @@ from common.io import atomic_write, manifest_is_current, sha256_file, write_mani
 from publish.card import (CardInputs, Result, ResultsError, build_card, evaluated_languages,
                           licence_text, read_results, source_licences, training_summary)
 from publish.config import LANG_CODE, PublishConfig, RunPaths
+from tokenizer.artifacts import make_portable
 
 UPLOAD_DIR = "upload"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
-# Files a training checkpoint may hold that do not belong in a published model.
 # Files a training checkpoint may hold that do not belong in a published model; manifest.json
 # is pipeline bookkeeping (local paths), the upload folder's own manifest sits beside it.
 TRAINING_STATE = ("optimizer", "scheduler", "rng_state", "trainer_state", "training_args", "scaler",
@@ -212,6 +212,9 @@ def _fill(dest: Path, cfg: PublishConfig, paths: RunPaths, check: RunCheck) -> N
     """Write the upload folder's contents into `dest` (an empty staging directory)."""
     for src in check.model_files:
         shutil.copy2(src, dest / src.name)
+    # A run from before the tokenizer stage and pretraining wrote a portable class name still
+    # publishes a folder that transformers 4.x loads.
+    make_portable(dest)
     shutil.copy2(paths.run / "config.yaml", dest / "training_config.yaml")
     if (paths.run / "metrics.jsonl").is_file():
         shutil.copy2(paths.run / "metrics.jsonl", dest / "training_metrics.jsonl")

@@ -286,6 +286,7 @@ def build_tiny_tokenizer(out_dir: Path, vocab_size: int = 600):
 
     from transformers import AutoTokenizer
 
+    from tokenizer.artifacts import make_portable
     from tokenizer.testing import TINY_TEXTS as STAGE_TEXTS
     from tokenizer.testing import build_tiny_tokenizer as stage_helper
 
@@ -293,6 +294,7 @@ def build_tiny_tokenizer(out_dir: Path, vocab_size: int = 600):
         tok_dir = Path(stage_helper(Path(tmp) / "tokenizer", texts_by_lang=STAGE_TEXTS, vocab_size=vocab_size))
         tokenizer = AutoTokenizer.from_pretrained(tok_dir, local_files_only=True)
         tokenizer.save_pretrained(out_dir)
+        make_portable(out_dir)
         if (tok_dir / "sentencepiece.model").is_file():
             shutil.copy2(tok_dir / "sentencepiece.model", Path(out_dir) / "sentencepiece.model")
     return tokenizer

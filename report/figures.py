@@ -104,33 +104,59 @@ def step_to_tokens(metrics: Metrics) -> dict[int, int]:
 
 
 def loss_curves(metrics: Metrics) -> Figure:
-    """Training loss and per-language validation loss; x = tokens seen when the log has them."""
+    """Training loss; per-language validation loss with each language's unigram baseline dashed;
+    and the final margin below that baseline per language. x = tokens seen when the log has them."""
     tokens = step_to_tokens(metrics)
     tokens[0] = 0
     use_tokens = bool(metrics.train) and all(row["step"] in tokens for row in metrics.evals)
     x_of = (lambda step: tokens[step]) if use_tokens else (lambda step: step)
     xlabel = "tokens seen" if use_tokens else "optimizer step"
-    fig = _figure(12, 4)
-    ax_train, ax_valid = fig.subplots(1, 2)
+    langs = sorted({lang for e in metrics.evals for lang in e["langs"]})
+    margins = final_margins(metrics)
+    fig = _figure(16 if margins else 12, max(4.0, _height(len(margins)) if margins else 4.0))
+    axes = fig.subplots(1, 3 if margins else 2, width_ratios=[1, 1.2, 0.8] if margins else None)
+    ax_train, ax_valid = axes[0], axes[1]
     ax_train.plot([x_of(r["step"]) for r in metrics.train], [r["loss"] for r in metrics.train],
                   color="#333333", lw=1.2)
     ax_train.set_title("Training loss (masked tokens)")
-    langs = sorted({lang for e in metrics.evals for lang in e["langs"]})
     colors = palette(langs)
     for lang in langs:
         points = [(x_of(e["step"]), e["langs"][lang]["loss"]) for e in metrics.evals
                   if isinstance(e["langs"].get(lang), dict) and e["langs"][lang].get("loss") is not None]
         if points:
             ax_valid.plot(*zip(*points), marker="o", ms=3, lw=1.2, label=lang, color=colors[lang])
-    ax_valid.set_title("Validation loss per language")
+            base = metrics.baseline.get(lang, {}).get("loss")
+            if base is not None:
+                ax_valid.hlines(base, points[0][0], points[-1][0], colors=[colors[lang]], linestyles="dashed", lw=0.9)
+    ax_valid.set_title("Validation loss per language (dashed: its unigram baseline)")
     if langs:
         ax_valid.legend(fontsize=8, ncol=2 if len(langs) > 8 else 1, frameon=False,
                         loc="center left", bbox_to_anchor=(1.01, 0.5))
     for ax in (ax_train, ax_valid):
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("loss")
+        ax.set_ylabel("loss (nats per masked token)")
         ax.grid(alpha=0.3)
+    if margins:
+        names = sorted(margins, key=margins.get)
+        values = [margins[n] for n in names]
+        ax = axes[2]
+        ax.barh(names, values, color=[KEPT_COLOR if v > 0 else "#c92a2a" for v in values])
+        ax.axvline(0, color="#333333", lw=0.8)
+        ax.set_title("Final margin below the unigram (nats)")
+        ax.set_xlabel("unigram loss - model loss (> 0: model better)")
+        ax.tick_params(axis="y", labelsize=7)
+        ax.grid(alpha=0.3, axis="x")
     return fig
+
+
+def final_margins(metrics: Metrics) -> dict[str, float]:
+    """lang -> unigram loss - last validation loss, for languages with both."""
+    if not metrics.evals or not metrics.baseline:
+        return {}
+    last = metrics.evals[-1]["langs"]
+    return {lang: metrics.baseline[lang]["loss"] - r["loss"] for lang, r in last.items()
+            if isinstance(r, dict) and r.get("loss") is not None
+            and isinstance(metrics.baseline.get(lang), dict) and metrics.baseline[lang].get("loss") is not None}
 
 
 # ------------------------------------------------------------------------- selection

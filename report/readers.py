@@ -188,13 +188,14 @@ class Metrics:
     """out/pretrain/<run>/metrics.jsonl split by event."""
 
     train: list[dict] = field(default_factory=list)      # step, loss, lr, tokens, grad_norm
-    evals: list[dict] = field(default_factory=list)      # step, langs: {lang: {loss, ppl, targets}}
+    evals: list[dict] = field(default_factory=list)      # step, langs: {lang: {loss, ppl, bpc, targets}}
+    baseline: dict = field(default_factory=dict)         # lang: {loss, bpc, targets} of the unigram
     selections: list[dict] = field(default_factory=list)  # round summaries (no timings)
     warnings: list[dict] = field(default_factory=list)
 
 
 EVENT_KEYS = {"train": ("step", "loss"), "eval": ("step", "langs"), "selection": ("round",),
-              "warning": ("message",)}
+              "warning": ("message",), "baseline": ("langs",)}
 
 
 def read_metrics(path: Path, problems: Problems) -> Metrics | None:
@@ -215,6 +216,9 @@ def read_metrics(path: Path, problems: Problems) -> Metrics | None:
             continue
         if event == "train" and not _finite(row["loss"]):
             problems.line(path, number, f"train loss {row['loss']!r} is not a finite number; skipped")
+            continue
+        if event == "baseline":
+            metrics.baseline = row["langs"] if isinstance(row["langs"], dict) else {}
             continue
         target[event].append(row)
     return metrics

@@ -274,9 +274,26 @@ def final_valid(metrics: readers.Metrics) -> dict[str, tuple[float | None, float
 def _valid_table(metrics: readers.Metrics) -> Raw:
     if not metrics.evals:
         return para("No validation line in metrics.jsonl yet.")
-    rows = [[lang, num(first, 4), num(last, 4), num(None if first is None else last - first, 4), num(ppl, 2)]
-            for lang, (first, last, ppl) in final_valid(metrics).items()]
-    return table(["language", "first valid loss", "last valid loss", "change", "last perplexity"], rows)
+    last = metrics.evals[-1]["langs"]
+    rows = []
+    for lang, (first, final, ppl) in final_valid(metrics).items():
+        base = metrics.baseline.get(lang) or {}
+        mine = last.get(lang) if isinstance(last.get(lang), dict) else {}
+        margin = None if final is None or base.get("loss") is None else base["loss"] - final
+        rows.append([lang, num(first, 4), num(final, 4), num(base.get("loss"), 4), num(margin, 4),
+                     num(mine.get("bpc"), 3), num(base.get("bpc"), 3), num(ppl, 2)])
+    parts = []
+    margins = figures.final_margins(metrics)
+    if margins:
+        below = sum(m > 0 for m in margins.values())
+        mean = sum(margins.values()) / len(margins)
+        parts.append(para(f"Final validation loss is below the per-language unigram baseline in {below} of "
+                          f"{len(margins)} languages; mean margin {mean:+.3f} nats per masked token "
+                          "(unigram: piece frequencies of that language's training text, same tokenizer, "
+                          "scored on the same fixed masked positions)."))
+    parts.append(table(["language", "first valid loss", "last valid loss", "unigram loss", "margin",
+                        "bits/char", "unigram bits/char", "last perplexity"], rows))
+    return join(parts)
 
 
 # ------------------------------------------------------------------------- selection

@@ -116,6 +116,8 @@ def write_pretrain(out: Path, run: str = "tiny-loss", strategy: str = "loss", st
                        "ppl": 100.0, "targets": 400} for i, lang in enumerate(LANGS)}
 
     metrics.append({"event": "warning", "step": 0, "message": "language tir has no valid lines"})
+    metrics.append({"event": "baseline", "step": 0, "kind": "unigram",
+                    "langs": {lang: {"loss": 7.0 + i / 10, "bpc": 2.5, "targets": 400} for i, lang in enumerate(LANGS)}})
     metrics.append({"event": "eval", "step": 0, "langs": evaluate(0)})
     scoring = 0.0
     for round_index in range(steps // select_every):

@@ -44,7 +44,7 @@ def make_corpus(root: Path, texts_by_lang: dict[str, list[str]], valid_every: in
 # A run small enough for tests: rounds of 4 steps, a checkpoint every 3 (so resumes land mid-round).
 TEST_SETTINGS = [
     "model.hidden_size=32", "model.num_layers=2", "model.num_heads=2", "model.ffn_size=64",
-    "data.block_len=32", "data.valid_blocks_per_lang=2",
+    "data.block_len=32", "eval.targets_per_lang=200",
     "train.max_steps=12", "train.batch_size=4", "train.grad_accum=2", "train.lr=3e-3", "train.warmup_steps=2",
     "train.eval_every=4", "train.log_every=2", "train.checkpoint_every=3", "train.keep_checkpoints=2",
     "train.cpu_threads=1",

@@ -24,7 +24,7 @@ MARKER = "zzvalidonly"  # a word only validation text contains
 # A run small enough for tests (every strategy gets these; the study sets strategy and seeds).
 TINY = [
     "model.hidden_size=32", "model.num_layers=1", "model.num_heads=2", "model.ffn_size=64",
-    "data.block_len=32", "data.valid_blocks_per_lang=2",
+    "data.block_len=32", "eval.targets_per_lang=200",
     "train.max_steps=8", "train.batch_size=4", "train.warmup_steps=2", "train.eval_every=4",
     "train.log_every=4", "train.checkpoint_every=4", "selection.select_every=4",
     "selection.blocks_per_round=16", "selection.candidates_per_round=32",
@@ -127,7 +127,7 @@ def test_validation_is_never_selectable_and_prompts_are_training_lines(inputs, t
     decoder = Tokenizer.from_file(str(tok / "tokenizer.json"))
     pool_rows = {row.tobytes() for row in pool.blocks(np.arange(len(pool)))}
     for lang in LANGS:
-        valid = data.load_valid_blocks(cache, lang, 1000)
+        valid = data.load_valid_blocks(cache, lang)
         assert len(valid) and not any(row.tobytes() in pool_rows for row in valid)
     assert all(MARKER not in decoder.decode(row.tolist()) for row in pool.blocks(np.arange(len(pool))))
     # the chosen blocks of every round are pool blocks (base or generated), never validation

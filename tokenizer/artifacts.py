@@ -1,18 +1,24 @@
 """Reading a finished tokenizer folder: what later stages call (docs/interfaces.md)."""
 from __future__ import annotations
 
+import json
 import os
 import unicodedata
 from pathlib import Path
 from typing import Callable, Sequence
 
-from common.io import sha256_file, sha256_json
+from common.io import atomic_write, sha256_file, sha256_json
 
 HASHED_FILES = ("tokenizer.json", "sentencepiece.model")
 # sentencepiece.model is not required to load: `tokenizer.save_pretrained` (e.g. into a model's
 # final/ folder) writes only the two JSON files.
 REQUIRED_FILES = ("tokenizer.json", "tokenizer_config.json")
 LAYOUT = {"bos_token_id": 0, "pad_token_id": 1, "eos_token_id": 2, "unk_token_id": 3}
+# The class every folder we write names in tokenizer_config.json. transformers 5 writes its
+# generic fast class as `TokenizersBackend`, which transformers 4 does not have ("Tokenizer class
+# TokenizersBackend does not exist"); both lines know `PreTrainedTokenizerFast` (in 5 an alias
+# of TokenizersBackend) and both load tokenizer.json exactly as written under that name.
+PORTABLE_TOKENIZER_CLASS = "PreTrainedTokenizerFast"
 
 
 class TokenizerFolderError(ValueError):
@@ -35,6 +41,21 @@ def load_tokenizer(tokenizer_dir: str | Path):
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
     check_layout(tokenizer, tokenizer_dir)
     return tokenizer
+
+
+def make_portable(tokenizer_dir: str | Path) -> None:
+    """Name `PreTrainedTokenizerFast` in a saved folder's tokenizer_config.json, so the folder
+    loads in transformers 4.x as well as 5.x. Call it after every `save_pretrained` of one of
+    our tokenizers. Only the class name changes: our tokenizers are always the tokenizers
+    pipeline in tokenizer.json (a model-specific class such as XLMRobertaTokenizer would
+    rebuild its own pipeline, without byte fallback)."""
+    path = Path(tokenizer_dir) / "tokenizer_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    if config.get("tokenizer_class") == PORTABLE_TOKENIZER_CLASS:
+        return
+    config["tokenizer_class"] = PORTABLE_TOKENIZER_CLASS
+    with atomic_write(path) as handle:  # same layout as transformers writes it
+        handle.write(json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
 def load_bulk_encoder(tokenizer_dir: str | Path) -> Callable[[Sequence[str]], list[list[int]]]:

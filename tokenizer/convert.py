@@ -2,8 +2,9 @@
 
 Built with `tokenizers` directly rather than transformers' XLM-R converter: that converter
 shifts ids by fairseq's offset and (in transformers 5) `XLMRobertaTokenizer` rebuilds its
-own pipeline without byte fallback, so the folder names the generic `TokenizersBackend`
-class, which loads tokenizer.json exactly as written.
+own pipeline without byte fallback, so the folder names the generic fast class, which loads
+tokenizer.json exactly as written. It is named `PreTrainedTokenizerFast` (not transformers 5's
+`TokenizersBackend`, unknown to transformers 4) so the folder loads in both lines.
 
 Pipeline, mirroring SentencePiece with add_dummy_prefix and the identity rule:
   normalizer     NFC, then prepend "▁", then " " -> "▁"   (like spm's escaping of spaces)
@@ -22,6 +23,8 @@ from __future__ import annotations
 import sentencepiece as spm
 from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
+
+from tokenizer.artifacts import make_portable
 
 SPACE = "\u2581"
 MASK = "<mask>"
@@ -90,9 +93,18 @@ def build_backend(sp: spm.SentencePieceProcessor, model_type: str) -> Tokenizer:
     return backend
 
 
+class PortableTokenizerFast(PreTrainedTokenizerFast):
+    """The fast tokenizer, whose saved folder also loads in transformers 4.x (`make_portable`)."""
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        files = super().save_pretrained(save_directory, *args, **kwargs)
+        make_portable(save_directory)
+        return files
+
+
 def to_fast_tokenizer(sp: spm.SentencePieceProcessor, model_type: str, model_max_length: int) -> PreTrainedTokenizerFast:
     """The Hugging Face tokenizer; ids 0-3 as in SentencePiece, <mask> = last id."""
-    return PreTrainedTokenizerFast(
+    return PortableTokenizerFast(
         tokenizer_object=build_backend(sp, model_type),
         # lstrip like XLM-R: "Ọmọ <mask>" masks the word including its leading space.
         mask_token=AddedToken(MASK, lstrip=True, rstrip=False, special=True, normalized=False),
