@@ -19,6 +19,7 @@ FINETUNE_ARGS ?=
 REPORT_ARGS ?=
 PUBLISH_ARGS ?=
 BENCH_SCALE_ARGS ?=
+BENCH_PRETRAIN_ARGS ?=
 # The tokenizer has presets tiny/default/afrolm; pretraining tiny/small/base/afrolm.
 TOKENIZER_PRESET ?= $(if $(filter tiny afrolm,$(PRESET)),$(PRESET),default)
 TOKENIZER_DIR := $(OUT)/tokenizer/$(TOKENIZER_PRESET)
@@ -48,7 +49,7 @@ define install_torch
 endef
 
 .PHONY: all venv lock corpus tokenizer pretrain finetune report publish test test-all reliability fuzz study \
-        bench-corpus bench-tokenizer bench-scale clean
+        bench-corpus bench-tokenizer bench-scale bench-pretrain gpu-check clean
 
 all: corpus tokenizer pretrain finetune report
 
@@ -128,6 +129,19 @@ bench-tokenizer: $(STAMP)
 #   make bench-scale BENCH_SCALE_ARGS="langs=[hau,yor] corpus_scales=[1,2] portable_scale=2"
 bench-scale: $(STAMP)
 	$(PY) -m bench.scale data_dir=$(DATA) out_dir=$(OUT)/bench-scale $(BENCH_SCALE_ARGS)
+
+# Our training step beside the Hugging Face Trainer at 8k and 64k vocabularies (JSON on stdout), e.g.
+#   make bench-pretrain BENCH_PRETRAIN_ARGS="vocab_sizes=[8000] steps=10 threads=1"
+bench-pretrain: $(STAMP)
+	$(PY) -m bench.pretrain $(BENCH_PRETRAIN_ARGS)
+
+# One GPU: small-preset pretraining (tokens/s, MFU, peak memory) and one finetuning run, as JSON.
+# Prints {"skipped": true, ...} and exits 0 where no CUDA device is visible. Inputs: make corpus,
+# make tokenizer PRESET=small (docs/pretrain.md, "GPU check").
+GPU_CHECK_ARGS ?=
+gpu-check: $(STAMP)
+	$(PY) -m bench.gpu_check corpus_dir=$(OUT)/corpus tokenizer_dir=$(OUT)/tokenizer/default \
+		data_dir=$(DATA) out_dir=$(OUT)/gpu-check $(GPU_CHECK_ARGS)
 
 report: $(STAMP)
 	$(PY) -m report.build out_dir=$(OUT) run=$(RUN) tokenizer_dir=$(TOKENIZER_DIR) $(REPORT_ARGS)

@@ -179,12 +179,12 @@ def rss_mib() -> float:
 
 def summarize(ends: list[tuple[float, float]], tokens: list[int], targets: list[int], cfg, **extra) -> dict:
     """Timed window = end of the last warm-up step to the end of the last step."""
+    import torch
+
     (w0, c0), (w1, c1) = ends[cfg.warmup_steps - 1], ends[cfg.warmup_steps + cfg.steps - 1]
     walls = np.diff([e[0] for e in ends[cfg.warmup_steps - 1 : cfg.warmup_steps + cfg.steps]])
     timed_tokens = sum(tokens[cfg.warmup_steps : cfg.warmup_steps + cfg.steps])
     per_step = sorted(set(tokens[cfg.warmup_steps : cfg.warmup_steps + cfg.steps]))
-    import torch
-
     return {
         "tokens_per_s": round(timed_tokens / (w1 - w0), 1),
         "tokens_per_s_median_step": round(timed_tokens / cfg.steps / float(np.median(walls)), 1),
@@ -274,7 +274,7 @@ def run_hf(cfg: PretrainBenchConfig, vocab_size: int) -> dict:
             targets.append(int((batch["labels"] != -100).sum()))
             return batch
 
-    ends, losses = [], []
+    ends = []
 
     class StepClock(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
@@ -296,13 +296,12 @@ def run_hf(cfg: PretrainBenchConfig, vocab_size: int) -> dict:
                           callbacks=[StepClock()])
         setup_rss = rss_mib()
         result = trainer.train()
-        losses.append(result.training_loss)
     if len(ends) != total:
         raise RuntimeError(f"the Trainer ran {len(ends)} steps, {total} were asked")
     # The dataloader may collate one batch ahead; batches are consumed in order, one a step.
     return summarize(ends, tokens[:total], targets[:total], cfg, rss_after_setup_mib=round(setup_rss, 1),
                      optimizer=describe_optimizer(trainer.optimizer), max_grad_norm=args.max_grad_norm,
-                     loss_mean=round(losses[0], 4))
+                     loss_mean=round(result.training_loss, 4))
 
 
 def run_arm(cfg: PretrainBenchConfig, arm: str, vocab_size: int) -> dict:

@@ -28,6 +28,7 @@ class ModelConfig:
     ffn_size: int = 256  # feed-forward inner width
     dropout: float = 0.1  # hidden dropout
     attention_dropout: float = 0.1  # attention-probability dropout
+    unigram_output_bias: bool = False  # LM-head bias starts at the log piece frequencies of the training mix
 
     def __post_init__(self) -> None:
         for name in ("hidden_size", "num_layers", "num_heads", "ffn_size"):
@@ -66,6 +67,7 @@ class EvalConfig:
     mask_probability: float = 0.15  # share of a block's positions masked in one validation row
     targets_per_lang: int = 10000  # target tokens per language (fewer where the valid split is small)
     batch_size: int = 64  # validation rows per forward pass
+    at_start: bool = True  # also evaluate the untrained model at step 0 (the unigram baseline is always there)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.mask_probability <= 0.5:
@@ -104,7 +106,8 @@ class TrainConfig:
     lr: float = 1e-3  # peak learning rate
     min_lr_ratio: float = 0.0  # final lr as a share of the peak
     warmup_steps: int = 20  # linear warm-up from 0 to lr
-    schedule: Literal["linear", "cosine"] = "linear"  # decay after warm-up
+    schedule: Literal["linear", "cosine", "wsd"] = "linear"  # decay after warm-up; wsd = hold, then decay at the end
+    decay_fraction: float = 0.2  # wsd: share of the steps, at the end, over which the lr decays
     weight_decay: float = 0.01  # AdamW decoupled decay (not on biases or LayerNorm)
     adam_beta1: float = 0.9  # AdamW beta1
     adam_beta2: float = 0.98  # RoBERTa's value, steadier with large batches
@@ -133,6 +136,8 @@ class TrainConfig:
             raise ConfigError(
                 f"train.warmup_steps must be in [0, train.max_steps={self.max_steps}], got {self.warmup_steps}"
             )
+        if not 0.0 < self.decay_fraction <= 1.0:
+            raise ConfigError(f"train.decay_fraction must be in (0, 1], got {self.decay_fraction}")
         if self.cpu_threads < 0:
             raise ConfigError(f"train.cpu_threads must be >= 0, got {self.cpu_threads}")
         if self.clip_norm < 0:

@@ -30,6 +30,18 @@ def build_model(cfg: ModelConfig, tokenizer, block_len: int) -> XLMRobertaForMas
     return XLMRobertaForMaskedLM(config)
 
 
+def set_output_bias(model: XLMRobertaForMaskedLM, log_probs) -> None:
+    """Start the LM-head bias at `log_probs` (vocab,), e.g. the training mix's unigram: an untrained
+    model then predicts piece frequencies instead of a uniform guess over the vocabulary, so early
+    steps go to context instead of relearning frequencies. Pieces with no probability (special
+    tokens) get the lowest finite value."""
+    values = torch.as_tensor(log_probs, dtype=torch.float32)
+    finite = torch.isfinite(values)
+    values = torch.where(finite, values, values[finite].min())
+    with torch.no_grad():
+        model.lm_head.bias.copy_(values - values[finite].mean())  # centred: softmax is shift-invariant
+
+
 def count_parameters(model: nn.Module) -> int:
     """Distinct parameters (tied embedding/decoder weights counted once)."""
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())

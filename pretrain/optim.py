@@ -10,14 +10,21 @@ from torch import nn
 from pretrain.config import TrainConfig
 
 
-def lr_factor(step: int, warmup: int, total: int, schedule: str, min_ratio: float) -> float:
+def lr_factor(step: int, warmup: int, total: int, schedule: str, min_ratio: float,
+              decay_fraction: float = 0.2) -> float:
     """Multiplier of the peak lr before optimizer step `step` (0-based).
 
     Linear warm-up over `warmup` steps (step 0 already gets 1/warmup, so no step is wasted at
-    lr 0), then linear or cosine decay from 1 to `min_ratio` at step `total`.
+    lr 0), then linear or cosine decay from 1 to `min_ratio` at step `total`; or `wsd`
+    (warmup-stable-decay, Hu et al. 2024 "MiniCPM"): the peak held until the last
+    `decay_fraction` of the steps, then a linear decay to `min_ratio`.
     """
     if warmup and step < warmup:
         return (step + 1) / warmup
+    if schedule == "wsd":
+        decay_steps = max(1, round(decay_fraction * total))
+        progress = min(1.0, max(0.0, (step - (total - decay_steps)) / decay_steps))
+        return min_ratio + (1.0 - min_ratio) * (1.0 - progress)
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     if schedule == "cosine":
         decay = 0.5 * (1.0 + math.cos(math.pi * progress))
@@ -46,6 +53,6 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device):
         fused=device.type == "cuda",
     )
     factor = partial(lr_factor, warmup=cfg.warmup_steps, total=cfg.max_steps,
-                     schedule=cfg.schedule, min_ratio=cfg.min_lr_ratio)
+                     schedule=cfg.schedule, min_ratio=cfg.min_lr_ratio, decay_fraction=cfg.decay_fraction)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     return optimizer, scheduler

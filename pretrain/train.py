@@ -39,7 +39,7 @@ from pretrain import validation
 from pretrain.config import PretrainConfig, field_docs, preset_path
 from pretrain.data import PackedBlockPool, build_block_cache, load_valid_blocks, read_index, tokenizer_hash
 from pretrain.masking import IGNORE_INDEX, mask_tokens, special_table, word_start_table
-from pretrain.model import MaskedLMObjective, build_model, count_parameters
+from pretrain.model import MaskedLMObjective, build_model, count_parameters, set_output_bias
 from pretrain.optim import build_optimizer
 from pretrain.runlog import (
     METRICS, TIMING, JsonlLog, check_same_run, clear_run, record_run, result_settings,
@@ -143,7 +143,13 @@ class Trainer:
         self.special = special_table(self.tokenizer)
         self.valid, self.baseline = self._validation_sets()
         torch.manual_seed(tcfg.seed)  # same initial weights on every rank
-        self.model = build_model(cfg.model, self.tokenizer, cfg.data.block_len).to(device)
+        self.model = build_model(cfg.model, self.tokenizer, cfg.data.block_len)
+        if cfg.model.unigram_output_bias:
+            # The mix training draws from: languages weighted as the selection quotas weight them.
+            sizes = {lang: len(validation.load_train_blocks(self.cache, lang)) for lang in self.langs}
+            weights = {lang: n ** cfg.selection.alpha for lang, n in sizes.items()}
+            set_output_bias(self.model, validation.mixture_log_probs(self.unigram, weights))
+        self.model = self.model.to(device)
         self.objective = MaskedLMObjective(self.model)
         self.ddp = None
         if info.active:
@@ -193,8 +199,9 @@ class Trainer:
         ecfg, tok = self.cfg.eval, self.tokenizer
         chars = validation.piece_chars(tok)
         special = self.special.numpy()
-        sets, baseline = {}, {}
+        sets, baseline, self.unigram = {}, {}, {}
         for lang in self.langs:
+            self.unigram[lang] = validation.unigram_log_probs(validation.load_train_blocks(self.cache, lang), special)
             blocks = load_valid_blocks(self.cache, lang)
             if not len(blocks):
                 self._warn(f"{lang}: no validation text in {self.cfg.corpus_dir}/{lang}/valid-*; not evaluated")
@@ -208,8 +215,7 @@ class Trainer:
                 self.log(f"[eval] {lang}: the valid split gives {vset.targets:,} targets "
                          f"(eval.targets_per_lang={ecfg.targets_per_lang:,}); every valid position is used")
             sets[lang] = vset
-            log_probs = validation.unigram_log_probs(validation.load_train_blocks(self.cache, lang), special)
-            baseline[lang] = validation.unigram_baseline(vset, log_probs)
+            baseline[lang] = validation.unigram_baseline(vset, self.unigram[lang])
         return sets, baseline
 
     # ---- checkpoints --------------------------------------------------------------------
@@ -492,7 +498,8 @@ def _run(cfg, fresh, record_ids, info, device, log) -> RunResult:
     try:
         if p.step == 0 and metrics is not None and trainer.valid:
             metrics.write({"event": "baseline", "step": 0, "kind": "unigram", "langs": trainer.baseline})
-            metrics.write({"event": "eval", "step": 0, "langs": trainer.evaluate()})
+            if cfg.eval.at_start:
+                metrics.write({"event": "eval", "step": 0, "langs": trainer.evaluate()})
         while p.step < tcfg.max_steps:
             round_index = p.step // cfg.selection.select_every
             if round_index != p.round_index:

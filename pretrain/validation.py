@@ -105,6 +105,14 @@ def unigram_log_probs(train_blocks: np.ndarray, special: np.ndarray,
         return np.log(counts / counts.sum())
 
 
+def mixture_log_probs(per_lang: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
+    """log of sum_l w_l p_l: the unigram of a mix that draws language l with weight w_l."""
+    total = sum(weights[lang] for lang in per_lang)
+    mix = sum(np.exp(per_lang[lang]) * (weights[lang] / total) for lang in per_lang)
+    with np.errstate(divide="ignore"):
+        return np.log(mix)
+
+
 def unigram_baseline(valid: ValidationSet, log_probs: np.ndarray) -> dict:
     """The unigram's mean loss (nats) and bits per character on `valid`'s targets."""
     target_ids = valid.labels[valid.labels != IGNORE_INDEX].numpy()

@@ -222,7 +222,7 @@ class CardInputs:
     license_name: str
     training: dict  # summary of the run: steps, final loss, model size
     has_report: bool
-    sample_text: str
+    example: str  # fill-mask example with `<mask>`: the widget's text and the usage snippet's
     sources: list[str]  # pretraining source folders (mono/), for `datasets:`
 
 
@@ -254,6 +254,7 @@ def build_card(inputs: CardInputs) -> ModelCard:
         datasets=datasets or None,
         model_name=inputs.run_name,
         eval_results=results or None,
+        widget=[{"text": inputs.example}],
     )
     training = "\n".join(f"- {key}: {value}" for key, value in inputs.training.items())
     report = ("The training report (HTML and figures) is in [`report/`](report/index.html).\n"
@@ -272,7 +273,7 @@ scores candidate training data and chooses what it trains on next (selection str
 from transformers import pipeline
 
 fill = pipeline("fill-mask", model="{inputs.repo_id}")
-fill("{inputs.sample_text}")
+fill({json.dumps(inputs.example, ensure_ascii=False)})
 ```
 
 ## Training

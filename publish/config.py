@@ -56,7 +56,11 @@ class PublishConfig:
     timeout_s: float = 120.0
     """Per-request HTTP timeout; a stalled endpoint counts as a failed attempt."""
     sample_text: str = "Ọmọ náà ń lọ sí <mask> lójoojúmọ́."
-    """Sentence for the offline fill-mask check; `<mask>` is replaced by the tokenizer's mask."""
+    """Preferred fill-mask example (one `<mask>`): the card's widget and the offline check use it
+    when the model's top guess there is a word, else a validation sentence (docs/publish.md)."""
+    example_candidates: int = 200
+    """Validation sentences (one word masked) tried for the fill-mask example when sample_text's
+    top guess is not a word; 0 = always sample_text."""
 
     def __post_init__(self) -> None:
         if self.repo_id and not REPO_ID.match(self.repo_id):
@@ -70,8 +74,10 @@ class PublishConfig:
             raise ConfigError("backoff_s and max_backoff_s: must not be negative")
         if self.timeout_s <= 0:
             raise ConfigError(f"timeout_s: must be positive, got {self.timeout_s}")
-        if "<mask>" not in self.sample_text:
-            raise ConfigError("sample_text: must contain <mask>")
+        if self.sample_text.count("<mask>") != 1:
+            raise ConfigError("sample_text: must contain <mask> exactly once")
+        if self.example_candidates < 0:
+            raise ConfigError(f"example_candidates: must not be negative, got {self.example_candidates}")
         if not self.revision:
             raise ConfigError("revision: must not be empty")
         if not self.license:

@@ -3,9 +3,9 @@
 Order matters (RELIABILITY row 18): every consistency check runs first, on the inputs, and
 all failures are reported together; only then is the folder built, in a hidden staging
 directory beside its final place, and loaded back offline with `AutoTokenizer`,
-`AutoModelForMaskedLM` and `pipeline("fill-mask")`. Only a folder that passed replaces the
-previous one (rename), and the stage's manifest is written last. Nothing here talks to the
-network.
+`AutoModelForMaskedLM` and `pipeline("fill-mask")`, which also chooses the card's fill-mask
+example (publish/example.py). Only a folder that passed replaces the previous one (rename), and
+the stage's manifest is written last. Nothing here talks to the network.
 
 Layout of `<out_dir>` (default out/publish/<run name>/):
     upload/            exactly what is uploaded: final/ files (weights, config.json, tokenizer),
@@ -31,6 +31,7 @@ from common.io import atomic_write, manifest_is_current, sha256_file, write_mani
 from publish.card import (CardInputs, Result, ResultsError, build_card, evaluated_languages,
                           licence_text, read_results, source_licences, training_summary)
 from publish.config import LANG_CODE, PublishConfig, RunPaths
+from publish.example import TOP_K, Example, candidate_texts, choose_example, validation_shards
 from tokenizer.artifacts import make_portable
 
 UPLOAD_DIR = "upload"
@@ -44,7 +45,7 @@ TRAINING_STATE = ("optimizer", "scheduler", "rng_state", "trainer_state", "train
 # Settings that change what is in the upload folder (the manifest's cache key); retry and
 # network settings do not, so changing them never rebuilds the folder.
 CONTENT_SETTINGS = ("folder", "repo_id", "results", "report_dir", "data_dir", "languages", "license",
-                    "license_name", "allow_no_results", "sample_text")
+                    "license_name", "allow_no_results", "sample_text", "example_candidates")
 
 
 class PublishRefused(Exception):
@@ -67,6 +68,7 @@ class RunCheck:
     preset: str = ""
     results: list[Result] = field(default_factory=list)
     report: Path | None = None
+    valid_shards: list[Path] = field(default_factory=list)  # where fill-mask example candidates come from
     notes: list[str] = field(default_factory=list)
 
 
@@ -194,6 +196,9 @@ def check_run(cfg: PublishConfig, paths: RunPaths) -> RunCheck:
         p for p in paths.final.iterdir()
         if p.is_file() and not p.name.startswith(".") and not p.name.startswith(TRAINING_STATE))
     check.report = paths.report if paths.report.is_dir() and any(paths.report.iterdir()) else None
+    if cfg.example_candidates:
+        check.valid_shards = validation_shards(_find(check.run_config, "corpus_dir", "data.corpus_dir"),
+                                               check.languages)
     return check
 
 
@@ -203,13 +208,15 @@ def _inputs(paths: RunPaths, check: RunCheck, data_dir: Path) -> dict[str, str]:
     files = list(check.model_files) + [paths.run / "config.yaml"]
     files += [p for p in (paths.run / "metrics.jsonl", paths.results,
                           Path(data_dir) / "mono" / "SOURCES.tsv") if p.is_file()]
+    files += check.valid_shards  # the card's example may come from them
     if check.report is not None:
         files += sorted(p for p in check.report.rglob("*") if p.is_file())
     return {str(p): sha256_file(p) for p in files}
 
 
 def _fill(dest: Path, cfg: PublishConfig, paths: RunPaths, check: RunCheck) -> None:
-    """Write the upload folder's contents into `dest` (an empty staging directory)."""
+    """Write the upload folder's contents, all but the card, into `dest` (an empty staging
+    directory); the card needs the example that only the loaded model can choose."""
     for src in check.model_files:
         shutil.copy2(src, dest / src.name)
     # A run from before the tokenizer stage and pretraining wrote a portable class name still
@@ -222,20 +229,22 @@ def _fill(dest: Path, cfg: PublishConfig, paths: RunPaths, check: RunCheck) -> N
         shutil.copy2(paths.results, dest / "eval_results.csv")
     if check.report is not None:
         shutil.copytree(check.report, dest / "report")
-    licences = source_licences(cfg.data_dir)
+    (dest / "LICENSE.md").write_text(licence_text(paths.name, source_licences(cfg.data_dir)), encoding="utf-8")
+
+
+def _write_card(dest: Path, cfg: PublishConfig, paths: RunPaths, check: RunCheck, example: str) -> None:
     card = build_card(CardInputs(
         repo_id=cfg.repo_id or f"<namespace>/{paths.name}", run_name=paths.name,
         languages=check.languages, strategy=check.strategy, preset=check.preset,
         results=check.results, license=cfg.license, license_name=cfg.license_name,
         training=training_summary(paths.run, check.run_config), has_report=check.report is not None,
-        sample_text=cfg.sample_text, sources=sorted(licences)))
+        example=example, sources=sorted(source_licences(cfg.data_dir))))
     card.save(dest / "README.md")
-    (dest / "LICENSE.md").write_text(licence_text(paths.name, licences), encoding="utf-8")
 
 
-def verify_offline(folder: Path, sample_text: str) -> list[dict]:
-    """Load `folder` as a user would, without network; return the fill-mask predictions."""
-    from huggingface_hub import ModelCard
+def verify_offline(folder: Path, sample_text: str, candidates: list[str]) -> Example:
+    """Load `folder` as a user would, without network, and choose the fill-mask example with
+    the loaded pipeline; returns it with its raw predictions."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
     from transformers.utils import logging as hf_logging
 
@@ -245,22 +254,32 @@ def verify_offline(folder: Path, sample_text: str) -> list[dict]:
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         model = AutoModelForMaskedLM.from_pretrained(folder, local_files_only=True)
         fill = pipeline("fill-mask", model=model, tokenizer=tokenizer)
-        predictions = fill(sample_text.replace("<mask>", tokenizer.mask_token), top_k=3)
-        card = ModelCard.load(folder / "README.md")
+        example = choose_example(fill, sample_text, candidates)
     except Exception as err:
         raise PublishRefused(folder, [f"the staged folder does not load offline: {type(err).__name__}: {err}"])
     finally:
         if bars:
             hf_logging.enable_progress_bar()
-    problems = []
-    if len(predictions) != 3 or not all(math.isfinite(p["score"]) for p in predictions):
-        problems.append(f"fill-mask gave unusable predictions: {predictions}")
-    for key in ("language", "license", "pipeline_tag"):
-        if not card.data.get(key):
-            problems.append(f"model card metadata lacks `{key}`")
+    predictions = example.predictions
+    if len(predictions) != TOP_K or not all(math.isfinite(p["score"]) for p in predictions):
+        raise PublishRefused(folder, [f"fill-mask gave unusable predictions: {predictions}"])
+    return example
+
+
+def verify_card(folder: Path, example: str) -> None:
+    """The card parses, has the metadata the Hub needs and shows `example` in its widget."""
+    from huggingface_hub import ModelCard
+
+    try:
+        card = ModelCard.load(folder / "README.md")
+    except Exception as err:
+        raise PublishRefused(folder, [f"the model card does not parse: {type(err).__name__}: {err}"])
+    problems = [f"model card metadata lacks `{key}`" for key in ("language", "license", "pipeline_tag")
+                if not card.data.get(key)]
+    if [w.get("text") for w in card.data.get("widget") or []] != [example]:
+        problems.append(f"model card widget does not show the fill-mask example {example!r}")
     if problems:
         raise PublishRefused(folder, problems)
-    return predictions
 
 
 def _swap_in(staging: Path, target: Path) -> None:
@@ -292,7 +311,10 @@ def stage(cfg: PublishConfig, paths: RunPaths, log=print) -> Path:
     try:
         _fill(staging, cfg, paths, check)
         log(f"publish: verifying {staging.name} loads offline (AutoTokenizer, AutoModelForMaskedLM, fill-mask)")
-        predictions = verify_offline(staging, cfg.sample_text)
+        candidates = candidate_texts(check.valid_shards, cfg.example_candidates)
+        example = verify_offline(staging, cfg.sample_text, candidates)
+        _write_card(staging, cfg, paths, check, example.text)
+        verify_card(staging, example.text)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -300,9 +322,7 @@ def stage(cfg: PublishConfig, paths: RunPaths, log=print) -> Path:
     with atomic_write(paths.out / "config.yaml") as handle:  # the resolved settings, beside the output
         yaml.safe_dump(config_to_dict(cfg), handle, sort_keys=False, allow_unicode=True)
     outputs = sorted(p for p in upload.rglob("*") if p.is_file())
-    write_manifest(paths.out, "publish", settings, inputs, outputs,
-                   extra={"fill_mask_check": [{"token": p["token_str"], "score": p["score"]}
-                                              for p in predictions]})
-    log(f"publish: built {upload} ({len(outputs)} files); fill-mask top guess "
-        f"{predictions[0]['token_str']!r} for {cfg.sample_text!r}")
+    write_manifest(paths.out, "publish", settings, inputs, outputs, extra={"fill_mask_check": example.summary()})
+    log(f"publish: {example.describe()}")
+    log(f"publish: built {upload} ({len(outputs)} files)")
     return upload

@@ -300,13 +300,46 @@ def build_tiny_tokenizer(out_dir: Path, vocab_size: int = 600):
     return tokenizer
 
 
+def train_tiny_model(model, tokenizer, texts: list[str], steps: int = 150, lr: float = 1e-2, seed: int = 0) -> None:
+    """Masked-LM training of `model` on `texts` (15 % of pieces masked afresh each step, all
+    texts in every batch): enough for a tiny model to guess whole words of them. One CPU
+    thread: on a busy 2-core machine more threads made each step many times slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        batch = tokenizer(texts, padding=True, return_tensors="pt")
+        ids, attention = batch["input_ids"], batch["attention_mask"]
+        fixed = torch.tensor([[tok in tokenizer.all_special_ids for tok in row] for row in ids.tolist()])
+        generator = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+        model.train()
+        for _ in range(steps):
+            masked = (torch.rand(ids.shape, generator=generator) < 0.15) & ~fixed
+            loss = model(input_ids=ids.masked_fill(masked, tokenizer.mask_token_id), attention_mask=attention,
+                         labels=ids.masked_fill(~masked, -100)).loss
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        model.eval()
+    finally:
+        torch.set_num_threads(threads)
+
+
 def build_tiny_run(out_root: Path, name: str = "tiny-loss", vocab_delta: int = 0,
-                   results: str | None = RESULTS_CSV, report: bool = True) -> Path:
+                   results: str | None = RESULTS_CSV, report: bool = True, trained: bool = False) -> Path:
     """Write `<out_root>/pretrain/<name>/` as pretraining leaves it, plus finetune results
     and a report; returns the run folder. `vocab_delta` makes the model's vocabulary that
-    many rows larger (or smaller) than the tokenizer, for row 18."""
+    many rows larger (or smaller) than the tokenizer, for row 18. `trained`: the model is
+    trained on the tiny texts (`train_tiny_model`, seconds) instead of left random, and the
+    run's corpus_dir holds them as its corpus, validation split included."""
     import torch
     from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
+
+    from tokenizer.testing import TINY_TEXTS as STAGE_TEXTS
+    from tokenizer.testing import write_corpus
 
     run = Path(out_root) / "pretrain" / name
     final = run / "final"
@@ -317,7 +350,11 @@ def build_tiny_run(out_root: Path, name: str = "tiny-loss", vocab_delta: int = 0
         num_attention_heads=2, intermediate_size=64, max_position_embeddings=66,
         pad_token_id=1, bos_token_id=0, eos_token_id=2, type_vocab_size=1)
     torch.manual_seed(0)
-    XLMRobertaForMaskedLM(config).save_pretrained(final)
+    model = XLMRobertaForMaskedLM(config)
+    if trained:
+        train_tiny_model(model, tokenizer, [t for lines in STAGE_TEXTS.values() for t in lines])
+        write_corpus(Path(out_root) / "corpus", STAGE_TEXTS, STAGE_TEXTS)
+    model.save_pretrained(final)
     _write_run_files(run, strategy=name.split("-", 1)[1])
     if results is not None:
         res = Path(out_root) / "finetune" / name / "results.csv"

@@ -1,4 +1,4 @@
-"""Fixtures shared by the publish tests: one tiny run built once, copied fresh into each test."""
+"""Fixtures shared by the publish tests: tiny runs built once per module, copied fresh into each test."""
 from __future__ import annotations
 
 import shutil
@@ -23,4 +23,20 @@ def pristine(tmp_path_factory) -> Path:
 def out(pristine, tmp_path) -> Path:
     root = tmp_path / "out"
     shutil.copytree(pristine, root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained_pristine(tmp_path_factory) -> Path:
+    """One tiny run whose model was trained on the tiny texts, which are also its corpus
+    (validation split included): a model that guesses words."""
+    root = tmp_path_factory.mktemp("trained")
+    build_tiny_run(root, RUN, trained=True)
+    return root
+
+
+@pytest.fixture
+def trained_out(trained_pristine, tmp_path) -> Path:
+    root = tmp_path / "out"
+    shutil.copytree(trained_pristine, root)
     return root

@@ -101,6 +101,10 @@ def test_lr_schedule_warmup_then_decay():
     assert f(35, "cosine") > f(35, "linear")  # cosine stays high longer
     decay = [f(s) for s in range(10, 111)]
     assert all(a >= b for a, b in zip(decay, decay[1:]))
+    # warmup-stable-decay: the peak until the last 20% of 110 steps (22), then linear to the floor.
+    wsd = [lr_factor(s, warmup=10, total=110, schedule="wsd", min_ratio=0.1) for s in range(111)]
+    assert wsd[9] == wsd[10] == wsd[88] == pytest.approx(1.0) and wsd[99] == pytest.approx(0.1 + 0.9 * 0.5)
+    assert wsd[110] == pytest.approx(0.1) and all(a >= b for a, b in zip(wsd[10:], wsd[11:]))
 
 
 def test_step_blocks_wrap_around_and_ranks_split_without_overlap():

@@ -8,11 +8,14 @@ from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
 
+from common.config import ConfigError
 from publish.card import ResultsError, read_results
+from publish.config import PublishConfig
+from publish.example import choose_example, is_word_piece, masked_candidates
 from publish.hub import main
 from publish.testing import FakeHub, build_tiny_run
 
-from publish_fixtures import RUN, out, pristine  # noqa: F401  (fixtures)
+from publish_fixtures import RUN, out, pristine, trained_out, trained_pristine  # noqa: F401  (fixtures)
 
 
 def run_cli(out: Path, *extra: str) -> int:
@@ -37,7 +40,8 @@ def test_dry_run_builds_exact_folder_that_loads_offline_row18(out, capsys):
     assert len(preds) == 2 and preds[0]["sequence"].startswith("Ẹ kú")
     manifest = json.loads((out / "publish" / RUN / "manifest.json").read_text())
     assert set(manifest["outputs"]) == {f"upload/{n}" for n in names}
-    assert "dry run" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "dry run" in printed and "fill-mask example" in printed
     # Unchanged inputs: the second dry run is skipped and says so.
     assert run_cli(out, "--dry-run") == 0
     assert "skipped" in capsys.readouterr().out
@@ -190,3 +194,121 @@ def test_bad_setting_is_a_clear_error(out, capsys):
     assert "max_attempts: must be at least 1" in capsys.readouterr().err
     assert run_cli(out, "repo_id=no-namespace") == 1
     assert "repo_id" in capsys.readouterr().err
+
+
+def test_upload_names_a_tokenizer_class_transformers_4_knows(out):
+    # A run from before the fix: final/ names transformers 5's TokenizersBackend.
+    final_config = out / "pretrain" / RUN / "final" / "tokenizer_config.json"
+    old = json.loads(final_config.read_text())
+    old["tokenizer_class"] = "TokenizersBackend"
+    final_config.write_text(json.dumps(old))
+    assert run_cli(out, "--dry-run") == 0
+    published = json.loads((out / "publish" / RUN / "upload" / "tokenizer_config.json").read_text())
+    assert published.pop("tokenizer_class") == "PreTrainedTokenizerFast"
+    assert published == {k: v for k, v in old.items() if k != "tokenizer_class"}
+    assert json.loads(final_config.read_text()) == old  # the run itself is not touched
+
+
+def _sentence_without_a_word_guess(folder: Path) -> str:
+    """A tiny-text sentence, one word masked, on which the model's top guess is not a word."""
+    from transformers import pipeline
+
+    from tokenizer.testing import TINY_TEXTS
+
+    fill = pipeline("fill-mask", model=str(folder))
+    for text in masked_candidates([t for lines in TINY_TEXTS.values() for t in lines]):
+        if ":" not in text and not is_word_piece(fill.tokenizer.convert_ids_to_tokens(fill(text, top_k=1)[0]["token"])):
+            return text
+    raise AssertionError("the tiny model guesses a word everywhere")
+
+
+def test_fill_mask_example_of_a_trained_model_is_a_word(trained_out, capsys):
+    from transformers import pipeline
+
+    upload = trained_out / "publish" / RUN / "upload"
+    manifest = trained_out / "publish" / RUN / "manifest.json"
+    sample = _sentence_without_a_word_guess(trained_out / "pretrain" / RUN / "final")
+    # Kept as asked (example_candidates=0): the raw top guess is reported as it is, not as a word.
+    assert run_cli(trained_out, "--dry-run", f"sample_text={sample}", "example_candidates=0") == 0
+    check = json.loads(manifest.read_text())["fill_mask_check"]
+    assert (check["text"], check["top_is_word"], check["sentences_tried"]) == (sample, False, 1)
+    assert "the top guess is not a word" in capsys.readouterr().out
+    # With the run's validation text to choose from, the card shows a sentence whose top guess is a word.
+    assert run_cli(trained_out, "--dry-run", f"sample_text={sample}", "repo_id=masakhane-lab/tiny-loss") == 0
+    check = json.loads(manifest.read_text())["fill_mask_check"]
+    top = check["predictions"][0]["token"]
+    assert check["text"] != sample and check["sentences_tried"] > 1
+    assert check["top_is_word"] and top.strip() and any(ch.isalpha() for ch in top), check
+    assert check["word"] == check["predictions"][0] and check["word_rank"] == 1
+    assert f"top guesses {top!r}" in capsys.readouterr().out
+    card = ModelCard.load(upload / "README.md")
+    assert card.data.to_dict()["widget"] == [{"text": check["text"]}]
+    assert f'fill({json.dumps(check["text"], ensure_ascii=False)})' in card.text
+    # What a user of the published folder gets for it: the same top guess.
+    fill = pipeline("fill-mask", model=str(upload))
+    assert fill(check["text"], top_k=1)[0]["token_str"] == top
+
+
+class FakeFill:
+    """A fill-mask pipeline answering from a table: text -> [(piece, score), ...] best first."""
+
+    def __init__(self, table: dict[str, list[tuple[str, float]]]) -> None:
+        self.table = table
+        self.pieces = sorted({piece for guesses in table.values() for piece, _ in guesses})
+        self.tokenizer = self
+        self.mask_token = "<mask>"
+        self.calls: list[list[str]] = []
+
+    def convert_ids_to_tokens(self, token: int) -> str:
+        return self.pieces[token]
+
+    def _guesses(self, text: str, top_k: int) -> list[dict]:
+        return [{"token": self.pieces.index(piece), "token_str": piece.lstrip("\u2581"), "score": score,
+                 "sequence": text} for piece, score in self.table[text][:top_k]]
+
+    def __call__(self, texts, top_k: int):
+        if isinstance(texts, str):
+            return self._guesses(texts, top_k)
+        self.calls.append(list(texts))
+        out = [self._guesses(t, top_k) for t in texts]
+        return out[0] if len(out) == 1 else out  # as the real pipeline does
+
+
+def guesses(*pieces: str, start: float = 0.5) -> list[tuple[str, float]]:
+    return [(piece, start / 2 ** i) for i, piece in enumerate(pieces)]
+
+
+def test_choose_example_prefers_sample_then_most_confident_word_and_reports_raw_guesses():
+    sample, a, b, c = "S <mask> s.", "A <mask> a.", "B <mask> b.", "C <mask> c."
+    table = {sample: guesses("\u2581ilé", ".", ",", "\u2581", "s"),
+             a: guesses("\u2581ọjà", ".", ",", "\u2581", "s", start=0.9),
+             b: guesses("\u2581", ".", ",", "e", "s"), c: guesses("\u2581ni", ".", ",", "e", "s", start=0.6)}
+    # The sample's top guess is a word: kept, although another sentence is more confident.
+    example = choose_example(FakeFill(table), sample, [a, b, c])
+    assert (example.text, example.top_is_word, example.word["token_str"], example.tried) == (sample, True, "ilé", 4)
+    # It is not: the sentence whose top guess is a word with the highest probability.
+    table[sample] = guesses("\u2581", ".", ",", "e", "s")
+    example = choose_example(FakeFill(table), sample, [b, c, a])
+    assert (example.text, example.predictions[0]["token_str"], example.word_rank) == (a, "ọjà", 1)
+    # No sentence gives a word: the sample stays, its raw guesses are reported as they are,
+    # and the best word further down is named with its rank.
+    table[sample] = guesses("\u2581", ".", "\u2581.", "e", "\u2581a", "\u2581ọmọ", "\u2581ilé")
+    example = choose_example(FakeFill(table), sample, [b])
+    assert example.text == sample and not example.top_is_word
+    assert [p["token_str"] for p in example.predictions] == ["", ".", ".", "e", "a"]
+    assert (example.word["token_str"], example.word_rank) == ("ọmọ", 6)
+    assert "'' 0.500" in example.describe() and "'ọmọ' (rank 6" in example.describe()
+
+
+def test_word_pieces():
+    words = ["\u2581ilé", "\u2581ልጁ", "\u2581n'ụlọ", "\u2581ilé-ìwé", "\u2581Ɗalibai"]
+    not_words = ["\u2581", "\u2581.", "\u2581a", "\u25811990", "é", "ilé", "\u2581🙂", "<0xE1>", "\u2581ọ,"]
+    assert all(is_word_piece(w) for w in words)
+    assert not any(is_word_piece(w) for w in not_words)
+
+
+def test_sample_text_needs_exactly_one_mask():
+    with pytest.raises(ConfigError, match="exactly once"):
+        PublishConfig(sample_text="<mask> <mask>")
+    with pytest.raises(ConfigError, match="example_candidates"):
+        PublishConfig(example_candidates=-1)

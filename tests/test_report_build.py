@@ -155,3 +155,17 @@ def test_selection_falls_back_to_metrics_events(tmp_path):
     assert "selection events: the round files have no summary line" in text
     assert "figures/selection_share_tiny-loss.png" in text
     assert "figures/selection_scores_tiny-loss.png" not in text  # scores live only in round files
+
+
+def test_validation_is_shown_against_the_unigram_baseline(full):
+    out, text = full
+    records = [json.loads(line) for line in (out / "pretrain" / "tiny-loss" / "metrics.jsonl").read_text().splitlines()]
+    baseline = next(r for r in records if r["event"] == "baseline")["langs"]
+    last = [r for r in records if r["event"] == "eval"][-1]["langs"]
+    margins = {lang: baseline[lang]["loss"] - last[lang]["loss"] for lang in last}
+    below = sum(m > 0 for m in margins.values())
+    mean = statistics.fmean(margins.values())
+    assert (f"below the per-language unigram baseline in {below} of {len(margins)} languages; "
+            f"mean margin {mean:+.3f} nats") in text
+    for lang, margin in margins.items():
+        assert f"<td class=num>{baseline[lang]['loss']:.4f}</td><td class=num>{margin:.4f}</td>" in text, lang
