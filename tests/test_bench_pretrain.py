@@ -63,6 +63,7 @@ def test_tiny_comparison_end_to_end_prints_a_fair_side_by_side():
             assert arm["tokens_per_step"] == 4 * 16  # full blocks, no padding
             assert arm["timed_tokens"] == 2 * 4 * 16
             assert 0 < arm["targets_per_step_mean"] < 4 * 16
+            assert arm["runs_tokens_per_s"] == [arm["tokens_per_s"]]  # repeats=1: one run per arm
         assert row["same_tokens_per_step"] is True
         assert ours["tokens_per_step"] == hf["tokens_per_step"]
         # Same AdamW: class, hyper-parameters, unfused kernel, and the same decay split.
