@@ -188,7 +188,7 @@ def fused_adamw(train_cfg) -> bool:
     from pretrain.optim import build_optimizer
 
     device = torch.device("cpu" if train_cfg.device == "cpu" else "cuda")
-    optimizer, _ = build_optimizer(torch.nn.Linear(2, 2).to(device), train_cfg, device)
+    optimizer, _ = build_optimizer(torch.nn.Linear(2, 2).to(device), train_cfg)
     return bool(optimizer.defaults.get("fused"))
 
 

@@ -155,7 +155,7 @@ class Trainer:
         if info.active:
             self.ddp = torch.nn.parallel.DistributedDataParallel(
                 self.objective, device_ids=[info.local_rank] if device.type == "cuda" else None)
-        self.optimizer, self.scheduler = build_optimizer(self.model, tcfg, device)
+        self.optimizer, self.scheduler = build_optimizer(self.model, tcfg)
         self.word_start = word_start_table(self.tokenizer) if cfg.masking.whole_word else None
         self.selection_state = SelectionState()
         self.global_batch = tcfg.batch_size * tcfg.grad_accum * info.world

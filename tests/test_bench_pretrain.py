@@ -53,7 +53,7 @@ def test_tiny_comparison_end_to_end_prints_a_fair_side_by_side():
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)  # stdout is the JSON alone (the Trainer's prints go to stderr)
     assert result["config"]["vocab_sizes"] == [300, 600] and result["config"]["hidden_size"] == 32
-    assert result["settings"]["mask_probability"] == 0.15  # the tiny preset's rate
+    assert result["settings"]["mask_probability"] == 0.15  # BERT's rate, the default
     assert set(result["vocab"]) == {"300", "600"}
     for vocab, row in result["vocab"].items():
         ours, hf = row["ours"], row["hf"]
@@ -66,9 +66,9 @@ def test_tiny_comparison_end_to_end_prints_a_fair_side_by_side():
             assert arm["runs_tokens_per_s"] == [arm["tokens_per_s"]]  # repeats=1: one run per arm
         assert row["same_tokens_per_step"] is True
         assert ours["tokens_per_step"] == hf["tokens_per_step"]
-        # Same AdamW: class, hyper-parameters, unfused kernel, and the same decay split.
+        # Same AdamW: class, hyper-parameters, fused kernel, and the same decay split.
         assert row["same_optimizer"] is True and ours["optimizer"] == hf["optimizer"]
-        assert ours["optimizer"]["fused"] is False and ours["optimizer"]["betas"] == [0.9, 0.98]
+        assert ours["optimizer"]["fused"] is True and ours["optimizer"]["betas"] == [0.9, 0.98]
         assert ours["max_grad_norm"] == hf["max_grad_norm"] == 1.0
         assert row["ratio_tokens_per_s"] == pytest.approx(ours["tokens_per_s"] / hf["tokens_per_s"], rel=1e-2)
         assert row["goal_ratio"] is None and row["meets_goal"] is None  # goals are set for 8k and 64k only

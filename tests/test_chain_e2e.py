@@ -26,7 +26,7 @@ def make(*targets: str, out: Path, data_dir: Path, extra: list[str] = ()) -> str
             f"CORPUS_ARGS=langs=[{','.join(LANGS)}]",
             "TOKENIZER_ARGS=spm.vocab_size=2000 sampling.char_budget=400000",
             "PRETRAIN_ARGS=train.max_steps=40 train.warmup_steps=5 train.eval_every=20 train.log_every=10 "
-            "train.checkpoint_every=20 selection.select_every=20 selection.blocks_per_round=320 "
+            "train.checkpoint_every=20 eval.at_start=true selection.select_every=20 selection.blocks_per_round=320 "
             "selection.candidates_per_round=400",
             "TASKS=masakhaner1,yosm", f"LANGS={','.join(LANGS)}", "SEEDS=1",
             "FINETUNE_ARGS=train.epochs=1 train.max_train_examples=64 train.max_dev_examples=32 "

@@ -136,7 +136,7 @@ def test_pretrain_and_finetune_glue_on_cpu(tmp_path, data_dir, monkeypatch):
     assert pre["flops_per_token"] == pytest.approx(flops_per_token(pre["flop_parameters"], 2, 32, 32), abs=6)
     assert pre["mfu"] == round(pre["tokens_per_s"] * pre["flops_per_token"] / 989e12, 4)
     assert 0 < pre["flop_parameters"] < pre["parameters"]
-    assert pre["fused_adamw"] is False  # pretrain/optim.py fuses on CUDA only
+    assert pre["fused_adamw"] is True  # pretrain/optim.py fuses on every device
     assert (model_dir / "model.safetensors").exists()
     fine = gpu_check.run_finetuning(cfg, model_dir)
     assert fine["metric"] == "macro_f1" and 0 <= fine["test_score"] <= 100

@@ -28,7 +28,7 @@ def test_tiny_preset_on_real_text_learns_every_language(data_dir, tmp_path):
     out = tmp_path / "run"
     args = train.parse_args(["--preset", "tiny", f"corpus_dir={corpus_dir}", f"tokenizer_dir={tok_dir}",
                              f"out_dir={out}", "selection.strategy=loss", "train.max_steps=200",
-                             "train.warmup_steps=20", "train.eval_every=50", "selection.select_every=50",
+                             "train.warmup_steps=20", "train.eval_every=50", "eval.at_start=true", "selection.select_every=50",
                              "selection.blocks_per_round=800", "selection.candidates_per_round=1000"])
     train.run(train.load_run_config(args))
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
