@@ -29,6 +29,7 @@ class ModelConfig:
     dropout: float = 0.1  # hidden dropout
     attention_dropout: float = 0.1  # attention-probability dropout
     unigram_output_bias: bool = False  # LM-head bias starts at the log piece frequencies of the training mix
+    tie_embeddings: bool = True  # the LM head's decoder shares the input embedding matrix (as XLM-R)
 
     def __post_init__(self) -> None:
         for name in ("hidden_size", "num_layers", "num_heads", "ffn_size"):
@@ -114,6 +115,7 @@ class TrainConfig:
     adam_eps: float = 1e-6  # AdamW epsilon
     clip_norm: float = 1.0  # gradient-norm clipping; 0 turns it off
     bf16: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    cpu_bf16: bool = False  # bf16 autocast of CPU training steps where the CPU has bf16 instructions (AVX512-BF16 or AMX); ignored elsewhere, validation stays fp32
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when visible, else cpu
     cpu_threads: int = 0  # torch intra-op threads on CPU; 0 = torch's default (one per core)
     seed: int = 0  # seeds initialisation, masking and dropout

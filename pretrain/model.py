@@ -25,7 +25,7 @@ def build_model(cfg: ModelConfig, tokenizer, block_len: int) -> XLMRobertaForMas
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
-        tie_word_embeddings=True,
+        tie_word_embeddings=cfg.tie_embeddings,
     )
     return XLMRobertaForMaskedLM(config)
 

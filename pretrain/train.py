@@ -160,6 +160,9 @@ class Trainer:
         self.selection_state = SelectionState()
         self.global_batch = tcfg.batch_size * tcfg.grad_accum * info.world
         self.progress.world = info.world
+        self.cpu_bf16 = device.type == "cpu" and tcfg.cpu_bf16 and cpu_has_bf16()
+        if device.type == "cpu" and tcfg.cpu_bf16 and not self.cpu_bf16:
+            log("[train] train.cpu_bf16: this CPU has no bf16 instructions (AVX512-BF16 or AMX); training in fp32")
         self.stop = StopFlag()
 
     # ---- set-up -------------------------------------------------------------------------
@@ -278,9 +281,14 @@ class Trainer:
                 m.probability, m.mask_fraction, m.random_fraction, self.word_start)
             yield inputs, blocks != self.tokenizer.pad_token_id, labels
 
-    def _autocast(self):
-        on_gpu = self.device.type == "cuda" and self.cfg.train.bf16
-        return torch.autocast("cuda", dtype=torch.bfloat16) if on_gpu else contextlib.nullcontext()
+    def _autocast(self, cpu_too: bool = False):
+        """bf16 autocast: on CUDA when train.bf16; on CPU (train.cpu_bf16) for training steps and
+        scoring only (`cpu_too`), so validation, what runs are compared by, stays fp32 there."""
+        if self.device.type == "cuda" and self.cfg.train.bf16:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        if cpu_too and self.cpu_bf16:
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def train_step(self, ids: np.ndarray) -> tuple[float, int, float, int]:
         """One optimizer step on this rank's `ids`; returns (loss sum, targets, grad norm, tokens)."""
@@ -295,7 +303,7 @@ class Trainer:
             last = i == len(batches) - 1
             sync = contextlib.nullcontext() if (self.ddp is None or last) else self.ddp.no_sync()
             with sync:
-                with self._autocast():
+                with self._autocast(cpu_too=True):
                     part, _ = module(inputs.to(self.device), attention.to(self.device), labels.to(self.device))
                 # Mean over this rank's masked tokens of the whole step, whatever grad_accum is.
                 (part / max(1, n_targets)).backward()
@@ -353,8 +361,9 @@ class Trainer:
         started = time.perf_counter()
         payload = None
         if self.info.main:
-            result = run_round(self.model, self.pool, self.cfg.selection, self.selection_state, round_index,
-                               self.out_dir, self.device)
+            with self._autocast(cpu_too=True):
+                result = run_round(self.model, self.pool, self.cfg.selection, self.selection_state, round_index,
+                                   self.out_dir, self.device)
             payload = (np.asarray(result.chosen_ids, dtype=np.int64), dict(result.summary),
                        float(result.scoring_seconds), self.pool.state_dict())
         chosen, summary, _, pool_state = ddp_util.broadcast(self.info, payload)
@@ -422,6 +431,16 @@ def write_final(trainer: Trainer, out_dir: Path) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether the CPU computes bf16 natively (AVX512-BF16 or AMX). Elsewhere bf16 autocast is
+    emulated and slower than fp32; where /proc/cpuinfo cannot be read we say no."""
+    try:
+        flags = set(cpuinfo.read_text(encoding="utf-8", errors="replace").split())
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 @dataclass
