@@ -265,3 +265,20 @@ def test_every_strategy_runs(strategy, inputs, tmp_path):
     rounds = sorted((out / "selection").glob("round-*.jsonl"))
     assert len(rounds) == 2
     assert (out / "final" / "model.safetensors").exists()
+
+
+def test_cpu_bf16_falls_back_to_fp32_without_the_instructions_and_learns_with_them(
+        reference, inputs, tmp_path, monkeypatch, capsys):
+    # Without bf16 instructions the setting changes nothing (same run as fp32) and the log says why.
+    monkeypatch.setattr(train, "cpu_has_bf16", lambda: False)
+    run_inprocess(*inputs, tmp_path / "fallback", "train.cpu_bf16=true")
+    assert "no bf16 instructions" in capsys.readouterr().out
+    assert_same_run(reference, tmp_path / "fallback")
+    # With them, training steps run under bf16 autocast: other weights, and every language still
+    # learns; validation is computed in fp32 either way.
+    monkeypatch.setattr(train, "cpu_has_bf16", lambda: True)
+    run_inprocess(*inputs, tmp_path / "bf16", "train.cpu_bf16=true")
+    assert not same_weights(final_weights(reference), final_weights(tmp_path / "bf16"))
+    evals = metric_records(tmp_path / "bf16", "eval")
+    for lang in ("amh", "hau", "yor"):
+        assert evals[-1]["langs"][lang]["loss"] < evals[0]["langs"][lang]["loss"], lang

@@ -214,3 +214,16 @@ def test_checkpoint_checksum_fallback_row3(tmp_path):
     warnings = []
     assert ckpt.find_latest(root, warn=warnings.append) == root / ckpt.checkpoint_name(1)
     assert "a.bin does not match its checksum" in warnings[0] and ckpt.checkpoint_name(2) in warnings[0]
+
+
+def test_cpu_bf16_support_is_read_from_the_cpu_flags(tmp_path):
+    from pretrain.train import cpu_has_bf16
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n")
+    assert cpu_has_bf16(cpuinfo)
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f amx_tile amx_bf16\n")
+    assert cpu_has_bf16(cpuinfo)
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma avx512f\n")  # emulated bf16 is slower
+    assert not cpu_has_bf16(cpuinfo)
+    assert not cpu_has_bf16(tmp_path / "missing")
