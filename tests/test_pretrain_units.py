@@ -227,3 +227,33 @@ def test_cpu_bf16_support_is_read_from_the_cpu_flags(tmp_path):
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma avx512f\n")  # emulated bf16 is slower
     assert not cpu_has_bf16(cpuinfo)
     assert not cpu_has_bf16(tmp_path / "missing")
+
+
+def test_unigram_output_bias_makes_the_untrained_model_predict_piece_frequencies(tokenizer):
+    from pretrain.config import ModelConfig
+    from pretrain.model import MaskedLMObjective, build_model, set_output_bias
+
+    vocab = len(tokenizer)
+    special = special_table(tokenizer)
+    counts = torch.arange(1, vocab + 1, dtype=torch.float64) ** 2  # a skewed piece distribution
+    counts[special] = 0
+    log_probs = torch.log(counts / counts.sum())  # -inf for the special tokens
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(hidden_size=32, num_layers=1, num_heads=2, ffn_size=64), tokenizer, 32)
+    set_output_bias(model, log_probs.numpy())
+    bias = model.lm_head.bias.detach()
+    finite = ~special
+    assert abs(float(bias[finite].mean())) < 1e-5  # centred
+    assert torch.all(bias[special] == bias[finite].min())  # specials get the lowest finite value
+    # The untrained model's loss on masked pieces drawn from that distribution is close to the
+    # distribution's entropy, far below a uniform guess (ln V).
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.multinomial(counts.float(), 4 * 32, replacement=True, generator=gen).view(4, 32)
+    labels = torch.where(torch.rand(ids.shape, generator=gen) < 0.5, ids, torch.full_like(ids, IGNORE_INDEX))
+    inputs = torch.where(labels != IGNORE_INDEX, torch.full_like(ids, tokenizer.mask_token_id), ids)
+    model.eval()
+    with torch.no_grad():
+        loss_sum, n = MaskedLMObjective(model)(inputs, torch.ones_like(ids), labels)
+    probs = counts / counts.sum()
+    entropy = float(-(probs[finite] * probs[finite].log()).sum())
+    assert abs(float(loss_sum / n) - entropy) < 0.3 < np.log(vocab) - entropy
