@@ -18,6 +18,8 @@ time). Disk for the spill is about the size of the train text; memory is one lan
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
 import re
 import tempfile
 import unicodedata
@@ -179,7 +181,7 @@ def write_sample(corpus_dir: Path, langs: list[str], out_path: Path, cfg: Sampli
     out_path = Path(out_path)
     with tempfile.TemporaryDirectory(prefix=".spill-", dir=out_path.parent) as spill_dir:
         spills = {lang: Path(spill_dir) / f"{index}.txt" for index, lang in enumerate(langs)}
-        lengths = {lang: spill_language(corpus_dir, lang, max_line_chars, spills[lang]) for lang in langs}
+        lengths = dict(zip(langs, _spill_all(corpus_dir, langs, max_line_chars, spills)))
         counts = {lang: int(lens.sum()) for lang, lens in lengths.items()}
         targets = allocate_chars(counts, cfg.alpha, cfg.char_budget, cfg.small_language, cfg.max_repeat)
         shares = language_shares(counts, cfg.alpha)
@@ -194,6 +196,18 @@ def write_sample(corpus_dir: Path, langs: list[str], out_path: Path, cfg: Sampli
                     f"drew {sample.drawn_chars:,} chars (x{sample.repeat_factor:.2f})"
                 )
     return samples
+
+
+def _spill_all(corpus_dir: Path, langs: list[str], max_chars: int, spills: dict[str, Path]) -> list[np.ndarray]:
+    """`spill_language` for every language, on all cores: reading the corpus is most of the
+    sampling time, and languages are independent. Forked workers (cheap to start, nothing to
+    import again); where fork is unavailable, one language after another."""
+    jobs = [(corpus_dir, lang, max_chars, spills[lang]) for lang in langs]
+    workers = min(os.cpu_count() or 1, len(jobs))
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return [spill_language(*job) for job in jobs]
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        return pool.starmap(spill_language, jobs, chunksize=1)
 
 
 def _draw_language(handle, lines: list[str], lengths: np.ndarray, sample: LanguageSample,
