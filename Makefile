@@ -102,7 +102,7 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ""
 
-# Issue 9: every selection strategy x 3 seeds at equal budgets, then docs-style tables and figures.
+# The selection study: every selection strategy x 3 seeds at equal budgets, then docs-style tables and figures.
 STUDY_ARGS ?=
 study: tokenizer
 	$(PY) -m pretrain.study corpus_dir=$(OUT)/corpus tokenizer_dir=$(TOKENIZER_DIR) data_dir=$(DATA) \

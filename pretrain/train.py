@@ -1,4 +1,4 @@
-"""MLM pretraining with self-active data selection (issue 4).
+"""MLM pretraining with self-active data selection.
 
     python -m pretrain.train --preset tiny corpus_dir=out/corpus tokenizer_dir=out/tokenizer/tiny \
         out_dir=out/pretrain/tiny-loss selection.strategy=loss

@@ -16,20 +16,12 @@ from common.config import ConfigError, load_config
 from finetune.config import FinetuneConfig, TrainConfig
 from finetune.data import load_task
 from finetune.model import check_model_folder
-from finetune.run import PRESETS, help_text, main, task_registry
+from finetune.run import help_text, main, task_registry
 from finetune.testing import build_tiny_model
+from finetune_helpers import CLS_ROWS, NER_SENTS, write_user_config  # noqa: E402
 from finetune.train import (Encoded, Placement, _collator, _shard_loss, finetune_once,
                             resolve_device, setup_placement)
 from tests.conftest import REPO_ROOT
-
-NER_SENTS = [
-    [("Adébáyọ̀", "B-PER"), ("lọ", "O"), ("sí", "O"), ("Ìbàdàn", "B-LOC")],
-    [("Musa", "B-PER"), ("Bello", "I-PER"), ("ya", "O"), ("isa", "O"), ("Kano", "B-LOC")],
-    [("Mtoto", "O"), ("anaenda", "O"), ("Nairobi", "B-LOC"), ("🙂", "O")],
-]
-CLS_ROWS = [("Ó dára púpọ̀ 🙂", "positive"), ("Kò dára rárá", "negative"),
-            ("Fíìmù tó dáa", "positive"), ("Mi ò fẹ́ràn rẹ̀", "negative")]
-
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
@@ -38,29 +30,7 @@ def tiny_model(tmp_path_factory):
 
 @pytest.fixture()
 def user_config(tmp_path):
-    (tmp_path / "ner.txt").write_text(
-        "\n\n".join("\n".join(f"{w}\t{l}" for w, l in s) for s in NER_SENTS * 3), encoding="utf-8")
-    (tmp_path / "sent.tsv").write_text(
-        "review\tsentiment\n" + "".join(f"{t}\t{l}\n" for t, l in CLS_ROWS * 3), encoding="utf-8")
-    path = tmp_path / "user.yaml"
-    path.write_text(f"""
-inherit: {PRESETS / 'tiny.yaml'}
-tasks: [mysent]
-langs: []
-seeds: [1]
-train: {{epochs: 2, batch_size: 4, max_length: 16}}
-custom_tasks:
-  - name: myner
-    kind: ner
-    langs: [mul]
-    files: {{train: {tmp_path}/ner.txt, dev: {tmp_path}/ner.txt, test: {tmp_path}/ner.txt}}
-  - name: mysent
-    kind: classification
-    langs: [yor]
-    files: {{train: {tmp_path}/sent.tsv, dev: {tmp_path}/sent.tsv, test: {tmp_path}/sent.tsv}}
-    reader: {{text_columns: [review], label_column: sentiment, quoting: none}}
-""", encoding="utf-8")
-    return path
+    return write_user_config(tmp_path, ["mysent"], [1])
 
 
 def read_csv(path):

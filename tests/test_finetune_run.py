@@ -14,19 +14,10 @@ from common.config import load_config
 from finetune.config import FinetuneConfig, TrainConfig
 from finetune.data import load_task
 from finetune.model import check_model_folder
-from finetune.run import PRESETS, main, task_registry
+from finetune.run import main, task_registry
 from finetune.testing import build_tiny_model
+from finetune_helpers import NER_SENTS, write_user_config  # noqa: E402
 from finetune.train import Encoded, finetune_once
-
-NER_SENTS = [
-    [("Adébáyọ̀", "B-PER"), ("lọ", "O"), ("sí", "O"), ("Ìbàdàn", "B-LOC")],
-    [("Musa", "B-PER"), ("Bello", "I-PER"), ("ya", "O"), ("isa", "O"), ("Kano", "B-LOC")],
-    [("ልጁ", "O"), ("ወደ", "O"), ("Addis", "B-LOC"), ("Ababa", "I-LOC"), ("ይሄዳል", "O")],
-    [("Mtoto", "O"), ("anaenda", "O"), ("Nairobi", "B-LOC"), ("🙂", "O")],
-]
-CLS_ROWS = [("Ó dára púpọ̀ 🙂", "positive"), ("Kò dára rárá", "negative"),
-            ("Fíìmù tó dáa", "positive"), ("Mi ò fẹ́ràn rẹ̀", "negative")]
-
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
@@ -35,31 +26,7 @@ def tiny_model(tmp_path_factory):
 
 @pytest.fixture()
 def user_config(tmp_path):
-    """A CoNLL set and a TSV set of the user's own, declared in YAML only."""
-    (tmp_path / "ner.txt").write_text(
-        "-DOCSTART- O\n\n" + "\n\n".join("\n".join(f"{w}\t{l}" for w, l in s) for s in NER_SENTS * 3),
-        encoding="utf-8")
-    (tmp_path / "sent.tsv").write_text(
-        "review\tsentiment\n" + "".join(f"{t}\t{l}\n" for t, l in CLS_ROWS * 3), encoding="utf-8")
-    path = tmp_path / "user.yaml"
-    path.write_text(f"""
-inherit: {PRESETS / 'tiny.yaml'}
-tasks: [myner, mysent]
-langs: []
-seeds: [1, 2]
-train: {{epochs: 2, batch_size: 4, max_length: 16}}
-custom_tasks:
-  - name: myner
-    kind: ner
-    langs: [mul]
-    files: {{train: {tmp_path}/ner.txt, dev: {tmp_path}/ner.txt, test: {tmp_path}/ner.txt}}
-  - name: mysent
-    kind: classification
-    langs: [yor]
-    files: {{train: {tmp_path}/sent.tsv, dev: {tmp_path}/sent.tsv, test: {tmp_path}/sent.tsv}}
-    reader: {{text_columns: [review], label_column: sentiment, quoting: none}}
-""", encoding="utf-8")
-    return path
+    return write_user_config(tmp_path, ["myner", "mysent"], [1, 2])
 
 
 def read_csv(path):

@@ -1,4 +1,4 @@
-"""Temperature-sampled training text for SentencePiece (issue 3, item 1).
+"""Temperature-sampled training text for SentencePiece.
 
 Arithmetic (pure, tested on hand-made counts in tests/test_tokenizer_sampling.py):
     q_i      = n_i^alpha / sum_j n_j^alpha           share of language i
