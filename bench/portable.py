@@ -34,10 +34,17 @@ def _invoke_runner_with_workers(job: local_job_service.BeamJob):
     return runner.run_via_runner_api(job._pipeline_proto, job.pipeline_options())
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("localhost", 0))
-        return sock.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports: every socket stays bound until all are chosen, so two calls
+    cannot be handed the same port (which would send the worker pool's calls to the job service)."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("localhost", 0))
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def wait_for_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 60.0) -> None:
@@ -60,7 +67,7 @@ def local_portable_runner(log_dir: Path, workers: int) -> Iterator[tuple[list[st
     goes first on PATH.
     """
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    job_port, pool_port = free_port(), free_port()
+    job_port, pool_port = free_ports(2)
     log_dir.mkdir(parents=True, exist_ok=True)
     commands = {
         "job service": [sys.executable, "-m", "bench.portable", "--port", str(job_port)],

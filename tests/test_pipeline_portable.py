@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.portable import free_port, wait_for_port
+from bench.portable import free_ports, wait_for_port
 from pipeline.run import run
 from tests.conftest import REPO_ROOT
 from tests.pipeline_data import make_corpus, run_args
@@ -31,7 +31,7 @@ def _stop(proc: subprocess.Popen) -> None:
 def portable_services(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    job_port, worker_port = free_port(), free_port()
+    job_port, worker_port = free_ports(2)
     procs = []
     try:
         for module, flag, port in (
