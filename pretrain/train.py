@@ -160,8 +160,9 @@ class Trainer:
         self.selection_state = SelectionState()
         self.global_batch = tcfg.batch_size * tcfg.grad_accum * info.world
         self.progress.world = info.world
-        self.cpu_bf16 = device.type == "cpu" and tcfg.cpu_bf16 and cpu_has_bf16()
-        if device.type == "cpu" and tcfg.cpu_bf16 and not self.cpu_bf16:
+        wants_cpu_bf16 = device.type == "cpu" and tcfg.cpu_bf16
+        self.cpu_bf16 = wants_cpu_bf16 and cpu_has_bf16()
+        if wants_cpu_bf16 and not self.cpu_bf16:
             log("[train] train.cpu_bf16: this CPU has no bf16 instructions (AVX512-BF16 or AMX); training in fp32")
         self.stop = StopFlag()
 

@@ -13,7 +13,8 @@ Draws are seeded per language, so the sample is a function of (counts, texts, se
 
 The corpus is read once: the counting pass also writes each language's training lines to a
 plain spill file beside the sample, and the draw reads that back (no gzip, JSON or NFC a second
-time). Disk for the spill is about the size of the train text; memory is one language's lines.
+time). Languages are counted in parallel, one process per core. Disk for the spill is about the
+size of the train text; memory is one language's lines per process.
 """
 from __future__ import annotations
 
