@@ -23,7 +23,10 @@ BENCH_PRETRAIN_ARGS ?=
 # The tokenizer has presets tiny/default/afrolm; pretraining tiny/small/base/afrolm.
 TOKENIZER_PRESET ?= $(if $(filter tiny afrolm,$(PRESET)),$(PRESET),default)
 TOKENIZER_DIR := $(OUT)/tokenizer/$(TOKENIZER_PRESET)
-RUN := $(PRESET)-$(STRATEGY)
+# INIT=folder (or Hub id): continue pretraining from that XLM-R/RoBERTa checkpoint with its own
+# tokenizer, so the tokenizer stage is skipped unless PRETRAIN_ARGS asks for vocab.extend=true.
+INIT ?=
+RUN := $(PRESET)-$(STRATEGY)$(if $(INIT),-from-$(notdir $(INIT:/=)))
 
 STAMP := $(VENV)/.installed-stamp
 # Exact versions of every package the venv gets (`make lock` regenerates it; README, Install).
@@ -86,9 +89,9 @@ tokenizer: corpus
 	$(PY) -m tokenizer.train --preset $(TOKENIZER_PRESET) corpus_dir=$(OUT)/corpus out_dir=$(TOKENIZER_DIR) \
 		$(TOKENIZER_ARGS)
 
-pretrain: tokenizer
+pretrain: $(if $(INIT),$(if $(findstring vocab.extend=true,$(PRETRAIN_ARGS)),tokenizer,corpus),tokenizer)
 	$(PY) -m pretrain.train --preset $(PRESET) corpus_dir=$(OUT)/corpus tokenizer_dir=$(TOKENIZER_DIR) \
-		out_dir=$(OUT)/pretrain/$(RUN) selection.strategy=$(STRATEGY) $(PRETRAIN_ARGS)
+		out_dir=$(OUT)/pretrain/$(RUN) selection.strategy=$(STRATEGY) $(if $(INIT),init_from=$(INIT)) $(PRETRAIN_ARGS)
 
 finetune: pretrain
 	$(PY) -m finetune.run model=$(OUT)/pretrain/$(RUN)/final data_dir=$(DATA) \

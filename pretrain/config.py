@@ -147,25 +147,45 @@ class TrainConfig:
 
 
 @dataclass
+class VocabConfig:
+    """Vocabulary changes to the `init_from` checkpoint before training (pretrain/vocab.py)."""
+
+    reduce: bool = False  # keep only the checkpoint's pieces seen in the training text (AfroXLMR), special and byte pieces always
+    min_count: int = 1  # reduce: times a piece must occur in the train split of the run's languages to be kept
+    extend: bool = False  # add tokenizer_dir's pieces that the checkpoint lacks, each starting at the mean of its old segmentation
+
+    def __post_init__(self) -> None:
+        if self.min_count < 1:
+            raise ConfigError(f"vocab.min_count must be >= 1, got {self.min_count}")
+
+
+@dataclass
 class PretrainConfig:
     """One pretraining run: inputs, outputs and every group of settings."""
 
     corpus_dir: Path = Path("out/corpus")  # corpus stage output (docs/interfaces.md)
-    tokenizer_dir: Path = Path("out/tokenizer/tiny")  # Hugging Face fast tokenizer folder
+    tokenizer_dir: Path = Path("out/tokenizer/tiny")  # Hugging Face fast tokenizer folder (with init_from: only for vocab.extend)
     out_dir: Path = Path("out/pretrain/tiny-loss")  # run folder
+    init_from: str = ""  # XLM-R/RoBERTa masked-LM checkpoint folder (or Hub id) to continue from, its tokenizer and shape with it; "" = random init
     model: ModelConfig = field(default_factory=ModelConfig)
+    vocab: VocabConfig = field(default_factory=VocabConfig)
     data: DataConfig = field(default_factory=DataConfig)
     masking: MaskingConfig = field(default_factory=MaskingConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
 
+    def __post_init__(self) -> None:
+        for name in ("reduce", "extend"):
+            if getattr(self.vocab, name) and not self.init_from:
+                raise ConfigError(f"vocab.{name}=true changes a checkpoint's vocabulary; set init_from to one")
+
 
 # Settings that change nothing in the trained weights, metrics or selection files: they
 # may differ between a run and its resumption (RELIABILITY row 4 refuses every other change).
-# Input folders are compared by their content hashes (corpus_hash, tokenizer_hash), not paths.
+# Input folders are compared by their content hashes (corpus_hash, tokenizer_hash, init_hash), not paths.
 RESUME_SAFE_SETTINGS = frozenset({
-    "corpus_dir", "tokenizer_dir", "out_dir", "data.cache_dir", "data.tokenize_batch", "train.log_every",
+    "corpus_dir", "tokenizer_dir", "out_dir", "init_from", "data.cache_dir", "data.tokenize_batch", "train.log_every",
     "train.checkpoint_every", "train.keep_checkpoints", "train.device", "train.bf16", "train.cpu_threads",
     "eval.batch_size",
 })

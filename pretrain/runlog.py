@@ -9,6 +9,7 @@ from pathlib import Path
 from common.config import ConfigError
 from common.io import write_json
 from pretrain.config import RESUME_SAFE_SETTINGS, flatten
+from pretrain.init_from import START_DIR
 
 RUN_FILE = "run.json"  # result-relevant settings and input hashes of the run in this folder
 METRICS = "metrics.jsonl"  # deterministic: losses, lr, selection summaries (bit-identical on resume)
@@ -36,8 +37,12 @@ class JsonlLog:
 
 
 def result_settings(config: dict) -> dict:
-    """Flattened settings that change the trained weights, metrics or selection files."""
-    return {k: v for k, v in flatten(config).items() if k not in RESUME_SAFE_SETTINGS}
+    """Flattened settings that change the trained weights, metrics or selection files.
+    `vocab.*` act on an init_from checkpoint only: left out without one, so runs from random
+    weights keep the settings (and manifests) they had before those settings existed."""
+    flat = flatten(config)
+    unused = set() if flat.get("init_from") else {k for k in flat if k.startswith("vocab.")}
+    return {k: v for k, v in flat.items() if k not in RESUME_SAFE_SETTINGS | unused}
 
 
 def differences(old: dict, new: dict) -> list[str]:
@@ -76,7 +81,7 @@ def record_run(out_dir: Path, settings: dict, inputs: dict) -> None:
     write_json(Path(out_dir) / RUN_FILE, {"settings": settings, "inputs": inputs})
 
 
-OWNED = (RUN_FILE, METRICS, TIMING, "config.yaml", "manifest.json", "checkpoints", "selection", "final")
+OWNED = (RUN_FILE, METRICS, TIMING, "config.yaml", "manifest.json", "checkpoints", "selection", "final", START_DIR)
 
 
 def clear_run(out_dir: Path) -> None:

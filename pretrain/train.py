@@ -35,7 +35,7 @@ from common.config import ConfigError, config_to_dict, load_config, read_yaml_wi
 from common.io import atomic_write, manifest_is_current, write_manifest
 from pretrain import checkpoint as ckpt
 from pretrain import distributed as ddp_util
-from pretrain import validation
+from pretrain import init_from, validation
 from pretrain.config import PretrainConfig, field_docs, preset_path
 from pretrain.data import PackedBlockPool, build_block_cache, load_valid_blocks, read_index, tokenizer_hash
 from pretrain.masking import IGNORE_INDEX, mask_tokens, special_table, word_start_table
@@ -119,21 +119,25 @@ class Progress:
 
 
 class Trainer:
-    def __init__(self, cfg: PretrainConfig, info: ddp_util.DistInfo, device: torch.device, log):
+    def __init__(self, cfg: PretrainConfig, info: ddp_util.DistInfo, device: torch.device, log,
+                 start_dir: Path | None = None):
+        """`start_dir`: the checkpoint folder to continue from (init_from, after any vocab.* changes);
+        its model and tokenizer replace model.* and tokenizer_dir. None: random weights."""
         from transformers import AutoTokenizer
 
         self.cfg, self.info, self.device, self.log = cfg, info, device, log
         self.out_dir = Path(cfg.out_dir)
         tcfg = cfg.train
-        self.tokenizer = AutoTokenizer.from_pretrained(str(cfg.tokenizer_dir))
+        self.tokenizer_dir = Path(start_dir or cfg.tokenizer_dir)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.tokenizer_dir))
         self.tokenizer.model_max_length = cfg.data.block_len  # what the model's positions allow
         cache_root = cfg.data.cache_dir or self.out_dir.parent / "cache"
         if info.main:
-            self.cache = build_block_cache(cfg.corpus_dir, self.tokenizer, cfg.tokenizer_dir, cfg.data.block_len,
+            self.cache = build_block_cache(cfg.corpus_dir, self.tokenizer, self.tokenizer_dir, cfg.data.block_len,
                                            cache_root, cfg.data.tokenize_batch, log=log)
         ddp_util.barrier(info)
         if not info.main:
-            self.cache = build_block_cache(cfg.corpus_dir, self.tokenizer, cfg.tokenizer_dir, cfg.data.block_len,
+            self.cache = build_block_cache(cfg.corpus_dir, self.tokenizer, self.tokenizer_dir, cfg.data.block_len,
                                            cache_root, cfg.data.tokenize_batch, log=lambda *_: None)
         self.warnings: list[str] = []
         self.metrics: JsonlLog | None = None  # set once the run's metrics log is open (rank 0)
@@ -143,8 +147,11 @@ class Trainer:
         self.special = special_table(self.tokenizer)
         self.valid, self.baseline = self._validation_sets()
         torch.manual_seed(tcfg.seed)  # same initial weights on every rank
-        self.model = build_model(cfg.model, self.tokenizer, cfg.data.block_len)
-        if cfg.model.unigram_output_bias:
+        if start_dir is not None:
+            self.model = init_from.load_model(start_dir)  # its config.json gives shape, dropout and tying
+        else:
+            self.model = build_model(cfg.model, self.tokenizer, cfg.data.block_len)
+        if cfg.model.unigram_output_bias and start_dir is None:
             # The mix training draws from: languages weighted as the selection quotas weight them.
             sizes = {lang: len(validation.load_train_blocks(self.cache, lang)) for lang in self.langs}
             weights = {lang: n ** cfg.selection.alpha for lang, n in sizes.items()}
@@ -420,7 +427,7 @@ def write_final(trainer: Trainer, out_dir: Path) -> Path:
         trainer.model.save_pretrained(tmp, safe_serialization=True)
         trainer.tokenizer.save_pretrained(tmp)
         from tokenizer.artifacts import make_portable; make_portable(tmp)  # noqa: E702  loads in transformers 4.x too
-        spm = Path(trainer.cfg.tokenizer_dir) / "sentencepiece.model"
+        spm = trainer.tokenizer_dir / "sentencepiece.model"
         if spm.exists():  # the tokenizer stage's original model, for users of sentencepiece itself
             shutil.copyfile(spm, tmp / spm.name)
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; the folder is meant to be shared
@@ -473,7 +480,14 @@ def _run(cfg, fresh, record_ids, info, device, log) -> RunResult:
     out_dir = Path(cfg.out_dir)
     full_config = config_to_dict(cfg)
     settings = result_settings(full_config)
-    inputs = {"corpus_hash": corpus.corpus_hash(cfg.corpus_dir), "tokenizer_hash": tokenizer_hash(cfg.tokenizer_dir)}
+    inputs = {"corpus_hash": corpus.corpus_hash(cfg.corpus_dir)}
+    source = None
+    if cfg.init_from:  # checked before anything is written
+        source = init_from.resolve(cfg.init_from)
+        checkpoint = init_from.check_checkpoint(source, cfg)
+        inputs["init_hash"] = init_from.checkpoint_hash(source)
+    if source is None or cfg.vocab.extend:
+        inputs["tokenizer_hash"] = tokenizer_hash(cfg.tokenizer_dir)
     if fresh and info.main:
         clear_run(out_dir)
     ddp_util.barrier(info)
@@ -489,7 +503,16 @@ def _run(cfg, fresh, record_ids, info, device, log) -> RunResult:
         with atomic_write(out_dir / "config.yaml") as handle:
             yaml.safe_dump(full_config, handle, sort_keys=False, allow_unicode=True)
 
-    trainer = Trainer(cfg, info, device, log)
+    start = None
+    if source is not None:
+        if info.main:
+            start = init_from.prepare_start(cfg, source, inputs, log)
+        ddp_util.barrier(info)
+        if not info.main:
+            start = init_from.prepare_start(cfg, source, inputs, log=lambda *_: None)
+        log(f"[init] continuing from {source} ({checkpoint.model_type}, {checkpoint.vocab_size:,} pieces); "
+            "model.* settings are not used: its config.json gives the model")
+    trainer = Trainer(cfg, info, device, log, start_dir=start)
     latest = None
     if resuming:
         latest = ckpt.find_latest(out_dir / "checkpoints", warn=trainer._warn) if info.main else None
@@ -576,7 +599,10 @@ def _run(cfg, fresh, record_ids, info, device, log) -> RunResult:
         outputs += [out_dir / METRICS, out_dir / "config.yaml"]
         outputs += sorted((out_dir / "selection").glob("round-*.jsonl"))
         summary = run_summary(out_dir / METRICS, p, n_params)
-        write_manifest(out_dir, "pretrain", settings, inputs, outputs, extra={"summary": summary})
+        extra = {"summary": summary}
+        if source is not None:
+            extra["init_from"] = init_from.describe(cfg.init_from, source, start, inputs["init_hash"])
+        write_manifest(out_dir, "pretrain", settings, inputs, outputs, extra=extra)
         vs = summary["vs_unigram"]
         if vs["langs"]:
             log(f"[train] final validation: below the unigram baseline in {vs['below']}/{vs['langs']} languages, "
