@@ -9,6 +9,9 @@ OUT ?= out
 PRESET ?= tiny
 STRATEGY ?= loss
 TASKS ?=
+# Your own evaluation sets (YAML, same shape as common/eval_sets.yaml): cleaned out of the corpus,
+# audited and finetuned on like the built-in ones.
+EVAL_SETS ?=
 LANGS ?=
 SEEDS ?=
 # Extra key=value settings for one stage only, e.g. PRETRAIN_ARGS="train.max_steps=100".
@@ -52,7 +55,7 @@ define install_torch
 endef
 
 .PHONY: all venv lock corpus tokenizer pretrain finetune report publish test test-all reliability fuzz study \
-        bench-corpus bench-tokenizer bench-scale bench-pretrain gpu-check clean
+        contamination bench-corpus bench-decontam bench-tokenizer bench-scale bench-pretrain gpu-check clean
 
 all: corpus tokenizer pretrain finetune report
 
@@ -83,7 +86,14 @@ lock:
 	rm -rf $(LOCK_VENV)
 
 corpus: $(STAMP)
-	$(PY) -m pipeline.run data_dir=$(DATA) out_dir=$(OUT)/corpus $(CORPUS_ARGS)
+	$(PY) -m pipeline.run data_dir=$(DATA) out_dir=$(OUT)/corpus $(if $(EVAL_SETS),tasks_file=$(EVAL_SETS)) \
+		$(CORPUS_ARGS)
+
+# Which dev/test items of every registered evaluation set the corpus still holds (exact and folded
+# keys): $(OUT)/corpus/contamination.md and .json, shown in the report.
+contamination: $(STAMP)
+	$(PY) -m pipeline.contamination corpus_dir=$(OUT)/corpus data_dir=$(DATA) \
+		$(if $(EVAL_SETS),tasks_file=$(EVAL_SETS))
 
 tokenizer: corpus
 	$(PY) -m tokenizer.train --preset $(TOKENIZER_PRESET) corpus_dir=$(OUT)/corpus out_dir=$(TOKENIZER_DIR) \
@@ -95,7 +105,7 @@ pretrain: $(if $(INIT),$(if $(findstring vocab.extend=true,$(PRETRAIN_ARGS)),tok
 
 finetune: pretrain
 	$(PY) -m finetune.run model=$(OUT)/pretrain/$(RUN)/final data_dir=$(DATA) \
-		out_dir=$(OUT)/finetune/$(RUN) \
+		out_dir=$(OUT)/finetune/$(RUN) $(if $(EVAL_SETS),tasks_file=$(EVAL_SETS)) \
 		$(if $(TASKS),tasks=[$(TASKS)]) $(if $(LANGS),langs=[$(LANGS)]) $(if $(SEEDS),seeds=[$(SEEDS)]) \
 		$(FINETUNE_ARGS)
 
@@ -123,6 +133,10 @@ fuzz: $(STAMP)
 
 bench-corpus: $(STAMP)
 	$(PY) -m pipeline.bench data_dir=$(DATA) $(CORPUS_ARGS)
+
+# Decontamination thresholds: respelled test sentences caught against corpus lines lost (JSON).
+bench-decontam: $(STAMP)
+	$(PY) -m bench.decontam data_dir=$(DATA) out_dir=$(OUT)/bench-decontam
 
 bench-tokenizer: $(STAMP)
 	$(PY) -m tokenizer.bench corpus_dir=$(OUT)/corpus $(TOKENIZER_ARGS)

@@ -50,7 +50,7 @@ class GpuCheckConfig:
     deterministic: bool = True  # torch.use_deterministic_algorithms(True) for both runs
     peak_flops: float = H100_BF16_DENSE_FLOPS  # the GPU's peak FLOP/s for MFU (H100/H200 dense bf16)
     pretrain_args: list[str] = field(default_factory=list)  # extra key=value for pretraining
-    task: str = "masakhaner2"  # finetuning task (finetune/tasks.yaml)
+    task: str = "masakhaner2"  # finetuning task (common/eval_sets.yaml)
     lang: str = "hau"  # its language
     seed: int = 1  # one finetuning seed
     epochs: int = 1  # finetuning epochs

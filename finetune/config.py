@@ -1,8 +1,8 @@
 """Settings of the finetuning stage: what to evaluate, how to train, where the data is.
 
-Tasks are data, not code: each built-in task (finetune/tasks.yaml) is a `TaskSpec`, and a
-user adds their own CoNLL or TSV/CSV/JSONL set by giving another `TaskSpec` under
-`custom_tasks` (in a `--config` file or as a YAML override), see docs/finetune.md.
+Tasks are data, not code: each built-in task (common/eval_sets.yaml, the registry of evaluation
+sets shared with the corpus stage's decontamination) is a `TaskSpec`, and a user adds their own
+CoNLL or TSV/CSV/JSONL set in a `tasks_file` or under `custom_tasks`, see docs/finetune.md.
 """
 from __future__ import annotations
 
@@ -10,74 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-SPLITS = ("train", "dev", "test")
-
-
-@dataclass
-class ReaderSpec:
-    """How to read one split's file (or Hub dataset) into `{words, labels}` / `{text, label}`."""
-
-    format: Literal["auto", "conll", "tsv", "csv", "jsonl"] = "auto"
-    """File format; `auto` picks it from the extension (.txt/.conll -> conll, .tsv, .csv, .jsonl/.json)."""
-    text_columns: list[str] = field(default_factory=lambda: ["text"])
-    """Classification: column(s) holding the text; several are joined with `text_join`."""
-    text_join: str = " "
-    label_column: str = "label"
-    delimiter: str = ""
-    """Field delimiter for tsv/csv; empty = TAB for tsv, comma for csv."""
-    quoting: Literal["csv", "none"] = "csv"
-    """`csv`: double quotes delimit fields (multi-line cells allowed); `none`: quotes are literal."""
-    newline: Literal["any", "lf"] = "any"
-    """`lf`: records end at `\\n` only, a bare `\\r` stays inside the text (YOSM)."""
-    label_map: dict[str, str | None] = field(default_factory=dict)
-    """Rename labels before checking them (`old: new`); `old: null` drops those rows (counted)."""
-    lowercase_labels: bool = False
-    hub_id: str = ""
-    """Hugging Face dataset id; when set, the split is loaded with `datasets.load_dataset`."""
-    hub_config: str = ""
-    hub_split: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.text_columns:
-            raise ValueError("text_columns must name at least one column")
-        if len(self.delimiter) > 1:
-            raise ValueError(f"delimiter must be one character, got {self.delimiter!r}")
-
-
-@dataclass
-class TaskSpec:
-    """One evaluation task: a kind, its languages and the files of each split."""
-
-    name: str = ""
-    kind: Literal["ner", "classification"] = "classification"
-    langs: list[str] = field(default_factory=list)
-    files: dict[str, str] = field(default_factory=dict)
-    """Paths of `train`, `dev`, `test` (relative to data_dir unless absolute); `{lang}` is filled
-    in. A split read from the Hub (`reader.hub_id`) needs no path."""
-    reader: ReaderSpec = field(default_factory=ReaderSpec)
-    split_readers: dict[str, ReaderSpec] = field(default_factory=dict)
-    """Per-split reader that replaces `reader` (the out-of-domain task reads YOSM as its test)."""
-    labels: list[str] = field(default_factory=list)
-    """Fixed label set; empty = the labels seen in train (plus `labels_file` when given)."""
-    labels_file: str = ""
-    zero_shot_train: dict[str, list[str]] = field(default_factory=dict)
-    """For a language with no train rows: which languages' train (and nothing else) to use."""
-    note: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.name:
-            raise ValueError("a task needs a name")
-        missing = [s for s in SPLITS if s not in self.files and not self.reader_for(s).hub_id]
-        if missing:
-            raise ValueError(f"task {self.name}: files lacks {', '.join(missing)}")
-        unknown = sorted(set(self.files) - set(SPLITS)) + sorted(set(self.split_readers) - set(SPLITS))
-        if unknown:
-            raise ValueError(f"task {self.name}: unknown split(s) {unknown}; use {list(SPLITS)}")
-        if not self.langs:
-            raise ValueError(f"task {self.name}: langs is empty")
-
-    def reader_for(self, split: str) -> ReaderSpec:
-        return self.split_readers.get(split, self.reader)
+from common.eval_sets import TaskSpec
 
 
 @dataclass
@@ -138,14 +71,18 @@ class FinetuneConfig:
     out_dir: Path = Path("out/finetune/run")
     """Where tables, per-run results, config.yaml and manifest.json go."""
     tasks: list[str] = field(default_factory=lambda: ["masakhaner1", "hedderich", "yosm"])
-    """Task names (finetune/tasks.yaml or custom_tasks)."""
+    """Task names (the registry common/eval_sets.yaml, tasks_file or custom_tasks)."""
     langs: list[str] = field(default_factory=lambda: ["hau", "yor"])
     """Languages to run, intersected with each task's languages; empty = all of them."""
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
     """One finetuning run per seed; tables report mean and std over them."""
     train: TrainConfig = field(default_factory=TrainConfig)
+    tasks_file: Path | None = None
+    """A YAML file of your own evaluation sets, `name: {kind, langs, files, reader, ...}` as in
+    common/eval_sets.yaml; give the same file to the corpus stage so its text is removed from the
+    corpus (docs/finetune.md, "Bring your own data")."""
     custom_tasks: list[TaskSpec] = field(default_factory=list)
-    """Your own tasks, same shape as finetune/tasks.yaml entries (docs/finetune.md)."""
+    """Your own tasks inline, same shape as the entries of common/eval_sets.yaml."""
     skip_bad_rows: bool = False
     """Skip (and count) bad rows (malformed, empty, unknown label; NER: sentences with an unknown
     label) instead of stopping at the first with an error."""

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import datasets
 
-from finetune.config import SPLITS, ReaderSpec, TaskSpec
-from finetune.readers import BadRows, DataError, detect_format, open_text, read_conll, read_table
+from common.eval_readers import BadRows, DataError, detect_format, open_text, read_conll, read_table
+from common.eval_sets import SPLITS, ReaderSpec, TaskSpec, resolve
 
 log = logging.getLogger("finetune")
 datasets.disable_progress_bars()
@@ -43,11 +43,6 @@ class TaskData:
     setting: str
     """`in-language`, `zero-shot from amh`, or the task's note."""
     files: list[Path]
-
-
-def resolve(data_dir: Path, template: str, lang: str) -> Path:
-    path = Path(template.replace("{lang}", lang)).expanduser()
-    return path if path.is_absolute() else Path(data_dir) / path
 
 
 def ner_label_list(seen: set[str]) -> list[str]:

@@ -26,14 +26,16 @@ from pathlib import Path
 
 import yaml
 
-from common.config import ConfigError, _from_dict, config_to_dict, load_config, preset_path
+from common.config import ConfigError, config_to_dict, load_config, preset_path
 from common.io import (atomic_write, manifest_is_current, sha256_file, sha256_json,
                        write_json, write_jsonl_gz, write_manifest)
 from finetune import config as config_module
-from finetune.config import FinetuneConfig, TaskSpec
-from finetune.data import DataError, load_task, resolve
+from common.eval_sets import TaskSpec, builtin_task_names, resolve, task_registry as registry_of
+from finetune.config import FinetuneConfig
+from finetune.data import DataError, load_task
 from finetune.metrics import MAIN_METRIC
 from finetune.model import ModelFolderError, check_model_folder
+from finetune.provenance import cleaning_record, uncleaned
 from finetune.results import result_row, write_tables
 
 log = logging.getLogger("finetune")
@@ -68,7 +70,7 @@ def help_text() -> str:
                 continue
             lines.append(f"  {prefix}{name} (default {defaults[prefix][name]!r}): {doc}".rstrip(": "))
     lines += ["", f"Presets: {', '.join(sorted(p.stem for p in PRESETS.glob('*.yaml')))}",
-              "Tasks: " + ", ".join(builtin_task_dicts())]
+              "Tasks: " + ", ".join(builtin_task_names())]
     return "\n".join(lines)
 
 
@@ -89,16 +91,12 @@ def parse_args(argv: list[str]) -> tuple[Path, list[str]]:
     return args.config or preset_path(PRESETS, args.preset or "tiny"), overrides
 
 
-def builtin_task_dicts() -> dict[str, dict]:
-    return yaml.safe_load((PACKAGE_DIR / "tasks.yaml").read_text(encoding="utf-8"))
-
-
 def task_registry(cfg: FinetuneConfig) -> dict[str, TaskSpec]:
-    registry = {name: _from_dict(TaskSpec, dict(spec, name=name), f"tasks.yaml:{name}")
-                for name, spec in builtin_task_dicts().items()}
-    for spec in cfg.custom_tasks:
-        registry[spec.name] = spec  # a user task may replace a built-in one of the same name
-    return registry
+    """Built-in evaluation sets plus the user's (a user task may replace a built-in one)."""
+    try:
+        return registry_of(cfg.tasks_file, cfg.custom_tasks)
+    except (FileNotFoundError, ValueError) as err:
+        raise ConfigError(str(err)) from None
 
 
 def plan_runs(cfg: FinetuneConfig, registry: dict[str, TaskSpec]) -> list[tuple[TaskSpec, str]]:
@@ -152,6 +150,22 @@ def hash_inputs(cfg: FinetuneConfig, plan, models: list[Path]) -> dict[str, str]
                 raise DataError(f"{path}: file not found (task {task.name}, {lang})")
             inputs[str(path)] = sha256_file(path)
     return inputs
+
+
+def warn_uncleaned(cfg: FinetuneConfig, plan, models: list[str]) -> None:
+    """A warning per model and task whose dev/test text its pretraining corpus was not cleaned of."""
+    for model in models:
+        record, where = cleaning_record(model)
+        if record is None:
+            log.info("%s: cannot tell which evaluation sets its pretraining corpus was cleaned against: %s",
+                     model, where)
+            continue
+        for task, lang in plan:
+            files = uncleaned(record, task, lang, cfg.data_dir)
+            if files:
+                log.warning("%s: its pretraining corpus %s was not cleaned against %s %s (%s); scores may "
+                            "be inflated by test text seen in pretraining (rerun the corpus stage with this "
+                            "set registered: tasks_file)", model, where, task.name, lang, ", ".join(files))
 
 
 # --- running ----------------------------------------------------------------------------------
@@ -290,6 +304,8 @@ def _run(cfg: FinetuneConfig, models: list[str], place) -> int:
     plan = plan_runs(cfg, registry)
     # Row 33: every model folder is checked before any training starts.
     checked = [check_model_folder(m, cfg.train.max_length) for m in models]
+    if place.main:
+        warn_uncleaned(cfg, plan, models)
     inputs = hash_inputs(cfg, plan, [c.path for c in checked])
     resolved = config_to_dict(cfg)
     stage_config = {k: v for k, v in resolved.items() if k not in ("force", "out_dir")}

@@ -118,18 +118,19 @@ class CleanBatch(beam.DoFn):
     """packed [RawLine tuple] -> (bucket, packed [(dedup key, Line tuple)]) per exact-dedup bucket; tagged
     COUNTS ((key, (count, bytes)) summed over the batch) and SAMPLES ((reason, [sample tuples]))."""
 
-    def __init__(self, cfg: CorpusConfig):
+    def __init__(self, cfg: CorpusConfig, eval_sources: list[tuple] = ()):
+        """`eval_sources`: the (task, lang, split) of decontam.plan_sources; none = no decontamination."""
         self.split, self.filter, self.decontam = cfg.split, cfg.filter, cfg.decontam
-        self.eval_dir = str(cfg.eval_dir)
+        self.data_dir = str(cfg.data_dir)
+        self.eval_sources = list(eval_sources)
         self.sample_limit = cfg.rejected_samples
         self.index: EvalIndex | None = None
 
     def setup(self):
-        if self.decontam.enabled:
+        if self.decontam.enabled and self.eval_sources:
             start = time.time()
-            self.index = EvalIndex.from_eval_dir(self.eval_dir, self.decontam)
-            log.info("decontam: indexed %d eval items (%d n-grams, %d short items ignored) in %.1fs",
-                     self.index.items, len(self.index.hashes), self.index.ignored_short, time.time() - start)
+            self.index = EvalIndex.from_sources(self.eval_sources, self.data_dir, self.decontam)
+            log.info("decontam: indexed %s in %.1fs", self.index.describe(), time.time() - start)
 
     def process(self, packed):
         tally = Tally(self.sample_limit)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from common.config import load_config
 from pipeline.config import CorpusConfig
-from pipeline.decontam import EvalIndex
+from pipeline.decontam import EvalIndex, plan_sources
 from pipeline.exact_dedup import order_key
 from pipeline.filters import check_text
 from pipeline.near_dedup import Signer, dedup_language
@@ -40,7 +40,8 @@ from apache_beam import pvalue
 def plain_loop(cfg: CorpusConfig, tasks: list, out_dir: Path) -> dict:
     """The same steps as pipeline.run, as one Python loop in one process."""
     read_file = importlib.import_module(cfg.readers_module).read_file
-    index = EvalIndex.from_eval_dir(cfg.eval_dir, cfg.decontam) if cfg.decontam.enabled else None
+    index = (EvalIndex.from_sources(plan_sources(cfg).sources, cfg.data_dir, cfg.decontam)
+             if cfg.decontam.enabled else None)
     raw_bytes, survivors = 0, {}
     for entry, path in tasks:
         for raw in read_file(entry, path):

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.config import ConfigError
+from common.eval_sets import TaskSpec
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_CONFIG = PACKAGE_DIR / "configs" / "default.yaml"
@@ -79,20 +80,27 @@ class MinHashConfig:
 
 @dataclass
 class DecontamConfig:
-    """Removal of evaluation text (pipeline/decontam.py)."""
+    """Removal of evaluation text (pipeline/decontam.py); thresholds measured in docs/corpus.md."""
 
     enabled: bool = True
-    ngram: int = 8               # a corpus line sharing any word 8-gram with an eval item is dropped
+    ngram: int = 8               # a corpus line sharing a run of 8 folded words with an eval item is dropped
     min_item_words: int = 5      # shorter eval items ("Ẹ kú àárọ̀") are ignored: too common to mean leakage
+    chunk_letters: int = 16      # letter chunks that make a line a candidate of the letters check (0 = off)
+    min_similarity: float = 0.7  # a candidate is dropped when this share of the shorter text's letter 5-grams is shared
+    min_letters: int = 40        # ... and the shorter text has this many letters (short lines match long articles by chance)
     splits: list[str] = field(default_factory=lambda: ["dev", "test"])
     keep_train: bool = True      # train splits of eval sets stay in the corpus (visible choice)
-    sets: list[str] = field(default_factory=lambda: [
-        "masakhaner1", "masakhaner2", "masakhanews", "hedderich_topics", "yosm", "afrisenti"])
+    sets: list[str] = field(default_factory=list)   # evaluation sets to clean against; empty = every registered one
 
     def __post_init__(self) -> None:
         _check(self.ngram >= 2, f"decontam.ngram must be >= 2, got {self.ngram}")
         _check(1 <= self.min_item_words <= self.ngram,
                f"decontam.min_item_words must be in [1, decontam.ngram], got {self.min_item_words}")
+        _check(self.chunk_letters == 0 or self.chunk_letters >= 8,
+               f"decontam.chunk_letters must be 0 (off) or >= 8, got {self.chunk_letters}")
+        _check(self.min_letters >= 0, f"decontam.min_letters must be >= 0, got {self.min_letters}")
+        _check(0.0 < self.min_similarity <= 1.0,
+               f"decontam.min_similarity must be in (0, 1], got {self.min_similarity}")
         bad = sorted(set(self.splits) - {"dev", "test"})
         _check(not bad, f"decontam.splits: unknown split(s) {bad}; use dev/test (train: keep_train)")
 
@@ -119,7 +127,8 @@ class CorpusConfig:
     data_dir: Path = Path("../shared/data")
     out_dir: Path = Path("out/corpus")
     catalog: Path | None = None          # default: pipeline/catalog.yaml
-    eval_dir: Path | None = None         # default: <data_dir>/eval
+    tasks_file: Path | None = None       # your own evaluation sets (same shape as common/eval_sets.yaml), cleaned against too
+    custom_tasks: list[TaskSpec] = field(default_factory=list)   # ... or inline, as finetuning takes them
     langs: list[str] | None = None       # subset of catalog languages (default all)
     sources: list[str] | None = None     # subset of catalog entry names (default all)
     num_shards: int = 1                  # shards per language and split
@@ -137,5 +146,3 @@ class CorpusConfig:
         _check(self.rejected_samples >= 0, "rejected_samples must be >= 0")
         if self.catalog is None:
             self.catalog = PACKAGE_DIR / "catalog.yaml"
-        if self.eval_dir is None:
-            self.eval_dir = Path(self.data_dir) / "eval"

@@ -29,7 +29,7 @@ from pipeline import finalize
 from pipeline.catalog import CatalogError
 from pipeline.config import DEFAULT_CONFIG, CorpusConfig
 from pipeline.batches import CleanBatch, ReadBatches, SmallestSamples, sample_rows
-from pipeline.eval_sets import eval_files
+from pipeline.decontam import EvalSources, plan_sources
 from pipeline.exact_dedup import ExactDedupBatches
 from pipeline.language_shards import LanguageShardsFromBatches
 from pipeline.stats import SumCounts, build_stats
@@ -85,7 +85,7 @@ def expand_tasks(cfg: CorpusConfig) -> list[tuple]:
     return tasks
 
 
-def input_hashes(cfg: CorpusConfig, tasks: list[tuple]) -> dict[str, str]:
+def input_hashes(cfg: CorpusConfig, tasks: list[tuple], evals: EvalSources | None) -> dict[str, str]:
     """sha256 of every input file, the catalog and the eval files used for decontamination."""
     data_dir = Path(cfg.data_dir).resolve()
 
@@ -99,15 +99,16 @@ def input_hashes(cfg: CorpusConfig, tasks: list[tuple]) -> dict[str, str]:
               "code": sha256_json({str(p.relative_to(REPO_DIR)): sha256_file(p) for p in code})}
     for path in sorted({p for _, p in tasks}):
         hashes[f"data:{name(Path(path))}"] = sha256_file(path)
-    if cfg.decontam.enabled:
-        for path in eval_files(cfg.eval_dir, list(cfg.decontam.sets)):
-            hashes[f"eval:{name(path)}"] = sha256_file(path)
+    for entry in (evals.record.values() if evals else ()):
+        for path, sha in entry["files"].items():
+            hashes[f"eval:{name(Path(path))}"] = sha
     return hashes
 
 
 # ---------------------------------------------------------------- the pipeline
 
-def build_pipeline(p: beam.Pipeline, cfg: CorpusConfig, tasks: list[tuple], staging: str) -> None:
+def build_pipeline(p: beam.Pipeline, cfg: CorpusConfig, tasks: list[tuple], staging: str,
+                   eval_sources: list[tuple] = ()) -> None:
     """Wire every step; outputs land in `staging` (shards) and `staging/_meta` (bookkeeping).
 
     Lines travel in batches (pipeline/batches.py): steps 1-5 run per batch, exact dedup per
@@ -120,7 +121,7 @@ def build_pipeline(p: beam.Pipeline, cfg: CorpusConfig, tasks: list[tuple], stag
         | "ReadBatches" >> beam.ParDo(ReadBatches(cfg.readers_module))
         | "SpreadBatches" >> beam.Reshuffle()
     )
-    clean = batches | "Clean" >> beam.ParDo(CleanBatch(cfg)).with_outputs(COUNTS, SAMPLES, main="buckets")
+    clean = batches | "Clean" >> beam.ParDo(CleanBatch(cfg, eval_sources)).with_outputs(COUNTS, SAMPLES, main="buckets")
     unique = clean.buckets | "ExactDedup" >> ExactDedupBatches(cfg.rejected_samples)
     written = unique.unique | "PerLanguage" >> LanguageShardsFromBatches(
         staging, cfg.num_shards, cfg.minhash, cfg.valid, cfg.rejected_samples)
@@ -171,7 +172,8 @@ def run(argv: list[str] | None = None) -> dict | None:
     out_dir = Path(cfg.out_dir)
     tasks = expand_tasks(cfg)
     log.info("catalog: %d files from %d sources", len(tasks), len({e.name for e, _ in tasks}))
-    inputs = input_hashes(cfg, tasks)
+    evals = plan_sources(cfg) if cfg.decontam.enabled else None
+    inputs = input_hashes(cfg, tasks, evals)
     if manifest_is_current(out_dir, config, inputs):
         print(f"corpus: {out_dir} is up to date (same config and inputs); skipped")
         return None
@@ -183,13 +185,15 @@ def run(argv: list[str] | None = None) -> dict | None:
     log.info("steps: read -> normalise -> split -> filter -> decontaminate -> exact dedup -> near dedup "
              "-> valid split -> write (staging %s)", staging.name)
     with beam.Pipeline(options=beam_options(beam_flags)) as p:
-        build_pipeline(p, cfg, tasks, str(staging.resolve()))
+        build_pipeline(p, cfg, tasks, str(staging.resolve()), evals.sources if evals else ())
     log.info("beam pipeline finished in %.1fs; publishing to %s", time.time() - start, out_dir)
     stats = build_stats([(tuple(k), tuple(v)) for k, v in read_meta(staging, "counts")])
     finalize.write_stats(staging, stats)
     finalize.write_rejected_samples(staging, read_meta(staging, "samples"), cfg.rejected_samples)
     (staging / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=True))
-    manifest = finalize.publish(staging, out_dir, config, inputs, extra={"totals": stats["total"], "seconds": round(time.time() - start, 1)})
+    manifest = finalize.publish(staging, out_dir, config, inputs, extra={
+        "totals": stats["total"], "seconds": round(time.time() - start, 1),
+        "decontaminated_against": evals.record if evals else {}})
     print(summary_table(stats))
     print("dropped by reason:", ", ".join(f"{k} {v}" for k, v in sorted(stats["total"]["dropped_by_reason"].items())))
     print("decontaminated by eval set:",

@@ -1,7 +1,13 @@
-"""Keys for matching text: the exact-dedup key and word tokens for decontamination.
+"""Keys for matching text: the exact-dedup key, and the folded words of decontamination.
 
-Both are built on NFC + casefold and keep every combining mark, so Yoruba "ọkọ̀" (boat) and
-"ọkọ" (husband) stay different while NFC/NFD, case and spacing variants of one sentence match.
+The dedup key is built on NFC + casefold and keeps every combining mark, so Yoruba "ọkọ̀" (boat)
+and "ọkọ" (husband) stay two lines while NFC/NFD, case and spacing variants of one line meet.
+
+Decontamination must catch an evaluation sentence however a web page spelled it, so its key also
+folds what writers vary: tone marks and dots below (often left out, or stacked twice by broken
+input methods), the hooked letters of Hausa, Fon, Ewe and others written plain (ɓ ɗ ɖ ƙ ƴ ƈ,
+and open ɛ ɔ), and apostrophes of every shape (ʼ ' ’ ‘), which are dropped so "k'asa" and
+"kʼasa" are one word.
 """
 from __future__ import annotations
 
@@ -12,6 +18,10 @@ import regex
 
 _NOT_WORD = regex.compile(r"[^\p{L}\p{M}\p{N}]+")   # punctuation, symbols, emoji, spaces
 _WORD = regex.compile(r"[\p{L}\p{M}\p{N}]+")
+_FOLDED_WORD = regex.compile(r"[\p{L}\p{N}]+")
+_MARKS = regex.compile(r"\p{M}+")
+_APOSTROPHES = regex.compile(r"[\u02bc\u02bb'\u2019\u2018`\u00b4]")
+_PLAIN_LETTERS = str.maketrans("ɓɗɖƙƴƈɛɔ", "bddkyceo")
 
 
 def _fold(text: str) -> str:
@@ -27,6 +37,13 @@ def dedup_key(text: str) -> str:
 def word_tokens(text: str) -> list[str]:
     """Letters-and-digits tokens (combining marks kept) of the NFC casefolded text."""
     return _WORD.findall(_fold(text))
+
+
+def folded_words(text: str) -> list[str]:
+    """Words of the text with marks, hooks and apostrophes folded away (decontamination only)."""
+    text = unicodedata.normalize("NFD", _fold(text))
+    text = _APOSTROPHES.sub("", _MARKS.sub("", text)).translate(_PLAIN_LETTERS)
+    return _FOLDED_WORD.findall(text)
 
 
 def stable_fraction(key: str) -> float:

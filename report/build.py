@@ -74,6 +74,7 @@ def build(cfg: ReportConfig, stream=None) -> Path:
     body = [
         ("corpus", "Corpus: lines kept and dropped", sections.corpus_section(ctx)),
         ("decontamination", "Decontamination", sections.decontamination_section(ctx)),
+        ("contamination", "Contamination audit", sections.contamination_section(ctx)),
         ("tokenizer", "Tokenizer: fertility per language", sections.tokenizer_section(ctx)),
         ("pretraining", "Pretraining: loss curves", _per_run(ctx, sections.pretrain_run, "metrics.jsonl")),
         ("selection", "Selection: what each round chose", _per_run(ctx, sections.selection_run,

@@ -143,6 +143,20 @@ def read_corpus_stats(path: Path) -> dict | None:
     return stats
 
 
+def read_contamination(path: Path) -> dict | None:
+    """out/corpus/contamination.json (pipeline/contamination.py): {"corpus_lines", "rows": [{set, lang,
+    items, exact, folded}], "total", "samples": {set: [{key, how, lang, item, item_where, line, source}]}}."""
+    audit = read_json(path)
+    if audit is None:
+        return None
+    _need(path, "top level", audit, ("rows", "total", "samples"), kind=None)
+    _need(path, "top level", audit, ("corpus_lines",))
+    for i, row in enumerate(audit["rows"]):
+        _need(path, f"rows[{i}]", row, ("set", "lang"), kind=str)
+        _need(path, f"rows[{i}]", row, ("items", "exact", "folded"))
+    return audit
+
+
 def read_rejected_samples(folder: Path, limit: int, problems: Problems) -> dict[str, list[dict]] | None:
     """out/corpus/rejected/<reason>.jsonl -> the first `limit` samples per reason."""
     folder = Path(folder)

@@ -46,7 +46,7 @@ class Layout:
 
     def input_files(self, runs: list[str]) -> list[Path]:
         """Every file the report may read (for the manifest's input hashes)."""
-        files = [self.corpus / "stats.json", self.corpus / "manifest.json",
+        files = [self.corpus / "stats.json", self.corpus / "manifest.json", self.corpus / "contamination.json",
                  self.tokenizer / "report.json", self.tokenizer / "manifest.json"]
         files += sorted((self.corpus / "rejected").glob("*.jsonl"))
         for run in runs:
@@ -179,11 +179,35 @@ def decontamination_section(ctx: Context) -> Raw:
     by_lang = [[lang, *[num(counts.get(s, 0)) for s in sets], num(sum(counts.values()))]
                for lang, counts in per_lang.items() if sum(counts.values())]
     clean = [lang for lang, counts in per_lang.items() if not sum(counts.values())]
-    return join([para("Corpus lines dropped because they overlap a dev or test item (word 8-gram or "
-                      "whole short item), by source and evaluation set."),
+    return join([para("Corpus lines dropped because they overlap a dev or test item (8 folded words, a "
+                      "whole short item, or letters that line up with an item despite elision and "
+                      "re-spacing: pipeline/decontam.py), by source and evaluation set."),
                  table(["source", *sets, "total"], rows),
                  Raw("<h3>By language</h3>"), table(["language", *sets, "total"], by_lang),
                  para(f"No line dropped for: {', '.join(clean)}.") if clean else ""])
+
+
+@guarded
+def contamination_section(ctx: Context) -> Raw:
+    path = ctx.layout.corpus / "contamination.json"
+    audit = readers.read_contamination(path)
+    if audit is None:
+        return not_run("contamination audit: make contamination", path)
+    total = audit["total"]
+    rows = [[r["set"], r["lang"], num(r["items"]), num(r["exact"]), num(r["folded"])]
+            for r in audit["rows"] if r["exact"] or r["folded"]]
+    blocks = [para(f"{num(audit['corpus_lines'])} corpus lines checked against {num(total['items'])} dev/test "
+                   f"items: {num(total['exact'])} items overlap under the exact key (marks kept), "
+                   f"{num(total['folded'])} under the folded key the corpus stage removes with "
+                   "(marks, hooked letters and apostrophes folded, letters check against elision)."),
+              table(["set", "lang", "items", "exact", "folded"], rows) if rows else
+              para("No item of any registered set overlaps the corpus under either key.")]
+    for eval_set, pairs in audit["samples"].items():
+        body = table(["key", "lang", "eval item", "corpus line", "source"],
+                     [[f"{p['key']} ({p['how']})", p["lang"], f"{p['item']} ({p['item_where']})",
+                       p["line"], p["source"]] for p in pairs], numeric_from=99)
+        blocks.append(details(f"{eval_set}: sample pairs ({len(pairs)})", body))
+    return join(blocks)
 
 
 # ------------------------------------------------------------------------- tokenizer

@@ -80,7 +80,23 @@ def write_corpus(out: Path, seed: int = 0) -> dict:
             for row in rows:
                 handle.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
     _manifest(corpus, "corpus", corpus_hash="c0ffee" * 10, seconds=12.5, totals=stats["total"])
+    write_contamination(corpus, rng)
     return stats
+
+
+def write_contamination(corpus: Path, rng: random.Random) -> dict:
+    """contamination.json as pipeline/contamination.py writes it."""
+    rows = [{"set": s, "lang": lang, "items": rng.randint(100, 3000), "exact": 0, "folded": 0}
+            for s in ("masakhaner2", "afrisenti") for lang in LANGS]
+    rows[0].update(exact=1, folded=1)   # one item left, as in a corpus cleaned against fewer sets
+    audit = {"corpus_lines": 12345, "rows": rows,
+             "total": {k: sum(r[k] for r in rows) for k in ("items", "exact", "folded")},
+             "samples": {"masakhaner2": [{"key": "exact", "how": "words", "lang": LANGS[0], "split": "test",
+                                          "item": SAMPLE_TEXT[LANGS[0]], "item_where": "test.txt:3",
+                                          "line": SAMPLE_TEXT[LANGS[0]], "source": SOURCES[LANGS[0]][0],
+                                          "shard": "train"}]}}
+    (corpus / "contamination.json").write_text(json.dumps(audit, ensure_ascii=False, indent=2), "utf-8")
+    return audit
 
 
 def write_tokenizer(out: Path, seed: int = 0) -> dict:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from common.config import load_config
-from finetune.config import FinetuneConfig, ReaderSpec, TaskSpec
+from common.eval_sets import ReaderSpec, TaskSpec
+from finetune.config import FinetuneConfig
 from finetune.data import DataError, load_task, ner_label_list
 from finetune.run import plan_runs, task_registry
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from finetune.config import ReaderSpec
-from finetune.readers import BadRows, DataError, read_conll, read_table
+from common.eval_sets import ReaderSpec
+from common.eval_readers import BadRows, DataError, read_conll, read_table
 
 
 def write(path: Path, text: str) -> Path:

@@ -11,7 +11,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from common.config import load_config
 from pipeline.batches import CleanBatch, ReadBatches, SmallestSamples, dedup_bucket, pack_rows, unpack_rows
 from pipeline.config import DEFAULT_CONFIG, CorpusConfig
-from pipeline.decontam import Decontaminate
+from pipeline.decontam import Decontaminate, plan_sources
 from pipeline.exact_dedup import DedupBucket, ExactDedup
 from pipeline.filters import FilterLines
 from pipeline.normalise import NormaliseText
@@ -32,7 +32,7 @@ def _config(tmp_path) -> CorpusConfig:
 
 def _clean_in_batches(cfg: CorpusConfig, batch_lines: int):
     """Run ReadBatches + CleanBatch as plain calls: (kept Line tuples, counts, rejected samples)."""
-    reader, clean = ReadBatches(cfg.readers_module, batch_lines), CleanBatch(cfg)
+    reader, clean = ReadBatches(cfg.readers_module, batch_lines), CleanBatch(cfg, plan_sources(cfg).sources)
     reader.setup()
     clean.setup()
     kept, counts, samples = [], Counter(), []
@@ -65,7 +65,7 @@ def test_clean_batch_equals_per_line_steps(tmp_path):
         units = (lines | beam.ParDo(NormaliseText())
                  | beam.ParDo(SplitUnits(cfg.split.max_chars, cfg.split.reject_chars)).with_outputs(REJECTED, main="ok"))
         filtered = units.ok | beam.ParDo(FilterLines(cfg.filter)).with_outputs(REJECTED, main="ok")
-        decon = filtered.ok | beam.ParDo(Decontaminate(str(cfg.eval_dir), cfg.decontam)).with_outputs(REJECTED, main="ok")
+        decon = filtered.ok | beam.ParDo(Decontaminate(plan_sources(cfg).sources, str(cfg.data_dir), cfg.decontam)).with_outputs(REJECTED, main="ok")
         assert_that(decon.ok | beam.Map(lambda l: (l.source, l.lang, l.path, l.line_no, l.text)),
                     equal_to(kept), label="kept")
         rejected = (read_rej, units[REJECTED], filtered[REJECTED], decon[REJECTED]) | beam.Flatten()

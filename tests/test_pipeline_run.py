@@ -188,3 +188,27 @@ def test_cli_splits_settings_from_beam_flags():
     assert overrides == ["langs=[yor, hau]", "filter.min_words=5"]
     assert flags == ["--runner=FlinkRunner", "--flink_master", "host:8081"]
     assert str(args.config) == "pipeline/configs/default.yaml"
+
+
+def test_custom_task_dev_and_test_items_dropped_and_recorded(tmp_path):
+    data, catalog = make_corpus(tmp_path)
+    dev_item = "Ìwé tuntun yìí kọ́ wa ní ọ̀pọ̀lọpọ̀ nǹkan nípa ìtàn ìlú wa"
+    test_item = "Orin àkọ́kọ́ inú àwo yìí ni mo fẹ́ràn jù lọ nínú gbogbo rẹ̀"
+    for split, item in (("dev", dev_item), ("test", test_item)):
+        (data / "mine" / "yor").mkdir(parents=True, exist_ok=True)
+        (data / "mine" / "yor" / f"{split}.tsv").write_text(f"text\tlabel\n{item}\tpositive\n", encoding="utf-8")
+    tasks_file = tmp_path / "my_sets.yaml"
+    tasks_file.write_text(
+        "my_reviews:\n  kind: classification\n  langs: [yor]\n"
+        "  files: {train: 'mine/{lang}/dev.tsv', dev: 'mine/{lang}/dev.tsv', test: 'mine/{lang}/test.tsv'}\n"
+        "  reader: {format: tsv}\n", encoding="utf-8")
+    source = data / "src" / "yor.txt"
+    source.write_text(source.read_text(encoding="utf-8") + f"Ìròyìn: {dev_item.upper()}.\n"
+                      f"{test_item} — bẹ́ẹ̀ ni wọ́n sọ\n", encoding="utf-8")
+    out = tmp_path / "out"
+    manifest = run(run_args(data, catalog, out, IN_PROCESS, f"tasks_file={tasks_file}"))
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["decontamination"]["yor-src"]["my_reviews"] == 2
+    record = manifest["decontaminated_against"]["my_reviews"]
+    assert sorted(Path(p).name for p in record["files"]) == ["dev.tsv", "test.tsv"]
+    assert set(manifest["decontaminated_against"]) >= {"masakhaner1", "afrisenti", "my_reviews"}

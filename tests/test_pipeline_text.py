@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import unicodedata
 
+from common.eval_sets import EvalItem, iter_items, split_file, task_registry
 from pipeline.config import DecontamConfig
 from pipeline.decontam import EvalIndex
-from pipeline.eval_sets import iter_eval_items
 from pipeline.normalise import normalise_text
 from pipeline.textkey import dedup_key, word_tokens
 from tests.conftest import MULTILINGUAL_LINES
@@ -39,27 +39,41 @@ def test_dedup_key_ignores_case_space_punctuation_not_tones():
     assert word_tokens("N'ụlọ ya: 12 ụmụ!") == ["n", "ụlọ", "ya", "12", "ụmụ"]
 
 
+def _items(tmp_path, names, langs, split="test"):
+    registry, data = task_registry(), make_eval_dir(tmp_path).parent
+    return [item for name in names for lang in langs
+            if lang in registry[name].langs and split_file(registry[name], lang, split, data).is_file()
+            for item in iter_items(registry[name], lang, split, data)]
+
+
 def test_eval_sets_parse_each_format_quirk(tmp_path):
-    ev = make_eval_dir(tmp_path)
-    items = list(iter_eval_items(ev, ["masakhaner1", "masakhanews", "yosm", "afrisenti"], ["test"]))
+    items = _items(tmp_path, ["masakhaner1", "masakhanews", "yosm", "afrisenti"], ["yor", "hau"])
     texts = {(i.eval_set, i.text) for i in items}
     assert ("masakhaner1", NER_TEST) in texts                                 # -DOCSTART- skipped
-    assert ("masakhanews", NEWS_HEADLINE) in texts
-    assert ("masakhanews", 'Za a fara shi a wata mai zuwa "nan take".') in texts   # CSV quoting undone
-    assert ("yosm", YOSM_REVIEW.replace("\r", " ")) in texts                  # \r inside the review
+    [news] = [i.text for i in items if i.eval_set == "masakhanews"]          # headline + article
+    assert news.startswith(NEWS_HEADLINE + "\n")
+    assert news.endswith('Za a fara shi a wata mai zuwa "nan take".')        # CSV quoting undone
+    assert ("yosm", YOSM_REVIEW) in texts                                     # \r inside the review
     assert ("afrisenti", TWEET) in texts                                      # literal quotes kept
+    assert all(":" in i.where for i in items)                                 # file:line for the audit
+
+
+def _item(text, name="set"):
+    return EvalItem(name, "test", "yor", text, "f:1")
 
 
 def test_eval_index_matches_whole_short_items_and_8grams(tmp_path):
-    index = EvalIndex(ngram=8, min_item_words=5)
-    index.add("Adé lọ sí Ìbàdàn lánàá", "short5")                 # 5 words: matched whole
-    index.add(NER_TEST, "long")                                     # 17 words: any 8-gram
-    index.add("Ẹ kú àárọ̀", "tiny")                                 # < 5 words: ignored
+    index = EvalIndex(DecontamConfig(chunk_letters=0))
+    index.add(_item("Adé lọ sí Ìbàdàn lánàá", "short5"))           # 5 words: matched whole
+    index.add(_item(NER_TEST, "long"))                              # 17 words: any 8-gram
+    index.add(_item("Ẹ kú àárọ̀", "tiny"))                          # < 5 words: ignored
     assert index.match("Ní ọjọ́ kan, ADÉ lọ sí ìbàdàn  lánàá ni.") == "short5"
     assert index.match("Adé lọ sí Ìbàdàn") is None
     words = NER_TEST.split()
     assert index.match("Bẹ́ẹ̀ ni " + " ".join(words[4:12]).upper() + " rárá") == "long"
     assert index.match(" ".join(words[4:11])) is None               # 7 words of a long item: no
     assert index.match("Ẹ kú àárọ̀ o") is None and index.ignored_short == 1
-    full = EvalIndex.from_eval_dir(make_eval_dir(tmp_path), DecontamConfig(sets=["yosm"]))
+    full = EvalIndex(DecontamConfig())
+    for item in _items(tmp_path, ["yosm"], ["yor"]):
+        full.add(item)
     assert full.match(unicodedata.normalize("NFD", YOSM_REVIEW.upper())) == "yosm"

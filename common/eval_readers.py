@@ -1,8 +1,9 @@
 """Readers for CoNLL NER files and TSV/CSV/JSONL classification files.
 
 Each reader yields plain dicts with the line they came from, so every complaint can name a
-file and line (RELIABILITY rows 29-31). Readers do not know label sets; `data.py` checks
-labels and builds `datasets.Dataset`s from these generators.
+file and line. Readers do not know label sets: finetuning (finetune/data.py) checks labels and
+builds `datasets.Dataset`s from these generators; decontamination (common/eval_sets.py) takes
+only the text.
 """
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import json
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-from finetune.config import ReaderSpec
+if TYPE_CHECKING:
+    from common.eval_sets import ReaderSpec
 
 IOB2_LABEL = re.compile(r"^(O|[BI]-\S+)$")
 
