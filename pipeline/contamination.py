@@ -98,7 +98,8 @@ def audit(cfg: AuditConfig) -> dict:
                     for match in index.matches(record["text"]):
                         hits[key].setdefault(_item_key(index.items[match.item]),
                                              (record, split, match.how, index.items[match.item]))
-    log.info("scanned %d corpus lines in %.0fs", lines, time.time() - start)
+        log.info("%s scanned: %d corpus lines so far, %d items overlapped under the folded key (%.0fs)",
+                 lang, lines, len(hits["folded"]), time.time() - start)
     return summarise(cfg, indexes, hits, lines)
 
 

@@ -4,7 +4,8 @@ Words are the folded words of textkey.py (marks, hooked letters and apostrophes 
 case and punctuation ignored), so a test sentence copied without its tone marks, with stacked
 marks or with plain hooks still matches. A line is dropped when:
 - **words**: it shares a run of `ngram` (8) folded words with an item of >= 8 words, or contains
-  the whole word sequence of an item of `min_item_words` (5) to 7 words. 8 words are long enough
+  the whole word sequence of an item, or of a sentence of an item (a headline, a short sentence
+  of an article), of `min_item_words` (5) to 7 words. 8 words are long enough
   that a shared run is almost never chance (names and formulae are shorter) and short enough to
   catch a test sentence inside a longer paragraph or cut by another sentence splitter. Items
   under 5 words ("Ẹ kú àárọ̀", a one-word tweet) are ignored: they occur in ordinary text.
@@ -37,6 +38,7 @@ from common.eval_sets import EvalItem, iter_items, split_file, task_registry
 from common.io import sha256_file
 from pipeline.config import CorpusConfig, DecontamConfig
 from pipeline.records import Line
+from pipeline.segment import split_sentences
 from pipeline.steps import REJECTED, reject
 from pipeline.textkey import folded_words
 
@@ -110,6 +112,12 @@ class EvalIndex:
         self.lengths.add(n)
         for i in range(len(tokens) - n + 1):
             self.word_keys.setdefault(hash(tuple(tokens[i:i + n])), number)
+        if len(tokens) > self.ngram:   # a headline or short sentence of an article: matched whole too
+            for sentence in (s for line in item.text.splitlines() for s in split_sentences(line.strip())):
+                words = self.words(sentence)
+                if self.min_item_words <= len(words) < self.ngram:
+                    self.lengths.add(len(words))
+                    self.word_keys.setdefault(hash(tuple(words)), number)
         if self.chunk:
             for _, chunk in letter_chunks(tokens, self.chunk):
                 key = hash(chunk)

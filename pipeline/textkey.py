@@ -6,8 +6,9 @@ and "ọkọ" (husband) stay two lines while NFC/NFD, case and spacing variants 
 Decontamination must catch an evaluation sentence however a web page spelled it, so its key also
 folds what writers vary: tone marks and dots below (often left out, or stacked twice by broken
 input methods), the hooked letters of Hausa, Fon, Ewe and others written plain (ɓ ɗ ɖ ƙ ƴ ƈ,
-and open ɛ ɔ), and apostrophes of every shape (ʼ ' ’ ‘), which are dropped so "k'asa" and
-"kʼasa" are one word.
+and open ɛ ɔ), and apostrophes of every shape (ʼ ' ’ ‘), which all split words as the plain
+one does, so Igbo "n'ụlọ", "n’ụlọ" and "nʼụlọ" are the same two words. (The letters check of
+decontamination ignores spaces, so it also matches Hausa "k'asa" to "ƙasa".)
 """
 from __future__ import annotations
 
@@ -40,9 +41,9 @@ def word_tokens(text: str) -> list[str]:
 
 
 def folded_words(text: str) -> list[str]:
-    """Words of the text with marks, hooks and apostrophes folded away (decontamination only)."""
+    """Words of the text with marks and hooks folded away, split at apostrophes (decontamination only)."""
     text = unicodedata.normalize("NFD", _fold(text))
-    text = _APOSTROPHES.sub("", _MARKS.sub("", text)).translate(_PLAIN_LETTERS)
+    text = _APOSTROPHES.sub(" ", _MARKS.sub("", text)).translate(_PLAIN_LETTERS)
     return _FOLDED_WORD.findall(text)
 
 

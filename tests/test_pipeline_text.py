@@ -77,3 +77,13 @@ def test_eval_index_matches_whole_short_items_and_8grams(tmp_path):
     for item in _items(tmp_path, ["yosm"], ["yor"]):
         full.add(item)
     assert full.match(unicodedata.normalize("NFD", YOSM_REVIEW.upper())) == "yosm"
+
+
+def test_short_sentences_of_a_long_item_are_matched_whole():
+    index = EvalIndex(DecontamConfig(chunk_letters=0))
+    article = ("Gwamnati ta sanar da sabon shiri\n"                    # 6-word headline
+               "Ministan ya ce za a fara shirin a watan gobe. Manoma sun yi murna sosai da labarin.")
+    index.add(_item(article, "news"))
+    assert index.match("Labari: gwamnati ta sanar da sabon shiri") == "news"   # the headline alone
+    assert index.match("Manoma sun yi murna sosai da labarin") == "news"     # a 7-word sentence
+    assert index.match("Manoma sun yi murna sosai") is None                   # part of a sentence
