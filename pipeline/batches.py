@@ -91,6 +91,22 @@ class SmallestSamples(beam.CombineFn):
         return acc
 
 
+_EVAL_INDEX: dict[str, EvalIndex] = {}
+
+
+def cached_eval_index(eval_sources: list[tuple], data_dir: str, decontam) -> EvalIndex:
+    """The evaluation index, built once per process. Beam's DaskRunner calls `setup` for every
+    partition (one a file), and building the full index takes about a minute; only the last
+    index is kept, so a process holds one whatever the runs before it."""
+    key = repr((eval_sources, data_dir, decontam))
+    if key not in _EVAL_INDEX:
+        _EVAL_INDEX.clear()
+        start = time.time()
+        _EVAL_INDEX[key] = EvalIndex.from_sources(eval_sources, data_dir, decontam)
+        log.info("decontam: indexed %s in %.1fs", _EVAL_INDEX[key].describe(), time.time() - start)
+    return _EVAL_INDEX[key]
+
+
 class ReadBatches(beam.DoFn):
     """(entry, path) -> packed lists of up to BATCH_LINES RawLine tuples, via `<readers_module>.read_file`."""
 
@@ -128,9 +144,7 @@ class CleanBatch(beam.DoFn):
 
     def setup(self):
         if self.decontam.enabled and self.eval_sources:
-            start = time.time()
-            self.index = EvalIndex.from_sources(self.eval_sources, self.data_dir, self.decontam)
-            log.info("decontam: indexed %s in %.1fs", self.index.describe(), time.time() - start)
+            self.index = cached_eval_index(self.eval_sources, self.data_dir, self.decontam)
 
     def process(self, packed):
         tally = Tally(self.sample_limit)

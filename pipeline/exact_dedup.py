@@ -11,6 +11,7 @@ import apache_beam as beam
 from apache_beam import pvalue
 
 from pipeline.batches import unpack_rows
+from pipeline.outputs import ParDoByTag
 from pipeline.records import Line
 from pipeline.steps import COUNTS, REJECTED, SAMPLES, Tally, reject
 from pipeline.textkey import dedup_key
@@ -79,7 +80,8 @@ class DedupBucket(beam.DoFn):
 
 
 class ExactDedupBatches(beam.PTransform):
-    """PCollection[(bucket, packed [(dedup key, Line tuple)])] -> lists of unique Lines; COUNTS; SAMPLES."""
+    """PCollection[(bucket, packed [(dedup key, Line tuple)])] -> {"unique": lists of unique Lines,
+    COUNTS, SAMPLES}."""
 
     def __init__(self, sample_limit: int):
         super().__init__()
@@ -89,5 +91,5 @@ class ExactDedupBatches(beam.PTransform):
         return (
             buckets
             | "GroupByBucket" >> beam.GroupByKey()
-            | "KeepFirst" >> beam.ParDo(DedupBucket(self.sample_limit)).with_outputs(COUNTS, SAMPLES, main="unique")
+            | "KeepFirst" >> ParDoByTag(DedupBucket(self.sample_limit), (COUNTS, SAMPLES), main="unique")
         )

@@ -16,8 +16,10 @@ import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline import counters
 from pipeline.config import MinHashConfig, ValidConfig
 from pipeline.near_dedup import AddSignature, Signer, dedup_language
+from pipeline.outputs import ParDoByTag
 from pipeline.records import Line
 from pipeline.steps import COUNTS, REJECTED, SAMPLES, Tally
 from pipeline.textkey import stable_fraction
@@ -122,6 +124,7 @@ class WriteLanguageBatches(WriteLanguage):
             if not isinstance(out, pvalue.TaggedOutput):
                 yield out
             elif out.tag == KEPT:
+                counters.inc(out.value[0], out.value[1][0])
                 yield pvalue.TaggedOutput(COUNTS, out.value)
             else:
                 tally.drop(out.value)
@@ -129,7 +132,7 @@ class WriteLanguageBatches(WriteLanguage):
 
 
 class LanguageShardsFromBatches(beam.PTransform):
-    """PCollection[[Line]] (lists of unique lines) -> shard infos; tagged COUNTS and SAMPLES.
+    """PCollection[[Line]] (lists of unique lines) -> {"shards": shard infos, COUNTS, SAMPLES}.
 
     The batched form of `LanguageShards` used by pipeline.run: one element per list of lines
     and per language, not per line."""
@@ -144,5 +147,5 @@ class LanguageShardsFromBatches(beam.PTransform):
             batches
             | "Sign" >> beam.ParDo(SignBatch(self.args[2]))
             | "GroupByLanguage" >> beam.GroupByKey()
-            | "WriteLanguage" >> beam.ParDo(WriteLanguageBatches(*self.args)).with_outputs(COUNTS, SAMPLES, main="shards")
+            | "WriteLanguage" >> ParDoByTag(WriteLanguageBatches(*self.args), (COUNTS, SAMPLES), main="shards")
         )

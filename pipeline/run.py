@@ -4,7 +4,8 @@
 
 App settings are `key=value` overrides of pipeline/config.py (e.g. `langs=[yor,hau]`,
 `filter.min_words=5`); every other flag goes to Beam's PipelineOptions, so
-`--runner=DataflowRunner|FlinkRunner|SparkRunner|PortableRunner ...` work unchanged. Without a
+`--runner=DataflowRunner|FlinkRunner|SparkRunner|PortableRunner ...` work unchanged, and
+`--runner=DaskRunner` (or `dask`) with `--dask_client_address=tcp://HOST:8786`. Without a
 runner flag it uses the DirectRunner with 2 worker processes. See docs/corpus.md.
 """
 from __future__ import annotations
@@ -25,13 +26,16 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from common.config import ConfigError, config_to_dict, load_config, preset_path
 from common.io import manifest_is_current, sha256_file, sha256_json
-from pipeline import finalize
+from pipeline import counters, finalize
 from pipeline.catalog import CatalogError
 from pipeline.config import DEFAULT_CONFIG, CorpusConfig
 from pipeline.batches import CleanBatch, ReadBatches, SmallestSamples, sample_rows
+from pipeline.dask_cluster import close_dask_client, resolve_runner
 from pipeline.decontam import EvalSources, plan_sources
 from pipeline.exact_dedup import ExactDedupBatches
 from pipeline.language_shards import LanguageShardsFromBatches
+from pipeline.meta import WriteMeta
+from pipeline.outputs import ParDoByTag
 from pipeline.stats import SumCounts, build_stats
 from pipeline.steps import COUNTS, SAMPLES
 
@@ -63,7 +67,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str], l
 def beam_options(beam_flags: list[str]) -> PipelineOptions:
     if not any(flag.startswith("--runner") for flag in beam_flags):
         beam_flags = DEFAULT_BEAM_FLAGS + beam_flags
-    return PipelineOptions(beam_flags)
+    return PipelineOptions(resolve_runner(beam_flags))   # --runner=DaskRunner or dask: Beam's Dask runner
 
 
 # ---------------------------------------------------------------- catalog and inputs
@@ -121,9 +125,9 @@ def build_pipeline(p: beam.Pipeline, cfg: CorpusConfig, tasks: list[tuple], stag
         | "ReadBatches" >> beam.ParDo(ReadBatches(cfg.readers_module))
         | "SpreadBatches" >> beam.Reshuffle()
     )
-    clean = batches | "Clean" >> beam.ParDo(CleanBatch(cfg, eval_sources)).with_outputs(COUNTS, SAMPLES, main="buckets")
-    unique = clean.buckets | "ExactDedup" >> ExactDedupBatches(cfg.rejected_samples)
-    written = unique.unique | "PerLanguage" >> LanguageShardsFromBatches(
+    clean = batches | "Clean" >> ParDoByTag(CleanBatch(cfg, eval_sources), (COUNTS, SAMPLES), main="buckets")
+    unique = clean["buckets"] | "ExactDedup" >> ExactDedupBatches(cfg.rejected_samples)
+    written = unique["unique"] | "PerLanguage" >> LanguageShardsFromBatches(
         staging, cfg.num_shards, cfg.minhash, cfg.valid, cfg.rejected_samples)
     steps = (clean, unique, written)
     counts = (
@@ -137,12 +141,9 @@ def build_pipeline(p: beam.Pipeline, cfg: CorpusConfig, tasks: list[tuple], stag
         | "FirstPerReason" >> beam.CombinePerKey(SmallestSamples(cfg.rejected_samples))
         | "SampleRows" >> beam.FlatMap(sample_rows)
     )
-    meta = FileSystems.join(staging, "_meta")
-    for name, pcoll in (("counts", counts), ("samples", samples), ("shards", written.shards)):
-        (pcoll
-         | f"{name}ToJson" >> beam.Map(lambda x: json.dumps(x, ensure_ascii=False))
-         | f"Write{name}" >> beam.io.WriteToText(FileSystems.join(meta, name), shard_name_template="",
-                                                  num_shards=1))
+    # The last step, and the graph's only sink (pipeline/meta.py says why).
+    {"counts": counts, "samples": samples, "shards": written["shards"]} | "WriteMeta" >> WriteMeta(
+        FileSystems.join(staging, "_meta"))
 
 
 def read_meta(staging: Path, name: str) -> list:
@@ -186,6 +187,7 @@ def run(argv: list[str] | None = None) -> dict | None:
              "-> valid split -> write (staging %s)", staging.name)
     with beam.Pipeline(options=beam_options(beam_flags)) as p:
         build_pipeline(p, cfg, tasks, str(staging.resolve()), evals.sources if evals else ())
+    close_dask_client(p.result)
     log.info("beam pipeline finished in %.1fs; publishing to %s", time.time() - start, out_dir)
     stats = build_stats([(tuple(k), tuple(v)) for k, v in read_meta(staging, "counts")])
     finalize.write_stats(staging, stats)
@@ -195,6 +197,7 @@ def run(argv: list[str] | None = None) -> dict | None:
         "totals": stats["total"], "seconds": round(time.time() - start, 1),
         "decontaminated_against": evals.record if evals else {}})
     print(summary_table(stats))
+    print(counters.report(p.result, stats))
     print("dropped by reason:", ", ".join(f"{k} {v}" for k, v in sorted(stats["total"]["dropped_by_reason"].items())))
     print("decontaminated by eval set:",
           ", ".join(f"{k} {v}" for k, v in sorted(stats["total"]["decontaminated_by_eval_set"].items())) or "none")

@@ -6,6 +6,7 @@ from collections import defaultdict
 
 from apache_beam import pvalue
 
+from pipeline import counters
 from pipeline.records import Line, Rejected
 
 REJECTED = "rejected"
@@ -45,6 +46,7 @@ class Tally:
 
     def outputs(self):
         for key, (count, size) in self.counts.items():
+            counters.inc(key, count)     # live progress in the runner's UI, once per batch
             yield pvalue.TaggedOutput(COUNTS, (key, (count, size)))
         for reason, rows in self.samples.items():
             # Only the smallest `limit` of a batch can be among the smallest `limit` of all.
