@@ -85,9 +85,21 @@ lock:
 	mv $(CONSTRAINTS).tmp $(CONSTRAINTS)
 	rm -rf $(LOCK_VENV)
 
+# RUNNER=dask: Beam's DaskRunner on DASK_ADDRESS (tcp://host:8786) when given, else on a local
+# scheduler and DASK_WORKERS worker processes started for this run and stopped after it. Any other
+# RUNNER is passed as --runner (e.g. RUNNER=PortableRunner with its flags in CORPUS_ARGS).
+RUNNER ?=
+DASK_ADDRESS ?=
+DASK_WORKERS ?= 2
+CORPUS_CMD = $(PY) -m pipeline.run data_dir=$(DATA) out_dir=$(OUT)/corpus $(if $(EVAL_SETS),tasks_file=$(EVAL_SETS)) \
+	$(CORPUS_ARGS) $(if $(RUNNER),--runner=$(RUNNER))
 corpus: $(STAMP)
-	$(PY) -m pipeline.run data_dir=$(DATA) out_dir=$(OUT)/corpus $(if $(EVAL_SETS),tasks_file=$(EVAL_SETS)) \
-		$(CORPUS_ARGS)
+ifeq ($(RUNNER),dask)
+	$(if $(DASK_ADDRESS),$(CORPUS_CMD) --dask_client_address=$(DASK_ADDRESS),\
+		$(PY) -m pipeline.dask_cluster --workers $(DASK_WORKERS) --log-dir $(OUT)/dask -- $(CORPUS_CMD))
+else
+	$(CORPUS_CMD)
+endif
 
 # Which dev/test items of every registered evaluation set the corpus still holds (exact and folded
 # keys): $(OUT)/corpus/contamination.md and .json, shown in the report.
