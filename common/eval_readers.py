@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import json
 import re
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
+
+from common import uri
 
 if TYPE_CHECKING:
     from common.eval_sets import ReaderSpec
@@ -25,19 +28,22 @@ class DataError(ValueError):
     """A data file cannot be used as it is; the message names the file and line."""
 
 
-def open_text(path: Path, newline: str | None = None):
-    """Open a UTF-8 text file, gzipped or not (MasakhaNER 2.0 ships `train.txt.gz`)."""
-    if not path.exists():
+def open_text(path: Path | str, newline: str | None = None):
+    """Open a UTF-8 text file, gzipped or not (MasakhaNER 2.0 ships `train.txt.gz`); a local
+    path or a URI (`s3://...`)."""
+    if not uri.exists(path):
         raise DataError(f"{path}: file not found")
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8", newline=newline)
-    return open(path, "r", encoding="utf-8", newline=newline)
+    raw = uri.open_read(path)
+    if str(path).endswith(".gz"):
+        return gzip.open(raw, "rt", encoding="utf-8", newline=newline)
+    return io.TextIOWrapper(raw, encoding="utf-8", newline=newline)
 
 
 def detect_format(path: Path, fmt: str) -> str:
     if fmt != "auto":
         return fmt
-    name = path.name[:-3] if path.name.endswith(".gz") else path.name
+    name = str(path).rstrip("/").rsplit("/", 1)[-1]
+    name = name[:-3] if name.endswith(".gz") else name
     for suffix, found in ((".tsv", "tsv"), (".csv", "csv"), (".jsonl", "jsonl"), (".json", "jsonl"),
                           (".txt", "conll"), (".conll", "conll"), (".iob", "conll")):
         if name.endswith(suffix):
@@ -70,7 +76,7 @@ def read_conll(path: str | Path, counts: Counter | None = None) -> Iterator[dict
     Handles blank-line separators (also whitespace-only lines), tab/space mixes, trailing
     spaces, CRLF, `-DOCSTART-` lines and a missing final blank line. Labels must be IOB2.
     """
-    path = Path(path)
+    path = path if uri.is_remote(path) else Path(path)
     counts = counts if counts is not None else Counter()
     words: list[str] = []
     labels: list[str] = []
@@ -198,7 +204,7 @@ def _table_dicts(path: Path, spec: ReaderSpec, fmt: str, bad: BadRows) -> Iterat
 
 def read_table(path: str | Path, spec: ReaderSpec, bad: BadRows) -> Iterator[dict]:
     """Classification rows `{"text", "label", "line"}`; texts are joined, labels raw strings."""
-    path = Path(path)
+    path = path if uri.is_remote(path) else Path(path)
     fmt = detect_format(path, spec.format)
     if fmt == "conll":
         raise DataError(f"{path}: a classification task cannot read CoNLL; set reader.format")

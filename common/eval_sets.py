@@ -16,6 +16,7 @@ from typing import Iterator, Literal
 
 import yaml
 
+from common import uri
 from common.config import _from_dict
 from common.eval_readers import BadRows, read_conll, read_table
 
@@ -117,10 +118,16 @@ def task_registry(tasks_file: str | Path | None = None,
     return registry
 
 
-def resolve(data_dir: str | Path, template: str, lang: str) -> Path:
-    """A task's file path for one language: `{lang}` filled in, relative to `data_dir`."""
-    path = Path(template.replace("{lang}", lang)).expanduser()
-    return path if path.is_absolute() else Path(data_dir) / path
+def resolve(data_dir: str | Path, template: str, lang: str) -> Path | str:
+    """A task's file for one language: `{lang}` filled in, relative to `data_dir` unless absolute
+    or a URI. A Path, or a string when it is a URI (`s3://...`)."""
+    template = template.replace("{lang}", lang)
+    if uri.is_remote(template):
+        return template
+    path = Path(template).expanduser()
+    if path.is_absolute():
+        return path
+    return uri.join(data_dir, template) if uri.is_remote(data_dir) else Path(data_dir) / path
 
 
 # --- items, for decontamination -------------------------------------------------------------
@@ -136,7 +143,7 @@ class EvalItem:
     where: str      # file:line, for the audit's sample pairs
 
 
-def split_file(task: TaskSpec, lang: str, split: str, data_dir: str | Path) -> Path | None:
+def split_file(task: TaskSpec, lang: str, split: str, data_dir: str | Path) -> Path | str | None:
     """The local file of a split, or None when the split is read from the Hub."""
     if task.reader_for(split).hub_id or split not in task.files:
         return None

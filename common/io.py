@@ -11,6 +11,7 @@ import contextlib
 import gzip
 import hashlib
 import importlib.metadata
+import io
 import json
 import os
 import platform
@@ -18,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
+
+from common import uri
 
 MANIFEST_NAME = "manifest.json"
 
@@ -41,7 +44,14 @@ TRACKED_PACKAGES = (
 
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
-    """Open a temp file beside `path`; rename it over `path` only if the block succeeds."""
+    """Open a temp file beside `path`; rename it over `path` only if the block succeeds.
+
+    A URI (`s3://...`) is written as one upload when the block succeeds: object stores show an
+    object only once it is complete, which is what the rename gives locally."""
+    if uri.is_remote(path):
+        with _remote_write(str(path), mode, encoding) as handle:
+            yield handle
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     binary = "b" in mode
@@ -57,6 +67,15 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def _remote_write(path: str, mode: str, encoding: str | None) -> Iterator[IO]:
+    buffer = io.BytesIO()
+    handle = buffer if "b" in mode else io.TextIOWrapper(buffer, encoding=encoding, newline="")
+    yield handle
+    handle.flush()
+    uri.write_bytes(path, buffer.getvalue())
 
 
 def write_json(path: str | Path, data: Any) -> None:
@@ -77,16 +96,17 @@ def write_jsonl_gz(path: str | Path, records: Iterable[dict]) -> int:
 
 
 def read_jsonl(path: str | Path) -> Iterator[dict]:
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as handle:
-        for line in handle:
+    with uri.open_read(path) as raw:
+        stream = gzip.open(raw, "rt", encoding="utf-8") if str(path).endswith(".gz") else \
+            io.TextIOWrapper(raw, encoding="utf-8")
+        for line in stream:
             if line.strip():
                 yield json.loads(line)
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with uri.open_read(path) as handle:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
@@ -116,10 +136,9 @@ def write_manifest(
     extra: dict | None = None,
 ) -> dict:
     """Record what produced `out_dir`. Written last: its presence marks the stage complete."""
-    out_dir = Path(out_dir)
     output_hashes = {}
     for out in outputs:
-        output_hashes[os.path.relpath(out, out_dir)] = sha256_file(out)
+        output_hashes[uri.relative_to(out, out_dir)] = sha256_file(out)
     manifest = {
         "stage": stage,
         "config": config,
@@ -131,17 +150,18 @@ def write_manifest(
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **(extra or {}),
     }
-    write_json(out_dir / MANIFEST_NAME, manifest)
+    write_json(uri.join(out_dir, MANIFEST_NAME), manifest)
     return manifest
 
 
 def read_manifest(out_dir: str | Path) -> dict | None:
-    path = Path(out_dir) / MANIFEST_NAME
-    if not path.exists():
+    path = uri.join(out_dir, MANIFEST_NAME)
+    if not uri.exists(path):
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        with uri.open_read(path) as handle:
+            return json.loads(handle.read().decode("utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return None
 
 
@@ -155,7 +175,7 @@ def manifest_is_current(out_dir: str | Path, config: dict, inputs: dict[str, str
     if manifest.get("inputs_hash") != sha256_json(inputs):
         return False
     for rel, digest in manifest.get("outputs", {}).items():
-        path = Path(out_dir) / rel
-        if not path.exists() or sha256_file(path) != digest:
+        path = uri.join(out_dir, rel)
+        if not uri.exists(path) or sha256_file(path) != digest:
             return False
     return True

@@ -27,6 +27,7 @@ from collections import defaultdict
 
 import apache_beam as beam
 
+from common import uri
 from pipeline.config import CorpusConfig
 from pipeline.decontam import EvalIndex
 from pipeline.filters import check_text
@@ -108,11 +109,15 @@ def cached_eval_index(eval_sources: list[tuple], data_dir: str, decontam) -> Eva
 
 
 class ReadBatches(beam.DoFn):
-    """(entry, path) -> packed lists of up to BATCH_LINES RawLine tuples, via `<readers_module>.read_file`."""
+    """(entry, path) -> packed lists of up to BATCH_LINES RawLine tuples, via `<readers_module>.read_file`.
 
-    def __init__(self, readers_module: str, batch_lines: int = BATCH_LINES):
+    Paths are recorded relative to `data_dir`, so a line's id and its place in the shard order
+    are the same wherever the data folder is (a local folder, a bucket)."""
+
+    def __init__(self, readers_module: str, batch_lines: int = BATCH_LINES, data_dir: str = ""):
         self.readers_module = readers_module
         self.batch_lines = batch_lines
+        self.data_dir = str(data_dir)
         self.read_file = None
 
     def setup(self):
@@ -122,7 +127,8 @@ class ReadBatches(beam.DoFn):
         entry, path = task
         batch = []
         for raw in self.read_file(entry, path):
-            batch.append((raw.source, raw.lang, raw.path, raw.line_no, raw.text, raw.reason, raw.raw))
+            where = uri.below(raw.path, self.data_dir) if self.data_dir else raw.path
+            batch.append((raw.source, raw.lang, where, raw.line_no, raw.text, raw.reason, raw.raw))
             if len(batch) == self.batch_lines:
                 yield pack_rows(batch)
                 batch = []

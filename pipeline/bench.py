@@ -20,6 +20,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from common import uri
 from common.config import load_config
 from pipeline.config import CorpusConfig
 from pipeline.decontam import EvalIndex, plan_sources
@@ -48,7 +49,8 @@ def plain_loop(cfg: CorpusConfig, tasks: list, out_dir: Path) -> dict:
             raw_bytes += len((raw.text or raw.raw or "").encode("utf-8", "surrogatepass"))
             if raw.text is None:
                 continue
-            line = Line(raw.source, raw.lang, raw.path, raw.line_no, normalise_text(raw.text))
+            line = Line(raw.source, raw.lang, uri.below(raw.path, cfg.data_dir), raw.line_no,
+                        normalise_text(raw.text))
             if len(line.text) > cfg.split.reject_chars:
                 continue
             for unit in split_units(line.text, cfg.split.max_chars):

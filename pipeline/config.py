@@ -124,10 +124,10 @@ class ValidConfig:
 class CorpusConfig:
     """The whole corpus stage."""
 
-    data_dir: Path = Path("../shared/data")
-    out_dir: Path = Path("out/corpus")
-    catalog: Path | None = None          # default: pipeline/catalog.yaml
-    tasks_file: Path | None = None       # your own evaluation sets (same shape as common/eval_sets.yaml), cleaned against too
+    data_dir: str = "../shared/data"     # a folder or a URI (s3://bucket/data, gs://...)
+    out_dir: str = "out/corpus"          # likewise
+    catalog: str | None = None           # default: pipeline/catalog.yaml
+    tasks_file: str | None = None       # your own evaluation sets (same shape as common/eval_sets.yaml), cleaned against too
     custom_tasks: list[TaskSpec] = field(default_factory=list)   # ... or inline, as finetuning takes them
     langs: list[str] | None = None       # subset of catalog languages (default all)
     sources: list[str] | None = None     # subset of catalog entry names (default all)
@@ -145,4 +145,4 @@ class CorpusConfig:
         _check(1 <= self.num_shards <= 1024, f"num_shards must be in [1, 1024], got {self.num_shards}")
         _check(self.rejected_samples >= 0, "rejected_samples must be >= 0")
         if self.catalog is None:
-            self.catalog = PACKAGE_DIR / "catalog.yaml"
+            self.catalog = str(PACKAGE_DIR / "catalog.yaml")

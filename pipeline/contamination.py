@@ -25,7 +25,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common import corpus
+from common import corpus, uri
 from common.config import ConfigError, config_to_dict, load_config
 from common.eval_sets import TaskSpec, iter_items, split_file, task_registry
 from common.io import atomic_write, write_json
@@ -71,9 +71,9 @@ def build_indexes(cfg: AuditConfig) -> dict[str, EvalIndex]:
         for lang in task.langs:
             for split in cfg.splits:
                 path = split_file(task, lang, split, cfg.data_dir)
-                if path is None or not path.is_file() or (path.resolve(), task.name) in seen:
+                if path is None or not uri.exists(path) or (str(path), task.name) in seen:
                     continue
-                seen.add((path.resolve(), task.name))
+                seen.add((str(path), task.name))
                 for item in iter_items(task, lang, split, cfg.data_dir):
                     for index in indexes.values():
                         index.add(item)

@@ -25,6 +25,7 @@ The index maps Python hashes to item numbers; it is built once per worker in `Do
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
@@ -33,6 +34,7 @@ import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
+from common import uri
 from common.config import ConfigError
 from common.eval_sets import EvalItem, iter_items, split_file, task_registry
 from common.io import sha256_file
@@ -219,12 +221,13 @@ def plan_sources(cfg: CorpusConfig) -> EvalSources:
                 path = split_file(task, lang, split, cfg.data_dir)
                 if path is None:
                     entry["hub"].append(f"{lang}/{split}")
-                elif not path.is_file():
+                elif not uri.exists(path):
                     entry["missing"].append(str(path))
                 else:
                     entry["files"][str(path)] = sha256_file(path)
-                    if path.resolve() not in seen:
-                        seen.add(path.resolve())
+                    where = str(path) if uri.is_remote(path) else os.path.abspath(path)
+                    if where not in seen:
+                        seen.add(where)
                         sources.append((task, lang, split))
         if not entry["files"] and not entry["hub"]:
             raise FileNotFoundError(f"evaluation set {name!r}: none of its {'/'.join(splits)} files found, "

@@ -5,71 +5,97 @@ the launcher (1) delete the old manifest, so an interrupted publish is never tak
 (2) delete the old shards, stats and rejected samples, (3) move the new ones into place with
 renames, and (4) write manifest.json with `corpus_hash`. A killed job therefore leaves either the
 previous complete corpus or no manifest; shards are only ever whole files; a rerun deletes stale
-staging folders and rebuilds everything (RELIABILITY row 25).
+staging folders and rebuilds everything. out_dir may be a URI (`s3://...`): every file
+operation goes through common/uri.py (Beam's FileSystems for URIs).
 """
 from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
-from pathlib import Path
+import uuid
 
-from common.io import MANIFEST_NAME, sha256_file, sha256_json, write_json, write_manifest
+from common import uri
+from common.io import MANIFEST_NAME, atomic_write, sha256_file, sha256_json, write_json, write_manifest
 
 log = logging.getLogger(__name__)
 STAGING_PREFIX = ".staging-"
+# What this stage writes into out_dir; only these are ever deleted there.
+OUTPUT_PATTERNS = ("*/train-*.jsonl.gz", "*/valid-*.jsonl.gz", "rejected/*.jsonl", "stats.json", "config.yaml")
 
 
-def clear_stale_staging(out_dir: Path) -> None:
-    for stale in out_dir.glob(f"{STAGING_PREFIX}*"):
-        log.info("removing stale staging folder %s (an earlier run did not finish)", stale)
-        shutil.rmtree(stale, ignore_errors=True)
+def new_staging(out_dir: str) -> str:
+    """A fresh staging folder under out_dir (absolute when local: Beam's workers may not share
+    the launcher's working directory)."""
+    name = f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
+    if uri.is_remote(out_dir):
+        return uri.join(out_dir, name)       # object stores have no folders to make
+    staging = os.path.join(os.path.abspath(out_dir), name)
+    os.makedirs(staging)
+    return staging
 
 
-def write_rejected_samples(staging: Path, samples: list[dict], limit: int) -> None:
+def clear_stale_staging(out_dir: str) -> None:
+    stale = sorted({uri.relative_to(p, out_dir).split("/")[0]
+                    for p in uri.glob(uri.join(out_dir, f"{STAGING_PREFIX}*", "**"))})
+    for name in stale:
+        folder = uri.join(out_dir, name)
+        log.info("removing stale staging folder %s (an earlier run did not finish)", folder)
+        _delete_tree(folder)
+    if not uri.is_remote(out_dir):   # empty local staging folders hold no file for glob to find
+        for folder in (p for p in _local_children(out_dir) if os.path.basename(p).startswith(STAGING_PREFIX)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _local_children(folder: str) -> list[str]:
+    return [os.path.join(folder, n) for n in os.listdir(folder)] if os.path.isdir(folder) else []
+
+
+def _delete_tree(folder: str) -> None:
+    if uri.is_remote(folder):
+        uri.delete(uri.glob(uri.join(folder, "**")))
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def write_rejected_samples(staging: str, samples: list[dict], limit: int) -> None:
     by_reason: dict[str, list[dict]] = {}
     for sample in samples:
         by_reason.setdefault(sample["reason"], []).append(sample)
     for reason, rows in by_reason.items():
         rows.sort(key=lambda r: (r["source"], r["path"], r["line_no"], r["text"]))
-        path = staging / "rejected" / f"{reason}.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", encoding="utf-8") as handle:
+        with atomic_write(uri.join(staging, "rejected", f"{reason}.jsonl")) as handle:
             for row in rows[:limit]:
                 handle.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
 
 
-def _is_ours(folder: Path) -> bool:
-    """Only folders this stage writes are ever deleted: rejected/ and language shard folders."""
-    return folder.name == "rejected" or any(folder.glob("train-*.jsonl.gz")) or any(folder.glob("valid-*.jsonl.gz"))
+def _old_outputs(out_dir: str) -> list[str]:
+    return sorted({p for pattern in OUTPUT_PATTERNS for p in uri.glob(uri.join(out_dir, pattern))})
 
 
-def _old_outputs(out_dir: Path) -> list[Path]:
-    old = [p for p in out_dir.iterdir() if p.is_dir() and not p.name.startswith(".") and _is_ours(p)]
-    old += [out_dir / name for name in ("stats.json", "config.yaml") if (out_dir / name).exists()]
-    return old
-
-
-def publish(staging: Path, out_dir: Path, config: dict, inputs: dict[str, str], extra: dict) -> dict:
+def publish(staging: str, out_dir: str, config: dict, inputs: dict[str, str], extra: dict) -> dict:
     """Move staged outputs into out_dir and write the manifest last; returns the manifest."""
-    (out_dir / MANIFEST_NAME).unlink(missing_ok=True)
-    for old in _old_outputs(out_dir):
-        shutil.rmtree(old) if old.is_dir() else old.unlink()
-    published = []
-    for item in sorted(staging.iterdir()):
-        if item.name.startswith("_"):      # Beam's bookkeeping (counts, samples, shard list)
-            continue
-        target = out_dir / item.name
-        item.rename(target)
-        published += [target] if target.is_file() else sorted(p for p in target.rglob("*") if p.is_file())
-    shutil.rmtree(staging)
+    manifest = uri.join(out_dir, MANIFEST_NAME)
+    if uri.exists(manifest):
+        uri.delete([manifest])
+    uri.delete(_old_outputs(out_dir))
+    if not uri.is_remote(out_dir):       # language folders left empty by the deletion
+        for folder in _local_children(out_dir):
+            if os.path.isdir(folder) and not os.listdir(folder) and not os.path.basename(folder).startswith("."):
+                os.rmdir(folder)
+    staged = [p for p in uri.glob(uri.join(staging, "**"))
+              if not uri.relative_to(p, staging).startswith("_")]    # _meta: Beam's bookkeeping
+    published = [uri.join(out_dir, uri.relative_to(p, staging)) for p in staged]
+    uri.rename(staged, published)
+    _delete_tree(staging)
     # corpus_hash covers the shards only (the corpus itself), so the same text gives the same
     # hash whatever out_dir, runner or timing; the manifest still hashes every output.
-    shards = {str(p.relative_to(out_dir)): sha256_file(p) for p in published if p.name.endswith(".jsonl.gz")}
+    shards = {uri.relative_to(p, out_dir): sha256_file(p) for p in published if p.endswith(".jsonl.gz")}
     corpus_hash = sha256_json(shards)
     return write_manifest(out_dir, "corpus", config, inputs, published,
                           extra={"corpus_hash": corpus_hash, **extra})
 
 
-def write_stats(staging: Path, stats: dict) -> None:
-    write_json(staging / "stats.json", stats)
+def write_stats(staging: str, stats: dict) -> None:
+    write_json(uri.join(staging, "stats.json"), stats)

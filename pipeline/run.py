@@ -16,7 +16,6 @@ import json
 import logging
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import apache_beam as beam
@@ -24,8 +23,9 @@ import yaml
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from common import uri
 from common.config import ConfigError, config_to_dict, load_config, preset_path
-from common.io import manifest_is_current, sha256_file, sha256_json
+from common.io import atomic_write, manifest_is_current, sha256_file, sha256_json
 from pipeline import counters, finalize
 from pipeline.catalog import CatalogError
 from pipeline.config import DEFAULT_CONFIG, CorpusConfig
@@ -91,9 +91,13 @@ def expand_tasks(cfg: CorpusConfig) -> list[tuple]:
 
 def input_hashes(cfg: CorpusConfig, tasks: list[tuple], evals: EvalSources | None) -> dict[str, str]:
     """sha256 of every input file, the catalog and the eval files used for decontamination."""
-    data_dir = Path(cfg.data_dir).resolve()
+    remote = uri.is_remote(cfg.data_dir)
+    data_dir = str(cfg.data_dir).rstrip("/") if remote else Path(cfg.data_dir).resolve()
 
-    def name(path: Path) -> str:
+    def name(path: str) -> str:
+        """Relative to data_dir, so the same data hashes alike wherever it is stored."""
+        if remote:
+            return uri.relative_to(path, data_dir) if str(path).startswith(f"{data_dir}/") else str(path)
         path = Path(path).resolve()
         return str(path.relative_to(data_dir)) if path.is_relative_to(data_dir) else str(path)
 
@@ -102,10 +106,10 @@ def input_hashes(cfg: CorpusConfig, tasks: list[tuple], evals: EvalSources | Non
     hashes = {"catalog": sha256_file(cfg.catalog),
               "code": sha256_json({str(p.relative_to(REPO_DIR)): sha256_file(p) for p in code})}
     for path in sorted({p for _, p in tasks}):
-        hashes[f"data:{name(Path(path))}"] = sha256_file(path)
+        hashes[f"data:{name(path)}"] = sha256_file(path)
     for entry in (evals.record.values() if evals else ()):
         for path, sha in entry["files"].items():
-            hashes[f"eval:{name(Path(path))}"] = sha
+            hashes[f"eval:{name(path)}"] = sha
     return hashes
 
 
@@ -122,7 +126,7 @@ def build_pipeline(p: beam.Pipeline, cfg: CorpusConfig, tasks: list[tuple], stag
         p
         | "Files" >> beam.Create(tasks, reshuffle=False)
         | "SpreadFiles" >> beam.Reshuffle()
-        | "ReadBatches" >> beam.ParDo(ReadBatches(cfg.readers_module))
+        | "ReadBatches" >> beam.ParDo(ReadBatches(cfg.readers_module, data_dir=str(cfg.data_dir)))
         | "SpreadBatches" >> beam.Reshuffle()
     )
     clean = batches | "Clean" >> ParDoByTag(CleanBatch(cfg, eval_sources), (COUNTS, SAMPLES), main="buckets")
@@ -146,9 +150,9 @@ def build_pipeline(p: beam.Pipeline, cfg: CorpusConfig, tasks: list[tuple], stag
         FileSystems.join(staging, "_meta"))
 
 
-def read_meta(staging: Path, name: str) -> list:
-    path = staging / "_meta" / name
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+def read_meta(staging: str, name: str) -> list:
+    with uri.open_read(uri.join(staging, "_meta", name)) as handle:
+        return [json.loads(line) for line in handle.read().decode("utf-8").splitlines() if line]
 
 
 # ---------------------------------------------------------------- entry point
@@ -170,7 +174,9 @@ def run(argv: list[str] | None = None) -> dict | None:
     args, overrides, beam_flags = parse_args(argv)
     cfg = load_config(CorpusConfig, args.config, overrides)
     config = config_to_dict(cfg)
-    out_dir = Path(cfg.out_dir)
+    out_dir = str(cfg.out_dir)
+    options = beam_options(beam_flags)
+    FileSystems.set_options(options)    # the launcher reads and publishes URIs too (--s3_endpoint_url ...)
     tasks = expand_tasks(cfg)
     log.info("catalog: %d files from %d sources", len(tasks), len({e.name for e, _ in tasks}))
     evals = plan_sources(cfg) if cfg.decontam.enabled else None
@@ -178,21 +184,20 @@ def run(argv: list[str] | None = None) -> dict | None:
     if manifest_is_current(out_dir, config, inputs):
         print(f"corpus: {out_dir} is up to date (same config and inputs); skipped")
         return None
-    out_dir.mkdir(parents=True, exist_ok=True)
     finalize.clear_stale_staging(out_dir)
-    staging = out_dir / f"{finalize.STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
-    staging.mkdir()
+    staging = finalize.new_staging(out_dir)
     start = time.time()
     log.info("steps: read -> normalise -> split -> filter -> decontaminate -> exact dedup -> near dedup "
-             "-> valid split -> write (staging %s)", staging.name)
-    with beam.Pipeline(options=beam_options(beam_flags)) as p:
-        build_pipeline(p, cfg, tasks, str(staging.resolve()), evals.sources if evals else ())
+             "-> valid split -> write (staging %s)", staging)
+    with beam.Pipeline(options=options) as p:
+        build_pipeline(p, cfg, tasks, staging, evals.sources if evals else ())
     close_dask_client(p.result)
     log.info("beam pipeline finished in %.1fs; publishing to %s", time.time() - start, out_dir)
     stats = build_stats([(tuple(k), tuple(v)) for k, v in read_meta(staging, "counts")])
     finalize.write_stats(staging, stats)
     finalize.write_rejected_samples(staging, read_meta(staging, "samples"), cfg.rejected_samples)
-    (staging / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=True))
+    with atomic_write(uri.join(staging, "config.yaml")) as handle:
+        handle.write(yaml.safe_dump(config, allow_unicode=True, sort_keys=True))
     manifest = finalize.publish(staging, out_dir, config, inputs, extra={
         "totals": stats["total"], "seconds": round(time.time() - start, 1),
         "decontaminated_against": evals.record if evals else {}})

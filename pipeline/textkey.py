@@ -19,6 +19,8 @@ import regex
 
 _NOT_WORD = regex.compile(r"[^\p{L}\p{M}\p{N}]+")   # punctuation, symbols, emoji, spaces
 _WORD = regex.compile(r"[\p{L}\p{M}\p{N}]+")
+# A word has a letter or digit: a run of emoji variation selectors (marks) is no word.
+_MARKED_WORD = regex.compile(r"\p{M}*[\p{L}\p{N}][\p{L}\p{M}\p{N}]*")
 _FOLDED_WORD = regex.compile(r"[\p{L}\p{N}]+")
 _MARKS = regex.compile(r"\p{M}+")
 _APOSTROPHES = regex.compile(r"[\u02bc\u02bb'\u2019\u2018`\u00b4]")
@@ -37,7 +39,7 @@ def dedup_key(text: str) -> str:
 
 def word_tokens(text: str) -> list[str]:
     """Letters-and-digits tokens (combining marks kept) of the NFC casefolded text."""
-    return _WORD.findall(_fold(text))
+    return _MARKED_WORD.findall(_fold(text))
 
 
 def folded_words(text: str) -> list[str]:

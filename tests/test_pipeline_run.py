@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from common import uri
 from common.corpus import iter_texts, list_languages
 from common.io import read_manifest
 from pipeline.run import run
@@ -114,19 +115,16 @@ def test_publish_interrupted_then_rerun_is_complete_row25(tmp_path, monkeypatch)
     run(run_args(data, catalog, out, IN_PROCESS))
     expected = sorted(r["text"] for r in records(out))
     (data / "src" / "hau.txt").write_text("Sabon layi a cikin fayil din nan yau da kullum.\n", encoding="utf-8")
-    real_rename = Path.rename
-    calls = {"n": 0}
+    real_rename = uri.rename
 
-    def failing_rename(self, target):
-        calls["n"] += 1
-        if calls["n"] == 2:                     # one folder moved, then the "machine dies"
-            raise OSError("simulated crash while publishing")
-        return real_rename(self, target)
+    def failing_rename(sources, targets):
+        real_rename(sources[:1], targets[:1])   # one file moved, then the "machine dies"
+        raise OSError("simulated crash while publishing")
 
-    monkeypatch.setattr(Path, "rename", failing_rename)
+    monkeypatch.setattr(uri, "rename", failing_rename)
     with pytest.raises(OSError, match="simulated crash"):
         run(run_args(data, catalog, out, IN_PROCESS))
-    monkeypatch.setattr(Path, "rename", real_rename)
+    monkeypatch.setattr(uri, "rename", real_rename)
     assert read_manifest(out) is None           # incomplete output is never marked complete
     manifest = run(run_args(data, catalog, out, IN_PROCESS))
     texts = [r["text"] for r in records(out)]
