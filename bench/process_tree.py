@@ -16,7 +16,8 @@ import psutil
 
 
 ROLES = (("sdk_worker", ("sdk_worker", "SdkHarness")), ("job_service", ("bench.portable", "job_service")),
-         ("worker_pool", ("worker_pool_main",)))
+         ("worker_pool", ("worker_pool_main",)), ("dask_scheduler", ("distributed.cli.dask_scheduler",)),
+         ("dask_worker", ("distributed.cli.dask_worker",)))
 
 
 def role_of(proc: psutil.Process, launcher_pid: int) -> str:
@@ -24,7 +25,10 @@ def role_of(proc: psutil.Process, launcher_pid: int) -> str:
     if proc.pid == launcher_pid:
         return "launcher"
     command = " ".join(proc.cmdline())
-    return next((role for role, marks in ROLES if any(mark in command for mark in marks)), "other")
+    role = next((role for role, marks in ROLES if any(mark in command for mark in marks)), "other")
+    if role == "other" and proc.parent() is not None and role_of(proc.parent(), launcher_pid) == "dask_worker":
+        return "dask_worker"   # the worker processes a Dask nanny spawns (plain multiprocessing commands)
+    return role
 
 
 def tree_rss(roots: list[psutil.Process]) -> dict[int, tuple[str, int]]:

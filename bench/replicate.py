@@ -40,6 +40,10 @@ def replicate_data(catalog: Path, data_dir: Path, factor: int, out_dir: Path) ->
         link = root / name
         if not link.is_symlink():
             os.symlink(real_mono, link, target_is_directory=True)
+    # Evaluation sets are found under data_dir/eval: the same ones, once, for decontamination.
+    real_eval, eval_link = Path(data_dir) / "eval", root / "eval"
+    if real_eval.is_dir() and not eval_link.is_symlink():
+        os.symlink(real_eval.resolve(), eval_link, target_is_directory=True)
     out_catalog = out_dir / "catalog.yaml"
     with atomic_write(out_catalog) as handle:
         yaml.safe_dump({**doc, "sources": replicated_entries(doc["sources"], factor)}, handle,

@@ -6,11 +6,14 @@
    a new name, so dedup must find and drop the copies); DirectRunner with `workers` processes.
 2. The same stage on `portable_scale`x through the PortableRunner (local job service, worker
    pool, `workers` SDK worker processes; bench/portable.py), beside the DirectRunner's time.
-3. Tokenizer training on the 1x corpus at each of `tokenizer_chars` sample sizes.
-4. Pretraining tokens/s at each of `pretrain_block_lens` (sequence lengths).
+3. The same stage at each of `dask_scales` through Beam's DaskRunner on a local Dask cluster
+   (scheduler and `workers` worker processes of one thread; pipeline/dask_cluster.py).
+4. Tokenizer training on the 1x corpus at each of `tokenizer_chars` sample sizes.
+5. Pretraining tokens/s at each of `pretrain_block_lens` (sequence lengths).
 
 Every run is a separate `python -m <stage>` process; its wall time and peak memory (RSS summed
-over all its processes, bench/process_tree.py) are measured from outside. Prints one JSON object
+over all its processes, bench/process_tree.py, with the job service and worker pool, or the Dask
+scheduler and workers) are measured from outside. Prints one JSON object
 and writes it, with the config, to <out_dir>/scale.json, and the figure to <out_dir>/scale.png.
 Run logs: <out_dir>/logs/.
 """
@@ -32,6 +35,7 @@ import psutil
 from bench.portable import local_portable_runner
 from bench.process_tree import measure
 from bench.replicate import replicate_data
+from pipeline.dask_cluster import local_cluster
 from common.config import ConfigError, config_to_dict, load_config
 from common.io import read_jsonl, write_json
 from pipeline.config import PACKAGE_DIR as PIPELINE_DIR
@@ -47,6 +51,7 @@ class ScaleBenchConfig:
     corpus_scales: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
     workers: int = 2                           # Beam worker processes, both runners
     portable_scale: int = 4                    # 0: no PortableRunner run
+    dask_scales: list[int] = field(default_factory=lambda: [1, 4])   # []: no DaskRunner runs
     tokenizer_preset: str = "tiny"
     tokenizer_chars: list[int] = field(default_factory=lambda: [2_000_000, 6_000_000, 18_000_000])
     pretrain_preset: str = "tiny"
@@ -60,6 +65,8 @@ class ScaleBenchConfig:
             raise ConfigError("tokenizer_chars and pretrain_block_lens need at least one value each")
         if self.portable_scale < 0 or self.workers < 1 or self.pretrain_steps < 10:
             raise ConfigError("portable_scale must be >= 0, workers >= 1 and pretrain_steps >= 10")
+        if any(scale < 1 for scale in self.dask_scales):
+            raise ConfigError(f"dask_scales must be positive, got {self.dask_scales}")
 
 
 def progress(message: str) -> None:
@@ -75,8 +82,7 @@ def corpus_run(cfg: ScaleBenchConfig, scale: int, beam_flags: list[str], extra_p
     work = Path(cfg.out_dir) / f"corpus-{scale}x-{runner}"
     shutil.rmtree(work, ignore_errors=True)
     data_root, catalog = replicate_data(PIPELINE_DIR / "catalog.yaml", cfg.data_dir, scale, work)
-    settings = [f"data_dir={data_root}", f"catalog={catalog}", f"eval_dir={Path(cfg.data_dir) / 'eval'}",
-                f"out_dir={work / 'corpus'}"] + ([f"langs=[{','.join(cfg.langs)}]"] if cfg.langs else [])
+    settings = [f"data_dir={data_root}", f"catalog={catalog}", f"out_dir={work / 'corpus'}"] + ([f"langs=[{','.join(cfg.langs)}]"] if cfg.langs else [])
     cost = measure(python_module("pipeline.run", *settings, *beam_flags),
                    Path(cfg.out_dir) / "logs" / f"corpus-{scale}x-{runner}.log", tuple(extra_pids))
     totals = json.loads((work / "corpus" / "manifest.json").read_text(encoding="utf-8"))["totals"]
@@ -98,11 +104,27 @@ def bench_corpus(cfg: ScaleBenchConfig) -> list[dict]:
         with local_portable_runner(Path(cfg.out_dir) / "logs" / "portable", cfg.workers) as (flags, pids):
             runs.append(corpus_run(cfg, cfg.portable_scale, flags, pids, runner="portable"))
         progress(f"corpus {cfg.portable_scale}x portable: {runs[-1]['seconds']} s")
+    runs += bench_dask(cfg)
     one = next(r for r in runs if r["scale"] == 1)
     for run in runs:
         run["kept_same_as_1x"] = run["kept"] == one["kept"]
         if run is not one:
             shutil.rmtree(Path(run.pop("corpus_dir")).parent, ignore_errors=True)  # keep disk use flat
+    return runs
+
+
+def bench_dask(cfg: ScaleBenchConfig) -> list[dict]:
+    """The corpus stage at each of `dask_scales` on one local Dask cluster (started once: its
+    start-up is not the stage's cost, as the job service's is not for the PortableRunner)."""
+    if not cfg.dask_scales:
+        return []
+    runs = []
+    with local_cluster(Path(cfg.out_dir) / "logs" / "dask", cfg.workers) as (address, procs):
+        flags = ["--runner=DaskRunner", f"--dask_client_address={address}"]
+        for scale in sorted(cfg.dask_scales):
+            progress(f"corpus {scale}x, DaskRunner, {cfg.workers} workers ...")
+            runs.append(corpus_run(cfg, scale, flags, [p.pid for p in procs], runner="dask"))
+            progress(f"corpus {scale}x dask: {runs[-1]['seconds']} s, peak {runs[-1]['peak_rss_mib']:.0f} MiB")
     return runs
 
 
@@ -168,6 +190,9 @@ def summarise(corpus: list[dict]) -> dict:
     for portable in (r for r in corpus if r["runner"] == "portable"):
         for same in (r for r in direct if r["scale"] == portable["scale"]):
             summary["portable_over_direct_time"] = round(portable["seconds"] / same["seconds"], 2)
+    for dask in (r for r in corpus if r["runner"] == "dask"):
+        for same in (r for r in direct if r["scale"] == dask["scale"]):
+            summary[f"dask_over_direct_time_{dask['scale']}x"] = round(dask["seconds"] / same["seconds"], 2)
     return summary
 
 

@@ -15,12 +15,15 @@ def plot_scale(result: dict, path: Path) -> None:
     fig, (time_ax, memory_ax, tokenizer_ax, pretrain_ax) = plt.subplots(1, 4, figsize=(17, 4))
     direct = [r for r in result["corpus"] if r["runner"] == "direct"]
     portable = [r for r in result["corpus"] if r["runner"] == "portable"]
+    dask = [r for r in result["corpus"] if r["runner"] == "dask"]
     scales = [r["scale"] for r in direct]
 
     time_ax.plot(scales, [r["seconds"] for r in direct], "o-", label="DirectRunner")
     time_ax.plot(scales, [direct[0]["seconds"] * s for s in scales], ":", color="grey", label="linear from 1x")
     if portable:
         time_ax.plot([r["scale"] for r in portable], [r["seconds"] for r in portable], "s", label="PortableRunner")
+    if dask:
+        time_ax.plot([r["scale"] for r in dask], [r["seconds"] for r in dask], "D--", label="DaskRunner")
     time_ax.set(title="corpus stage: wall time", xlabel="corpus size (x shared corpus)", ylabel="seconds",
                ylim=(0, None))
     time_ax.legend()
@@ -31,6 +34,9 @@ def plot_scale(result: dict, path: Path) -> None:
     if portable:
         memory_ax.plot([r["scale"] for r in portable], [r["peak_rss_mib"] for r in portable], "s",
                        label="PortableRunner")
+    if dask:
+        memory_ax.plot([r["scale"] for r in dask], [r["peak_rss_mib"] for r in dask], "D--",
+                       label="DaskRunner, all processes")
     memory_ax.set(title="corpus stage: peak RSS", xlabel="corpus size (x shared corpus)",
                   ylabel="MiB", ylim=(0, None))
     memory_ax.legend(loc="lower right", fontsize="small")

@@ -74,10 +74,11 @@ def test_settings_that_cannot_measure_growth_are_refused(tmp_path):
 
 
 def test_small_scaling_run_end_to_end(tmp_path, data_dir):
-    # Two small languages at 1x and 2x; the 2x also through the PortableRunner with 2 SDK workers.
+    # Two small languages at 1x and 2x; the 2x also through the PortableRunner with 2 SDK workers
+    # and through the DaskRunner on a local scheduler with 2 worker processes.
     result = subprocess.run(
         [sys.executable, "-m", "bench.scale", f"data_dir={data_dir}", f"out_dir={tmp_path}", "langs=[hau,yor]",
-         "corpus_scales=[1,2]", "portable_scale=2", "tokenizer_chars=[300000,600000]",
+         "corpus_scales=[1,2]", "portable_scale=2", "dask_scales=[2]", "tokenizer_chars=[300000,600000]",
          "pretrain_block_lens=[32,64]", "pretrain_steps=10"],
         capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -86,13 +87,17 @@ def test_small_scaling_run_end_to_end(tmp_path, data_dir):
     assert saved["config"]["langs"] == ["hau", "yor"]  # the config is echoed into the output
     assert {k: v for k, v in saved.items() if k != "config"} == printed
     runs = {(r["scale"], r["runner"]): r for r in printed["corpus"]}
-    assert set(runs) == {(1, "direct"), (2, "direct"), (2, "portable")}
+    assert set(runs) == {(1, "direct"), (2, "direct"), (2, "portable"), (2, "dask")}
     assert runs[2, "direct"]["read"] == 2 * runs[1, "direct"]["read"]  # every copy read ...
     assert printed["summary"]["kept_same_at_every_scale"]  # ... and every copy deduplicated away
     # launcher + job service + worker pool + 2 SDK workers
     assert runs[2, "portable"]["peak_processes"] >= 5
     assert set(runs[2, "portable"]["largest_process_peak_mib"]) >= {"launcher", "job_service", "worker_pool", "sdk_worker"}
     assert "portable_over_direct_time" in printed["summary"]
+    assert runs[2, "dask"]["read"] == runs[2, "direct"]["read"] and runs[2, "dask"]["kept_same_as_1x"]
+    # launcher + scheduler + nanny + 2 worker processes
+    assert set(runs[2, "dask"]["largest_process_peak_mib"]) >= {"launcher", "dask_scheduler", "dask_worker"}
+    assert "dask_over_direct_time_2x" in printed["summary"]
     assert [r["char_budget"] for r in printed["tokenizer"]] == [300000, 600000]
     assert all(r["tokens_per_s"] > 0 for r in printed["pretrain"])
     assert (tmp_path / "scale.png").stat().st_size > 10_000
