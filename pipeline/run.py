@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import apache_beam as beam
+import regex
 import yaml
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -189,8 +190,13 @@ def run(argv: list[str] | None = None) -> dict | None:
     start = time.time()
     log.info("steps: read -> normalise -> split -> filter -> decontaminate -> exact dedup -> near dedup "
              "-> valid split -> write (staging %s)", staging)
-    with beam.Pipeline(options=options) as p:
-        build_pipeline(p, cfg, tasks, staging, evals.sources if evals else ())
+    try:
+        with beam.Pipeline(options=options) as p:
+            build_pipeline(p, cfg, tasks, staging, evals.sources if evals else ())
+    except Exception as err:
+        if uri.is_remote(out_dir) or uri.is_remote(cfg.data_dir):
+            raise StorageError(storage_failure(err, staging)) from err
+        raise
     close_dask_client(p.result)
     log.info("beam pipeline finished in %.1fs; publishing to %s", time.time() - start, out_dir)
     stats = build_stats([(tuple(k), tuple(v)) for k, v in read_meta(staging, "counts")])
@@ -211,11 +217,31 @@ def run(argv: list[str] | None = None) -> dict | None:
     return manifest
 
 
+class StorageError(RuntimeError):
+    """The run failed while its data or outputs live in an object store; nothing was published."""
+
+
+_URI = regex.compile(r"(?:s3|gs)://[^\s\"']+|endpoint URL: \"([^\"]+)\"")
+
+
+def storage_failure(err: BaseException, staging: str) -> str:
+    """A message naming the URI the store failed on (Beam's S3 client can hide it behind its own
+    error), found in the chain of causes; the staging folder when none names one."""
+    where, chain = None, err
+    while chain is not None and where is None:
+        found = _URI.search(str(chain))
+        where = (found.group(1) or found.group(0)) if found else None
+        chain = chain.__cause__ or chain.__context__
+    return (f"the corpus run failed at {where or staging}: {type(err).__name__}: {str(err)[:300]}; "
+            "nothing was published (rerun once the store answers: finished work is redone, the result "
+            "is the same)")
+
+
 def main() -> int:
     # Bad settings or catalog entries (RELIABILITY row 22/23) end with their message, not a traceback.
     try:
         run(sys.argv[1:])
-    except (ConfigError, CatalogError, FileNotFoundError) as err:
+    except (ConfigError, CatalogError, FileNotFoundError, StorageError) as err:
         print(f"corpus: error: {err}", file=sys.stderr)
         return 2
     return 0

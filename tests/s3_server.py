@@ -82,6 +82,7 @@ class _Relay(threading.Thread):
 class S3Server:
     def __init__(self, log_dir: Path):
         self.port, moto_port = free_ports(2)
+        self.direct = f"http://127.0.0.1:{moto_port}"      # past the relay: answers during an outage
         self.endpoint = f"http://127.0.0.1:{self.port}"
         moto = Path(sys.executable).with_name("moto_server")
         self.log = open(log_dir / "moto.log", "wb")
@@ -104,9 +105,9 @@ class S3Server:
                 time.sleep(0.2)
         raise RuntimeError(f"moto_server did not listen on {port} within {timeout}s")
 
-    def client(self):
+    def client(self, direct: bool = False):
         import boto3
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
+        return boto3.client("s3", endpoint_url=self.direct if direct else self.endpoint, region_name="us-east-1",
                             aws_access_key_id="testing", aws_secret_access_key="testing")
 
     def beam_flags(self) -> list[str]:

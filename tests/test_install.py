@@ -35,7 +35,7 @@ THROUGH = {
 }
 # Declared although nothing imports them: distribution -> the imported name that needs it.
 # transformers.Trainer raises ImportError without accelerate; bench/pretrain.py runs it.
-NEEDED_BY = {"accelerate": "transformers.Trainer"}
+NEEDED_BY = {"accelerate": "transformers.Trainer", "dask": "distributed"}   # Beam's DaskRunner uses dask
 
 
 def normalise(name: str) -> str:
@@ -45,7 +45,8 @@ def normalise(name: str) -> str:
 def declared() -> list[Requirement]:
     project = PYPROJECT["project"]
     extras = [req for group in project.get("optional-dependencies", {}).values() for req in group]
-    return [Requirement(req) for req in project["dependencies"] + extras]
+    reqs = [Requirement(req) for req in project["dependencies"] + extras]
+    return [r for r in reqs if normalise(r.name) != normalise(project["name"])]   # extras naming extras
 
 
 def local_modules() -> set[str]:
@@ -207,7 +208,7 @@ def test_without_gpu_torch_comes_from_the_cpu_index_and_everything_is_constraine
     _, calls = fake_machine(fake_machine.stamp, gpu=False)
     torch, project = _installs(calls)
     assert f"--extra-index-url {CPU_INDEX}" in torch
-    want = Requirement(next(r for r in PYPROJECT["project"]["dependencies"] if Requirement(r).name == "torch"))
+    want = next(r for r in declared() if r.name == "torch")
     assert str(want) in torch.split()  # torch's requirement is taken from pyproject.toml
     for call in (torch, project):
         assert "-c constraints.txt" in call
@@ -242,3 +243,12 @@ def test_lock_writes_freeze_without_local_labels(fake_machine):
     assert lines[1:] == ["numpy==2.1.0", "torch==2.13.0", "PyYAML==6.0.2"]
     assert any(c.startswith("-m pip freeze") and "--exclude-editable" in c for c in calls)
     assert not lock_venv.exists()  # the throwaway venv is removed
+
+
+def test_the_corpus_stage_imports_no_training_stack():
+    """A worker that only cleans text installs the `corpus` extra: nothing it imports may need torch."""
+    heavy = ("torch", "transformers", "datasets", "tokenizers", "sentencepiece", "sklearn", "matplotlib")
+    code = ("import sys, pipeline.run, pipeline.contamination, pipeline.readers, pipeline.catalog; "
+            f"print([m for m in {heavy!r} if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

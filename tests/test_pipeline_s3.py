@@ -34,13 +34,18 @@ def s3(tmp_path_factory, data_dir):
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def local_run(data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("local") / "corpus"
+    return run([f"data_dir={data_dir}", f"out_dir={out}", *SETTINGS]), out
+
+
 def _local_outputs(out) -> dict[str, bytes]:
     return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
 
 
-def test_corpus_on_s3_equals_local_run(s3, data_dir, tmp_path):
-    local = tmp_path / "local"
-    local_manifest = run([f"data_dir={data_dir}", f"out_dir={local}", *SETTINGS])
+def test_corpus_on_s3_equals_local_run(s3, local_run):
+    local_manifest, local = local_run
     remote_manifest = run([f"data_dir=s3://{BUCKET}/data", f"out_dir=s3://{BUCKET}/out", *SETTINGS, *s3.beam_flags()])
     remote = download_tree(s3.client(), BUCKET, "out")
     expected = _local_outputs(local)
@@ -56,3 +61,35 @@ def test_corpus_on_s3_equals_local_run(s3, data_dir, tmp_path):
     assert json.loads(remote["manifest.json"])["decontaminated_against"]["yosm"]["files"]
     # unchanged inputs on S3: the rerun is skipped, as locally
     assert run([f"data_dir=s3://{BUCKET}/data", f"out_dir=s3://{BUCKET}/out", *SETTINGS, *s3.beam_flags()]) is None
+
+
+def test_store_stops_answering_mid_run_then_rerun_is_identical_row39(s3, local_run, monkeypatch):
+    """The store goes away as the first shard is written: the run fails naming the URI, nothing is
+    published, and once the store is back a rerun gives what an uninterrupted run gives."""
+    import pipeline.language_shards as write_shards     # the step that calls write_shard
+    real_write_shard = write_shards.write_shard
+
+    def write_during_outage(path, lines):
+        s3.outage()
+        return real_write_shard(path, lines)
+
+    out = f"s3://{BUCKET}/outage"
+    args = [f"data_dir=s3://{BUCKET}/data", f"out_dir={out}", *SETTINGS, "--runner=DirectRunner", *s3.beam_flags()]
+    monkeypatch.setattr(write_shards, "write_shard", write_during_outage)
+    try:
+        with pytest.raises(Exception) as failure:
+            run(args)
+    finally:
+        monkeypatch.setattr(write_shards, "write_shard", real_write_shard)
+        s3.restore()
+    assert out in str(failure.value) or s3.endpoint in str(failure.value), str(failure.value)[:2000]
+    left = download_tree(s3.client(direct=True), BUCKET, "outage")
+    assert "manifest.json" not in left and not [k for k in left if k.endswith(".jsonl.gz") and "staging" not in k]
+    manifest = run(args)
+    remote = download_tree(s3.client(), BUCKET, "outage")
+    local_manifest, local = local_run
+    assert manifest["corpus_hash"] == local_manifest["corpus_hash"]
+    for name, body in _local_outputs(local).items():
+        if name not in ("manifest.json", "config.yaml"):
+            assert remote[name] == body, name
+    assert not [k for k in remote if ".staging-" in k]        # the failed run's staging is cleared
