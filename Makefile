@@ -55,7 +55,7 @@ define install_torch
 endef
 
 .PHONY: all venv lock corpus tokenizer pretrain finetune report publish test test-all reliability fuzz study \
-        contamination bench-corpus bench-decontam bench-tokenizer bench-scale bench-pretrain gpu-check clean
+        contamination bench-corpus bench-decontam bench-s3 bench-tokenizer bench-scale bench-pretrain gpu-check clean
 
 all: corpus tokenizer pretrain finetune report
 
@@ -149,6 +149,10 @@ bench-corpus: $(STAMP)
 # Decontamination thresholds: respelled test sentences caught against corpus lines lost (JSON).
 bench-decontam: $(STAMP)
 	$(PY) -m bench.decontam data_dir=$(DATA) out_dir=$(OUT)/bench-decontam
+
+# The corpus stage from and to S3 (moto on loopback) beside a local run, on a slice (JSON).
+bench-s3: $(STAMP)
+	$(PY) -m bench.s3 data_dir=$(DATA)
 
 bench-tokenizer: $(STAMP)
 	$(PY) -m tokenizer.bench corpus_dir=$(OUT)/corpus $(TOKENIZER_ARGS)

@@ -31,7 +31,9 @@ def cleaning_record(model_dir: str | Path) -> tuple[dict | None, str]:
         trained_on = json.loads(run_file.read_text(encoding="utf-8")).get("inputs", {}).get("corpus_hash")
         if trained_on != manifest.get("corpus_hash"):
             return None, f"{corpus_dir} has changed since the model was pretrained on it"
-        return manifest.get("decontaminated_against", {}), str(corpus_dir)
+        if "decontaminated_against" not in manifest:
+            return None, f"its pretraining corpus {corpus_dir} predates the record (rebuild it: make corpus)"
+        return manifest["decontaminated_against"], str(corpus_dir)
     return None, "it was not pretrained by this pipeline (no run.json beside it)"
 
 

@@ -9,7 +9,7 @@ import yaml
 
 from pipeline import catalog
 from pipeline.run import run
-from tests.s3_server import S3Server, download_tree, upload_tree
+from bench.s3_server import S3Server, download_tree, upload_tree
 
 pytest.importorskip("moto", reason="the S3 tests need moto (pip install 'moto[server]')")
 pytest.importorskip("boto3", reason="Beam's S3 filesystem needs boto3 (apache-beam[aws])")

@@ -1,4 +1,4 @@
-"""A real S3-compatible server on loopback for the tests (moto in server mode), with an outage switch.
+"""A real S3-compatible server on loopback (moto in server mode) for tests and `make bench-s3`, with an outage switch.
 
 `S3Server` starts `moto_server` on a free port behind a small TCP relay, so a test can make the
 store stop answering (`outage()`: the relay drops every connection and refuses new ones) and come
