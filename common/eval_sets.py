@@ -92,8 +92,9 @@ class TaskSpec:
 
 # --- the registry ---------------------------------------------------------------------------
 
-def _task_dicts(path: Path) -> dict[str, dict]:
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+def _task_dicts(path: Path | str) -> dict[str, dict]:
+    with uri.open_read(path) as handle:
+        data = yaml.safe_load(handle.read().decode("utf-8")) or {}
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise ValueError(f"{path}: expected a mapping of task name -> {{kind, langs, files, ...}}")
     return data
@@ -108,8 +109,8 @@ def task_registry(tasks_file: str | Path | None = None,
     """Built-in sets, then the user's `tasks_file`, then inline `custom_tasks` (a later entry
     replaces an earlier one of the same name)."""
     registry = {}
-    for path in [REGISTRY_FILE] + ([Path(tasks_file)] if tasks_file else []):
-        if not Path(path).is_file():
+    for path in [REGISTRY_FILE] + ([tasks_file] if tasks_file else []):
+        if not uri.exists(path):
             raise FileNotFoundError(f"tasks_file: {path} not found")
         for name, spec in _task_dicts(path).items():
             registry[name] = _from_dict(TaskSpec, dict(spec, name=name), f"{path}:{name}")

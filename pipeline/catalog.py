@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from common import uri
+
 DEFAULT_CATALOG = Path(__file__).with_name("catalog.yaml")
 DEFAULT_DATA_DIR = "../shared/data"
 DEFAULT_MAX_UNIT_CHARS = 1_000_000
@@ -234,9 +236,9 @@ def load_catalog(path: str | Path = DEFAULT_CATALOG, data_dir: str | Path | None
     """
     del data_dir
     try:
-        with open(path, encoding="utf-8") as handle:
-            doc = yaml.safe_load(handle)
-    except (OSError, yaml.YAMLError) as err:
+        with uri.open_read(path) as handle:      # a local file or a URI (s3://...)
+            doc = yaml.safe_load(handle.read().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         raise CatalogError(f"{path}: cannot read the catalog: {err}") from None
     raw_entries = doc.get("sources") if isinstance(doc, dict) else None
     if not isinstance(raw_entries, list):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.eval_sets import iter_eval_items
+from common.eval_sets import iter_items, split_file, task_registry
 from pipeline.run import run
 from pipeline.textkey import word_tokens
 
@@ -40,8 +40,9 @@ def test_no_masakhaner1_test_sentence_survives(data_dir, tmp_path):
     # Independent check: substring search of each normalised test sentence in the kept text.
     kept = "\n".join(_normalised(json.loads(line)["text"])
                      for shard in sorted(out.rglob("*.jsonl.gz")) for line in gzip.open(shard, "rt", encoding="utf-8"))
-    tests = [_normalised(item.text) for item in iter_eval_items(data_dir / "eval", ["masakhaner1"], ["test"])
-             if len(word_tokens(item.text)) >= 5]
+    ner = task_registry()["masakhaner1"]
+    tests = [_normalised(item.text) for lang in ner.langs if split_file(ner, lang, "test", data_dir).is_file()
+             for item in iter_items(ner, lang, "test", data_dir) if len(word_tokens(item.text)) >= 5]
     assert len(tests) > 4000
     survivors = [t for t in tests if t in kept]
     assert survivors == []

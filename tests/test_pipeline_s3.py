@@ -29,6 +29,7 @@ def s3(tmp_path_factory, data_dir):
         files = sorted({Path(p) for name in SOURCES for p in catalog.expand_entry(entries[name], str(data_dir))})
         files += sorted((data_dir / "eval" / "yosm").glob("*.tsv"))
         upload_tree(client, BUCKET, data_dir, files, "data")
+        client.upload_file(str(catalog.DEFAULT_CATALOG), BUCKET, "catalog.yaml")     # the catalog too
         yield server
     finally:
         server.stop()
@@ -46,21 +47,23 @@ def _local_outputs(out) -> dict[str, bytes]:
 
 def test_corpus_on_s3_equals_local_run(s3, local_run):
     local_manifest, local = local_run
-    remote_manifest = run([f"data_dir=s3://{BUCKET}/data", f"out_dir=s3://{BUCKET}/out", *SETTINGS, *s3.beam_flags()])
+    remote_args = [f"data_dir=s3://{BUCKET}/data", f"out_dir=s3://{BUCKET}/out", f"catalog=s3://{BUCKET}/catalog.yaml",
+                   *SETTINGS, *s3.beam_flags()]
+    remote_manifest = run(remote_args)
     remote = download_tree(s3.client(), BUCKET, "out")
     expected = _local_outputs(local)
     assert sorted(remote) == sorted(expected)
     for name, body in expected.items():
-        if name not in ("manifest.json", "config.yaml"):   # these name data_dir and out_dir
+        if name not in ("manifest.json", "config.yaml"):   # these name where things are
             assert remote[name] == body, name
     differ = {k for k, v in yaml.safe_load(remote["config.yaml"]).items()
               if yaml.safe_load(expected["config.yaml"])[k] != v}
-    assert differ == {"data_dir", "out_dir"}
+    assert differ == {"data_dir", "out_dir", "catalog"}
     assert remote_manifest["corpus_hash"] == local_manifest["corpus_hash"]
     assert remote_manifest["inputs"] == local_manifest["inputs"]   # data hashed by path below data_dir
     assert json.loads(remote["manifest.json"])["decontaminated_against"]["yosm"]["files"]
     # unchanged inputs on S3: the rerun is skipped, as locally
-    assert run([f"data_dir=s3://{BUCKET}/data", f"out_dir=s3://{BUCKET}/out", *SETTINGS, *s3.beam_flags()]) is None
+    assert run(remote_args) is None
 
 
 def test_store_stops_answering_mid_run_then_rerun_is_identical_row39(s3, local_run, monkeypatch):
