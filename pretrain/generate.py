@@ -141,13 +141,34 @@ def main_script(text: str) -> str | None:
     return counts.most_common(1)[0][0] if counts else None
 
 
+MAX_WORD_RUN = 2  # a word repeated 3 times in a row ("dey dey dey") is a degenerate fill
+MAX_CHAR_RUN = 4  # so is one character 5 times in a row ("ẹẹẹẹẹ")
+MAX_DISTINCT_SHARE = 0.5  # a fill of 3+ words, at most half of them distinct ("na dey na dey")
+
+
+def repetitive(text: str, filled: str) -> bool:
+    """Whether a generated sentence is a repetition fill: a word 3 times in a row anywhere in it
+    (the fill may continue the prompt's last word), a character 5 times in a row in the fill, or
+    a fill of 3+ words at most half of which are distinct."""
+    words = [w.casefold().strip(".,;:!?\"'()") for w in text.split()]
+    run = 1
+    for before, word in zip(words, words[1:]):
+        run = run + 1 if word and word == before else 1
+        if run > MAX_WORD_RUN:
+            return True
+    if regex.search(rf"(.)\1{{{MAX_CHAR_RUN},}}", filled):
+        return True
+    new = [w.casefold() for w in filled.split()]
+    return len(new) >= 3 and len(set(new)) <= MAX_DISTINCT_SHARE * len(new)
+
+
 def check_generated(prompt: str, text: str, filled: str, min_words: int,
                     min_script_share: float = 0.9) -> str | None:
     """Corpus-style filters for one generated sentence; returns the drop reason or None.
 
     `filled` is the decoded generated part. A small local stand-in for the corpus stage's
-    filters: non-empty, long enough, different from its prompt, valid text, and the new
-    words written in the prompt's main script.
+    filters: non-empty, long enough, different from its prompt, valid text, not a repetition
+    fill, and the new words written in the prompt's main script.
     """
     if not text.strip():
         return "empty"
@@ -158,6 +179,8 @@ def check_generated(prompt: str, text: str, filled: str, min_words: int,
     if "\ufffd" in text or any(unicodedata.category(c) in ("Cc", "Co", "Cs", "Cn")
                                for c in text if c not in "\t\n"):
         return "invalid_characters"
+    if repetitive(text, filled):
+        return "repetitive"
     counts = script_counts(filled)
     if not counts:
         return "no_letters"

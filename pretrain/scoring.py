@@ -83,6 +83,38 @@ def scoring_mask(
     return mask
 
 
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser (Steele et al. 2014): a counter-based hash, so a block's mask is a
+    function of (seed, block id, position) alone, not of which blocks are scored with it."""
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def block_mask(input_ids: torch.Tensor, block_ids: np.ndarray, mask_prob: float, seed: int,
+               special: Iterable[int]) -> torch.Tensor:
+    """Bool (N, T): the fixed scoring mask of each block, the same positions every time a
+    block is scored (any round, any strategy, any batch): position t of block b is masked when
+    hash(seed, b, t) < mask_prob, specials never. A block whose draw masks nothing gets its
+    least-drawn eligible position, as in `scoring_mask`. Fixed masks keep mask noise out of
+    round-to-round score changes and let cached reference losses (`rho`) share positions."""
+    ids = input_ids.cpu()
+    eligible = ~torch.isin(ids, torch.tensor(sorted(set(special)), dtype=ids.dtype))
+    n, width = ids.shape
+    key = _splitmix64(np.asarray(block_ids, dtype=np.uint64) ^ _splitmix64(np.uint64(seed)))
+    hashed = _splitmix64(key[:, None] + np.arange(width, dtype=np.uint64)[None, :])
+    draws = torch.from_numpy((hashed >> np.uint64(11)).astype(np.float64) / 2.0**53)
+    mask = (draws < mask_prob) & eligible
+    empty = ~mask.any(dim=1) & eligible.any(dim=1)
+    if empty.any():
+        first = torch.where(eligible, draws, torch.full_like(draws, 2.0)).argmin(dim=1)
+        rows = empty.nonzero(as_tuple=True)[0]
+        mask[rows, first[rows]] = True
+    return mask
+
+
 def _masked_logits(model: nn.Module, input_ids: torch.Tensor, attention: torch.Tensor,
                    mask: torch.Tensor) -> torch.Tensor:
     """Logits (M, V) at the masked positions only: the LM head (the costly vocabulary
@@ -149,8 +181,7 @@ def mlm_scores(
     """Mask `input_ids` (N, T) with `generator`, then `masked_scores`.
 
     `special_ids=None` takes them from the model config. The returned dict also holds the
-    bool `mask` (N, T) used, so a second model (the `reducible` reference) can be scored on
-    exactly the same positions.
+    bool `mask` (N, T) used, so a second model can be scored on exactly the same positions.
     """
     special = list(_special_set(model) if special_ids is None else special_ids)
     mask = scoring_mask(input_ids, mask_prob, generator, special)

@@ -1,23 +1,27 @@
-"""Self-active selection (issue 4, item 4): every `select_every` optimizer steps the model
-chooses the blocks its next round trains on. A pure component: the training loop calls
-`run_round` and trains on the ids it returns; nothing here touches the optimizer, the
-global RNG or the data order outside the returned ids.
+"""Self-active selection: every `select_every` optimizer steps the model chooses the blocks its
+next round trains on. A pure component: the training loop calls `run_round` and trains on the
+ids it returns; nothing here touches the optimizer, the global RNG or the data order outside
+the returned ids.
 
-One round:
-1. quotas: per-language shares of candidates and of chosen blocks by temperature sampling,
-   quota_i ∝ n_i^alpha (XLM-R / AfriBERTa language sampling), see `language_quotas`;
-2. candidates: drawn uniformly without replacement within each language;
-3. scores: the current model in inference mode under a fixed, round-seeded mask
-   (`pretrain.scoring`): mean MLM loss, mean entropy, or loss reduction since a reference;
-4. choice within each language: a junk guard keeps out candidates that are mostly bytes,
-   repetitive or in another script (from their tokens) or whose score is far above the
-   language's norm (robust z-score); an `exploration` share is drawn uniformly, the rest by
-   Gumbel-top-k = sampling without replacement with P ∝ exp(score / gumbel_temperature);
-5. `selection/round-NNN.jsonl`: one line per candidate, then a summary line.
+One round, the same frame for every strategy (`pretrain/strategies/`, one module each):
+1. held-out slice: at the first round, `holdout_share` of each language's training blocks is set
+   aside for good (the irreducible-loss model of `rho` and `mix` trains on it); it is never a
+   candidate in any arm, so every arm draws from the same pool;
+2. candidates: `candidates` blocks split over languages by temperature, quota_i ∝ n_i^alpha
+   (XLM-R / AfriBERTa), drawn uniformly without replacement within each language from a stream
+   seeded by (seed, round) alone: the same candidates for every strategy;
+3. junk guard from the tokens, for every arm: blocks that are mostly bytes, repetitive or in
+   another script;
+4. measures the strategy needs (`pretrain.scoring`, fixed per-block masks): MLM loss, entropy,
+   the irreducible-loss model's cached loss; the strategy turns them into a score per block
+   (loss, entropy, rho) or into language weights (mix); afrolm generates blocks instead;
+5. choice within each language: scored arms also drop blocks whose score is far above the
+   language's norm (robust z); an `exploration` share is drawn uniformly, the rest by
+   Gumbel-top-k (sampling without replacement, P ∝ exp(score / gumbel_temperature)) or top-k;
+   unscored arms draw uniformly;
+6. `selection/round-NNN.jsonl`: one line per candidate, then a summary line.
 
-The `afrolm` strategy instead lets the model rewrite the end of training sentences
-(`pretrain.generate`), adds the ones that pass the filters to the pool and trains on them
-plus random blocks. See docs/selection.md.
+See docs/pretrain.md ("Selection strategies") and docs/selection.md.
 """
 from __future__ import annotations
 
@@ -35,29 +39,36 @@ import numpy as np
 import torch
 from torch import nn
 
+from common.config import ConfigError
 from common.io import atomic_write
-from pretrain import generate
+from pretrain import strategies
 from pretrain.pool import BlockPool
 from pretrain.scoring import (
-    block_stats, masked_scores, scoring_mask, special_token_ids, token_table, unwrap,
+    block_mask, block_stats, masked_scores, special_token_ids, token_table, unwrap,
 )
+from pretrain.strategies import STRATEGIES, afrolm, rho
 
 log = logging.getLogger(__name__)
 
-STRATEGIES = ("random", "loss", "entropy", "reducible", "afrolm")
-# Independent random streams of one round: np.random.default_rng([seed, round, STREAM]).
-CANDIDATES, CHOICE, ORDER, PROMPTS, MASK, SAMPLING = range(6)
+# Independent random streams: np.random.default_rng([seed, round, STREAM]).
+CANDIDATES, CHOICE, ORDER, PROMPTS, MASK, SAMPLING, HOLDOUT, REFERENCE = range(8)
 MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution times this = its standard deviation
+SAMPLINGS = ("gumbel", "topk")
+STATE_VERSION = 2
+STRATEGY_HELP = "selection strategy (pretrain/strategies): " + "; ".join(
+    f"{name} = {s.summary}" for name, s in STRATEGIES.items())
 
 
 @dataclass
 class SelectionConfig:
     """Self-active selection settings (`selection.*`); the comments are the --help text."""
 
-    strategy: str = "loss"  # random | loss | entropy | reducible | afrolm
+    strategy: str = field(default="loss", metadata={"help": STRATEGY_HELP})  # a registered strategy
     select_every: int = 50  # optimizer steps per selection round
-    blocks_per_round: int = 256  # blocks the next round trains on
-    candidates_per_round: int = 1024  # blocks drawn and scored per round (>= blocks_per_round)
+    blocks_per_round: int = 256  # blocks the next round trains on (kept)
+    kept_share: float = 1 / 3  # kept / candidates, when candidates_per_round is 0: the selection pressure
+    candidates_per_round: int = 0  # blocks drawn and scored per round (> blocks_per_round); 0 = blocks_per_round / kept_share
+    sampling: str = "gumbel"  # gumbel = sampling without replacement P ∝ exp(score/temperature); topk = the highest scores
     alpha: float = 0.3  # language temperature: quota_i ∝ n_i^alpha (1 proportional, 0 uniform)
     exploration: float = 0.1  # share of each language's quota drawn uniformly at random
     gumbel_temperature: float = 1.0  # P(chosen) ∝ exp(score / this); lower is greedier
@@ -65,11 +76,18 @@ class SelectionConfig:
     junk_min_distinct: float = 0.1  # junk if distinct tokens < this share of its tokens
     junk_max_byte_share: float = 0.3  # junk if byte-fallback/<unk> tokens > this share
     junk_min_script_share: float = 0.5  # junk if letters in its language's main script < this
-    mask_prob: float = 0.15  # share of ordinary tokens masked (all as <mask>) when scoring
+    mask_prob: float = 0.15  # share of ordinary tokens masked (all as <mask>) when scoring; fixed per block
     score_batch_size: int = 32  # blocks per forward pass when scoring and generating
-    seed: int = 0  # seeds candidates, masks, choice, order, prompts (with the round index)
+    seed: int = 0  # seeds the held-out slice, candidates, masks, choice, order, prompts (with the round index)
     warmup_rounds: int = 1  # first rounds chosen at random (an untrained model's scores are noise)
-    afrolm_prompts_per_round: int = 64  # afrolm: training sentences rewritten per round
+    holdout_share: float = 0.05  # share of each language's training blocks held out of every arm (rho/mix's reference data)
+    rho_reference_steps: int = 200  # rho/mix: AdamW steps of the irreducible-loss model on the held-out slice
+    rho_reference_batch: int = 16  # rho/mix: blocks per step of the irreducible-loss model
+    rho_reference_lr: float = 1e-3  # rho/mix: learning rate of the irreducible-loss model
+    mix_step_size: float = 1.0  # mix: exponentiated-gradient step on a language's excess loss (nats)
+    mix_floor: float = 0.25  # mix: share spread uniformly over languages, so each keeps >= mix_floor / languages
+    afrolm_generated_share: float = 0.1  # afrolm: share of each language's kept blocks that are generated
+    afrolm_prompts_per_round: int = 1024  # afrolm: most training sentences rewritten per round
     afrolm_fill_fraction: float = 0.15  # afrolm: share of a prompt's last words filled in
     afrolm_min_words: int = 4  # afrolm: minimum words of a prompt and of a kept sentence
     afrolm_temperature: float = 0.0  # afrolm: 0 = greedy top-1 (as AfroLM); > 0 samples
@@ -80,12 +98,15 @@ class SelectionConfig:
             if not ok:
                 raise ValueError(f"selection.{name} = {getattr(self, name)!r}: {what}")
 
-        need(self.strategy in STRATEGIES, "strategy", f"must be one of {', '.join(STRATEGIES)}")
+        need(self.strategy in STRATEGIES, "strategy", f"unknown strategy; known: {', '.join(STRATEGIES)}")
         for name in ("select_every", "blocks_per_round", "score_batch_size",
-                     "afrolm_prompts_per_round"):
+                     "afrolm_prompts_per_round", "rho_reference_batch"):
             need(getattr(self, name) >= 1, name, "must be at least 1")
-        need(self.candidates_per_round >= self.blocks_per_round, "candidates_per_round",
-             f"must be at least blocks_per_round ({self.blocks_per_round})")
+        need(0.0 < self.kept_share < 1.0, "kept_share", "must be in (0, 1): kept fewer than candidates")
+        need(self.candidates_per_round == 0 or self.candidates_per_round > self.blocks_per_round,
+             "candidates_per_round", f"must be 0 (from kept_share) or more than blocks_per_round "
+             f"({self.blocks_per_round})")
+        need(self.sampling in SAMPLINGS, "sampling", f"must be one of {', '.join(SAMPLINGS)}")
         need(0.0 <= self.alpha <= 1.0, "alpha", "must be in [0, 1]")
         need(0.0 <= self.exploration <= 1.0, "exploration", "must be in [0, 1]")
         need(self.gumbel_temperature > 0, "gumbel_temperature", "must be > 0")
@@ -94,19 +115,35 @@ class SelectionConfig:
             need(0.0 <= getattr(self, name) <= 1.0, name, "must be in [0, 1]")
         need(0.0 < self.mask_prob < 1.0, "mask_prob", "must be in (0, 1)")
         need(self.warmup_rounds >= 0, "warmup_rounds", "must be >= 0")
+        need(0.0 <= self.holdout_share < 0.5, "holdout_share", "must be in [0, 0.5)")
+        needs_reference = "ref_loss" in STRATEGIES[self.strategy].measures
+        need(self.holdout_share > 0 or not needs_reference, "holdout_share",
+             f"must be > 0 for strategy {self.strategy}: its irreducible-loss model trains on the held-out slice")
+        need(self.rho_reference_steps >= 1, "rho_reference_steps", "must be at least 1")
+        need(self.rho_reference_lr > 0, "rho_reference_lr", "must be > 0")
+        need(self.mix_step_size >= 0, "mix_step_size", "must be >= 0")
+        need(0.0 < self.mix_floor <= 1.0, "mix_floor", "must be in (0, 1]")
+        need(0.0 <= self.afrolm_generated_share < 1.0, "afrolm_generated_share", "must be in [0, 1)")
         need(0.0 < self.afrolm_fill_fraction < 1.0, "afrolm_fill_fraction", "must be in (0, 1)")
         need(self.afrolm_min_words >= 2, "afrolm_min_words", "must be at least 2")
         need(self.afrolm_temperature >= 0, "afrolm_temperature", "must be >= 0")
         need(self.afrolm_top_k >= 0, "afrolm_top_k", "must be >= 0")
+
+    @property
+    def candidates(self) -> int:
+        """Candidates drawn per round: candidates_per_round, else blocks_per_round / kept_share."""
+        return self.candidates_per_round or math.ceil(self.blocks_per_round / self.kept_share)
 
 
 @dataclass
 class SelectionState:
     """What selection carries from round to round; saved in every checkpoint."""
 
-    # `reducible`: CPU copy of the weights taken at the start of the previous round.
+    holdout: torch.Tensor | None = None  # held-out block ids (int64), drawn at the first round
+    # rho/mix: the irreducible-loss model's CPU weights and its loss per block id (NaN: not yet).
     reference: dict[str, torch.Tensor] | None = None
-    reference_round: int | None = None
+    irreducible: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.float32))
+    mix_weights: dict[str, float] = field(default_factory=dict)  # mix: last round's language weights
     # Rounds each block id was chosen in (index = block id; int32 tensors stay small in a
     # checkpoint where a dict of millions of ids would not).
     times_chosen: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.int32))
@@ -116,14 +153,17 @@ class SelectionState:
 
     def state_dict(self) -> dict:
         """Tensors, ints, lists and dicts only: `torch.load(weights_only=True)` reads it."""
-        return {"version": 1, **{f.name: copy.copy(getattr(self, f.name))
-                                 for f in dataclasses.fields(self)}}
+        return {"version": STATE_VERSION, **{f.name: copy.copy(getattr(self, f.name))
+                                             for f in dataclasses.fields(self)}}
 
     @classmethod
     def from_state_dict(cls, data: dict) -> "SelectionState":
-        if data.get("version") != 1:
+        if data.get("version") not in (1, STATE_VERSION):
             raise ValueError(f"selection state: unknown version {data.get('version')!r}")
-        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
+        if data["version"] == 1:  # before the held-out slice: the old `reducible` fields go
+            data = {k: v for k, v in data.items() if k not in ("reference", "reference_round")}
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 @dataclass
@@ -138,33 +178,84 @@ class RoundResult:
 
 def language_quotas(pool_sizes: dict[str, int], total: int, alpha: float,
                     caps: dict[str, int] | None = None) -> dict[str, int]:
-    """Split `total` over languages with shares ∝ n_i^alpha (n_i = pool size).
+    """Split `total` over languages with shares ∝ n_i^alpha (n_i = pool size); see
+    `weighted_quotas` (caps default to the pool sizes)."""
+    weight = {lang: float(n) ** alpha for lang, n in pool_sizes.items() if n > 0}
+    return weighted_quotas(weight, total, dict(pool_sizes if caps is None else caps), pool_sizes)
 
-    Water-filling: a language whose share exceeds its cap (`caps`, default the pool size)
-    gets its cap and the rest is shared again among the others. Largest-remainder rounding
-    (ties: larger weight, then name), so the quotas sum to `total`. Only when `total`
-    exceeds the sum of all caps (unavoidable) does a language get more than its cap: the
-    excess is spread ∝ n_i^alpha and shows up as that language's shortfall.
+
+def weighted_quotas(weight: dict[str, float], total: int, caps: dict[str, int],
+                    langs: dict | list) -> dict[str, int]:
+    """Split `total` over the languages of `weight` with shares ∝ weight.
+
+    Water-filling: a language whose share exceeds its cap gets its cap and the rest is shared
+    again among the others. Largest-remainder rounding (ties: larger weight, then name), so
+    the quotas sum to `total`. Only when `total` exceeds the sum of all caps (unavoidable) does
+    a language get more than its cap: the excess is spread ∝ weight and shows up as that
+    language's shortfall. Languages of `langs` without weight get 0.
     """
-    caps = dict(pool_sizes if caps is None else caps)
-    langs = sorted(lang for lang, n in pool_sizes.items() if n > 0)
+    names = sorted(lang for lang, w in weight.items() if w > 0)
     if total < 0:
         raise ValueError(f"language_quotas: total = {total} must be >= 0")
-    if not langs:
-        return {lang: 0 for lang in pool_sizes}
-    weight = {lang: float(pool_sizes[lang]) ** alpha for lang in langs}
-    capacity = sum(caps.get(lang, 0) for lang in langs)
+    if not names:
+        return {lang: 0 for lang in langs}
+    weight = {lang: weight[lang] for lang in names}
+    capacity = sum(caps.get(lang, 0) for lang in names)
     if total > capacity:  # unavoidable: everyone full, the excess spread by weight
-        excess = _largest_remainder({l: weight[l] for l in langs}, total - capacity)
-        return {lang: caps.get(lang, 0) + excess.get(lang, 0) for lang in pool_sizes}
-    exact = _water_fill(weight, {l: caps.get(l, 0) for l in langs}, total)
-    quotas = {lang: min(math.floor(exact[lang]), caps.get(lang, 0)) for lang in langs}
+        excess = _largest_remainder(weight, total - capacity)
+        return {lang: caps.get(lang, 0) + excess.get(lang, 0) if lang in weight else 0 for lang in langs}
+    exact = _water_fill(weight, {l: caps.get(l, 0) for l in names}, total)
+    quotas = {lang: min(math.floor(exact[lang]), caps.get(lang, 0)) for lang in names}
     left = total - sum(quotas.values())
-    order = sorted((l for l in langs if quotas[l] < caps.get(l, 0)),
+    order = sorted((l for l in names if quotas[l] < caps.get(l, 0)),
                    key=lambda l: (-(exact[l] - quotas[l]), -weight[l], l))
     for lang in order[:left]:
         quotas[lang] += 1
-    return {lang: quotas.get(lang, 0) for lang in pool_sizes}
+    return {lang: quotas.get(lang, 0) for lang in langs}
+
+
+def kept_quotas(pool_sizes: dict[str, int], candidates: dict[str, int], cfg: "SelectionConfig",
+                weights: dict[str, float] | None = None) -> dict[str, int]:
+    """Blocks kept per language. By default the temperature shares of `blocks_per_round`, each at
+    most ceil(kept share x its candidates), so a language whose pool caps its candidates still
+    chooses among them. With `weights` (mix), shares ∝ weights, each at most its candidates."""
+    if weights is None:
+        share = cfg.blocks_per_round / max(1, sum(candidates.values()))
+        caps = {lang: math.ceil(share * n) for lang, n in candidates.items()}
+        weights = {lang: float(n) ** cfg.alpha for lang, n in pool_sizes.items() if n > 0}
+    else:
+        caps = dict(candidates)
+    return weighted_quotas(weights, cfg.blocks_per_round, caps, pool_sizes)
+
+
+def holdout_count(n: int, share: float) -> int:
+    """Blocks of a language with `n` training blocks held out (at least one stays in the pool)."""
+    return min(max(0, n - 1), round(share * n))
+
+
+def check_pressure(cfg: "SelectionConfig", pool_sizes: dict[str, int], where: str) -> None:
+    """At the start of a run: in every language the candidates fit in its pool (after the held-out
+    slice) and fewer blocks are kept than drawn, else a ConfigError naming `where` (the preset),
+    the language and the numbers. Without this a preset can ask for more than a pool holds and
+    every strategy silently trains on the whole pool every round."""
+    sizes = {lang: n - holdout_count(n, cfg.holdout_share) for lang, n in pool_sizes.items()}
+    total = sum(sizes.values())
+    cand = language_quotas(sizes, cfg.candidates, cfg.alpha)
+    kept = kept_quotas(sizes, cand, cfg)
+    fix = ("lower selection.blocks_per_round or selection.candidates_per_round, or raise "
+           "selection.kept_share (fewer candidates per kept block)")
+    for lang in sorted(sizes):
+        if cand[lang] > sizes[lang]:
+            raise ConfigError(
+                f"{where}: language {lang} would draw {cand[lang]:,} candidates a round but its pool "
+                f"holds {sizes[lang]:,} blocks (selection.candidates {cfg.candidates:,} against "
+                f"{total:,} blocks in all languages, after holdout_share={cfg.holdout_share}); {fix}")
+    for lang in sorted(sizes):
+        if cand[lang] and kept[lang] >= cand[lang]:
+            raise ConfigError(
+                f"{where}: language {lang} would keep {kept[lang]:,} of its {cand[lang]:,} candidates "
+                f"a round (pool {sizes[lang]:,} blocks): nothing left to select; keep fewer than the "
+                f"candidates: {fix}")
 
 
 def _water_fill(weight: dict[str, float], caps: dict[str, int], total: float) -> dict[str, float]:
@@ -238,7 +329,8 @@ def choose_in_language(scores: np.ndarray | None, quota: int, cfg: SelectionConf
     least extreme first).
     `first`: candidates taken before any other (afrolm's generated blocks, "generated").
     With scores: an `exploration` share uniformly ("explore"), the rest by Gumbel-top-k
-    ("gumbel"). Without scores: uniformly ("random").
+    ("gumbel") or the highest scores ("topk", `cfg.sampling`). Without scores: uniformly
+    ("random").
     """
     n = len(junk) if scores is None else len(scores)
     quota = min(quota, n)
@@ -262,7 +354,10 @@ def choose_in_language(scores: np.ndarray | None, quota: int, cfg: SelectionConf
         n_explore = int(math.floor(cfg.exploration * quota + 0.5))
         pool = np.flatnonzero(clean & ~taken)
         k = max(0, quota - n_explore - int(taken.sum()))
-        take(pool[gumbel_top_k(scores[pool], k, cfg.gumbel_temperature, rng)], "gumbel")
+        if cfg.sampling == "topk":  # highest scores first, ties by candidate order
+            take(pool[np.argsort(-scores[pool], kind="stable")[:k]], "topk")
+        else:
+            take(pool[gumbel_top_k(scores[pool], k, cfg.gumbel_temperature, rng)], "gumbel")
     rest = np.flatnonzero(clean & ~taken)
     size = min(quota - int(taken.sum()), len(rest))
     take(rng.choice(rest, size=size, replace=False) if size else [],
@@ -271,7 +366,7 @@ def choose_in_language(scores: np.ndarray | None, quota: int, cfg: SelectionConf
         dirty = rng.permutation(np.flatnonzero(~clean & ~taken))
         dirty = dirty[np.argsort(np.nan_to_num(z[dirty], nan=np.inf), kind="stable")]
         take(dirty[: quota - int(taken.sum())], "junk_fill")
-    order = {"generated": 0, "gumbel": 1, "explore": 2, "random": 2, "junk_fill": 3}
+    order = {"generated": 0, "gumbel": 1, "topk": 1, "explore": 2, "random": 2, "junk_fill": 3}
     chosen = sorted(np.flatnonzero(taken), key=lambda i: (order[reasons[i]], i))
     return np.array(chosen, dtype=np.int64), reasons, z, junk
 
@@ -315,65 +410,83 @@ def draw_candidates(pool: BlockPool, langs: list[str], counts: dict[str, int],
     """`counts[lang]` ids per language, uniformly without replacement, sorted; ids in
     `exclude` are never drawn."""
     out = {}
-    banned = np.concatenate([np.zeros(0, np.int64), *exclude]).astype(np.int64)
     for lang in langs:
-        ids = np.asarray(pool.ids(lang), dtype=np.int64)
-        if len(banned):
-            ids = ids[~np.isin(ids, banned)]
+        ids = base_ids(pool, lang, exclude)
         take = min(counts.get(lang, 0), len(ids))
         out[lang] = np.sort(rng.choice(ids, size=take, replace=False)) if take else ids[:0]
     return out
 
 
-def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu", copy=True) for k, v in unwrap(model).state_dict().items()}
+def base_ids(pool: BlockPool, lang: str, exclude: list[np.ndarray] = ()) -> np.ndarray:
+    """The language's pool ids (sorted) without `exclude` (held-out and generated blocks)."""
+    ids = np.asarray(pool.ids(lang), dtype=np.int64)
+    banned = np.concatenate([np.zeros(0, np.int64), *exclude]).astype(np.int64)
+    return ids[~np.isin(ids, banned)] if len(banned) else ids
+
+
+def draw_holdout(pool: BlockPool, cfg: SelectionConfig) -> torch.Tensor:
+    """`holdout_share` of each language's training blocks, seeded by `seed` alone (so every arm
+    of a seed holds out the same blocks); generated blocks are never held out."""
+    rng = np.random.default_rng([cfg.seed, HOLDOUT])
+    parts = [np.zeros(0, np.int64)]
+    for lang in pool.languages:
+        ids = np.asarray(pool.ids(lang), dtype=np.int64)
+        parts.append(np.sort(rng.choice(ids, size=holdout_count(len(ids), cfg.holdout_share),
+                                        replace=False)))
+    return torch.as_tensor(np.concatenate(parts), dtype=torch.int64)
 
 
 INSPECT_CHUNK = 4096  # candidate blocks read, checked and scored at a time (bounded memory)
 
 
+def mask_seed(cfg: SelectionConfig) -> int:
+    """Seed of the fixed per-block scoring masks: `seed` alone, never the round."""
+    return int(np.random.SeedSequence([cfg.seed, MASK]).generate_state(1, np.uint64)[0])
+
+
 def inspect_candidates(model: nn.Module, pool: BlockPool, ids: np.ndarray, langs: list[str],
-                       cfg: SelectionConfig, state: SelectionState, round_index: int,
-                       device, scored: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Junk kinds found from the tokens (all strategies but `random`) and, when `scored`,
-    loss / entropy (and ref_loss for `reducible`) per candidate plus the strategy's `score`.
-    One pass over the candidates, `INSPECT_CHUNK` blocks at a time."""
+                       cfg: SelectionConfig, state: SelectionState, device,
+                       measures: tuple[str, ...]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Junk kinds found from the tokens (every strategy) and the `measures` per candidate
+    (loss / entropy of the current model, ref_loss of the irreducible-loss model, cached).
+    Every measure uses the block's fixed mask (`scoring.block_mask`). One pass over the
+    candidates, `INSPECT_CHUNK` blocks at a time."""
     kinds = np.array([""] * len(ids), dtype=object)
-    table = _token_table(pool) if cfg.strategy != "random" else None
-    if not len(ids) or (table is None and not scored):
+    table = _token_table(pool)
+    if not len(ids) or (table is None and not measures):
         return kinds, {}
     special = [v for v in special_token_ids(model).values() if v is not None]
-    mask_gen = round_torch_generator(cfg, round_index, MASK)
     reference = None
-    if scored and cfg.strategy == "reducible":
-        reference = copy.deepcopy(unwrap(model))
-        reference.load_state_dict(state.reference)
     stats, parts = [], []
     for start in range(0, len(ids), INSPECT_CHUNK):
-        blocks = np.asarray(pool.blocks(ids[start:start + INSPECT_CHUNK]), dtype=np.int64)
+        chunk_ids = ids[start:start + INSPECT_CHUNK]
+        blocks = np.asarray(pool.blocks(chunk_ids), dtype=np.int64)
         if table is not None:
             stats.append(block_stats(blocks, table, special))
-        if scored:
-            tokens = torch.as_tensor(blocks)
-            mask = scoring_mask(tokens, cfg.mask_prob, mask_gen, special)
+        if not measures:
+            continue
+        tokens = torch.as_tensor(blocks)
+        mask = block_mask(tokens, chunk_ids, cfg.mask_prob, mask_seed(cfg), special)
+        out = {}
+        if {"loss", "entropy"} & set(measures):
             out = masked_scores(model, tokens, mask, cfg.score_batch_size, device)
-            if reference is not None:
-                # Same positions for both models: the difference measures the models.
-                out["ref_loss"] = masked_scores(reference, tokens, mask, cfg.score_batch_size,
-                                                device)["loss"]
-            parts.append(out)
+        if "ref_loss" in measures:
+            ref = rho.cached(state.irreducible, chunk_ids)
+            missing = np.flatnonzero(~np.isfinite(ref))
+            if len(missing):
+                if reference is None:
+                    reference = rho.load_reference(model, state.reference, device)
+                ref[missing] = masked_scores(reference, tokens[missing], mask[missing],
+                                             cfg.score_batch_size, device)["loss"]
+                state.irreducible = rho.store(state.irreducible, chunk_ids[missing], ref[missing])
+            out["ref_loss"] = ref
+        parts.append({k: v for k, v in out.items() if k in measures})
     del reference
     if stats:
         kinds = content_junk({k: np.concatenate([s[k] for s in stats]) for k in stats[0]},
                              langs, cfg)
-    scores = {k: np.concatenate([p[k] for p in parts]) for k in parts[0] if k != "masked"} \
-        if parts else {}
-    if scores:
-        # `reducible`: loss reduction since the reference, high where the model is learning
-        # (learnable), about 0 where it is not (noise). See docs/selection.md on the sign.
-        scores["score"] = (scores["ref_loss"] - scores["loss"] if cfg.strategy == "reducible"
-                           else scores[cfg.strategy])
-    return kinds, scores
+    values = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
+    return kinds, values
 
 
 def _token_table(pool: BlockPool):
@@ -385,14 +498,23 @@ def _token_table(pool: BlockPool):
     return token_table(tokenizer)
 
 
-def _mode(cfg: SelectionConfig, state: SelectionState, round_index: int) -> str:
-    if cfg.strategy == "random":
+def _mode(strategy: strategies.Strategy, cfg: SelectionConfig, round_index: int) -> str:
+    if not (strategy.measures or strategy.generates):
         return "random"
     if round_index < cfg.warmup_rounds:
         return "warmup_random"
-    if cfg.strategy == "reducible" and state.reference is None:
-        return "no_reference_random"
-    return "generate" if cfg.strategy == "afrolm" else "scored"
+    if strategy.generates:
+        return "generate"
+    return "mixture" if strategy.language_weights else "scored"
+
+
+def _ensure_reference(model, pool, cfg: SelectionConfig, state: SelectionState, device) -> None:
+    """rho/mix: train the irreducible-loss model once, on the held-out slice (round 0: from the
+    model's initial weights)."""
+    if state.reference is None:
+        state.reference = rho.train_reference(
+            model, pool, state.holdout.numpy(), cfg.rho_reference_steps, cfg.rho_reference_batch,
+            cfg.rho_reference_lr, cfg.mask_prob, round_torch_generator(cfg, 0, REFERENCE), device)
 
 
 def run_round(model: nn.Module, pool: BlockPool, cfg: SelectionConfig, state: SelectionState,
@@ -401,46 +523,70 @@ def run_round(model: nn.Module, pool: BlockPool, cfg: SelectionConfig, state: Se
     (None: write nothing, e.g. on non-zero ranks); update `state`. Deterministic in
     (cfg.seed, round_index, model weights, pool)."""
     started = time.perf_counter()
-    mode = _mode(cfg, state, round_index)
-    generated, gen_stats = {}, {}
-    if mode == "generate":
-        generated, gen_stats = _afrolm_generate(model, pool, cfg, round_index, device)
+    strategy = STRATEGIES[cfg.strategy]
+    mode = _mode(strategy, cfg, round_index)
+    if state.holdout is None:
+        state.holdout = draw_holdout(pool, cfg)
+    if "ref_loss" in strategy.measures:
+        _ensure_reference(model, pool, cfg, state, device)
     langs = pool.languages
-    pool_sizes = {lang: len(pool.ids(lang)) for lang in langs}
-    candidates = _candidates(pool, cfg, state, round_index, pool_sizes, generated)
+    exclude = [state.holdout.numpy(), *(np.asarray(v, np.int64) for v in state.generated_ids.values())]
+    pool_sizes = {lang: len(base_ids(pool, lang, exclude)) for lang in langs}
+    cand_counts = language_quotas(pool_sizes, cfg.candidates, cfg.alpha)
+    candidates = draw_candidates(pool, langs, cand_counts, round_rng(cfg, round_index, CANDIDATES), exclude)
     n_cand = {lang: len(ids) for lang, ids in candidates.items()}
     # `target`: the temperature share, not capped by the pool, so a language that cannot
-    # fill it shows a shortfall; `quotas`: what is chosen, capped by the candidates (the
-    # others make up the difference while they can).
+    # fill it shows a shortfall; `quotas`: what is chosen (see `kept_quotas`).
     target = language_quotas(pool_sizes, cfg.blocks_per_round, cfg.alpha,
                              caps=dict.fromkeys(langs, cfg.blocks_per_round))
-    quotas = language_quotas(pool_sizes, cfg.blocks_per_round, cfg.alpha, caps=n_cand)
-
     all_ids = np.concatenate([candidates[lang] for lang in langs] or [np.zeros(0, np.int64)])
     cand_langs = [lang for lang in langs for _ in range(n_cand[lang])]
-    junk, scores = inspect_candidates(model, pool, all_ids, cand_langs, cfg, state, round_index,
-                                      device, scored=mode == "scored")
-    if cfg.strategy == "reducible":
-        state.reference, state.reference_round = snapshot(model), round_index
+    measures = strategy.measures if mode in ("scored", "mixture") else ()
+    junk, values = inspect_candidates(model, pool, all_ids, cand_langs, cfg, state, device, measures)
+    if mode == "scored" and strategy.score is not None:
+        values["score"] = strategy.score(values)
+    by_lang = _split(values, langs, n_cand)
+    weights = None
+    if mode == "mixture":
+        previous = state.mix_weights or {l: float(n) ** cfg.alpha for l, n in pool_sizes.items() if n}
+        weights = strategy.language_weights(previous, by_lang, cfg)
+        state.mix_weights = weights
+        # the mix's own shares are its target, so a shortfall means its candidates ran out
+        target = weighted_quotas(weights, cfg.blocks_per_round, dict.fromkeys(langs, cfg.blocks_per_round), langs)
+    quotas = kept_quotas(pool_sizes, n_cand, cfg, weights)
+    generated, gen_stats = {}, {}
+    if mode == "generate":
+        budget = afrolm.block_budget(quotas, cfg.afrolm_generated_share)
+        prompts = language_quotas(pool_sizes, cfg.afrolm_prompts_per_round, cfg.alpha)
+        new, gen_stats = afrolm.generate_round(
+            model, pool, cfg, budget, prompts, round_rng(cfg, round_index, PROMPTS),
+            round_torch_generator(cfg, round_index, SAMPLING), device)
+        state_new = {lang: ids for lang, ids in new.items() if len(ids)}
+        _remember_generated(state, state_new)
+        generated = {lang: ids[: budget[lang]] for lang, ids in state_new.items()}
+        gen_stats["used"] = int(sum(len(v) for v in generated.values()))
     scoring_seconds = time.perf_counter() - started
 
     rng = round_rng(cfg, round_index, CHOICE)
     records, per_lang, chosen_all = [], {}, []
     offset = 0
     for lang in langs:
-        ids = candidates[lang]
-        part = slice(offset, offset + len(ids))
-        offset += len(ids)
-        lang_scores = {k: v[part] for k, v in scores.items()}
-        is_gen = np.isin(ids, generated.get(lang, ids[:0]))
+        gen_ids = generated.get(lang, np.zeros(0, np.int64))
+        ids = np.concatenate([gen_ids, candidates[lang]]).astype(np.int64)
+        part = slice(offset, offset + n_cand[lang])
+        offset += n_cand[lang]
+        lang_values = {k: np.concatenate([np.full(len(gen_ids), np.nan), v]) for k, v in by_lang[lang].items()}
+        lang_junk = np.concatenate([np.array([""] * len(gen_ids), dtype=object), junk[part]])
+        is_gen = np.arange(len(ids)) < len(gen_ids)
         chosen, reasons, z, kinds = choose_in_language(
-            lang_scores.get("score"), quotas[lang], cfg, rng,
-            junk=junk[part], first=is_gen if generated else None)
+            lang_values.get("score"), quotas[lang], cfg, rng, junk=lang_junk,
+            first=is_gen if len(gen_ids) else None)
         chosen_all.append(ids[chosen])
-        records += _candidate_records(round_index, lang, ids, lang_scores, z, reasons, kinds,
-                                      is_gen)
+        records += _candidate_records(round_index, lang, ids, lang_values, z, reasons, kinds, is_gen)
         per_lang[lang] = _lang_summary(pool_sizes[lang], len(ids), target[lang], quotas[lang],
-                                       reasons, kinds, lang_scores.get("score"), chosen)
+                                       reasons, kinds, lang_values.get("score"), chosen)
+        if weights is not None:
+            per_lang[lang]["mix_weight"] = _clean(weights.get(lang, 0.0))
     chosen_ids = np.concatenate(chosen_all or [np.zeros(0, np.int64)])
     assert len(np.unique(chosen_ids)) == len(chosen_ids), "duplicate block within a round"
     summary = _summary(cfg, round_index, mode, per_lang, len(chosen_ids), gen_stats)
@@ -453,27 +599,20 @@ def run_round(model: nn.Module, pool: BlockPool, cfg: SelectionConfig, state: Se
     if out_dir is not None:
         write_round_file(Path(out_dir) / "selection" / f"round-{round_index:03d}.jsonl",
                          records, summary)
-    _update_state(state, chosen_ids, generated, round_index)
+    _update_state(state, chosen_ids, round_index)
     order = round_rng(cfg, round_index, ORDER).permutation(chosen_ids)
     return RoundResult(chosen_ids=order.astype(np.int64), summary=summary,
                        scoring_seconds=scoring_seconds)
 
 
-def _candidates(pool: BlockPool, cfg: SelectionConfig, state: SelectionState, round_index: int,
-                pool_sizes: dict[str, int], generated: dict[str, np.ndarray]
-                ) -> dict[str, np.ndarray]:
-    """This round's generated blocks, then ids drawn ∝ quotas from the rest of the pool.
-
-    `reducible` leaves out the blocks trained on in the previous round: their loss fell
-    because they were trained on (memorised), which says nothing about learnability."""
-    exclude = [state.last_chosen.numpy()] if cfg.strategy == "reducible" else []
-    exclude += [np.asarray(ids, dtype=np.int64) for ids in generated.values()]
-    counts = language_quotas(pool_sizes, cfg.candidates_per_round, cfg.alpha)
-    drawn = draw_candidates(pool, pool.languages, counts,
-                            round_rng(cfg, round_index, CANDIDATES), exclude)
-    empty = np.zeros(0, np.int64)
-    return {lang: np.concatenate([generated.get(lang, empty), ids]).astype(np.int64)
-            for lang, ids in drawn.items()}
+def _split(values: dict[str, np.ndarray], langs: list[str], counts: dict[str, int]
+           ) -> dict[str, dict[str, np.ndarray]]:
+    """Per-candidate arrays cut into each language's part (candidates are language-major)."""
+    out, offset = {}, 0
+    for lang in langs:
+        out[lang] = {k: v[offset:offset + counts[lang]] for k, v in values.items()}
+        offset += counts[lang]
+    return out
 
 
 def _clean(x: float) -> float | None:
@@ -543,8 +682,13 @@ def _chosen_before(state: SelectionState, chosen: np.ndarray) -> int:
     return int((state.times_chosen[torch.as_tensor(known, dtype=torch.long)] > 0).sum())
 
 
-def _update_state(state: SelectionState, chosen: np.ndarray, generated: dict,
-                  round_index: int) -> None:
+def _remember_generated(state: SelectionState, generated: dict) -> None:
+    """Generated blocks are never candidates (every arm draws from the same pool)."""
+    for lang, ids in generated.items():
+        state.generated_ids.setdefault(lang, []).extend(int(i) for i in ids)
+
+
+def _update_state(state: SelectionState, chosen: np.ndarray, round_index: int) -> None:
     counts = state.times_chosen
     if len(chosen) and chosen.max() >= len(counts):
         counts = torch.cat([counts, torch.zeros(int(chosen.max()) + 1 - len(counts),
@@ -552,39 +696,4 @@ def _update_state(state: SelectionState, chosen: np.ndarray, generated: dict,
     counts[torch.as_tensor(chosen, dtype=torch.long)] += 1
     state.times_chosen = counts
     state.last_chosen = torch.as_tensor(np.sort(chosen), dtype=torch.int64)
-    for lang, ids in generated.items():
-        state.generated_ids.setdefault(lang, []).extend(int(i) for i in ids)
     state.rounds_done = round_index + 1
-
-
-def _afrolm_generate(model: nn.Module, pool: BlockPool, cfg: SelectionConfig,
-                     round_index: int, device) -> tuple[dict[str, np.ndarray], dict]:
-    """Prompts from the training pool (never validation) -> filled sentences -> filters ->
-    `pool.add_generated`. Returns the new block ids per language and counts."""
-    langs = pool.languages
-    pool_sizes = {lang: len(pool.ids(lang)) for lang in langs}
-    per_lang = language_quotas(pool_sizes, cfg.afrolm_prompts_per_round, cfg.alpha)
-    if getattr(pool, "tokenizer", None) is None:
-        raise TypeError("selection.strategy=afrolm needs the pool's `tokenizer` attribute "
-                        "(pretrain/pool.py BlockPool protocol); this pool has none")
-    rng = round_rng(cfg, round_index, PROMPTS)
-    gen = round_torch_generator(cfg, round_index, SAMPLING)
-    config = unwrap(model).config
-    # XLM-R positions start after pad_token_id, so max_position_embeddings - 2 tokens fit.
-    max_tokens = min(pool.block_len, config.max_position_embeddings - 2)
-    new_ids, stats = {}, {"prompts": 0, "truncated": 0, "kept": 0, "blocks": 0, "dropped": {}}
-    for lang in langs:
-        texts = pool.sample_sentences(lang, per_lang[lang], rng) if per_lang[lang] else []
-        kept, dropped, truncated = generate.generate_sentences(
-            model, pool.tokenizer, texts, cfg.afrolm_fill_fraction, gen, cfg.score_batch_size,
-            device, max_tokens, cfg.afrolm_min_words, cfg.afrolm_temperature, cfg.afrolm_top_k)
-        ids = np.asarray(pool.add_generated(lang, kept) if kept else [], dtype=np.int64)
-        new_ids[lang] = ids
-        stats["prompts"] += len(texts)
-        stats["truncated"] += truncated
-        stats["kept"] += len(kept)
-        stats["blocks"] += len(ids)
-        for reason, n in dropped.items():
-            stats["dropped"][reason] = stats["dropped"].get(reason, 0) + n
-    stats["dropped"] = dict(sorted(stats["dropped"].items()))
-    return new_ids, stats

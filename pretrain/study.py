@@ -27,8 +27,9 @@ from pathlib import Path
 from common import corpus
 from common.config import ConfigError, config_to_dict, load_config
 from common.io import read_manifest, sha256_json, write_json
+from pretrain.strategies import STRATEGIES as REGISTRY
 
-STRATEGIES = ("random", "loss", "entropy", "reducible", "afrolm")
+STRATEGIES = tuple(REGISTRY)  # the arms: every registered selection strategy
 # Settings allowed to differ between the runs of a study (test_study: equal budgets).
 PER_RUN_SETTINGS = frozenset({"selection.strategy", "selection.seed", "train.seed", "out_dir"})
 FINETUNE_RECORD = "study-finetune.json"
@@ -47,12 +48,8 @@ class StudyConfig:
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3])  # pretraining seeds (train.seed = selection.seed)
     langs: list[str] = field(default_factory=lambda: ["amh", "hau", "ibo", "pcm", "som", "swa", "yor"])  # pretraining languages; those absent from the corpus are left out (printed)
     preset: str = "auto"  # pretrain preset; auto = `study` on CPU, gpu_preset when CUDA is visible
-    gpu_preset: str = "small"  # the preset `auto` picks on a GPU
-    gpu_overrides: list[str] = field(default_factory=lambda: [
-        "train.max_steps=4000", "train.warmup_steps=200", "train.eval_every=250", "train.checkpoint_every=500",
-        "selection.select_every=500", "selection.blocks_per_round=64000", "selection.candidates_per_round=128000",
-    ], metadata={"help": "applied with gpu_preset by `auto`: 4,000 steps x 16,384 tokens = 65.5M tokens a run, "
-                         "8 rounds of 500 steps x 128 blocks = 64,000 blocks chosen from 128,000 candidates"})
+    gpu_preset: str = "study_gpu"  # the preset `auto` picks on a GPU (its arithmetic is in its comments)
+    gpu_overrides: list[str] = field(default_factory=list)  # applied with gpu_preset by `auto`
     overrides: list[str] = field(default_factory=list)  # extra pretrain key=value settings, the same for every run
     finetune: bool = True  # finetune every run's final model (issue 5's finetune.run)
     finetune_preset: str = "tiny"  # finetune preset (protocol of issue 5)

@@ -44,7 +44,7 @@ from pretrain.optim import build_optimizer
 from pretrain.runlog import (
     METRICS, TIMING, JsonlLog, check_same_run, clear_run, record_run, result_settings,
 )
-from pretrain.selection import SelectionState, run_round
+from pretrain.selection import SelectionState, check_pressure, run_round
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -120,9 +120,10 @@ class Progress:
 
 class Trainer:
     def __init__(self, cfg: PretrainConfig, info: ddp_util.DistInfo, device: torch.device, log,
-                 start_dir: Path | None = None):
+                 start_dir: Path | None = None, where: str = "this config"):
         """`start_dir`: the checkpoint folder to continue from (init_from, after any vocab.* changes);
-        its model and tokenizer replace model.* and tokenizer_dir. None: random weights."""
+        its model and tokenizer replace model.* and tokenizer_dir. None: random weights.
+        `where`: how errors name the settings' origin (e.g. "preset tiny")."""
         from transformers import AutoTokenizer
 
         self.cfg, self.info, self.device, self.log = cfg, info, device, log
@@ -144,6 +145,8 @@ class Trainer:
         self.progress = Progress()
         self.langs = self._choose_languages()
         self.pool = PackedBlockPool(self.cache, self.langs, self.tokenizer, cfg.corpus_dir, cfg.data.tokenize_batch)
+        # Before any weights exist: a selection that cannot select is a config error.
+        check_pressure(cfg.selection, {lang: len(self.pool.ids(lang)) for lang in self.langs}, where)
         self.special = special_table(self.tokenizer)
         self.valid, self.baseline = self._validation_sets()
         torch.manual_seed(tcfg.seed)  # same initial weights on every rank
@@ -461,8 +464,10 @@ class RunResult:
     trained_ids: list = field(default_factory=list)  # (step's ids, this rank's share) per step
 
 
-def run(cfg: PretrainConfig, fresh: bool = False, record_ids: bool = False) -> RunResult:
-    """Train (or resume, or skip) the run described by `cfg`."""
+def run(cfg: PretrainConfig, fresh: bool = False, record_ids: bool = False,
+        where: str = "this config") -> RunResult:
+    """Train (or resume, or skip) the run described by `cfg`; `where` names the settings' origin
+    in errors (e.g. "preset tiny")."""
     device = _device(cfg.train.device)
     if cfg.train.cpu_threads:
         torch.set_num_threads(cfg.train.cpu_threads)
@@ -471,12 +476,12 @@ def run(cfg: PretrainConfig, fresh: bool = False, record_ids: bool = False) -> R
         device = torch.device("cuda", info.local_rank)
     log = (lambda *a: print(*a, flush=True)) if info.main else (lambda *a: None)
     try:
-        return _run(cfg, fresh, record_ids, info, device, log)
+        return _run(cfg, fresh, record_ids, info, device, log, where)
     finally:
         ddp_util.teardown(info)
 
 
-def _run(cfg, fresh, record_ids, info, device, log) -> RunResult:
+def _run(cfg, fresh, record_ids, info, device, log, where) -> RunResult:
     out_dir = Path(cfg.out_dir)
     full_config = config_to_dict(cfg)
     settings = result_settings(full_config)
@@ -512,7 +517,7 @@ def _run(cfg, fresh, record_ids, info, device, log) -> RunResult:
             start = init_from.prepare_start(cfg, source, inputs, log=lambda *_: None)
         log(f"[init] continuing from {source} ({checkpoint.model_type}, {checkpoint.vocab_size:,} pieces); "
             "model.* settings are not used: its config.json gives the model")
-    trainer = Trainer(cfg, info, device, log, start_dir=start)
+    trainer = Trainer(cfg, info, device, log, start_dir=start, where=where)
     latest = None
     if resuming:
         latest = ckpt.find_latest(out_dir / "checkpoints", warn=trainer._warn) if info.main else None
@@ -642,12 +647,19 @@ def parse_args(argv=None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="settings (override with key=value, e.g. train.lr=5e-4 selection.strategy=entropy):\n" + settings,
     )
-    parser.add_argument("--preset", help="preset name in pretrain/presets/ (tiny, small, base, afrolm)")
+    parser.add_argument("--preset", help="preset name in pretrain/presets/ (tiny, small, base, afrolm, study, study_gpu)")
     parser.add_argument("--config", type=Path, help="YAML config file (applied after the preset)")
     parser.add_argument("--fresh", action="store_true",
                         help="delete this out_dir's previous run (checkpoints, metrics, final) and start again")
     parser.add_argument("overrides", nargs="*", metavar="key=value")
     return parser.parse_args(argv)
+
+
+def settings_origin(args: argparse.Namespace) -> str:
+    """How errors name where the settings came from: the preset, the config file, overrides."""
+    parts = [f"preset {args.preset}" if args.preset else "", f"config {args.config}" if args.config else "",
+             "with overrides" if args.overrides else ""]
+    return " ".join(p for p in parts if p) or "the default settings"
 
 
 def load_run_config(args: argparse.Namespace) -> PretrainConfig:
@@ -659,7 +671,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         cfg = load_run_config(args)
-        result = run(cfg, fresh=args.fresh)
+        result = run(cfg, fresh=args.fresh, where=settings_origin(args))
     except (ConfigError, TrainingError, ckpt.CheckpointError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 2

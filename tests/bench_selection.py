@@ -16,6 +16,7 @@ from transformers import AutoTokenizer, XLMRobertaConfig, XLMRobertaForMaskedLM 
 
 import test_selection as fixtures  # noqa: E402
 from pretrain.selection import SelectionConfig, SelectionState, run_round  # noqa: E402
+from pretrain.strategies import STRATEGIES  # noqa: E402
 
 SELECT_EVERY, BATCH = 100, 16  # the tiny preset's round: 100 steps of 16 blocks
 
@@ -31,7 +32,7 @@ def main(threads: int) -> dict:
         intermediate_size=512, max_position_embeddings=130, pad_token_id=1))
     out = {"threads": threads, "pool_blocks": sum(len(pool.ids(l)) for l in pool.languages)}
     out["train_step_s"] = round(time_train_step(model, pool), 4)
-    for strategy in ("random", "loss", "entropy", "reducible", "afrolm"):
+    for strategy in STRATEGIES:
         cfg = SelectionConfig(strategy=strategy, blocks_per_round=1600, candidates_per_round=3200,
                               warmup_rounds=0, select_every=SELECT_EVERY, score_batch_size=64)
         state = SelectionState(reference={k: v.clone() for k, v in model.state_dict().items()})

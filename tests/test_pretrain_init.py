@@ -396,6 +396,7 @@ def test_roberta_checkpoint_with_byte_level_bpe_reduces_and_trains(texts, corpus
                                "masking.whole_word=true")) == 2
     assert "masking.whole_word=true" in capsys.readouterr().err and not (tmp_path / "ww").exists()
     out = tmp_path / "run"
-    run_inprocess(corpus_dir, tmp_path / "none", out, f"init_from={folder}", "vocab.reduce=true", "data.langs=[hau]")
+    run_inprocess(corpus_dir, tmp_path / "none", out, f"init_from={folder}", "vocab.reduce=true", "data.langs=[hau]",
+                  "selection.blocks_per_round=8", "selection.candidates_per_round=24")  # hau alone: 37 blocks
     final, final_tok = reload(out / "final")
     assert final.config.model_type == "roberta" and final.config.vocab_size == len(final_tok) < len(tokenizer)

@@ -19,6 +19,7 @@ import pytest
 from common.config import ConfigError  # noqa: E402
 from pretrain import checkpoint as ckpt  # noqa: E402
 from pretrain import train  # noqa: E402
+from pretrain.strategies import STRATEGIES  # noqa: E402
 from pretrain_helpers import (  # noqa: E402
     build_inputs, files_of, final_weights, make_corpus, run_args, same_weights, sentences,
 )
@@ -258,7 +259,7 @@ def test_language_smaller_than_a_block_row9(tmp_path):
         run_inprocess(corpus_dir, tok_dir, tmp_path / "asked2", "data.langs=[zul]")
 
 
-@pytest.mark.parametrize("strategy", ["random", "loss", "entropy", "reducible", "afrolm"])
+@pytest.mark.parametrize("strategy", list(STRATEGIES))
 def test_every_strategy_runs(strategy, inputs, tmp_path):
     out = tmp_path / strategy
     run_inprocess(*inputs, out, f"selection.strategy={strategy}", "train.max_steps=8", "train.eval_every=8")
