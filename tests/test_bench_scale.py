@@ -73,6 +73,7 @@ def test_settings_that_cannot_measure_growth_are_refused(tmp_path):
     assert "corpus_scales must be positive and include 1" in result.stderr
 
 
+@pytest.mark.slow   # about 5 minutes on 2 cores: every runner at two scales; each runner has its own test
 def test_small_scaling_run_end_to_end(tmp_path, data_dir):
     # Two small languages at 1x and 2x; the 2x also through the PortableRunner with 2 SDK workers
     # and through the DaskRunner on a local scheduler with 2 worker processes.
