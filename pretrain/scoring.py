@@ -72,8 +72,15 @@ def scoring_mask(
     so every block with any ordinary token has a defined score.
     """
     ids = input_ids.cpu()
-    eligible = ~torch.isin(ids, torch.tensor(sorted(set(special)), dtype=ids.dtype))
     draws = torch.rand(ids.shape, generator=generator)  # CPU draw: same mask on any device
+    return _mask_from_draws(ids, draws, mask_prob, special)
+
+
+def _mask_from_draws(ids: torch.Tensor, draws: torch.Tensor, mask_prob: float,
+                     special: Iterable[int]) -> torch.Tensor:
+    """Positions whose draw is under `mask_prob`, specials never; a block left with none gets
+    its least-drawn eligible position."""
+    eligible = ~torch.isin(ids, torch.tensor(sorted(set(special)), dtype=ids.dtype))
     mask = (draws < mask_prob) & eligible
     empty = ~mask.any(dim=1) & eligible.any(dim=1)
     if empty.any():
@@ -101,18 +108,11 @@ def block_mask(input_ids: torch.Tensor, block_ids: np.ndarray, mask_prob: float,
     least-drawn eligible position, as in `scoring_mask`. Fixed masks keep mask noise out of
     round-to-round score changes and let cached reference losses (`rho`) share positions."""
     ids = input_ids.cpu()
-    eligible = ~torch.isin(ids, torch.tensor(sorted(set(special)), dtype=ids.dtype))
-    n, width = ids.shape
+    width = ids.shape[1]
     key = _splitmix64(np.asarray(block_ids, dtype=np.uint64) ^ _splitmix64(np.uint64(seed)))
     hashed = _splitmix64(key[:, None] + np.arange(width, dtype=np.uint64)[None, :])
     draws = torch.from_numpy((hashed >> np.uint64(11)).astype(np.float64) / 2.0**53)
-    mask = (draws < mask_prob) & eligible
-    empty = ~mask.any(dim=1) & eligible.any(dim=1)
-    if empty.any():
-        first = torch.where(eligible, draws, torch.full_like(draws, 2.0)).argmin(dim=1)
-        rows = empty.nonzero(as_tuple=True)[0]
-        mask[rows, first[rows]] = True
-    return mask
+    return _mask_from_draws(ids, draws, mask_prob, special)
 
 
 def _masked_logits(model: nn.Module, input_ids: torch.Tensor, attention: torch.Tensor,
