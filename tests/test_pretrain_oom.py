@@ -8,7 +8,7 @@ from pretrain import train
 
 
 def test_out_of_memory_message_names_batch_settings_row8(monkeypatch, capsys, tmp_path):
-    def run_out_of_memory(cfg, fresh=False):
+    def run_out_of_memory(cfg, fresh=False, **where):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
     monkeypatch.setattr(train, "run", run_out_of_memory)
