@@ -240,7 +240,8 @@ def selection_rows(runs: list[RunData]) -> list[dict]:
 
 def choice_rows(runs: list[RunData]) -> list[dict]:
     """Per strategy and round, mean over seeds: how the chosen blocks differ from the candidates
-    (the language quotas are the same for every strategy, so the choice is within languages)."""
+    (every strategy but `mix` keeps the same language quotas, so its choice is within languages;
+    `mix` moves the quotas themselves)."""
     acc: dict = defaultdict(lambda: defaultdict(list))
     for run in runs:
         for s in run.rounds:
@@ -446,9 +447,9 @@ def markdown(groups, control, langs, rows, examples, shares, runs) -> str:
     for s in strategies:
         for rnd, langs_share in sorted(shares.get(s, {}).items()):
             out.append(f"| {s} | {rnd} | " + " | ".join(f"{100 * langs_share.get(x, 0):.1f}%" for x in all_langs) + " |")
-    out.append("\nEvery strategy gets the same per-language quotas (temperature sampling, `selection.alpha`), so the "
-               "language shares above are equal by design; strategies differ in which blocks they take within a "
-               "language:\n")
+    out.append("\nEvery strategy but `mix` gets the same per-language quotas (temperature sampling, "
+               "`selection.alpha`), so their language shares above are equal by design and they differ in which "
+               "blocks they take within a language; `mix` sets the shares from each language's excess loss:\n")
     out.append("| strategy | round | mode | mean score, chosen − candidates | re-chosen from earlier rounds | "
                "junk flagged | afrolm generated blocks |")
     out.append("|---|---|---|---|---|---|---|")
