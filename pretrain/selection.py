@@ -78,6 +78,7 @@ class SelectionConfig:
     junk_min_script_share: float = 0.5  # junk if letters in its language's main script < this
     mask_prob: float = 0.15  # share of ordinary tokens masked (all as <mask>) when scoring; fixed per block
     score_batch_size: int = 32  # blocks per forward pass when scoring and generating
+    score_tokens: int = 0  # tokens of each candidate scored, its first N (0 = the whole block): cost falls in proportion
     seed: int = 0  # seeds the held-out slice, candidates, masks, choice, order, prompts (with the round index)
     warmup_rounds: int = 1  # first rounds chosen at random (an untrained model's scores are noise)
     holdout_share: float = 0.05  # share of each language's training blocks held out of every arm (rho/mix's reference data)
@@ -114,6 +115,7 @@ class SelectionConfig:
         for name in ("junk_min_distinct", "junk_max_byte_share", "junk_min_script_share"):
             need(0.0 <= getattr(self, name) <= 1.0, name, "must be in [0, 1]")
         need(0.0 < self.mask_prob < 1.0, "mask_prob", "must be in (0, 1)")
+        need(self.score_tokens == 0 or self.score_tokens >= 8, "score_tokens", "must be 0 (whole block) or >= 8")
         need(self.warmup_rounds >= 0, "warmup_rounds", "must be >= 0")
         need(0.0 <= self.holdout_share < 0.5, "holdout_share", "must be in [0, 0.5)")
         needs_reference = "ref_loss" in STRATEGIES[self.strategy].measures
@@ -466,6 +468,8 @@ def inspect_candidates(model: nn.Module, pool: BlockPool, ids: np.ndarray, langs
         if not measures:
             continue
         tokens = torch.as_tensor(blocks)
+        if cfg.score_tokens:   # a block's first tokens estimate its loss for a share of the cost
+            tokens = tokens[:, :cfg.score_tokens]
         mask = block_mask(tokens, chunk_ids, cfg.mask_prob, mask_seed(cfg), special)
         out = {}
         if {"loss", "entropy"} & set(measures):

@@ -288,3 +288,20 @@ def test_training_refuses_a_preset_whose_candidates_exceed_a_pool(tmp_path, caps
     err = capsys.readouterr().err
     assert code == 2 and "preset tiny with overrides: language amh would draw" in err
     assert "candidates a round but its pool holds" in err and not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_score_tokens_scores_each_candidate_on_its_first_tokens(tokenizer, trained, tmp_path):
+    """`score_tokens=N`: a candidate's loss is its loss over the fixed masks of its first N tokens."""
+    _, model = trained
+    pool = make_pool(tokenizer)
+    cfg = cfg_for("loss", warmup_rounds=0, score_tokens=8)
+    run_round(model, pool, cfg, SelectionState(), 0, tmp_path, "cpu")
+    records = read_round(tmp_path / "selection" / "round-000.jsonl")[0]
+    ids = np.array([rec["block_id"] for rec in records])
+    head = torch.as_tensor(np.asarray(pool.blocks(ids), dtype=np.int64))[:, :8]
+    special = [v for v in special_token_ids(model).values() if v is not None]
+    mask = block_mask(head, ids, cfg.mask_prob, mask_seed(cfg), special)
+    expected = masked_scores(model, head, mask, cfg.score_batch_size, "cpu")["loss"]
+    np.testing.assert_allclose([rec["loss"] for rec in records], expected, rtol=1e-5)
+    with pytest.raises(ValueError, match="selection.score_tokens"):
+        cfg_for("loss", score_tokens=4)
