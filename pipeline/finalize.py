@@ -37,15 +37,16 @@ def new_staging(out_dir: str) -> str:
 
 
 def clear_stale_staging(out_dir: str) -> None:
-    stale = sorted({uri.relative_to(p, out_dir).split("/")[0]
-                    for p in uri.glob(uri.join(out_dir, f"{STAGING_PREFIX}*", "**"))})
-    for name in stale:
+    if uri.is_remote(out_dir):   # no folders in an object store: the staged objects' prefixes
+        names = {uri.relative_to(p, out_dir).split("/")[0]
+                 for p in uri.glob(uri.join(out_dir, f"{STAGING_PREFIX}*", "**"))}
+    else:                        # folders, empty ones included
+        names = {os.path.basename(p) for p in _local_children(out_dir)
+                 if os.path.basename(p).startswith(STAGING_PREFIX)}
+    for name in sorted(names):
         folder = uri.join(out_dir, name)
         log.info("removing stale staging folder %s (an earlier run did not finish)", folder)
         _delete_tree(folder)
-    if not uri.is_remote(out_dir):   # empty local staging folders hold no file for glob to find
-        for folder in (p for p in _local_children(out_dir) if os.path.basename(p).startswith(STAGING_PREFIX)):
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _local_children(folder: str) -> list[str]:
