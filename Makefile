@@ -54,7 +54,7 @@ define install_torch
 	$(1) -m pip install -q $(2) '$(TORCH_REQ)' $${index:+--extra-index-url "$$index"}
 endef
 
-.PHONY: all venv lock corpus tokenizer pretrain finetune report publish test test-all reliability fuzz study \
+.PHONY: all venv lock corpus tokenizer pretrain finetune report publish lint test test-all reliability fuzz study \
         contamination bench-corpus bench-decontam bench-s3 bench-tokenizer bench-scale bench-pretrain gpu-check clean
 
 all: corpus tokenizer pretrain finetune report
@@ -120,6 +120,11 @@ finetune: pretrain
 		out_dir=$(OUT)/finetune/$(RUN) $(if $(EVAL_SETS),tasks_file=$(EVAL_SETS)) \
 		$(if $(TASKS),tasks=[$(TASKS)]) $(if $(LANGS),langs=[$(LANGS)]) $(if $(SEEDS),seeds=[$(SEEDS)]) \
 		$(FINETUNE_ARGS)
+
+# ruff (pyproject.toml, [tool.ruff]): lint rules, then the formatting `ruff format .` would apply.
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 test: $(STAMP)
 	$(PY) -m pytest -q

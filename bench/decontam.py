@@ -30,7 +30,7 @@ from bench.respell import RESPELLINGS, inside_paragraph
 from common import corpus
 from common.config import ConfigError, config_to_dict, load_config
 from common.eval_sets import iter_items, task_registry
-from pipeline.config import DEFAULT_CONFIG, CorpusConfig, DecontamConfig
+from pipeline.config import CorpusConfig, DecontamConfig
 from pipeline.decontam import EvalIndex, plan_sources
 from pipeline.run import run as run_corpus
 from pipeline.textkey import folded_words, word_tokens
@@ -100,7 +100,7 @@ def measure(cfg: DecontamBenchConfig) -> dict:
         del index
         gc.collect()
         for threshold in [None, *cfg.min_similarity]:       # None: the folded words alone
-            def dropped(score):
+            def dropped(score, threshold=threshold):
                 return score[0] or (threshold is not None and score[1] >= threshold)
             drops = [dropped(s) for s in line_scores]
             recall = {}

@@ -97,7 +97,7 @@ def local_portable_runner(log_dir: Path, workers: int) -> Iterator[tuple[list[st
 
 if __name__ == "__main__":
     if not hasattr(local_job_service.BeamJob, "_invoke_runner"):  # Beam internals this relies on
-        sys.exit(f"bench.portable: this apache-beam has no BeamJob._invoke_runner; start "
+        sys.exit("bench.portable: this apache-beam has no BeamJob._invoke_runner; start "
                  "apache_beam.runners.portability.local_job_service_main instead (one SDK worker per job)")
     signal.signal(signal.SIGTERM, lambda *args: sys.exit(0))
     logging.basicConfig(level=logging.INFO)

@@ -17,7 +17,6 @@ exact column shows what a weaker cleaner would have let through.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time

@@ -17,7 +17,7 @@ from collections import defaultdict
 import apache_beam as beam
 from apache_beam.transforms.combiners import TupleCombineFn
 
-from pipeline.records import Line, Rejected
+from pipeline.records import Rejected
 
 
 class AccountingError(RuntimeError):
@@ -98,7 +98,7 @@ def build_stats(counts: list[tuple[tuple, tuple[int, int]]]) -> dict:
                 elif name != "sources":
                     target[name] += value
     decontam: dict = defaultdict(lambda: defaultdict(int))
-    for (lang, source), entry in by_source.items():
+    for (_lang, source), entry in by_source.items():
         for eval_set, n in entry["decontaminated_by_eval_set"].items():
             decontam[source][eval_set] += n
     return _plain({"languages": dict(languages), "total": total, "decontamination": decontam})

@@ -44,7 +44,7 @@ from common.io import atomic_write
 from pretrain import strategies
 from pretrain.pool import BlockPool
 from pretrain.scoring import (
-    block_mask, block_stats, masked_scores, special_token_ids, token_table, unwrap,
+    block_mask, block_stats, masked_scores, special_token_ids, token_table,
 )
 from pretrain.strategies import STRATEGIES, afrolm, rho
 

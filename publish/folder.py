@@ -256,7 +256,7 @@ def verify_offline(folder: Path, sample_text: str, candidates: list[str]) -> Exa
         fill = pipeline("fill-mask", model=model, tokenizer=tokenizer)
         example = choose_example(fill, sample_text, candidates)
     except Exception as err:
-        raise PublishRefused(folder, [f"the staged folder does not load offline: {type(err).__name__}: {err}"])
+        raise PublishRefused(folder, [f"the staged folder does not load offline: {type(err).__name__}: {err}"]) from err
     finally:
         if bars:
             hf_logging.enable_progress_bar()
@@ -273,7 +273,7 @@ def verify_card(folder: Path, example: str) -> None:
     try:
         card = ModelCard.load(folder / "README.md")
     except Exception as err:
-        raise PublishRefused(folder, [f"the model card does not parse: {type(err).__name__}: {err}"])
+        raise PublishRefused(folder, [f"the model card does not parse: {type(err).__name__}: {err}"]) from err
     problems = [f"model card metadata lacks `{key}`" for key in ("language", "license", "pipeline_tag")
                 if not card.data.get(key)]
     if [w.get("text") for w in card.data.get("widget") or []] != [example]:

@@ -150,7 +150,7 @@ def _rejected_samples(ctx: Context) -> Raw:
     samples = readers.read_rejected_samples(folder, ctx.samples_per_reason, ctx.problems)
     if samples is None:
         return not_run("rejected-line samples", folder)
-    blocks = [Raw(f"<h3>Samples of rejected lines</h3>"),
+    blocks = [Raw("<h3>Samples of rejected lines</h3>"),
               para(f"The first {ctx.samples_per_reason} samples per reason from {folder}/<reason>.jsonl.")]
     for reason, rows in samples.items():
         body = table(["source", "lang", "where", "detail", "text"],

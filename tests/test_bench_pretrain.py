@@ -55,7 +55,7 @@ def test_tiny_comparison_end_to_end_prints_a_fair_side_by_side():
     assert result["config"]["vocab_sizes"] == [300, 600] and result["config"]["hidden_size"] == 32
     assert result["settings"]["mask_probability"] == 0.15  # BERT's rate, the default
     assert set(result["vocab"]) == {"300", "600"}
-    for vocab, row in result["vocab"].items():
+    for row in result["vocab"].values():
         ours, hf = row["ours"], row["hf"]
         for arm in (ours, hf):
             assert arm["tokens_per_s"] > 0 and arm["peak_rss_mib"] > 0

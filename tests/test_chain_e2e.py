@@ -54,7 +54,7 @@ def test_corpus_has_both_languages_and_accounts_for_every_line(chain):
         assert sum(1 for _ in iter_texts(out / "corpus", lang, "train")) > 1000
         assert sum(1 for _ in iter_texts(out / "corpus", lang, "valid")) > 0
     assert sorted(stats["languages"]) == LANGS
-    for lang, counts in stats["languages"].items():
+    for counts in stats["languages"].values():
         assert counts["read"] == counts["kept"] + counts["dropped"]  # units after splitting
         assert counts["kept"] == counts["train"] + counts["valid"]
         assert sum(counts["dropped_by_reason"].values()) == counts["dropped"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import random
 
-import pytest
 
 from bench.respell import RESPELLINGS, inside_paragraph
 from common.eval_sets import iter_items, task_registry
@@ -42,7 +41,7 @@ def _test_sentences(data_dir):
 def _planted(data_dir) -> list[tuple[str, str, str]]:
     """(set, respelling, line): sentences the respelling changes, a few per language."""
     planted = []
-    for (name, lang), sentences in _test_sentences(data_dir).items():
+    for (name, _lang), sentences in _test_sentences(data_dir).items():
         for respelling, respell in RESPELLINGS.items():
             changed = [respell(s) for s in sentences if respell(s) != s][:PER_RESPELLING]
             planted += [(name, respelling, line) for line in changed]

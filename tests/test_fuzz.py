@@ -18,7 +18,6 @@ import json
 import os
 import tarfile
 import unicodedata
-import zipfile
 from collections import Counter
 
 import pytest

@@ -36,6 +36,8 @@ THROUGH = {
 # Declared although nothing imports them: distribution -> the imported name that needs it.
 # transformers.Trainer raises ImportError without accelerate; bench/pretrain.py runs it.
 NEEDED_BY = {"accelerate": "transformers.Trainer", "dask": "distributed"}   # Beam's DaskRunner uses dask
+# Declared command-line tools, run by a Makefile target rather than imported: distribution -> target.
+TOOLS = {"ruff": "lint"}
 
 
 def normalise(name: str) -> str:
@@ -93,6 +95,8 @@ def test_every_declared_dependency_is_imported():
     unused, missing = [], []
     for req in declared():
         modules = provides.get(normalise(req.name))
+        if normalise(req.name) in TOOLS:
+            continue  # test_every_declared_tool_is_run_by_the_makefile
         if normalise(req.name) in NEEDED_BY:
             user = NEEDED_BY[normalise(req.name)]
             if user not in imports:
@@ -103,6 +107,25 @@ def test_every_declared_dependency_is_imported():
             unused.append(f"{req.name} (would be imported as {', '.join(sorted(modules))})")
     assert not missing, f"declared but not installed here, cannot check: {missing}"
     assert not unused, f"declared in pyproject.toml but imported nowhere: {unused}"
+
+
+def test_every_declared_tool_is_run_by_the_makefile():
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    names = {normalise(req.name) for req in declared()}
+    env = {k: v for k, v in os.environ.items() if k != "MAKEFLAGS"}
+    for tool, target in TOOLS.items():
+        assert tool in names, f"{tool} is not declared in pyproject.toml"
+        dry = subprocess.run(["make", "-n", "-C", str(REPO), target], capture_output=True, text=True, env=env,
+                             timeout=60)
+        assert dry.returncode == 0, dry.stderr
+        assert re.search(rf"-m {tool}\b", dry.stdout), f"`make -n {target}` does not run {tool}: {dry.stdout}"
+
+
+def test_ci_lints_before_it_tests():
+    steps = [line.strip() for line in (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+             if line.strip().startswith("make ")]
+    assert steps.index("make lint") < steps.index("make test"), steps
 
 
 def test_every_third_party_import_is_declared():

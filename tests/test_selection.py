@@ -19,7 +19,7 @@ from transformers import AutoTokenizer, XLMRobertaConfig, XLMRobertaForMaskedLM
 
 from common.config import ConfigError, load_config
 from pretrain import generate
-from pretrain.scoring import eval_mode, masked_scores, mlm_scores, scoring_mask, special_token_ids
+from pretrain.scoring import eval_mode, mlm_scores, scoring_mask, special_token_ids
 from pretrain.selection import (
     SelectionConfig, SelectionState, choose_in_language, gumbel_top_k, holdout_count,
     language_quotas, robust_z, run_round,
@@ -493,7 +493,7 @@ def test_afrolm_generates_filters_and_adds_to_the_pool(tokenizer, trained, tmp_p
     assert sum(len(pool.ids(l)) for l in pool.languages) == sum(before.values()) + gen["blocks"]
     used = new_ids & set(result.chosen_ids.tolist())  # generated blocks are trained on, within the budget
     assert len(used) == gen["used"] > 0
-    for lang, s in summary["languages"].items():
+    for s in summary["languages"].values():
         assert s["reasons"].get("generated", 0) <= 0.5 * s["quota"]
     assert {r["reason"] for r in records if r["chosen"]} <= {"generated", "random"}
     # prompts come from the training pool only; every kept sentence keeps its prompt's head

@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pretrain_helpers import WORDS, make_corpus  # noqa: E402
+from pretrain_helpers import WORDS  # noqa: E402
 
 from common.config import ConfigError, config_to_dict  # noqa: E402
 from pretrain import study, study_analysis  # noqa: E402
