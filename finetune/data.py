@@ -1,8 +1,7 @@
 """Task data as `datasets.Dataset`s: read, relabel, check labels, cap, zero-shot.
 
 Rows flow through `Dataset.from_generator` (local files) or `load_dataset` (a `hub_id`), so a
-Hub dataset and a local file look the same to the training code. Label checks follow
-RELIABILITY row 30: a dev/test label outside the label set is an error naming it (or a row
+Hub dataset and a local file look the same to the training code. Label checks: a dev/test label outside the label set is an error naming it (or a row
 skipped and counted with `skip_bad_rows=true`); `reader.label_map` is the documented way to
 rename or drop labels, and every use of it is counted and logged as a warning.
 """

@@ -1,4 +1,4 @@
-"""Model inputs: word windows for NER (RELIABILITY row 32), truncated texts for classification.
+"""Model inputs: word windows for NER (every word predicted), truncated texts for classification.
 
 NER labels sit on each word's first sub-token, -100 elsewhere (`word_ids()`, as in
 transformers' run_ner.py). A sentence longer than the model's window is cut into windows of

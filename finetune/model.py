@@ -1,4 +1,4 @@
-"""Load any Hugging Face checkpoint folder, after checking it is whole (RELIABILITY row 33).
+"""Load any Hugging Face checkpoint folder, after checking it is whole.
 
 Checks run before any training: config and weights present and readable, a tokenizer that
 loads, a tokenizer whose ids all fit the model's embedding table, the same padding id in

@@ -302,7 +302,7 @@ def _run(cfg: FinetuneConfig, models: list[str], place) -> int:
     setup_logging(cfg.out_dir, place.main)
     registry = task_registry(cfg)
     plan = plan_runs(cfg, registry)
-    # Row 33: every model folder is checked before any training starts.
+    # Every model folder is checked before any training starts.
     checked = [check_model_folder(m, cfg.train.max_length) for m in models]
     if place.main:
         warn_uncleaned(cfg, plan, models)

@@ -1,4 +1,4 @@
-"""Steps 1-5 on batches of lines: what the full pipeline runs (issue 2, item 6).
+"""Steps 1-5 on batches of lines: what the full pipeline runs.
 
 Each step keeps its own module, its pure per-line function and its per-line DoFn (tested one by
 one in tests/test_pipeline_steps.py). Run one element per line, though, Beam pays its per-element

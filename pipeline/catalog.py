@@ -1,10 +1,10 @@
 """The source catalog: which raw files feed the corpus, in which format and language.
 
 `pipeline/catalog.yaml` lists one entry per source (docs/corpus-sources.md documents every
-field). `load_catalog` validates the whole file before any work starts (RELIABILITY row 22);
+field). `load_catalog` validates the whole file before any work starts, naming the bad entry;
 `expand_entry` lists an entry's files through Beam's `FileSystems`, so `gs://` or `s3://`
 data dirs work too, and a pattern that matches nothing is an error unless the entry is
-`optional` (row 23).
+`optional` (then a counted skip).
 
     python -m pipeline.catalog --check data_dir=../shared/data
 

@@ -1,6 +1,6 @@
 """Bytes to text units, in bounded memory, without ever emitting mojibake.
 
-Decoding policy (RELIABILITY rows 19, 20, 24; documented in docs/corpus-sources.md):
+Decoding policy (documented in docs/corpus-sources.md):
 - A UTF-8 BOM is stripped. A UTF-16/UTF-32 BOM switches the whole stream to that codec
   (transcoded chunk by chunk); a stream that breaks that codec, or that looks like UTF-16
   without a BOM (NUL bytes), is an `EncodingError`: the caller rejects the whole file.

@@ -238,7 +238,7 @@ def storage_failure(err: BaseException, staging: str) -> str:
 
 
 def main() -> int:
-    # Bad settings or catalog entries (RELIABILITY row 22/23) end with their message, not a traceback.
+    # Bad settings or catalog entries end with their message, not a traceback.
     try:
         run(sys.argv[1:])
     except (ConfigError, CatalogError, FileNotFoundError, StorageError) as err:

@@ -1,4 +1,4 @@
-"""Counting for stats.json: every line read is kept or dropped with a reason (RELIABILITY row 27).
+"""Counting for stats.json: every line read is kept or dropped with a reason.
 
 Counts are (count, bytes) pairs summed per key inside Beam:
 - ("records", lang, source): what the readers yielded (RawLines) and their UTF-8 bytes;

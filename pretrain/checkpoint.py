@@ -3,7 +3,7 @@
 A checkpoint is written into a hidden temp folder, every file fsynced, then `COMPLETE` (the
 sha256 of every other file) is written last and the folder renamed into place. On restart the
 newest folder whose `COMPLETE` matches its files is used; a folder without it (killed while
-saving, RELIABILITY row 2) or with a mismatching file (row 3) is skipped with a warning.
+saving) or with a mismatching file (corrupted on disk) is skipped with a warning.
 """
 from __future__ import annotations
 

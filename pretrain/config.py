@@ -182,7 +182,7 @@ class PretrainConfig:
 
 
 # Settings that change nothing in the trained weights, metrics or selection files: they
-# may differ between a run and its resumption (RELIABILITY row 4 refuses every other change).
+# may differ between a run and its resumption (resuming refuses every other change).
 # Input folders are compared by their content hashes (corpus_hash, tokenizer_hash, init_hash), not paths.
 RESUME_SAFE_SETTINGS = frozenset({
     "corpus_dir", "tokenizer_dir", "out_dir", "init_from", "data.cache_dir", "data.tokenize_batch", "train.log_every",

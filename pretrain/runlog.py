@@ -1,4 +1,4 @@
-"""Run bookkeeping: the metrics log, and refusing to resume with changed settings (row 4)."""
+"""Run bookkeeping: the metrics log, and refusing to resume with changed settings."""
 from __future__ import annotations
 
 import json
@@ -59,7 +59,7 @@ def differences(old: dict, new: dict) -> list[str]:
 def check_same_run(out_dir: Path, settings: dict, inputs: dict) -> bool:
     """True when `out_dir` holds a run with exactly these settings and inputs; False when empty.
 
-    Raises ConfigError naming every differing setting or input otherwise (RELIABILITY row 4).
+    Raises ConfigError naming every differing setting or input otherwise.
     """
     path = Path(out_dir) / RUN_FILE
     if not path.exists():

@@ -1,5 +1,5 @@
 """Score training blocks with a masked language model: mean MLM loss and mean predictive
-entropy at masked positions, from one forward pass (issue 4, item 4).
+entropy at masked positions, from one forward pass.
 
 Scoring masks differ from training masks on purpose:
 - every selected position is replaced by `<mask>` (no 80/10/10 rule). The 10% kept tokens
@@ -7,7 +7,7 @@ Scoring masks differ from training masks on purpose:
   to do with the block, so the score would vary with the mask draw more than with the block;
   with 100% `<mask>` the score is a plain pseudo-log-likelihood estimate of the block;
 - the mask comes from a local `torch.Generator`, so scoring is reproducible and never
-  advances the global RNG that drives training (bit-identical resume, RELIABILITY row 1);
+  advances the global RNG that drives training (bit-identical resume);
 - `<s>`, `<pad>`, `</s>`, `<unk>` and `<mask>` are never masked.
 """
 from __future__ import annotations
@@ -197,7 +197,7 @@ def _special_set(model: nn.Module) -> set[int]:
 # ---------------------------------------------------------------- model-free block statistics
 # The score-based junk guard misses junk whose loss looks normal: a block in another script
 # that the multilingual model also knows, or one character repeated (easy to predict). These
-# statistics, read from the token ids alone, let selection flag them (RELIABILITY row 11).
+# statistics, read from the token ids alone, let selection flag them.
 
 _BYTE_PIECE = re.compile(r"^<0x[0-9A-Fa-f]{2}>$")
 

@@ -186,7 +186,7 @@ class Trainer:
             print(f"[train] warning: {message}", file=sys.stderr, flush=True)
 
     def _choose_languages(self) -> list[str]:
-        """Languages with at least one training block (RELIABILITY row 9)."""
+        """Languages with at least one training block."""
         index = read_index(self.cache)
         block_len = self.cfg.data.block_len
         asked = list(self.cfg.data.langs)
@@ -323,7 +323,7 @@ class Trainer:
         return loss_sum, n_targets, float(norm), tokens
 
     def apply_or_skip(self, grad_norm: float) -> bool:
-        """Optimizer step if the gradients are finite; else skip and count (RELIABILITY row 7)."""
+        """Optimizer step if the gradients are finite; else skip and count."""
         ok = math.isfinite(grad_norm)  # identical on every rank: gradients are all-reduced
         if ok:
             self.optimizer.step()
@@ -500,7 +500,7 @@ def _run(cfg, fresh, record_ids, info, device, log, where) -> RunResult:
         log(f"[train] {out_dir} is complete and its config and inputs are unchanged; skipped "
             "(pass --fresh to retrain)")
         return RunResult(out_dir, out_dir / "final", skipped=True)
-    resuming = check_same_run(out_dir, settings, inputs)  # refuses changed settings (row 4)
+    resuming = check_same_run(out_dir, settings, inputs)  # refuses changed settings
     ddp_util.barrier(info)
     if info.main:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -675,7 +675,7 @@ def main(argv=None) -> int:
     except (ConfigError, TrainingError, ckpt.CheckpointError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 2
-    except torch.OutOfMemoryError as err:  # RELIABILITY row 8 (message only; untested without a GPU)
+    except torch.OutOfMemoryError as err:  # the batch settings and what to lower (untested without a GPU)
         t = cfg.train
         print(f"error: out of GPU memory with train.batch_size={t.batch_size}, train.grad_accum={t.grad_accum}, "
               f"data.block_len={cfg.data.block_len}, selection.score_batch_size="

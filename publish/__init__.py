@@ -1,4 +1,4 @@
-"""Publishing a pretrained run to the Hugging Face Hub (`make publish`, issue 6).
+"""Publishing a pretrained run to the Hugging Face Hub (`make publish`).
 
 `folder` checks a run and assembles the exact upload folder (weights, tokenizer, configs,
 model card, results, report) and proves it loads offline; `card` writes the model card;

@@ -1,6 +1,6 @@
 """Check a run, then assemble and verify the exact folder that goes to the Hub.
 
-Order matters (RELIABILITY row 18): every consistency check runs first, on the inputs, and
+Order matters: every consistency check runs first, on the inputs, and
 all failures are reported together; only then is the folder built, in a hidden staging
 directory beside its final place, and loaded back offline with `AutoTokenizer`,
 `AutoModelForMaskedLM` and `pipeline("fill-mask")`, which also chooses the card's fill-mask

@@ -3,12 +3,12 @@
 Checks the run, builds and verifies the exact upload folder (publish/folder.py), then creates
 the Hub repository and uploads the folder with `huggingface_hub` (`create_repo(exist_ok=True)`,
 `upload_folder`). Rerunning is safe: the Hub answers which files it already holds and only
-changed files are committed, so an interrupted publish resumes without duplicates (row 17).
+changed files are committed, so an interrupted publish resumes without duplicates.
 
 Each Hub step is retried on timeouts, connection errors and HTTP 408/412/429/5xx with exponential
 backoff (`backoff_s`, doubling up to `max_backoff_s`, at most `max_attempts`), on top of
 huggingface_hub's own per-request retries; then it stops with an error naming the endpoint and
-the step. The token comes from `HF_TOKEN` or `hf auth login` and is masked in all output (row 16).
+the step. The token comes from `HF_TOKEN` or `hf auth login` and is masked in all output.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Keep the Hub token out of everything this stage prints, logs or writes (RELIABILITY row 16).
+"""Keep the Hub token out of everything this stage prints, logs or writes.
 
 The token is only ever handed to `HfApi`, which puts it in the Authorization header. Anything
 else can still carry it by accident: a server that echoes request headers into its error

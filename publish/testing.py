@@ -7,7 +7,7 @@ answered "regular", so no LFS or Xet storage is needed), the NDJSON `commit`, br
 (`.gitattributes`) and a commit naming a `parentCommit` that is no longer the branch head is
 refused with HTTP 412. It records every request and every client commit, and can be told to
 fail requests, to stall them, or to apply them and then lose the answer, to provoke the
-publishing faults of RELIABILITY.md rows 16-17 for real.
+publishing faults (a leaked token, a failing or timing-out Hub) for real.
 """
 from __future__ import annotations
 
@@ -332,7 +332,7 @@ def build_tiny_run(out_root: Path, name: str = "tiny-loss", vocab_delta: int = 0
                    results: str | None = RESULTS_CSV, report: bool = True, trained: bool = False) -> Path:
     """Write `<out_root>/pretrain/<name>/` as pretraining leaves it, plus finetune results
     and a report; returns the run folder. `vocab_delta` makes the model's vocabulary that
-    many rows larger (or smaller) than the tokenizer, for row 18. `trained`: the model is
+    many rows larger (or smaller) than the tokenizer, for the consistency checks. `trained`: the model is
     trained on the tiny texts (`train_tiny_model`, seconds) instead of left random, and the
     run's corpus_dir holds them as its corpus, validation split included."""
     import torch

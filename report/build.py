@@ -1,4 +1,4 @@
-"""Build one self-contained HTML report of a pipeline run (issue 6).
+"""Build one self-contained HTML report of a pipeline run.
 
     python -m report.build [--config FILE | --preset NAME] [key=value ...]
     python -m report.build out_dir=out run=tiny-loss              # what `make report` runs

@@ -37,7 +37,7 @@ MULTILINGUAL_LINES = {
 }
 
 
-# ---------------------------------------------------------------- fuzzing (issue 8)
+# ---------------------------------------------------------------- fuzzing
 # `HYPOTHESIS_PROFILE=fuzz` (make fuzz): random, 12,000 examples for each of the property
 # tests in tests/test_fuzz.py (>= 100,000 in total). Without it, test_fuzz.py runs a few
 # dozen derandomized examples a test and other tests keep their own settings.

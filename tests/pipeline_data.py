@@ -16,7 +16,7 @@ YOR_LINES = [
     "Ọmọ náà ń lọ sí ilé-ìwé lójoojúmọ́ pẹ̀lú àwọn ọ̀rẹ́ rẹ̀.",
     "Ẹ kú àárọ̀, ṣé dáadáa ni gbogbo ẹbí yín wà?",
     "Ọmọ náà ń lọ sí ilé-ìwé lójoojúmọ́ pẹ̀lú àwọn ọ̀rẹ́ rẹ̀!",                  # exact dup
-    # the NER test sentence, NFD, upper case, double spaces, inside a longer line (row 28)
+    # the NER test sentence, NFD, upper case, double spaces, inside a longer line
     "Ìròyìn:  " + unicodedata.normalize("NFD", NER_TEST.upper()).replace(" ", "  ") + " lánàá.",
     "ok",                                                                      # too short
     "The child goes to school every day and he is happy with it.",            # English pivot

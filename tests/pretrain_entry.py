@@ -1,6 +1,6 @@
 """Run `python -m pretrain.train` in a subprocess from the tests, with optional fault injection:
 
-AFRO_TEST_KILL_IN_SAVE=N   SIGKILL this process while it writes its N-th checkpoint (row 2)
+AFRO_TEST_KILL_IN_SAVE=N   SIGKILL this process while it writes its N-th checkpoint
 AFRO_TEST_SIGNAL_AT_STEP=N:SIG   send SIG (KILL, TERM) to this process once N steps are done
 AFRO_TEST_SIGNAL_RANK=R          ... only on rank R (torchrun)
 AFRO_TEST_RANK_HASH=1      each rank writes the sha256 of its final weights to out_dir/rank-R.sha256

@@ -2,7 +2,7 @@
 
 Every test whose name contains `row<N>` (or `row<N>_<M>` for several rows) covers row N.
 A row passes when it has at least one test and none of its tests failed; skipped tests are
-shown (only the GPU half of row 8 may be skipped on a CPU machine). Exit status 1 when a
+shown (a test that needs a GPU may be skipped on a CPU machine). Exit status 1 when a
 row fails or has no test.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Catalog loading, validation (RELIABILITY row 22), file expansion (row 23) and --check."""
+"""Catalog loading, validation, file expansion and --check."""
 from __future__ import annotations
 
 import csv

@@ -1,4 +1,4 @@
-"""Issue 6: the whole chain through the Makefile on two languages of the real data.
+"""The whole chain through the Makefile on two languages of the real data.
 
 Runs `make all` (corpus -> tokenizer -> pretrain -> finetune -> report) with the tiny preset
 shrunk further, then the publish dry run, checks each stage's outputs, and reruns `make all`

@@ -1,4 +1,4 @@
-"""Task loading: label checks (row 30), label mappings, zero-shot, the Hub offline, BYO tasks."""
+"""Task loading: label checks, label mappings, zero-shot, the Hub offline, BYO tasks."""
 from __future__ import annotations
 
 import csv

@@ -1,4 +1,4 @@
-"""Model folders that cannot work are refused before training (row 33)."""
+"""Model folders that cannot work are refused before training."""
 from __future__ import annotations
 
 import json

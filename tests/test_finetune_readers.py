@@ -1,4 +1,4 @@
-"""CoNLL and table readers on bad inputs (rows 29, 31) and on the real evaluation sets."""
+"""CoNLL and table readers on bad inputs and on the real evaluation sets."""
 from __future__ import annotations
 
 import csv
@@ -22,7 +22,7 @@ def table_rows(path, spec, skip=False):
     return rows, counts, examples
 
 
-# --- row 29: CoNLL quirks -----------------------------------------------------------------------
+# --- CoNLL quirks ------------------------------------------------------------------------------
 
 def test_conll_quirks_parsed_row29(tmp_path):
     text = ("-DOCSTART- -X- O O\n\n"
@@ -65,7 +65,7 @@ def test_real_masakhaner2_xho_train_has_two_empty_tokens(data_dir):
     assert sum(len(s["words"]) for s in sents) == sum(1 for s in sents for w in s["words"])
 
 
-# --- row 31: classification files -----------------------------------------------------------------
+# --- classification files ------------------------------------------------------------------------
 
 SPEC = ReaderSpec(format="tsv", text_columns=["text"], label_column="label")
 

@@ -1,4 +1,4 @@
-"""Long sentences are split into word windows; every word is predicted (row 32)."""
+"""Long sentences are split into word windows; every word is predicted."""
 from __future__ import annotations
 
 import random

@@ -1,4 +1,4 @@
-"""Property-based fuzzing of every reader and of the normaliser (issue 8, part 3).
+"""Property-based fuzzing of every reader and of the normaliser.
 
 Properties: no reader raises on any bytes; every unit is text or a reject with a known
 reason, numbered 1..n; every input line is accounted for (exactly one unit per line, with

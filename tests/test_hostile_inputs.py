@@ -1,4 +1,4 @@
-"""Hostile corpus inputs (issue 8, RELIABILITY rows 21 and 24): every one ends in a reject
+"""Hostile corpus inputs (corrupt archives, huge lines): every one ends in a reject
 with its own reason, nothing is written outside the stage's temp folder, memory stays bounded.
 
 The archive and bomb cases run the reader in a subprocess whose working directory and TMPDIR

@@ -1,4 +1,4 @@
-"""The whole corpus stage end to end on a tiny realistic corpus (RELIABILITY rows 25-28)."""
+"""The whole corpus stage end to end on a tiny realistic corpus."""
 from __future__ import annotations
 
 import gzip

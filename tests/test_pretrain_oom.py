@@ -1,4 +1,4 @@
-"""RELIABILITY row 8: GPU out of memory gives a message with the batch settings and what to lower."""
+"""GPU out of memory gives a message with the batch settings and what to lower."""
 from __future__ import annotations
 
 import pytest

@@ -1,8 +1,8 @@
 """End-to-end pretraining runs on a tiny corpus: outputs, determinism, resume and faults.
 
-Reliability rows (shared/RELIABILITY.md): 1, 2, 3, 4, 5, 6, 7, 9, 12, 14 here; 13 also in
-test_pretrain_units.py. Faults are provoked for real: the training process is SIGKILLed or
-SIGTERMed, a checkpoint file truncated, a write made to fail with ENOSPC.
+Faults are provoked for real: the training process is SIGKILLed or SIGTERMed, a checkpoint
+file truncated, a write made to fail with ENOSPC. Checkpoint pruning is also tested in
+test_pretrain_units.py.
 """
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ def test_run_writes_loadable_model_metrics_and_rounds(reference, inputs):
     manifest = json.loads((reference / "manifest.json").read_text())
     assert set(manifest["summary"]["valid_loss"]) == {"amh", "hau", "yor"}
     assert (reference / "config.yaml").exists() and (reference / "timing.jsonl").exists()
-    # keep_checkpoints=2 (row 13 in a real run): checkpoints 9 and 12 remain.
+    # keep_checkpoints=2 (pruning in a real run): checkpoints 9 and 12 remain.
     assert [s for s, _ in ckpt.list_checkpoints(reference / "checkpoints")] == [12, 9]
 
 

@@ -1,4 +1,4 @@
-"""publish/: checks before upload, the upload folder, the model card (rows 18; offline dry run)."""
+"""publish/: checks before upload, the upload folder, the model card (offline dry run)."""
 from __future__ import annotations
 
 import json

@@ -1,5 +1,5 @@
-"""publish.hub against a local fake Hub: token never leaks (row 16), retries and resumable,
-duplicate-free uploads (row 17)."""
+"""publish.hub against a local fake Hub: token never leaks, retries and resumable,
+duplicate-free uploads."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,4 @@
-"""Readers on hostile synthetic files (RELIABILITY rows 19-21, 24) and on the real data."""
+"""Readers on hostile synthetic files and on the real data."""
 from __future__ import annotations
 
 import gzip
@@ -310,7 +310,7 @@ def test_tar_unsafe_members_and_links_row21(tmp_path):
                     "pcm/1_1.txt": b"God tell Moses:\n"}, extra=(link, device))
     tar = entry("tar", lang="pcm", member="*pcm/*.txt")
     units = list(read_file(tar, str(path)))
-    # links and devices are never followed, but counted with a reason (issue 8)
+    # links and devices are never followed, but counted with a reason
     assert [(u.text, u.reason) for u in units] == [
         (None, "unsafe_member"), (None, "unsafe_member"), ("God tell Moses:", None),
         (None, "unsafe_member"), (None, "unsafe_member")]

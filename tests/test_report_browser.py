@@ -1,4 +1,4 @@
-"""The report in a real browser: headless Chromium renders it to a PNG (issue 6).
+"""The report in a real browser: headless Chromium renders it to a PNG.
 
 Slow (a browser start); skipped when `chromium` is not on PATH (`apt-get install chromium`)."""
 from __future__ import annotations

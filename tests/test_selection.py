@@ -1,4 +1,4 @@
-"""pretrain/selection.py, scoring.py, generate.py: self-active selection (issue 4, item 4).
+"""pretrain/selection.py, scoring.py, generate.py: self-active selection.
 
 A tiny real tokenizer (tokenizer.testing, SentencePiece -> HF fast), a 2-layer hidden-32
 XLM-R MLM and an in-memory BlockPool over Yoruba, Hausa, Amharic (Ge'ez) and Swahili text.

@@ -1,4 +1,4 @@
-"""The selection study's runner (issue 9): equal budgets across strategies, validation text
+"""The selection study's runner: equal budgets across strategies, validation text
 never selectable, complete runs skipped, shards, and the analysis arithmetic."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The tokenizer stage end to end on tiny multilingual corpora (RELIABILITY rows 34-37)."""
+"""The tokenizer stage end to end on tiny multilingual corpora."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,4 @@
-"""Settings of the tokenizer stage (issue 3), as typed dataclasses.
+"""Settings of the tokenizer stage, as typed dataclasses.
 
 Presets live in `tokenizer/presets/*.yaml`; every field can be overridden on the command
 line as `key.sub=value`. Field help (metadata "help") is what `--help` prints.

@@ -1,4 +1,4 @@
-"""SentencePiece model -> Hugging Face fast tokenizer with the same ids (issue 3, item 3).
+"""SentencePiece model -> Hugging Face fast tokenizer with the same ids.
 
 Built with `tokenizers` directly rather than transformers' XLM-R converter: that converter
 shifts ids by fairseq's offset and (in transformers 5) `XLMRobertaTokenizer` rebuilds its

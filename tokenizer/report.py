@@ -1,4 +1,4 @@
-"""Per-language report on held-out lines (issue 3, item 4).
+"""Per-language report on held-out lines.
 
 For every language, on up to `report.max_lines` lines of the corpus `valid` split:
   fertility          tokens per whitespace-separated word

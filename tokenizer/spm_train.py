@@ -1,4 +1,4 @@
-"""Train a SentencePiece model whose ids match the XLM-R layout (issue 3, item 2).
+"""Train a SentencePiece model whose ids match the XLM-R layout.
 
 Lossless by construction:
 - the text is NFC-normalised by us (tokenizer.sampling) and SentencePiece's own NFKC rule is

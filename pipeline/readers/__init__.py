@@ -1,4 +1,4 @@
-"""Readers: one catalog entry's file -> `RawLine`s (RELIABILITY rows 19-21, 24).
+"""Readers: one catalog entry's file -> `RawLine`s.
 
     from pipeline.readers import read_file
     for unit in read_file(entry, path):   # unit.text is None -> unit.reason says why

@@ -1,7 +1,7 @@
 """`tar` (plain, .gz, .bz2, .xz): regular-file members matching `member`, read in the entry's
 `inner_format`, streamed (`r|`): nothing is extracted to disk, nothing is written anywhere.
 
-Safety (RELIABILITY row 21, issue 8): a matching member whose name is absolute (`/x`, `C:x`,
+Safety: a matching member whose name is absolute (`/x`, `C:x`,
 `\\x`) or climbs out with `..`, and a matching symlink, hard link or device file, yields one
 `unsafe_member` reject and is never opened or followed (directories are skipped: they hold
 no text). The archive is decompressed by `bounded_decompress`, so a tar bomb ends in one

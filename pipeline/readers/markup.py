@@ -3,7 +3,7 @@
 Markup whitespace (the indentation around `<seg>` text, blank space between paragraphs) is
 layout, not text: units are stripped and whitespace between blocks makes no unit.
 
-Hostile markup (issue 8): expat refuses entity expansion bombs ("billion laughs": reason
+Hostile markup: expat refuses entity expansion bombs ("billion laughs": reason
 `bomb`) and never fetches external entities; deep nesting is parsed without recursion.
 `HTMLParser` rescans its whole pending buffer on every `feed`, so an unclosed `<a ` followed
 by many short lines was quadratic (20,000 lines: 198 s). Lines are therefore fed in batches
