@@ -17,7 +17,6 @@ beyond the exact and the folded-words key, and their share of all lines).
 """
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import random
@@ -28,7 +27,8 @@ from pathlib import Path
 
 from bench.respell import RESPELLINGS, inside_paragraph
 from common import corpus
-from common.config import ConfigError, config_to_dict, load_config
+from common.cli import Command
+from common.config import config_to_dict
 from common.eval_sets import iter_items, task_registry
 from pipeline.config import CorpusConfig, DecontamConfig
 from pipeline.decontam import EvalIndex, plan_sources
@@ -123,21 +123,17 @@ def measure(cfg: DecontamBenchConfig) -> dict:
             "settings": list(unique.values())}
 
 
+COMMAND = Command(DecontamBenchConfig, "python -m bench.decontam", __doc__)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.decontam", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("overrides", nargs="*", metavar="key=value")
-    args = parser.parse_args(argv)
-    try:
-        cfg = load_config(DecontamBenchConfig, None, args.overrides)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    result = measure(cfg)
+    return COMMAND.run(argv, lambda cfg, args: write_result(cfg, measure(cfg)))
+
+
+def write_result(cfg: DecontamBenchConfig, result: dict) -> None:
     Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
     (Path(cfg.out_dir) / "decontam.json").write_text(json.dumps(result, indent=1, ensure_ascii=False))
     print(json.dumps(result, indent=1, ensure_ascii=False))
-    return 0
 
 
 if __name__ == "__main__":

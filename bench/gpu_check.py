@@ -21,7 +21,6 @@ pass tokenizer_dir=out/tokenizer/tiny). The finetuning data is read from data_di
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -30,6 +29,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common.cli import Command
 from common.config import ConfigError, config_to_dict, load_config, read_yaml_with_inherit
 
 # Dense (no sparsity) bf16 tensor-core peak of one H100 SXM, which the H200 shares.
@@ -304,25 +304,14 @@ def check(cfg: GpuCheckConfig) -> tuple[dict, int]:
     return report, 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    from pretrain.config import field_docs
+COMMAND = Command(GpuCheckConfig, "python -m bench.gpu_check", __doc__)
 
-    rows = field_docs(GpuCheckConfig)
-    width = max(len(name) for name, _, _ in rows)
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.gpu_check", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="settings (key=value):\n" + "\n".join(
-            f"  {name:<{width}}  {doc} (default {default})" for name, default, doc in rows))
-    parser.add_argument("--config", type=Path, help="YAML settings file")
-    parser.add_argument("overrides", nargs="*", help="key=value settings")
-    args = parser.parse_args(argv)
-    try:
-        cfg = load_config(GpuCheckConfig, args.config, args.overrides)
-        report, code = check(cfg)
-    except ConfigError as err:
-        print(f"gpu-check: error: {err}", file=sys.stderr)
-        return 2
+
+def main(argv: list[str] | None = None) -> int:
+    return COMMAND.run(argv, lambda cfg, args: write_report(cfg, *check(cfg)))
+
+
+def write_report(cfg: GpuCheckConfig, report: dict, code: int) -> int:
     text = json.dumps(report, indent=2)
     print(text, flush=True)
     if not report.get("skipped"):

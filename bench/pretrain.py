@@ -44,10 +44,10 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
+from common.cli import Command
 from common.config import ConfigError, config_to_dict, load_config, read_yaml_with_inherit
 
 # ours/hf tokens per second wanted at these vocabulary sizes (see the module docstring).
@@ -372,25 +372,23 @@ def compare(cfg: PretrainBenchConfig, args: argparse.Namespace) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.pretrain", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, help="YAML file of settings (applied before key=value)")
+def _child_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arm", choices=("ours", "hf"), help=argparse.SUPPRESS)  # one child process
     parser.add_argument("--vocab-size", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="settings, e.g. vocab_sizes=[8000] steps=10 threads=1")
-    args = parser.parse_args(argv)
-    try:
-        cfg = load_config(PretrainBenchConfig, args.config, args.overrides)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+
+
+COMMAND = Command(PretrainBenchConfig, "python -m bench.pretrain", __doc__, flags=_child_flags)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return COMMAND.run(argv, bench)
+
+
+def bench(cfg: PretrainBenchConfig, args: argparse.Namespace) -> None:
     if args.arm:
         print(json.dumps(run_arm(cfg, args.arm, args.vocab_size)))
     else:
         print(json.dumps(compare(cfg, args), indent=2))
-    return 0
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ hashes agree. moto is a single-threaded Python server: its seconds say little ab
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -18,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.s3_server import S3Server, upload_tree
-from common.config import load_config
+from common.cli import Command
 from pipeline import catalog
 from pipeline.run import run
 
@@ -31,11 +30,14 @@ class S3BenchConfig:
     sets: list[str] = field(default_factory=lambda: ["yosm", "afrisenti"])
 
 
+COMMAND = Command(S3BenchConfig, "python -m bench.s3", __doc__)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.s3", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("overrides", nargs="*", metavar="key=value")
-    cfg = load_config(S3BenchConfig, None, parser.parse_args(argv).overrides)
+    return COMMAND.run(argv, lambda cfg, args: bench(cfg))
+
+
+def bench(cfg: S3BenchConfig) -> None:
     data_dir = Path(cfg.data_dir).resolve()
     settings = [f"sources=[{', '.join(cfg.sources)}]", f"decontam.sets=[{', '.join(cfg.sets)}]"]
     tmp = Path(tempfile.mkdtemp(prefix="bench-s3-"))
@@ -61,7 +63,6 @@ def main(argv: list[str] | None = None) -> int:
                       "upload_s": round(upload, 1), "local_s": round(local_s, 1), "s3_s": round(remote_s, 1),
                       "ratio_s3_over_local": round(remote_s / local_s, 2), "kept": local["totals"]["kept"],
                       "same_corpus_hash": local["corpus_hash"] == remote["corpus_hash"]}))
-    return 0
 
 
 if __name__ == "__main__":

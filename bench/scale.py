@@ -19,7 +19,6 @@ Run logs: <out_dir>/logs/.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -36,7 +35,8 @@ from bench.portable import local_portable_runner
 from bench.process_tree import measure
 from bench.replicate import replicate_data
 from pipeline.dask_cluster import local_cluster
-from common.config import ConfigError, config_to_dict, load_config
+from common.cli import Command
+from common.config import ConfigError, config_to_dict
 from common.io import read_jsonl, write_json
 from pipeline.config import PACKAGE_DIR as PIPELINE_DIR
 
@@ -214,21 +214,17 @@ def run(cfg: ScaleBenchConfig) -> dict:
     return result
 
 
+COMMAND = Command(ScaleBenchConfig, "python -m bench.scale", __doc__, presets=DEFAULT_CONFIG.parent,
+                  default_preset=DEFAULT_CONFIG.stem)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML settings file")
-    parser.add_argument("overrides", nargs="*", help="key=value settings")
-    args = parser.parse_args(argv)
-    try:
-        cfg = load_config(ScaleBenchConfig, args.config, args.overrides)
-        result = run(cfg)
-    except (ConfigError, RuntimeError) as err:
-        print(f"bench-scale: error: {err}", file=sys.stderr)
-        return 2
+    return COMMAND.run(argv, lambda cfg, args: print_result(cfg, run(cfg)), failures=(RuntimeError,))
+
+
+def print_result(cfg: ScaleBenchConfig, result: dict) -> None:
     print(json.dumps({k: v for k, v in result.items() if k != "config"}, indent=2))
     progress(f"wrote {Path(cfg.out_dir) / 'scale.json'} and {Path(cfg.out_dir) / 'scale.png'}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -92,7 +92,7 @@ def _from_dict(cls: type[T], data: dict, where: str) -> T:
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(
-            f"{where}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}"
+            f"{where}{': ' if where else ''}unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}"
         )
     kwargs = {}
     for name, value in data.items():

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 from common import uri
+from common.config import ConfigError
 
 if TYPE_CHECKING:
     from common.eval_sets import ReaderSpec
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 IOB2_LABEL = re.compile(r"^(O|[BI]-\S+)$")
 
 
-class DataError(ValueError):
+class DataError(ConfigError):
     """A data file cannot be used as it is; the message names the file and line."""
 
 

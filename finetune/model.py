@@ -11,6 +11,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.config import ConfigError
+
 log = logging.getLogger("finetune")
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
@@ -19,7 +21,7 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_mo
 POSITION_OFFSET_TYPES = {"roberta", "xlm-roberta", "camembert", "xlm-roberta-xl", "longformer"}
 
 
-class ModelFolderError(ValueError):
+class ModelFolderError(ConfigError):
     """The model folder cannot be used; the message names the folder and what is wrong."""
 
 

@@ -15,9 +15,6 @@ Every process trains (train.batch_size is split between them); only rank 0 write
 """
 from __future__ import annotations
 
-import argparse
-import ast
-import inspect
 import json
 import logging
 import sys
@@ -26,15 +23,15 @@ from pathlib import Path
 
 import yaml
 
-from common.config import ConfigError, config_to_dict, load_config, preset_path
+from common.cli import Command
+from common.config import ConfigError, config_to_dict
 from common.io import (atomic_write, manifest_is_current, sha256_file, sha256_json,
                        write_json, write_jsonl_gz, write_manifest)
-from finetune import config as config_module
 from common.eval_sets import TaskSpec, builtin_task_names, resolve, task_registry as registry_of
 from finetune.config import FinetuneConfig
 from finetune.data import DataError, load_task
 from finetune.metrics import MAIN_METRIC
-from finetune.model import ModelFolderError, check_model_folder
+from finetune.model import check_model_folder
 from finetune.provenance import cleaning_record, uncleaned
 from finetune.results import result_row, write_tables
 
@@ -45,50 +42,8 @@ PRESETS = PACKAGE_DIR / "presets"
 
 # --- configuration -------------------------------------------------------------------------
 
-def field_docs(cls) -> dict[str, str]:
-    """The string literal under each dataclass field (its doc) for `--help`."""
-    tree = ast.parse(inspect.getsource(cls))
-    body = tree.body[0].body
-    docs = {}
-    for node, nxt in zip(body, body[1:] + [None]):
-        if not isinstance(node, ast.AnnAssign):
-            continue
-        doc = ""
-        if isinstance(nxt, ast.Expr) and isinstance(getattr(nxt, "value", None), ast.Constant):
-            doc = " ".join(str(nxt.value.value).split())
-        docs[node.target.id] = doc
-    return docs
-
-
-def help_text() -> str:
-    lines = [__doc__.strip(), "", "Settings (key=value; nested: train.lr=1e-4). Defaults shown are "
-             "the built-in ones;", f"the presets in {PRESETS} override some of them:"]
-    defaults = {"": config_to_dict(FinetuneConfig()), "train.": config_to_dict(config_module.TrainConfig())}
-    for prefix, cls in (("", FinetuneConfig), ("train.", config_module.TrainConfig)):
-        for name, doc in field_docs(cls).items():
-            if name == "train":
-                continue
-            lines.append(f"  {prefix}{name} (default {defaults[prefix][name]!r}): {doc}".rstrip(": "))
-    lines += ["", f"Presets: {', '.join(sorted(p.stem for p in PRESETS.glob('*.yaml')))}",
-              "Tasks: " + ", ".join(builtin_task_names())]
-    return "\n".join(lines)
-
-
-def parse_args(argv: list[str]) -> tuple[Path, list[str]]:
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--config", type=Path)
-    parser.add_argument("--preset")
-    parser.add_argument("-h", "--help", action="store_true")
-    args, overrides = parser.parse_known_args(argv)
-    if args.help:
-        print(help_text())
-        raise SystemExit(0)
-    bad = [o for o in overrides if o.startswith("-")]
-    if bad:
-        raise ConfigError(f"unknown option(s) {bad}; settings are key=value (see --help)")
-    if args.config and args.preset:
-        raise ConfigError("give --config or --preset, not both")
-    return args.config or preset_path(PRESETS, args.preset or "tiny"), overrides
+COMMAND = Command(FinetuneConfig, "python -m finetune.run", __doc__, presets=PRESETS, default_preset="tiny",
+                  extra_help=lambda: "tasks: " + ", ".join(builtin_task_names()))
 
 
 def task_registry(cfg: FinetuneConfig) -> dict[str, TaskSpec]:
@@ -347,14 +302,7 @@ def _run(cfg: FinetuneConfig, models: list[str], place) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        path, overrides = parse_args(argv)
-        cfg = load_config(FinetuneConfig, path, overrides)
-        return run(cfg)
-    except (ConfigError, DataError, ModelFolderError) as err:
-        print(f"finetune: error: {err}", file=sys.stderr)
-        return 2
+    return COMMAND.run(argv, lambda cfg, args: run(cfg))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ speed-up, and whether both kept the same lines.
 from __future__ import annotations
 
 import importlib
+import dataclasses
 import json
 import logging
 import os
@@ -21,7 +22,6 @@ from collections import defaultdict
 from pathlib import Path
 
 from common import uri
-from common.config import load_config
 from pipeline.config import CorpusConfig
 from pipeline.decontam import EvalIndex, plan_sources
 from pipeline.exact_dedup import order_key
@@ -29,7 +29,8 @@ from pipeline.filters import check_text
 from pipeline.near_dedup import Signer, dedup_language
 from pipeline.normalise import normalise_text
 from pipeline.records import Line
-from pipeline.run import expand_tasks, parse_args, run
+from pipeline.run import COMMAND as RUN_COMMAND
+from pipeline.run import expand_tasks, run_config
 from pipeline.segment import split_units
 from pipeline.textkey import dedup_key
 from pipeline.valid_split import split_of, valid_share
@@ -85,15 +86,20 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    args, overrides, beam_flags = parse_args(argv)
-    cfg = load_config(CorpusConfig, args.config, overrides)
+COMMAND = dataclasses.replace(RUN_COMMAND, prog="python -m pipeline.bench", doc=__doc__)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return COMMAND.run(argv, bench)
+
+
+def bench(cfg: CorpusConfig, args) -> None:
+    beam_flags = args.passthrough
     tasks = expand_tasks(cfg)
     work = Path(tempfile.mkdtemp(prefix="corpus-bench-"))
     try:
         start, cpu = time.time(), cpu_seconds()
-        manifest = run([f"--config={args.config}", *overrides, f"out_dir={work / 'beam'}", *beam_flags])
+        manifest = run_config(dataclasses.replace(cfg, out_dir=str(work / "beam")), args)
         beam_s, beam_cpu = time.time() - start, cpu_seconds() - cpu
         start, cpu = time.time(), cpu_seconds()
         (work / "plain").mkdir()
@@ -117,4 +123,4 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING)
-    main()
+    sys.exit(main())

@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from common import uri
+from common.config import ConfigError
 
 DEFAULT_CATALOG = Path(__file__).with_name("catalog.yaml")
 DEFAULT_DATA_DIR = "../shared/data"
@@ -80,7 +81,7 @@ _REQUIRED = {"tsv": "column", "csv": "column", "xlsx": "column", "jsonl": "field
              "json_array": "field", "js_json": "field", "tar": "member"}
 
 
-class CatalogError(ValueError):
+class CatalogError(ConfigError):
     """A catalog entry is invalid or matches no file; the message names entry and field."""
 
 

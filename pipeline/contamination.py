@@ -16,7 +16,6 @@ exact column shows what a weaker cleaner would have let through.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import time
@@ -25,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common import corpus, uri
-from common.config import ConfigError, config_to_dict, load_config
+from common.cli import Command
+from common.config import ConfigError, config_to_dict
 from common.eval_sets import TaskSpec, iter_items, split_file, task_registry
 from common.io import atomic_write, write_json
 from pipeline.config import DecontamConfig
@@ -144,20 +144,18 @@ def markdown(result: dict) -> str:
     return "\n".join(out)
 
 
+COMMAND = Command(AuditConfig, "python -m pipeline.contamination", __doc__)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    parser = argparse.ArgumentParser(prog="python -m pipeline.contamination", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("overrides", nargs="*", help="key=value settings (corpus_dir, data_dir, tasks_file, samples, ...)")
-    args = parser.parse_args(argv)
-    try:
-        cfg = load_config(AuditConfig, None, args.overrides)
-        if not (Path(cfg.corpus_dir) / "manifest.json").is_file():
-            raise FileNotFoundError(f"{cfg.corpus_dir} has no complete corpus (manifest.json); run `make corpus`")
-        result = audit(cfg)
-    except (ConfigError, FileNotFoundError) as err:
-        print(f"contamination: error: {err}", file=sys.stderr)
-        return 2
+    return COMMAND.run(argv, lambda cfg, args: write_audit(cfg))
+
+
+def write_audit(cfg: AuditConfig) -> None:
+    if not (Path(cfg.corpus_dir) / "manifest.json").is_file():
+        raise FileNotFoundError(f"{cfg.corpus_dir} has no complete corpus (manifest.json); run `make corpus`")
+    result = audit(cfg)
     write_json(Path(cfg.corpus_dir) / "contamination.json", result)
     with atomic_write(Path(cfg.corpus_dir) / "contamination.md") as handle:
         handle.write(markdown(result))
@@ -165,7 +163,6 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(markdown(result).split("\n\n## ")[0].splitlines()[4:]))
     print(f"contamination: {t['exact']} items overlap under the exact key, {t['folded']} under the folded key "
           f"-> {cfg.corpus_dir}/contamination.md")
-    return 0
 
 
 if __name__ == "__main__":

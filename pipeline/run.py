@@ -25,10 +25,10 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from common import uri
-from common.config import ConfigError, config_to_dict, load_config, preset_path
+from common.cli import Command
+from common.config import ConfigError, config_to_dict
 from common.io import atomic_write, manifest_is_current, sha256_file, sha256_json
 from pipeline import counters, finalize
-from pipeline.catalog import CatalogError
 from pipeline.config import DEFAULT_CONFIG, CorpusConfig
 from pipeline.batches import CleanBatch, ReadBatches, SmallestSamples, sample_rows
 from pipeline.dask_cluster import close_dask_client, resolve_runner
@@ -45,24 +45,8 @@ REPO_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_BEAM_FLAGS = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
 
 
-def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str], list[str]]:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipeline.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="settings and defaults (pipeline/configs/default.yaml):\n" + DEFAULT_CONFIG.read_text(encoding="utf-8"))
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML settings file")
-    parser.add_argument("--preset", help="name of a YAML file in pipeline/configs/ (instead of --config)")
-    parser.add_argument("overrides", nargs="*", help="key=value settings (see pipeline/config.py)")
-    argv = sys.argv[1:] if argv is None else list(argv)
-    # key=value tokens are settings; every other unknown token (with its value, in order) is a
-    # Beam flag: "--flink_master host:8081" keeps its value next to it.
-    overrides = [x for x in argv if "=" in x and not x.startswith("-")]
-    args, beam_flags = parser.parse_known_args([x for x in argv if x not in overrides])
-    if args.overrides:   # a bare word that is neither: let Beam's option parser judge it
-        beam_flags = [x for x in argv if x not in overrides and x in beam_flags + args.overrides]
-    args.overrides = overrides
-    if args.preset:
-        args.config = preset_path(DEFAULT_CONFIG.parent, args.preset)
-    return args, overrides, beam_flags
+COMMAND = Command(CorpusConfig, "python -m pipeline.run", __doc__, presets=DEFAULT_CONFIG.parent,
+                  default_preset=DEFAULT_CONFIG.stem, passthrough=True)
 
 
 def beam_options(beam_flags: list[str]) -> PipelineOptions:
@@ -81,12 +65,12 @@ def expand_tasks(cfg: CorpusConfig) -> list[tuple]:
                                   ("sources", cfg.sources, {e.name for e in entries})):
         unknown = sorted(set(wanted or ()) - have)
         if unknown:
-            raise SystemExit(f"{setting}: {unknown} not in catalog {cfg.catalog}; known: {sorted(have)}")
+            raise ConfigError(f"{setting}: {unknown} not in catalog {cfg.catalog}; known: {sorted(have)}")
     entries = [e for e in entries if (cfg.langs is None or e.lang in cfg.langs)
                and (cfg.sources is None or e.name in cfg.sources)]
     tasks = [(entry, str(path)) for entry in entries for path in catalog.expand_entry(entry, cfg.data_dir)]
     if not tasks:
-        raise SystemExit(f"no input files for langs={cfg.langs} sources={cfg.sources} in {cfg.catalog}")
+        raise ConfigError(f"no input files for langs={cfg.langs} sources={cfg.sources} in {cfg.catalog}")
     return tasks
 
 
@@ -170,10 +154,14 @@ def summary_table(stats: dict) -> str:
 
 def run(argv: list[str] | None = None) -> dict | None:
     """Run the stage; returns the manifest (None when skipped)."""
+    return run_config(*COMMAND.read(argv))
+
+
+def run_config(cfg: CorpusConfig, args: argparse.Namespace) -> dict | None:
+    """Run the stage with these settings and `args.passthrough` as Beam's flags."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     log.setLevel(logging.INFO)
-    args, overrides, beam_flags = parse_args(argv)
-    cfg = load_config(CorpusConfig, args.config, overrides)
+    beam_flags = args.passthrough
     config = config_to_dict(cfg)
     out_dir = str(cfg.out_dir)
     options = beam_options(beam_flags)
@@ -237,14 +225,9 @@ def storage_failure(err: BaseException, staging: str) -> str:
             "is the same)")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     # Bad settings or catalog entries end with their message, not a traceback.
-    try:
-        run(sys.argv[1:])
-    except (ConfigError, CatalogError, FileNotFoundError, StorageError) as err:
-        print(f"corpus: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return COMMAND.run(argv, run_config, failures=(StorageError,))
 
 
 if __name__ == "__main__":

@@ -6,11 +6,11 @@ to `pretrain/selection.py` (self-active data selection).
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from common.cli import settings_rows as field_docs  # noqa: F401  (pretrain.study's --help)
 from common.config import ConfigError
 from common.config import preset_path as common_preset_path
 from pretrain.selection import SelectionConfig
@@ -205,30 +205,3 @@ def flatten(data: dict, prefix: str = "") -> dict:
 
 def preset_path(name: str) -> Path:
     return common_preset_path(PRESETS_DIR, name)
-
-
-def field_docs(cls: type, prefix: str = "") -> list[tuple[str, str, str]]:
-    """(dotted name, default, doc) of every setting, for --help; docs come from source comments."""
-    import inspect
-    import typing
-
-    rows = []
-    try:
-        source = inspect.getsource(cls)
-    except (OSError, TypeError):
-        source = ""
-    comments = {}
-    for line in source.splitlines():
-        stripped = line.strip()
-        if ":" in stripped and "#" in stripped and not stripped.startswith("#"):
-            comments[stripped.split(":", 1)[0].strip()] = stripped.split("#", 1)[1].strip()
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        tp = hints[f.name]
-        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-            rows.extend(field_docs(tp, f"{prefix}{f.name}."))
-            continue
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        doc = f.metadata.get("help") or comments.get(f.name, "")  # field(metadata={"help": ...}) or a comment
-        rows.append((f"{prefix}{f.name}", repr(default), doc))
-    return rows

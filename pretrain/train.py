@@ -1,6 +1,6 @@
 """MLM pretraining with self-active data selection.
 
-    python -m pretrain.train --preset tiny corpus_dir=out/corpus tokenizer_dir=out/tokenizer/tiny \
+    python -m pretrain.train --preset tiny corpus_dir=out/corpus tokenizer_dir=out/tokenizer/tiny \\
         out_dir=out/pretrain/tiny-loss selection.strategy=loss
     torchrun --nproc_per_node=2 -m pretrain.train --preset small ...   # data parallel
 
@@ -31,12 +31,13 @@ import torch
 import yaml
 
 from common import corpus
-from common.config import ConfigError, config_to_dict, load_config, read_yaml_with_inherit
+from common.cli import Command, fail
+from common.config import ConfigError, config_to_dict
 from common.io import atomic_write, manifest_is_current, write_manifest
 from pretrain import checkpoint as ckpt
 from pretrain import distributed as ddp_util
 from pretrain import init_from, validation
-from pretrain.config import PretrainConfig, field_docs, preset_path
+from pretrain.config import PRESETS_DIR, PretrainConfig
 from pretrain.data import PackedBlockPool, build_block_cache, load_valid_blocks, read_index, tokenizer_hash
 from pretrain.masking import IGNORE_INDEX, mask_tokens, special_table, word_start_table
 from pretrain.model import MaskedLMObjective, build_model, count_parameters, set_output_bias
@@ -637,22 +638,13 @@ def run_summary(metrics_path: Path, p: Progress, n_params: int) -> dict:
     }
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    rows = field_docs(PretrainConfig)
-    width = max(len(name) for name, _, _ in rows)
-    settings = "\n".join(f"  {name:<{width}}  {doc} (default {default})" for name, default, doc in rows)
-    parser = argparse.ArgumentParser(
-        prog="python -m pretrain.train",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="settings (override with key=value, e.g. train.lr=5e-4 selection.strategy=entropy):\n" + settings,
-    )
-    parser.add_argument("--preset", help="preset name in pretrain/presets/ (tiny, small, base, afrolm, study, study_gpu)")
-    parser.add_argument("--config", type=Path, help="YAML config file (applied after the preset)")
-    parser.add_argument("--fresh", action="store_true",
-                        help="delete this out_dir's previous run (checkpoints, metrics, final) and start again")
-    parser.add_argument("overrides", nargs="*", metavar="key=value")
-    return parser.parse_args(argv)
+COMMAND = Command(
+    PretrainConfig, "python -m pretrain.train", __doc__, presets=PRESETS_DIR,
+    flags=lambda parser: parser.add_argument(
+        "--fresh", action="store_true",
+        help="delete this out_dir's previous run (checkpoints, metrics, final) and start again"))
+parse_args = COMMAND.parse
+load_run_config = COMMAND.load
 
 
 def settings_origin(args: argparse.Namespace) -> str:
@@ -662,25 +654,19 @@ def settings_origin(args: argparse.Namespace) -> str:
     return " ".join(p for p in parts if p) or "the default settings"
 
 
-def load_run_config(args: argparse.Namespace) -> PretrainConfig:
-    base = read_yaml_with_inherit(preset_path(args.preset)) if args.preset else None
-    return load_config(PretrainConfig, args.config, args.overrides, base=base)
-
-
 def main(argv=None) -> int:
-    args = parse_args(argv)
+    return COMMAND.run(argv, _train, failures=(TrainingError, ckpt.CheckpointError))
+
+
+def _train(cfg: PretrainConfig, args: argparse.Namespace) -> int:
     try:
-        cfg = load_run_config(args)
         result = run(cfg, fresh=args.fresh, where=settings_origin(args))
-    except (ConfigError, TrainingError, ckpt.CheckpointError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
-        return 2
     except torch.OutOfMemoryError as err:  # the batch settings and what to lower (untested without a GPU)
         t = cfg.train
-        print(f"error: out of GPU memory with train.batch_size={t.batch_size}, train.grad_accum={t.grad_accum}, "
-              f"data.block_len={cfg.data.block_len}, selection.score_batch_size="
-              f"{getattr(cfg.selection, 'score_batch_size', '?')}; lower train.batch_size and raise "
-              f"train.grad_accum (same tokens/step), or lower the scoring batch. ({err})", file=sys.stderr, flush=True)
+        fail(f"out of GPU memory with train.batch_size={t.batch_size}, train.grad_accum={t.grad_accum}, "
+             f"data.block_len={cfg.data.block_len}, selection.score_batch_size="
+             f"{getattr(cfg.selection, 'score_batch_size', '?')}; lower train.batch_size and raise "
+             f"train.grad_accum (same tokens/step), or lower the scoring batch. ({err})")
         return 3
     if result.stopped_by is not None:
         return 128 + int(result.stopped_by)  # the shell's convention for "ended by a signal"

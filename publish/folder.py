@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from common.config import config_to_dict
+from common.config import ConfigError, config_to_dict
 from common.corpus import list_languages
 from common.io import atomic_write, manifest_is_current, sha256_file, write_manifest
 from publish.card import (CardInputs, Result, ResultsError, build_card, evaluated_languages,
@@ -48,7 +48,7 @@ CONTENT_SETTINGS = ("folder", "repo_id", "results", "report_dir", "data_dir", "l
                     "license_name", "allow_no_results", "sample_text", "example_candidates")
 
 
-class PublishRefused(Exception):
+class PublishRefused(ConfigError):
     """The run cannot be published as it is; `reasons` says why (one line each)."""
 
     def __init__(self, where: Path, reasons: list[str]) -> None:

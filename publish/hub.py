@@ -12,9 +12,6 @@ the step. The token comes from `HF_TOKEN` or `hf auth login` and is masked in al
 """
 from __future__ import annotations
 
-import argparse
-import ast
-import inspect
 import os
 import sys
 import time
@@ -23,9 +20,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
-from common.config import ConfigError, load_config
+from common.cli import Command
+from common.config import ConfigError
 from publish.config import PublishConfig, resolve_paths
-from publish.folder import PublishRefused, stage
+from publish.folder import stage
 from publish.secrets import find_secret, redact, redacted_output
 
 T = TypeVar("T")
@@ -204,52 +202,18 @@ def publish(cfg: PublishConfig, log=print) -> Path:
 
 
 # ---- command line ----------------------------------------------------------------------
-def _field_docs(cls) -> dict[str, str]:
-    """The string literal under each dataclass field (its documentation), for --help."""
-    tree = ast.parse(inspect.getsource(cls))
-    body = tree.body[0].body
-    docs = {}
-    for node, nxt in zip(body, body[1:]):
-        if (isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr)
-                and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str)):
-            docs[node.target.id] = nxt.value.value
-    return docs
-
-
-def _parser() -> argparse.ArgumentParser:
-    settings = "\n".join(f"  {name:<17} {doc}" for name, doc in _field_docs(PublishConfig).items())
-    parser = argparse.ArgumentParser(
-        prog="python -m publish.hub", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Publish a pretraining run (weights, tokenizer, card, results, report) to the "
-                    "Hugging Face Hub. The token comes from HF_TOKEN or `hf auth login`.",
-        epilog=f"settings (key=value):\n{settings}")
-    parser.add_argument("--config", type=Path, help="YAML file with settings")
-    parser.add_argument("--folder", type=Path, help="pretraining run folder (same as folder=...)")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="build and verify the upload folder offline; never contact the Hub")
-    parser.add_argument("overrides", nargs="*", metavar="key=value")
-    return parser
+COMMAND = Command(PublishConfig, "python -m publish.hub", __doc__,
+                  setting_flags={"--folder": "folder", "--dry-run": "dry_run"})
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_intermixed_args(argv)
     secrets = [hub_token() or ""]
     with redacted_output(secrets):
         try:
-            overrides = list(args.overrides)
-            if args.folder is not None:
-                overrides.append(f"folder={args.folder}")
-            if args.dry_run:
-                overrides.append("dry_run=true")
-            cfg = load_config(PublishConfig, args.config, overrides)
-            publish(cfg)
-        except (ConfigError, PublishRefused, PublishError) as err:
-            print(f"publish: error: {redact(str(err), secrets)}", file=sys.stderr)
-            return 1
+            return COMMAND.run(argv, lambda cfg, args: publish(cfg), failures=(PublishError,))
         except Exception:  # unexpected: keep the traceback, never the token
             print(redact(traceback.format_exc(), secrets), file=sys.stderr)
             return 1
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Build one self-contained HTML report of a pipeline run.
 
-    python -m report.build [--config FILE | --preset NAME] [key=value ...]
+    python -m report.build [--preset NAME] [--config FILE] [key=value ...]
     python -m report.build out_dir=out run=tiny-loss              # what `make report` runs
     python -m report.build run=[tiny-loss,tiny-random]            # strategies side by side
 
@@ -13,17 +13,17 @@ manifest says the settings and every input file are unchanged.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
 import yaml
 
-from common.config import ConfigError, config_to_dict, load_config, preset_path
+from common.cli import Command
+from common.config import config_to_dict
 from common.io import manifest_is_current, sha256_file, write_manifest
 from report import sections
-from report.config import ReportConfig, settings_help
+from report.config import ReportConfig
 from report.html import FigureSink, Raw, esc, join, not_run, page, para, table, write_public
 from report.readers import Problems
 
@@ -31,19 +31,7 @@ PRESETS = Path(__file__).resolve().parent / "presets"
 HTML_NAME = "report.html"
 
 
-def parse_args(argv: list[str]) -> tuple[Path, list[str]]:
-    parser = argparse.ArgumentParser(
-        prog="python -m report.build", add_help=True, formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=__doc__.split("\n\n")[0], epilog="settings (key=value):\n" + settings_help())
-    parser.add_argument("--config", type=Path, help="YAML file of settings")
-    parser.add_argument("--preset", help=f"name of a preset in {PRESETS} (default: default)")
-    args, overrides = parser.parse_known_args(argv)
-    bad = [o for o in overrides if o.startswith("-") or "=" not in o]
-    if bad:
-        raise ConfigError(f"unknown argument(s) {bad}; settings are key=value (see --help)")
-    if args.config and args.preset:
-        raise ConfigError("give --config or --preset, not both")
-    return args.config or preset_path(PRESETS, args.preset or "default"), overrides
+COMMAND = Command(ReportConfig, "python -m report.build", __doc__, presets=PRESETS, default_preset="default")
 
 
 def input_hashes(files: list[Path]) -> dict[str, str]:
@@ -136,14 +124,7 @@ def _remove_stale_figures(folder: Path, written: list[Path]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        path, overrides = parse_args(sys.argv[1:] if argv is None else argv)
-        cfg = load_config(ReportConfig, path, overrides)
-    except ConfigError as err:
-        print(f"report: {err}", file=sys.stderr)
-        return 2
-    build(cfg)
-    return 0
+    return COMMAND.run(argv, lambda cfg, args: build(cfg))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,6 @@
 """Settings of the report builder (`python -m report.build key=value ...`)."""
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,10 +44,3 @@ class ReportConfig:
             if not name or "/" in name or name in (".", ".."):
                 raise ValueError(f"run: {name!r} is not a run folder name (expected <preset>-<strategy>)")
 
-
-def settings_help() -> str:
-    rows = []
-    for f in dataclasses.fields(ReportConfig):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        rows.append(f"  {f.name:<20} {f.metadata['help']} (default {default})")
-    return "\n".join(rows)

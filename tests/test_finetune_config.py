@@ -7,14 +7,12 @@ import pytest
 
 from common.config import load_config
 from finetune.config import FinetuneConfig
-from finetune.run import PRESETS, main, parse_args, plan_runs, task_registry
+from finetune.run import COMMAND, PRESETS, main, plan_runs, task_registry
 
 
 def test_tiny_is_the_default_preset_and_make_overrides_apply():
-    path, overrides = parse_args(["model=m", "tasks=[masakhaner1,yosm]", "langs=[hau]",
-                                  "seeds=[4,5]", "train.lr=3e-5"])
-    assert path == PRESETS / "tiny.yaml"
-    cfg = load_config(FinetuneConfig, path, overrides)
+    cfg, args = COMMAND.read(["model=m", "tasks=[masakhaner1,yosm]", "langs=[hau]", "seeds=[4,5]", "train.lr=3e-5"])
+    assert args.preset == "tiny" and args.config is None
     assert cfg.train.lr == 3e-5 and cfg.seeds == [4, 5] and cfg.train.max_train_examples == 400
     names = [(t.name, lang) for t, lang in plan_runs(cfg, task_registry(cfg))]
     assert names == [("masakhaner1", "hau")]  # yosm has no Hausa

@@ -16,7 +16,7 @@ from common.config import ConfigError, load_config
 from finetune.config import FinetuneConfig, TrainConfig
 from finetune.data import load_task
 from finetune.model import check_model_folder
-from finetune.run import help_text, main, task_registry
+from finetune.run import COMMAND, main, task_registry
 from finetune.testing import build_tiny_model
 from finetune_helpers import CLS_ROWS, NER_SENTS, write_user_config  # noqa: E402
 from finetune.train import (Encoded, Placement, _collator, _shard_loss, finetune_once,
@@ -82,8 +82,8 @@ def test_bf16_is_ignored_on_cpu():
 
 
 def test_help_and_docs_list_the_device_settings():
-    text = help_text()
-    assert "train.device (default 'auto')" in text and "train.bf16 (default True)" in text
+    lines = {line.split()[0]: line for line in COMMAND.help().splitlines() if line.startswith("  train.")}
+    assert lines["train.device"].endswith("(default auto)") and lines["train.bf16"].endswith("(default true)")
     docs = (REPO_ROOT / "docs" / "finetune.md").read_text(encoding="utf-8")
     assert "train.device" in docs and "train.bf16" in docs and "torchrun" in docs
 

@@ -180,12 +180,13 @@ def test_same_inputs_give_identical_shards_across_runners(tmp_path, corpus):
 
 
 def test_cli_splits_settings_from_beam_flags():
-    from pipeline.run import parse_args
-    args, overrides, flags = parse_args(["langs=[yor, hau]", "--runner=FlinkRunner", "--flink_master", "host:8081",
-                                         "filter.min_words=5", "--config", "pipeline/configs/default.yaml"])
-    assert overrides == ["langs=[yor, hau]", "filter.min_words=5"]
-    assert flags == ["--runner=FlinkRunner", "--flink_master", "host:8081"]
-    assert str(args.config) == "pipeline/configs/default.yaml"
+    from pipeline.run import COMMAND
+    args = COMMAND.parse(["langs=[yor, hau]", "--runner=FlinkRunner", "--flink_master", "host:8081",
+                          "filter.min_words=5", "--config", "pipeline/configs/default.yaml"])
+    assert args.overrides == ["langs=[yor, hau]", "filter.min_words=5"]
+    assert args.passthrough == ["--runner=FlinkRunner", "--flink_master", "host:8081"]
+    assert str(args.config) == "pipeline/configs/default.yaml" and args.preset is None
+    assert COMMAND.parse(["langs=[yor]"]).preset == "default"  # pipeline/configs/default.yaml
 
 
 def test_custom_task_dev_and_test_items_dropped_and_recorded(tmp_path):

@@ -125,7 +125,7 @@ def _refused(out: Path, capsys, *extra: str) -> str:
     with FakeHub() as hub:
         rc = run_cli(out, f"endpoint={hub.url}", "repo_id=org/tiny", *extra)
         assert hub.requests() == []
-    assert rc == 1
+    assert rc == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert not (out / "publish" / RUN / "upload").exists()
@@ -190,9 +190,9 @@ def test_help_lists_settings(capsys):
 
 
 def test_bad_setting_is_a_clear_error(out, capsys):
-    assert run_cli(out, "max_attempts=0", "--dry-run") == 1
+    assert run_cli(out, "max_attempts=0", "--dry-run") == 2
     assert "max_attempts: must be at least 1" in capsys.readouterr().err
-    assert run_cli(out, "repo_id=no-namespace") == 1
+    assert run_cli(out, "repo_id=no-namespace") == 2
     assert "repo_id" in capsys.readouterr().err
 
 

@@ -72,14 +72,14 @@ def test_upload_gives_up_with_clear_error_row17(out, token, capfd):
         hub.fail(1000, status=503)
         rc = publish_cli(out, hub, "max_attempts=3")
         assert len(hub.requests()) == 3  # bounded: one request per attempt, then stop
-    assert rc == 1
+    assert rc == 2
     err = capfd.readouterr().err
     assert f"create repo {REPO} at {hub.url} failed after 3 attempt(s); last error: HTTP 503" in err
     assert "Rerun the same command to resume" in err and "Traceback" not in err
     with FakeHub() as hub:  # an endpoint that never answers: the timeout makes it an attempt
         hub.stall(1000, seconds=30)
         rc = publish_cli(out, hub, "max_attempts=2", "timeout_s=0.3")
-    assert rc == 1
+    assert rc == 2
     assert "failed after 2 attempt(s); last error: no answer within 0.3s" in capfd.readouterr().err
 
 
@@ -88,7 +88,7 @@ def test_rerun_after_failed_upload_completes_without_duplicates_row17(out, token
     monkeypatch.setattr(hf_http, "time", library_sleep)
     with FakeHub() as hub:
         hub.fail(1000, status=502, path_contains="/commit/")
-        assert publish_cli(out, hub, "max_attempts=2") == 1
+        assert publish_cli(out, hub, "max_attempts=2") == 2
         err = capfd.readouterr().err
         assert f"upload {out / 'publish' / RUN / 'upload'} to {REPO}@main at {hub.url} failed after 2" in err
         assert hub.files(REPO) == {} and hub.commits(REPO) == []
@@ -135,7 +135,7 @@ def test_token_never_appears_in_output_files_or_uploads_row16(out, token, capfd,
         assert publish_cli(out, hub) == 0  # one echoed error on the way, then success
         hub.fail(1000, status=500)
         assert main(["--folder", str(out / "pretrain" / RUN), "repo_id=org/other", f"endpoint={hub.url}",
-                     "backoff_s=0", "max_attempts=2"]) == 1
+                     "backoff_s=0", "max_attempts=2"]) == 2
         # The fake token really went to the server, in the Authorization header only.
         assert {r.authorization for r in hub.requests()} == {f"Bearer {token}"}
         sent = hub.received_bytes()
@@ -152,7 +152,7 @@ def test_token_in_a_staged_file_blocks_the_upload_row16(out, token, capfd):
     config = out / "pretrain" / RUN / "config.yaml"
     config.write_text(config.read_text() + f"# pasted by mistake: {token}\n")
     with FakeHub() as hub:
-        assert publish_cli(out, hub) == 1
+        assert publish_cli(out, hub) == 2
         assert hub.requests() == []
     err = capfd.readouterr().err
     assert "refusing to upload: the token appears in" in err and "training_config.yaml" in err
@@ -176,7 +176,7 @@ def test_missing_token_is_refused_before_anything(out, monkeypatch, tmp_path, ca
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     with FakeHub() as hub:
-        assert publish_cli(out, hub) == 1
+        assert publish_cli(out, hub) == 2
         assert hub.requests() == []
     assert "no Hub token: set HF_TOKEN or run `hf auth login`" in capfd.readouterr().err
     assert not (out / "publish").exists()

@@ -7,6 +7,7 @@ import unicodedata
 from pathlib import Path
 from typing import Callable, Sequence
 
+from common.config import ConfigError
 from common.io import atomic_write, sha256_file, sha256_json
 
 HASHED_FILES = ("tokenizer.json", "sentencepiece.model")
@@ -21,7 +22,7 @@ LAYOUT = {"bos_token_id": 0, "pad_token_id": 1, "eos_token_id": 2, "unk_token_id
 PORTABLE_TOKENIZER_CLASS = "PreTrainedTokenizerFast"
 
 
-class TokenizerFolderError(ValueError):
+class TokenizerFolderError(ConfigError):
     """A tokenizer folder is incomplete or breaks the id layout contract."""
 
 

@@ -9,7 +9,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import itertools
 import json
@@ -22,10 +21,10 @@ from pathlib import Path
 
 import sentencepiece as spm
 
-from common.config import load_config
+from common.cli import Command
 from common.corpus import iter_texts, list_languages
 from tokenizer import load_tokenizer
-from tokenizer.config import TokenizerConfig, preset_path
+from tokenizer.config import PRESET_DIR, TokenizerConfig
 from tokenizer.sampling import resolve_languages, write_sample
 from tokenizer.spm_train import load_processor, trainer_options
 from tokenizer.train import run_stage
@@ -159,17 +158,22 @@ def bench_encoding(out: Path, texts: list[str], batch_size: int) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tokenizer.bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="tiny", help="tokenizer preset to train (default tiny)")
+def _flags(parser) -> None:
     parser.add_argument("--encode-mb", type=float, default=20.0, help="MB of corpus text to encode")
     parser.add_argument("--batch-size", type=int, default=1000, help="texts per encoding batch")
     parser.add_argument("--repeat", type=int, default=3,
                         help="rounds of (stage, raw trainer), alternating order; best round counts (default 3)")
-    parser.add_argument("overrides", nargs="*", help="tokenizer settings key=value (corpus_dir=... needed)")
-    args = parser.parse_args(argv)
-    cfg = load_config(TokenizerConfig, preset_path(args.preset), args.overrides)
+
+
+COMMAND = Command(TokenizerConfig, "python -m tokenizer.bench", __doc__, presets=PRESET_DIR, default_preset="tiny",
+                  flags=_flags)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return COMMAND.run(argv, bench)
+
+
+def bench(cfg: TokenizerConfig, args) -> int:
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="tokenizer-bench-") as tmp:
         log(f"training preset {args.preset} on {cfg.corpus_dir}")

@@ -10,8 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from common.config import preset_path as common_preset_path
-
 PRESET_DIR = Path(__file__).parent / "presets"
 
 # The stage's config hash leaves these out: they say where things are, not what is built.
@@ -132,6 +130,3 @@ class TokenizerConfig:
         if len(set(self.langs)) != len(self.langs):
             raise ValueError(f"langs lists a language twice: {self.langs}")
 
-
-def preset_path(name: str) -> Path:
-    return common_preset_path(PRESET_DIR, name)

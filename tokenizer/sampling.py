@@ -31,6 +31,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import regex
 
+from common.config import ConfigError
 from common.corpus import iter_texts, list_languages
 from common.io import atomic_write
 from tokenizer.config import SamplingConfig
@@ -41,7 +42,7 @@ _LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029\x85\x0b\x0c]+")
 _LAST_SPACE = regex.compile(r"\s(?=\S*$)")
 
 
-class EmptyLanguageError(ValueError):
+class EmptyLanguageError(ConfigError):
     """A language named in the config has no training text."""
 
 

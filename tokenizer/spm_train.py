@@ -16,12 +16,13 @@ from pathlib import Path
 
 import sentencepiece as spm
 
+from common.config import ConfigError
 from tokenizer.config import SentencePieceConfig
 
 SPECIAL_IDS = {"bos_id": 0, "pad_id": 1, "eos_id": 2, "unk_id": 3}
 
 
-class VocabularyTooLargeError(ValueError):
+class VocabularyTooLargeError(ConfigError):
     """The sampled text cannot support the configured number of pieces."""
 
 

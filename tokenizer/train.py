@@ -1,4 +1,4 @@
-"""Entry point: `python -m tokenizer.train [--preset NAME | --config FILE] [key=value ...]`.
+"""Entry point: `python -m tokenizer.train [--preset NAME] [--config FILE] [key=value ...]`.
 
 corpus train shards -> temperature sample -> SentencePiece -> HF fast tokenizer folder
 (tokenizer.json, tokenizer_config.json, sentencepiece.model, config.yaml, report.json,
@@ -6,8 +6,6 @@ report.md) -> manifest.json last. Skipped when config and corpus hash are unchan
 """
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import itertools
 import math
 import os
@@ -20,15 +18,16 @@ from pathlib import Path
 
 import yaml
 
-from common.config import ConfigError, config_to_dict, load_config
+from common.cli import Command
+from common.config import config_to_dict
 from common.corpus import corpus_hash
 from common.io import MANIFEST_NAME, atomic_write, manifest_is_current, write_manifest
-from tokenizer.artifacts import TokenizerFolderError, load_tokenizer, tokenizer_hash
-from tokenizer.config import LOCATION_KEYS, TokenizerConfig, preset_path
+from tokenizer.artifacts import load_tokenizer, tokenizer_hash
+from tokenizer.config import LOCATION_KEYS, PRESET_DIR, TokenizerConfig
 from tokenizer.convert import to_fast_tokenizer
 from tokenizer.report import report_table, build_report, write_report
-from tokenizer.sampling import EmptyLanguageError, resolve_languages, write_sample
-from tokenizer.spm_train import VocabularyTooLargeError, load_processor, train_sentencepiece
+from tokenizer.sampling import resolve_languages, write_sample
+from tokenizer.spm_train import load_processor, train_sentencepiece
 
 STAGE = "tokenizer"
 # Texts the HF tokenizer must encode exactly like SentencePiece before anything is saved.
@@ -162,41 +161,11 @@ def save_folder(out_dir: Path, fast, model: bytes, work: Path, cfg: TokenizerCon
     return outputs + [out_dir / "sentencepiece.model", out_dir / "config.yaml"]
 
 
-def _settings_help(cls, prefix: str = "") -> list[str]:
-    lines = []
-    for f in dataclasses.fields(cls):
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        if dataclasses.is_dataclass(default):
-            lines += _settings_help(type(default), f"{prefix}{f.name}.")
-        else:
-            lines.append(f"  {prefix}{f.name} (default {config_to_dict(default)!r}): {f.metadata.get('help', '')}")
-    return lines
-
-
-def parse_args(argv: list[str] | None) -> TokenizerConfig:
-    parser = argparse.ArgumentParser(
-        prog="python -m tokenizer.train",
-        description="Train the shared SentencePiece tokenizer and save it as a Hugging Face fast tokenizer.",
-        epilog="settings (key=value, dotted for groups):\n" + "\n".join(_settings_help(TokenizerConfig)),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--config", type=Path, help="YAML config file")
-    group.add_argument("--preset", help="preset name in tokenizer/presets (tiny, default, afrolm)")
-    parser.add_argument("overrides", nargs="*", help="key=value settings")
-    args = parser.parse_args(argv)
-    path = args.config or (preset_path(args.preset) if args.preset else None)
-    return load_config(TokenizerConfig, path, args.overrides)
+COMMAND = Command(TokenizerConfig, "python -m tokenizer.train", __doc__, presets=PRESET_DIR)
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        run_stage(parse_args(argv))
-    except (ConfigError, EmptyLanguageError, VocabularyTooLargeError, TokenizerFolderError,
-            IdMismatchError, FileNotFoundError) as err:
-        print(f"[tokenizer] error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return COMMAND.run(argv, lambda cfg, args: run_stage(cfg), failures=(IdMismatchError,))
 
 
 if __name__ == "__main__":
