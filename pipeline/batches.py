@@ -18,7 +18,6 @@ Outputs are the same as the per-line steps' (tests/test_pipeline_batches.py chec
 from __future__ import annotations
 
 import heapq
-import importlib
 import logging
 import pickle
 import time
@@ -109,19 +108,16 @@ def cached_eval_index(eval_sources: list[tuple], data_dir: str, decontam) -> Eva
 
 
 class ReadBatches(beam.DoFn):
-    """(entry, path) -> packed lists of up to BATCH_LINES RawLine tuples, via `<readers_module>.read_file`.
+    """(entry, path) -> packed lists of up to BATCH_LINES RawLine tuples, via `read_file(entry, path)`
+    (pipeline.readers.read_file; a module-level function, pickled by reference and imported on the worker).
 
     Paths are recorded relative to `data_dir`, so a line's id and its place in the shard order
     are the same wherever the data folder is (a local folder, a bucket)."""
 
-    def __init__(self, readers_module: str, batch_lines: int = BATCH_LINES, data_dir: str = ""):
-        self.readers_module = readers_module
+    def __init__(self, read_file, batch_lines: int = BATCH_LINES, data_dir: str = ""):
+        self.read_file = read_file
         self.batch_lines = batch_lines
         self.data_dir = str(data_dir)
-        self.read_file = None
-
-    def setup(self):
-        self.read_file = importlib.import_module(self.readers_module).read_file
 
     def process(self, task):
         entry, path = task

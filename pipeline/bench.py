@@ -8,7 +8,6 @@ speed-up, and whether both kept the same lines.
 """
 from __future__ import annotations
 
-import importlib
 import dataclasses
 import json
 import logging
@@ -29,6 +28,7 @@ from pipeline.filters import check_text
 from pipeline.near_dedup import Signer, dedup_language
 from pipeline.normalise import normalise_text
 from pipeline.records import Line
+from pipeline.readers import read_file
 from pipeline.run import COMMAND as RUN_COMMAND
 from pipeline.run import expand_tasks, run_config
 from pipeline.segment import split_units
@@ -41,7 +41,6 @@ from apache_beam import pvalue
 
 def plain_loop(cfg: CorpusConfig, tasks: list, out_dir: Path) -> dict:
     """The same steps as pipeline.run, as one Python loop in one process."""
-    read_file = importlib.import_module(cfg.readers_module).read_file
     index = (EvalIndex.from_sources(plan_sources(cfg).sources, cfg.data_dir, cfg.decontam)
              if cfg.decontam.enabled else None)
     raw_bytes, survivors = 0, {}

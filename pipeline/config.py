@@ -133,8 +133,6 @@ class CorpusConfig:
     sources: list[str] | None = None     # subset of catalog entry names (default all)
     num_shards: int = 1                  # shards per language and split
     rejected_samples: int = 200          # rejected lines kept per reason in rejected/<reason>.jsonl
-    catalog_module: str = "pipeline.catalog"   # module with load_catalog / expand_entry
-    readers_module: str = "pipeline.readers"   # module with read_file(entry, path)
     split: SplitConfig = field(default_factory=SplitConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
     minhash: MinHashConfig = field(default_factory=MinHashConfig)

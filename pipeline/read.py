@@ -7,8 +7,6 @@ could not be decoded: it leaves as a Rejected with the reader's reason (e.g. `de
 """
 from __future__ import annotations
 
-import importlib
-
 import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
@@ -17,15 +15,12 @@ from pipeline.records import Line, RawLine, Rejected
 from pipeline.steps import REJECTED
 
 class ReadFile(beam.DoFn):
-    """(entry, path) -> RawLines, through `<readers_module>.read_file` (imported on the worker)."""
+    """(entry, path) -> RawLines, through `read_file(entry, path)` (pipeline.readers.read_file; a
+    module-level function, pickled by reference and imported on the worker)."""
 
-    def __init__(self, readers_module: str):
-        self.readers_module = readers_module
-        self.read_file = None
+    def __init__(self, read_file):
+        self.read_file = read_file
         self.files = Metrics.counter("read", "files")
-
-    def setup(self):
-        self.read_file = importlib.import_module(self.readers_module).read_file
 
     def process(self, task):
         entry, path = task
@@ -58,17 +53,17 @@ def raw_size(raw: RawLine) -> tuple[tuple, tuple[int, int]]:
 class ReadSources(beam.PTransform):
     """[(entry, path)] -> (raw RawLines, Lines, rejected)."""
 
-    def __init__(self, tasks: list, readers_module: str):
+    def __init__(self, tasks: list, read_file):
         super().__init__()
         self.tasks = tasks
-        self.readers_module = readers_module
+        self.read_file = read_file
 
     def expand(self, pbegin):
         raw = (
             pbegin
             | "Files" >> beam.Create(self.tasks, reshuffle=False)
             | "SpreadFiles" >> beam.Reshuffle()
-            | "ReadFile" >> beam.ParDo(ReadFile(self.readers_module))
+            | "ReadFile" >> beam.ParDo(ReadFile(self.read_file))
         )
         lines = raw | "ToLine" >> beam.ParDo(ToLine()).with_outputs(REJECTED, main="lines")
         return raw, lines.lines, lines[REJECTED]

@@ -11,7 +11,6 @@ runner flag it uses the DirectRunner with 2 worker processes. See docs/corpus.md
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import sys
@@ -28,7 +27,7 @@ from common import uri
 from common.cli import Command
 from common.config import ConfigError, config_to_dict
 from common.io import atomic_write, manifest_is_current, sha256_file, sha256_json
-from pipeline import counters, finalize
+from pipeline import catalog, counters, finalize, readers
 from pipeline.config import DEFAULT_CONFIG, CorpusConfig
 from pipeline.batches import CleanBatch, ReadBatches, SmallestSamples, sample_rows
 from pipeline.dask_cluster import close_dask_client, resolve_runner
@@ -58,8 +57,10 @@ def beam_options(beam_flags: list[str]) -> PipelineOptions:
 # ---------------------------------------------------------------- catalog and inputs
 
 def expand_tasks(cfg: CorpusConfig) -> list[tuple]:
-    """(entry, path) pairs for the selected sources and languages; errors name the bad setting."""
-    catalog = importlib.import_module(cfg.catalog_module)
+    """(entry, path) pairs for the selected sources and languages; errors name the bad setting.
+
+    Sources come from this module's `catalog` (load_catalog / expand_entry) and are read with its
+    `readers.read_file` (build_pipeline); the tests put a small stand-in in their place."""
     entries = catalog.load_catalog(cfg.catalog, cfg.data_dir)
     for setting, wanted, have in (("langs", cfg.langs, {e.lang for e in entries}),
                                   ("sources", cfg.sources, {e.name for e in entries})):
@@ -111,7 +112,7 @@ def build_pipeline(p: beam.Pipeline, cfg: CorpusConfig, tasks: list[tuple], stag
         p
         | "Files" >> beam.Create(tasks, reshuffle=False)
         | "SpreadFiles" >> beam.Reshuffle()
-        | "ReadBatches" >> beam.ParDo(ReadBatches(cfg.readers_module, data_dir=str(cfg.data_dir)))
+        | "ReadBatches" >> beam.ParDo(ReadBatches(readers.read_file, data_dir=str(cfg.data_dir)))
         | "SpreadBatches" >> beam.Reshuffle()
     )
     clean = batches | "Clean" >> ParDoByTag(CleanBatch(cfg, eval_sources), (COUNTS, SAMPLES), main="buckets")

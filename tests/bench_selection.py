@@ -9,14 +9,14 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parents[1])]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 from transformers import AutoTokenizer, XLMRobertaConfig, XLMRobertaForMaskedLM  # noqa: E402
 
-import test_selection as fixtures  # noqa: E402
 from pretrain.selection import SelectionConfig, SelectionState, run_round  # noqa: E402
 from pretrain.strategies import STRATEGIES  # noqa: E402
+from tests import test_selection as fixtures  # noqa: E402
 
 SELECT_EVERY, BATCH = 100, 16  # the tiny preset's round: 100 steps of 16 blocks
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from common.corpus import iter_texts
-from conftest import REPO_ROOT
+from tests.support import REPO_ROOT
 
 STAMP = ".venv/.installed-stamp"
 LANGS = ["hau", "yor"]

@@ -15,10 +15,9 @@ from bench.respell import RESPELLINGS, inside_paragraph
 from common.eval_sets import iter_items, task_registry
 from pipeline.config import DecontamConfig
 from pipeline.decontam import EvalIndex
-from pipeline.textkey import word_tokens
 from pipeline.run import run
-from tests.pipeline_data import run_args
-from tests.pipeline_fakes import write_catalog
+from pipeline.textkey import word_tokens
+from tests.support.pipeline import fake_sources, run_args, write_catalog  # noqa: F401  (fixture)
 
 # (set, language): tone-marked (yor, ibo, fon, ewe), hooked letters (hau), apostrophes (ibo, fon)
 SOURCES = [("masakhaner1", "yor"), ("masakhaner1", "ibo"), ("masakhaner2", "fon"), ("masakhaner2", "ewe"),
@@ -60,7 +59,7 @@ def _clean_lines(data_dir) -> list[str]:
     return lines
 
 
-def test_row38_respelled_test_sentences_are_dropped_and_counted(data_dir, tmp_path):
+def test_row38_respelled_test_sentences_are_dropped_and_counted(data_dir, tmp_path, fake_sources):
     planted = _planted(data_dir)
     covered = {respelling for _, respelling, _ in planted}
     assert covered == set(RESPELLINGS)            # every respelling applies to some real sentence

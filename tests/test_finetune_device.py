@@ -17,11 +17,10 @@ from finetune.config import FinetuneConfig, TrainConfig
 from finetune.data import load_task
 from finetune.model import check_model_folder
 from finetune.run import COMMAND, main, task_registry
-from finetune.testing import build_tiny_model
-from finetune_helpers import CLS_ROWS, NER_SENTS, write_user_config  # noqa: E402
 from finetune.train import (Encoded, Placement, _collator, _shard_loss, finetune_once,
                             resolve_device, setup_placement)
-from tests.conftest import REPO_ROOT
+from tests.support import REPO_ROOT
+from tests.support.finetune import CLS_ROWS, NER_SENTS, build_tiny_model, write_user_config
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):

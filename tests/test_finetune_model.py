@@ -8,7 +8,7 @@ import pytest
 
 from finetune.model import ModelFolderError, check_model_folder
 from finetune.run import main
-from finetune.testing import build_tiny_model, build_tiny_tokenizer
+from tests.support.finetune import build_tiny_model, build_tiny_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def test_entry_point_stops_before_training_row33(tiny_model, tmp_path, data_dir,
 
 def test_tokenizer_stage_output_makes_a_usable_model_folder(tmp_path):
     """The tokenizer stage's real output (SentencePiece -> fast tokenizer) works here."""
-    from tokenizer.testing import build_tiny_tokenizer as stage_tokenizer
+    from tests.support.tokenizer import build_tiny_tokenizer as stage_tokenizer
 
     from finetune.features import IGNORE, ner_windows
 

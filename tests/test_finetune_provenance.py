@@ -11,7 +11,7 @@ from common.io import sha256_file, write_manifest
 from finetune.config import FinetuneConfig
 from finetune.provenance import cleaning_record, uncleaned
 from finetune.run import warn_uncleaned
-from tests.pipeline_data import make_eval_dir
+from tests.support.pipeline import make_eval_dir
 
 
 def _pretrained_model(tmp_path, cleaned: dict, corpus_hash="c1"):

@@ -15,9 +15,8 @@ from finetune.config import FinetuneConfig, TrainConfig
 from finetune.data import load_task
 from finetune.model import check_model_folder
 from finetune.run import main, task_registry
-from finetune.testing import build_tiny_model
-from finetune_helpers import NER_SENTS, write_user_config  # noqa: E402
 from finetune.train import Encoded, finetune_once
+from tests.support.finetune import NER_SENTS, build_tiny_model, write_user_config
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):

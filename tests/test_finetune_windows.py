@@ -8,7 +8,7 @@ import pytest
 from finetune.features import (IGNORE, merge_word_predictions, ner_windows, plan_windows,
                                usable_words)
 from finetune.metrics import score
-from finetune.testing import build_tiny_tokenizer
+from tests.support.finetune import build_tiny_tokenizer
 
 LABELS = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
 

@@ -13,7 +13,7 @@ from bench import gpu_check
 from bench.gpu_check import (GpuCheckConfig, flop_parameters, flops_per_token, main, mfu,
                              steady_tokens_per_s)
 from common.config import ConfigError, load_config
-from tests.conftest import REPO_ROOT
+from tests.support import REPO_ROOT
 
 
 def test_flops_per_token_and_mfu_arithmetic():
@@ -114,7 +114,7 @@ def test_missing_inputs_name_their_settings(tmp_path, data_dir, monkeypatch, cap
 def test_pretrain_and_finetune_glue_on_cpu(tmp_path, data_dir, monkeypatch):
     """Everything but the GPU: both runs on CPU (device overridden) with tiny settings; the
     report's numbers come from the real run's files and model."""
-    from tests.pretrain_helpers import TEST_SETTINGS, build_inputs
+    from tests.support.pretrain import TEST_SETTINGS, build_inputs
 
     corpus_dir, tok_dir = build_inputs(tmp_path / "inputs", langs=("hau", "yor"), n=100)
     own = ("train.max_steps", "train.warmup_steps", "train.log_every", "train.eval_every",

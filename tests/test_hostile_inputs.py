@@ -23,7 +23,7 @@ import pytest
 
 from pipeline.catalog import SourceEntry, expand_entry
 from pipeline.readers import read_file
-from tests.conftest import MULTILINGUAL_LINES, REPO_ROOT
+from tests.support import MULTILINGUAL_LINES, REPO_ROOT
 
 YOR = MULTILINGUAL_LINES["yor"]
 AMH = MULTILINGUAL_LINES["amh"]

@@ -7,6 +7,7 @@ stub `nvidia-smi`, so nothing is downloaded and the GPU detection is exercised b
 from __future__ import annotations
 
 import ast
+import fnmatch
 import os
 import re
 import shutil
@@ -52,8 +53,7 @@ def declared() -> list[Requirement]:
 
 
 def local_modules() -> set[str]:
-    packages = {path.parent.name for path in REPO.glob("*/*.py")}  # tests/ has no __init__.py
-    return packages | {path.stem for path in (REPO / "tests").glob("*.py")}
+    return {path.parent.name for path in REPO.glob("*/*.py")}  # the packages, tests/ among them
 
 
 def imported_modules() -> dict[str, set[str]]:
@@ -126,6 +126,15 @@ def test_ci_lints_before_it_tests():
     steps = [line.strip() for line in (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
              if line.strip().startswith("make ")]
     assert steps.index("make lint") < steps.index("make test"), steps
+
+
+def test_the_wheel_ships_no_test_support():
+    """Test helpers (fake Hub, tiny runs and models) live in tests/, which the wheel leaves out;
+    nothing it ships imports them."""
+    include = PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert not [pattern for pattern in include if fnmatch.fnmatch("tests", pattern)], include
+    shipped_users = sorted(path for path in imported_modules().get("tests", ()) if not path.startswith("tests/"))
+    assert not shipped_users, f"shipped code imports the tests: {shipped_users}"
 
 
 def test_every_third_party_import_is_declared():

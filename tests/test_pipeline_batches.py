@@ -5,6 +5,7 @@ import heapq
 from collections import Counter
 
 import apache_beam as beam
+import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
@@ -21,7 +22,10 @@ from pipeline.run import expand_tasks
 from pipeline.segment import SplitUnits
 from pipeline.steps import COUNTS, REJECTED, SAMPLES
 from pipeline.textkey import dedup_key
-from tests.pipeline_data import make_corpus, run_args
+from tests.support.pipeline import fake_sources, make_corpus, read_file, run_args  # noqa: F401  (fixture)
+
+# The stage reads the stand-in catalog and reader of tests/support/pipeline.py.
+pytestmark = pytest.mark.usefixtures("fake_sources")
 
 
 def _config(tmp_path) -> CorpusConfig:
@@ -32,7 +36,7 @@ def _config(tmp_path) -> CorpusConfig:
 
 def _clean_in_batches(cfg: CorpusConfig, batch_lines: int):
     """Run ReadBatches + CleanBatch as plain calls: (kept Line tuples, counts, rejected samples)."""
-    reader, clean = ReadBatches(cfg.readers_module, batch_lines), CleanBatch(cfg, plan_sources(cfg).sources)
+    reader, clean = ReadBatches(read_file, batch_lines), CleanBatch(cfg, plan_sources(cfg).sources)
     reader.setup()
     clean.setup()
     kept, counts, samples = [], Counter(), []
@@ -61,7 +65,7 @@ def test_clean_batch_equals_per_line_steps(tmp_path):
     reasons = Counter(s[0] for s in samples)
     assert {"decode", "decontaminated", "too_short"} <= set(reasons)
     with TestPipeline() as p:        # the same steps, one element per line
-        raw, lines, read_rej = p | ReadSources(expand_tasks(cfg), cfg.readers_module)
+        raw, lines, read_rej = p | ReadSources(expand_tasks(cfg), read_file)
         units = (lines | beam.ParDo(NormaliseText())
                  | beam.ParDo(SplitUnits(cfg.split.max_chars, cfg.split.reject_chars)).with_outputs(REJECTED, main="ok"))
         filtered = units.ok | beam.ParDo(FilterLines(cfg.filter)).with_outputs(REJECTED, main="ok")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import apache_beam as beam
+import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from common.config import load_config
@@ -12,7 +13,10 @@ from pipeline.config import DEFAULT_CONFIG, CorpusConfig
 from pipeline.decontam import plan_sources
 from pipeline.run import build_pipeline, expand_tasks, run
 from pipeline.stats import build_stats
-from tests.pipeline_data import make_corpus, run_args
+from tests.support.pipeline import fake_sources, make_corpus, run_args  # noqa: F401  (fixture)
+
+# The stage reads the stand-in catalog and reader of tests/support/pipeline.py.
+pytestmark = pytest.mark.usefixtures("fake_sources")
 
 
 def test_counters_of_the_production_graph_equal_its_stats(tmp_path):

@@ -14,7 +14,7 @@ import pytest
 
 from pipeline.dask_cluster import DASK_RUNNER, local_cluster, resolve_runner, stop
 from pipeline.run import run
-from tests.conftest import REPO_ROOT
+from tests.support import REPO_ROOT
 
 distributed = pytest.importorskip("distributed")
 

@@ -13,8 +13,11 @@ import pytest
 
 from bench.portable import free_ports, wait_for_port
 from pipeline.run import run
-from tests.conftest import REPO_ROOT
-from tests.pipeline_data import make_corpus, run_args
+from tests.support import REPO_ROOT
+from tests.support.pipeline import fake_sources, make_corpus, run_args  # noqa: F401  (fixture)
+
+# The stage reads the stand-in catalog and reader of tests/support/pipeline.py.
+pytestmark = pytest.mark.usefixtures("fake_sources")
 
 
 def _stop(proc: subprocess.Popen) -> None:

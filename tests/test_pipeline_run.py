@@ -18,8 +18,13 @@ from common.io import read_manifest
 from pipeline.run import run
 from pipeline.stats import AccountingError, build_stats
 from pipeline.textkey import word_tokens
-from tests.conftest import REPO_ROOT
-from tests.pipeline_data import NER_TEST, NEWS_HEADLINE, TWEET, YOSM_REVIEW, make_corpus, run_args
+from tests.support import REPO_ROOT
+from tests.support.pipeline import (  # noqa: F401  (fixture)
+    NER_TEST, NEWS_HEADLINE, TWEET, YOSM_REVIEW, fake_sources, make_corpus, run_args,
+)
+
+# The stage reads the stand-in catalog and reader of tests/support/pipeline.py.
+pytestmark = pytest.mark.usefixtures("fake_sources")
 
 IN_PROCESS = "--runner=DirectRunner"   # single process: fast for tests; the default uses 2 workers
 
@@ -147,7 +152,8 @@ def test_killed_while_writing_leaves_no_partial_shard_row25(tmp_path):
     lines = [f"Gbólóhùn tuntun nọ́mbà {i} nípa ìlú Èkó àti Ìbàdàn ní ọjọ́ {i % 7}." for i in range(6000)]
     (data / "src" / "yor.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "pipeline.run", *run_args(data, catalog, out, "num_shards=4", "minhash.enabled=false")]
+    cmd = [sys.executable, "-c", "from tests.support.pipeline import main; main()",   # python -m pipeline.run
+           *run_args(data, catalog, out, "num_shards=4", "minhash.enabled=false")]
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=_subprocess_env(), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

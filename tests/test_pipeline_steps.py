@@ -20,8 +20,8 @@ from pipeline.segment import SplitUnits
 from pipeline.steps import REJECTED
 from pipeline.textkey import dedup_key, stable_fraction
 from pipeline.valid_split import valid_share
-from tests.conftest import MULTILINGUAL_LINES
-from tests.pipeline_fakes import SourceEntry
+from tests.support import MULTILINGUAL_LINES
+from tests.support.pipeline import SourceEntry, read_file
 
 
 def line(text, lang="yor", source="s", line_no=1, path="p"):
@@ -146,7 +146,7 @@ def test_read_step_rejects_undecodable_line_row19(tmp_path):
     src.write_bytes("Ẹ kú àárọ̀ o\n".encode() + b"caf\xe9 \x93quoted\x94\n" + "Ọmọ náà ń lọ\n".encode())
     entry = SourceEntry("yor-test", "yor", "yor.txt")
     with TestPipeline() as p:
-        raw, lines, rejected = p | ReadSources([(entry, str(src))], "tests.pipeline_fakes")
+        raw, lines, rejected = p | ReadSources([(entry, str(src))], read_file)
         assert_that(lines | beam.Map(lambda l: (l.line_no, l.text)),
                     equal_to([(1, "Ẹ kú àárọ̀ o"), (3, "Ọmọ náà ń lọ")]), label="lines")
         assert_that(rejected | beam.Map(lambda r: (r.line_no, r.reason)), equal_to([(2, "decode")]), label="rej")

@@ -8,8 +8,8 @@ from pipeline.config import DecontamConfig
 from pipeline.decontam import EvalIndex
 from pipeline.normalise import normalise_text
 from pipeline.textkey import dedup_key, word_tokens
-from tests.conftest import MULTILINGUAL_LINES
-from tests.pipeline_data import NER_TEST, NEWS_HEADLINE, TWEET, YOSM_REVIEW, make_eval_dir
+from tests.support import MULTILINGUAL_LINES
+from tests.support.pipeline import NER_TEST, NEWS_HEADLINE, TWEET, YOSM_REVIEW, make_eval_dir
 
 
 def test_normalise_keeps_every_combining_mark_and_is_idempotent():

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from common.config import ConfigError  # noqa: E402
-from pretrain import checkpoint as ckpt  # noqa: E402
-from pretrain import train  # noqa: E402
-from pretrain_helpers import build_inputs, final_weights, run_args, same_weights  # noqa: E402
+from common.config import ConfigError
+from pretrain import checkpoint as ckpt
+from pretrain import train
+from tests.support.pretrain import build_inputs, final_weights, run_args, same_weights
 
 ENTRY = Path(__file__).resolve().parent / "pretrain_entry.py"
 EXTRA = ("train.max_steps=8", "train.grad_accum=1")

@@ -21,7 +21,7 @@ from common.config import ConfigError, load_config
 from pretrain import init_from, train, vocab
 from pretrain.config import ModelConfig, PretrainConfig
 from pretrain.model import build_model
-from pretrain_helpers import files_of, final_weights, make_corpus, run_args, same_weights, sentences
+from tests.support.pretrain import files_of, final_weights, make_corpus, run_args, same_weights, sentences
 
 REPO = Path(__file__).resolve().parents[1]
 BLOCK_LEN = 32  # TEST_SETTINGS' data.block_len
@@ -48,7 +48,7 @@ def corpus_dir(texts, tmp_path_factory):
 def _tokenizer(folder: Path, texts_by_lang: dict, model_type: str = "unigram") -> Path:
     """A tokenizer trained by the tokenizer stage (sampling, SentencePiece, conversion)."""
     from tokenizer.config import ReportConfig, SamplingConfig, SentencePieceConfig, TokenizerConfig
-    from tokenizer.testing import write_corpus
+    from tests.support.tokenizer import write_corpus
     from tokenizer.train import run_stage
 
     corpus = write_corpus(folder.parent / f"{folder.name}-corpus", texts_by_lang)

@@ -24,7 +24,7 @@ def test_out_of_memory_message_names_batch_settings_row8(monkeypatch, capsys, tm
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_real_gpu_out_of_memory_is_reported_row8(tmp_path, capsys):
     """A batch far beyond the card's memory: the run ends with the row-8 message, not a traceback."""
-    from pretrain_helpers import build_inputs, run_args
+    from tests.support.pretrain import build_inputs, run_args
 
     corpus, tok = build_inputs(tmp_path)
     code = train.main(run_args(corpus, tok, tmp_path / "run", "train.device=cuda",

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from pretrain import train  # noqa: E402
+from pretrain import train
 
 FILES = {
     "amh": ["e_hornmt/data/amh.txt"], "tir": ["e_hornmt/data/tir.txt"], "som": ["e_hornmt/data/som.txt"],
@@ -19,7 +19,7 @@ FILES = {
 
 @pytest.mark.slow
 def test_tiny_preset_on_real_text_learns_every_language(data_dir, tmp_path):
-    from tokenizer.testing import build_tiny_tokenizer, corpus_from_line_files
+    from tests.support.tokenizer import build_tiny_tokenizer, corpus_from_line_files
     from common.corpus import iter_texts
 
     corpus_dir = corpus_from_line_files(tmp_path / "corpus", data_dir, FILES, max_lines=1500)

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from common.config import ConfigError  # noqa: E402
-from pretrain import checkpoint as ckpt  # noqa: E402
-from pretrain import train  # noqa: E402
-from pretrain.strategies import STRATEGIES  # noqa: E402
-from pretrain_helpers import (  # noqa: E402
+from common.config import ConfigError
+from pretrain import checkpoint as ckpt
+from pretrain import train
+from pretrain.strategies import STRATEGIES
+from tests.support.pretrain import (
     build_inputs, files_of, final_weights, make_corpus, run_args, same_weights, sentences,
 )
 
@@ -113,7 +113,7 @@ def test_changed_settings_are_refused_row4(reference, inputs, tmp_path):
         assert name in text
     assert (reference / "manifest.json").read_bytes() == before  # nothing touched
     # Another tokenizer is another input.
-    from tokenizer.testing import build_tiny_tokenizer
+    from tests.support.tokenizer import build_tiny_tokenizer
 
     texts = {lang: sentences(lang, 120, seed=1) for lang in ("amh", "hau", "yor", "swa")}
     other_tok = build_tiny_tokenizer(tmp_path / "tok2", texts)
@@ -245,7 +245,7 @@ def test_nan_loss_is_skipped_then_stops_row7(inputs, tmp_path, monkeypatch):
 def test_language_smaller_than_a_block_row9(tmp_path):
     texts = {"hau": sentences("hau", 80), "yor": sentences("yor", 80), "swa": ["Habari 🙂."]}
     corpus_dir = make_corpus(tmp_path / "corpus", texts)
-    from tokenizer.testing import build_tiny_tokenizer
+    from tests.support.tokenizer import build_tiny_tokenizer
 
     tok_dir = build_tiny_tokenizer(tmp_path / "tok", texts, vocab_size=600)
     out = tmp_path / "run"

@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from common.config import ConfigError, load_config  # noqa: E402
-from pretrain import checkpoint as ckpt  # noqa: E402
-from pretrain.config import PretrainConfig  # noqa: E402
-from pretrain.data import PackedBlockPool, SpecialIds, build_block_cache, pack_documents  # noqa: E402
-from pretrain.masking import IGNORE_INDEX, mask_tokens, special_table, word_start_table  # noqa: E402
-from pretrain.optim import lr_factor  # noqa: E402
-from pretrain.runlog import differences  # noqa: E402
-from pretrain.train import derive_seed, parse_args, rank_share, step_block_ids  # noqa: E402
-from pretrain_helpers import build_inputs  # noqa: E402
+from common.config import ConfigError, load_config
+from pretrain import checkpoint as ckpt
+from pretrain.config import PretrainConfig
+from pretrain.data import PackedBlockPool, SpecialIds, build_block_cache, pack_documents
+from pretrain.masking import IGNORE_INDEX, mask_tokens, special_table, word_start_table
+from pretrain.optim import lr_factor
+from pretrain.runlog import differences
+from pretrain.train import derive_seed, parse_args, rank_share, step_block_ids
+from tests.support.pretrain import build_inputs
 
 IDS = SpecialIds(bos=0, eos=2, pad=1)
 

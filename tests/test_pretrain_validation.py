@@ -12,7 +12,7 @@ import torch
 
 from pretrain import train, validation
 from pretrain.masking import IGNORE_INDEX, special_table
-from pretrain_helpers import build_inputs, run_args
+from tests.support.pretrain import build_inputs, run_args
 
 
 @pytest.fixture(scope="module")

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MULTILINGUAL_LINES, REPO_ROOT
+from tests.support import MULTILINGUAL_LINES, REPO_ROOT
 from publish.config import PublishConfig
 from publish.hub import main
 
-from publish_fixtures import RUN, trained_out, trained_pristine  # noqa: F401  (fixtures)
+from tests.support.publish import RUN, trained_out, trained_pristine  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.slow
 

@@ -13,9 +13,10 @@ from publish.card import ResultsError, read_results
 from publish.config import PublishConfig
 from publish.example import choose_example, is_word_piece, masked_candidates
 from publish.hub import main
-from publish.testing import FakeHub, build_tiny_run
 
-from publish_fixtures import RUN, out, pristine, trained_out, trained_pristine  # noqa: F401  (fixtures)
+from tests.support.publish import (  # noqa: F401  (fixtures)
+    RUN, FakeHub, build_tiny_run, out, pristine, trained_out, trained_pristine,
+)
 
 
 def run_cli(out: Path, *extra: str) -> int:
@@ -213,7 +214,7 @@ def _sentence_without_a_word_guess(folder: Path) -> str:
     """A tiny-text sentence, one word masked, on which the model's top guess is not a word."""
     from transformers import pipeline
 
-    from tokenizer.testing import TINY_TEXTS
+    from tests.support.tokenizer import TINY_TEXTS
 
     fill = pipeline("fill-mask", model=str(folder))
     for text in masked_candidates([t for lines in TINY_TEXTS.values() for t in lines]):

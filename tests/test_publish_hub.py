@@ -13,9 +13,8 @@ from huggingface_hub import constants
 
 from publish.config import PublishConfig
 from publish.hub import PublishError, main, with_retries
-from publish.testing import FakeHub
 
-from publish_fixtures import RUN, out, pristine  # noqa: F401  (fixtures)
+from tests.support.publish import RUN, FakeHub, out, pristine  # noqa: F401  (fixtures)
 
 REPO = "masakhane-lab/tiny-loss"
 

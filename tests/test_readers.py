@@ -15,7 +15,7 @@ import pytest
 from pipeline.catalog import DEFAULT_CATALOG, SourceEntry, expand_entry, load_catalog
 from pipeline.decode import split_lines
 from pipeline.readers import read_file
-from tests.conftest import MULTILINGUAL_LINES
+from tests.support import MULTILINGUAL_LINES
 
 YOR = MULTILINGUAL_LINES["yor"]
 AMH = MULTILINGUAL_LINES["amh"]

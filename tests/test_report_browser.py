@@ -11,7 +11,7 @@ from PIL import Image
 
 from report.build import build
 from report.config import ReportConfig
-from report.testing import write_fake_run
+from tests.support.report import write_fake_run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

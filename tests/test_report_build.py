@@ -1,4 +1,4 @@
-"""The whole report from a fake run folder in every stage's real format (report.testing)."""
+"""The whole report from a fake run folder in every stage's real format (tests/support/report.py)."""
 from __future__ import annotations
 
 import base64
@@ -13,7 +13,7 @@ import pytest
 from report import build as build_mod
 from report.build import build, main
 from report.config import ReportConfig
-from report.testing import PLANTED, write_corpus, write_fake_run, write_pretrain
+from tests.support.report import PLANTED, write_corpus, write_fake_run, write_pretrain
 
 HEADINGS = ("Overview", "Corpus: lines kept and dropped", "Decontamination", "Tokenizer: fertility per language",
             "Pretraining: loss curves", "Selection: what each round chose", "Downstream results")
@@ -143,7 +143,7 @@ def test_run_setting_accepts_comma_list():
     assert ReportConfig(run="tiny-loss,tiny-random").run == ["tiny-loss", "tiny-random"]
     with pytest.raises(ValueError, match="run"):
         ReportConfig(run=["../etc"])
-    cfg, _ = build_mod.COMMAND.read(["run=tiny-loss", "out_dir=/x"])
+    cfg = build_mod.load_config(ReportConfig, build_mod.PRESETS / "default.yaml", ["run=tiny-loss", "out_dir=/x"])
     assert cfg.run == ["tiny-loss"] and str(cfg.report_dir) == "/x/report"
 
 

@@ -1,6 +1,6 @@
 """pretrain/selection.py, scoring.py, generate.py: self-active selection.
 
-A tiny real tokenizer (tokenizer.testing, SentencePiece -> HF fast), a 2-layer hidden-32
+A tiny real tokenizer (tests.support.tokenizer, SentencePiece -> HF fast), a 2-layer hidden-32
 XLM-R MLM and an in-memory BlockPool over Yoruba, Hausa, Amharic (Ge'ez) and Swahili text.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pretrain.selection import (
     language_quotas, robust_z, run_round,
 )
 from pretrain.strategies import STRATEGIES
-from tokenizer.testing import TINY_TEXTS, build_tiny_tokenizer
+from tests.support.tokenizer import TINY_TEXTS, build_tiny_tokenizer
 
 BLOCK_LEN = 32
 LANGS = {"yor": 400, "hau": 200, "amh": 100, "swa": 40}  # sentences per language: uneven on purpose

@@ -3,26 +3,22 @@
 check of selection pressure. Fixtures and the in-memory pool come from test_selection."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from test_selection import (  # noqa: E402,F401  (fixtures: one_thread, tokenizer, trained)
-    cfg_for, make_pool, one_thread, plant_junk, read_round, tiny_model, tokenizer, trained,
-)
-
-from common.config import ConfigError  # noqa: E402
-from pretrain import generate, strategies  # noqa: E402
-from pretrain.scoring import block_mask, masked_scores, special_token_ids  # noqa: E402
-from pretrain.selection import (  # noqa: E402
+from common.config import ConfigError
+from pretrain import generate, strategies
+from pretrain.scoring import block_mask, masked_scores, special_token_ids
+from pretrain.selection import (
     SelectionConfig, SelectionState, check_pressure, choose_in_language, mask_seed, run_round,
 )
-from pretrain.strategies import STRATEGIES, mix, rho  # noqa: E402
+from pretrain.strategies import STRATEGIES, mix, rho
+from tests.test_selection import (  # noqa: F401  (fixtures: one_thread, tokenizer, trained)
+    cfg_for, make_pool, one_thread, plant_junk, read_round, tiny_model, tokenizer, trained,
+)
 
 STRATEGY_DIR = Path(strategies.__file__).parent
 
@@ -277,7 +273,7 @@ def test_every_shipped_preset_keeps_fewer_than_it_draws():
 
 
 def test_training_refuses_a_preset_whose_candidates_exceed_a_pool(tmp_path, capsys):
-    from pretrain_helpers import build_inputs, run_args
+    from tests.support.pretrain import build_inputs, run_args
 
     from pretrain import train
 

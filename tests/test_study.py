@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from pretrain_helpers import WORDS  # noqa: E402
-
-from common.config import ConfigError, config_to_dict  # noqa: E402
-from pretrain import study, study_analysis  # noqa: E402
-from pretrain.config import flatten  # noqa: E402
+from common.config import ConfigError, config_to_dict
+from pretrain import study, study_analysis
+from pretrain.config import flatten
+from tests.support.pretrain import WORDS
 
 LANGS = ("amh", "hau", "yor")
 MARKER = "zzvalidonly"  # a word only validation text contains
@@ -42,7 +38,7 @@ def _sentences(lang: str, n: int, seed: int, marker: str = "") -> list[str]:
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     """Corpus whose validation lines all carry MARKER (so leaks are visible), and its tokenizer."""
-    from tokenizer.testing import build_tiny_tokenizer, write_corpus
+    from tests.support.tokenizer import build_tiny_tokenizer, write_corpus
 
     root = tmp_path_factory.mktemp("study-inputs")
     train = {lang: _sentences(lang, 150, 0) for lang in LANGS}

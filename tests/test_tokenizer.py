@@ -13,8 +13,8 @@ from common.io import read_manifest
 from tokenizer import TokenizerFolderError, load_bulk_encoder, load_tokenizer, tokenizer_hash
 from tokenizer.config import ReportConfig, SamplingConfig, SentencePieceConfig, TokenizerConfig
 from tokenizer.spm_train import load_processor
-from tokenizer.testing import TINY_TEXTS, build_tiny_tokenizer, write_corpus
 from tokenizer.train import main, run_stage
+from tests.support.tokenizer import TINY_TEXTS, build_tiny_tokenizer, write_corpus
 
 NFC = lambda text: unicodedata.normalize("NFC", text)  # noqa: E731
 

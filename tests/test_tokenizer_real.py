@@ -12,8 +12,8 @@ from common.corpus import iter_texts, list_languages
 from tokenizer import load_tokenizer
 from tokenizer.config import ReportConfig, SamplingConfig, SentencePieceConfig, TokenizerConfig
 from tokenizer.spm_train import load_processor
-from tokenizer.testing import REAL_LINE_FILES, corpus_from_line_files
 from tokenizer.train import run_stage
+from tests.support.tokenizer import REAL_LINE_FILES, corpus_from_line_files
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from tokenizer.sampling import (
     training_lines,
     write_sample,
 )
-from tokenizer.testing import TINY_TEXTS, write_corpus
+from tests.support.tokenizer import TINY_TEXTS, write_corpus
 
 COUNTS = {"hau": 1_000_000, "yor": 10_000, "fub": 100}
 

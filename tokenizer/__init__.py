@@ -1,7 +1,7 @@
 """Tokenizer stage: temperature-sampled SentencePiece, saved as a Hugging Face fast tokenizer.
 
 Later stages use `load_tokenizer(dir)` and `tokenizer_hash(dir)`; tests of other stages use
-`tokenizer.testing.build_tiny_tokenizer`.
+`tests.support.tokenizer.build_tiny_tokenizer`.
 """
 from tokenizer.artifacts import TokenizerFolderError, load_bulk_encoder, load_tokenizer, tokenizer_hash
 

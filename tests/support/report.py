@@ -1,6 +1,6 @@
 """A small fake run folder in every stage's real output format, for tests and for trying the
-report without running the pipeline: `python -m report.testing /tmp/fake && python -m
-report.build out_dir=/tmp/fake`. Formats copied from pipeline/stats.py + finalize.py,
+report without running the pipeline, from the repository root: `python -m tests.support.report
+/tmp/fake && python -m report.build out_dir=/tmp/fake`. Formats copied from pipeline/stats.py + finalize.py,
 tokenizer/report.py, pretrain/train.py + runlog.py, pretrain/selection.py, finetune/results.py;
 numbers are made up (seeded), not from a run."""
 from __future__ import annotations

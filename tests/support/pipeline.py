@@ -1,10 +1,69 @@
-"""A tiny raw corpus + evaluation folder in the real layouts, for the corpus-stage tests."""
+"""The corpus-stage tests' inputs.
+
+A stand-in catalog and `lines` reader with the real interface (`load_catalog(path, data_dir)`,
+`expand_entry(entry, data_dir)`, `read_file(entry, path)`), so the tests do not depend on
+pipeline/catalog.py and pipeline/readers/; and a tiny raw corpus + evaluation folder in the real
+layouts (`make_corpus`, `make_eval_dir`).
+
+The fixture `fake_sources` makes the stage read through this module: it stands in for
+pipeline.run's `catalog` and `readers`. Beam pickles `read_file` and the entries by reference,
+so its workers (DirectRunner processes, a portable worker pool) import this module too: they
+need the repository root on their path (their working directory, or PYTHONPATH). A subprocess
+runs the stage on the stand-ins with `python -c "from tests.support.pipeline import main; main()" ARGS`.
+"""
 from __future__ import annotations
 
+import sys
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
-from tests.pipeline_fakes import write_catalog
+import pytest
+import yaml
+
+from pipeline.records import RawLine
+
+@dataclass(frozen=True)
+class SourceEntry:
+    name: str
+    lang: str
+    path: str
+    format: str = "lines"
+
+
+def load_catalog(path, data_dir) -> list[SourceEntry]:
+    rows = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    entries = [SourceEntry(**row) for row in rows]
+    for entry in entries:
+        if entry.format != "lines":
+            raise ValueError(f"{path}: entry {entry.name}: unknown format {entry.format!r}")
+    return entries
+
+
+def expand_entry(entry: SourceEntry, data_dir) -> list[str]:
+    return sorted(str(p) for p in Path(data_dir).glob(entry.path))
+
+
+def read_file(entry: SourceEntry, path: str) -> Iterator[RawLine]:
+    with open(path, "rb") as handle:
+        data = handle.read()
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            yield RawLine(entry.name, entry.lang, path, number, None, "decode", repr(raw[:200]))
+            continue
+        yield RawLine(entry.name, entry.lang, path, number, text)
+
+
+def write_catalog(folder: Path, entries: list[dict]) -> Path:
+    path = folder / "catalog.yaml"
+    path.write_text(yaml.safe_dump(entries, allow_unicode=True), encoding="utf-8")
+    return path
+
 
 # Evaluation items (>= 5 words, so they are indexed).
 NER_TEST = "Àwọn ọlọ́pàá ti mú ọkùnrin méjì tí wọ́n fẹ̀sùn kàn pé wọ́n jí owó ní ìlú Èkó"
@@ -89,5 +148,30 @@ def make_corpus(root: Path) -> tuple[Path, Path]:
 
 
 def run_args(data: Path, catalog: Path, out: Path, *extra: str) -> list[str]:
-    return [f"data_dir={data}", f"out_dir={out}", f"catalog={catalog}",
-            "catalog_module=tests.pipeline_fakes", "readers_module=tests.pipeline_fakes", *extra]
+    return [f"data_dir={data}", f"out_dir={out}", f"catalog={catalog}", *extra]
+
+
+# ---------------------------------------------------------------- the stage on the stand-ins
+def use_fake_sources(patch: pytest.MonkeyPatch) -> None:
+    """pipeline.run reads its catalog and its files through this module."""
+    import pipeline.run
+
+    this = sys.modules[__name__]
+    patch.setattr(pipeline.run, "catalog", this)
+    patch.setattr(pipeline.run, "readers", this)
+
+
+@pytest.fixture(scope="module")
+def fake_sources():
+    """`use_fake_sources` for a whole test module (so its module-scoped fixtures may run the stage)."""
+    with pytest.MonkeyPatch.context() as patch:
+        use_fake_sources(patch)
+        yield
+
+
+def main() -> None:
+    """pipeline.run's command line on the stand-ins, for tests that run the stage in a subprocess."""
+    import pipeline.run
+
+    use_fake_sources(pytest.MonkeyPatch())
+    sys.exit(pipeline.run.main())

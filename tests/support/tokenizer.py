@@ -1,4 +1,4 @@
-"""Helpers for tests of this and later stages: tiny corpora and tiny real tokenizers.
+"""For the tests of the tokenizer and later stages: tiny corpora and tiny real tokenizers.
 
 `build_tiny_tokenizer` goes through the stage's real code path (sampling, SentencePiece,
 conversion, report, manifest), so pretraining and finetuning tests use a real tokenizer.

@@ -60,7 +60,7 @@ def run_args(corpus_dir: Path, tokenizer_dir: Path, out_dir: Path, *extra: str) 
 
 def build_inputs(root: Path, langs=("amh", "hau", "yor"), n: int = 120) -> tuple[Path, Path]:
     """A corpus of `langs` (n sentences each) and a tokenizer trained on it."""
-    from tokenizer.testing import build_tiny_tokenizer  # the tokenizer stage's real code path
+    from tests.support.tokenizer import build_tiny_tokenizer  # the tokenizer stage's real code path
 
     texts = {lang: sentences(lang, n) for lang in langs}
     corpus_dir = make_corpus(root / "corpus", texts)

@@ -1,4 +1,6 @@
-"""Test helpers: a local fake Hub server and a tiny pretraining run folder.
+"""The publishing tests' inputs: a local fake Hub server, a tiny pretraining run folder, and the
+fixtures built from it (`pristine`, `trained_pristine`: built once per module; `out`,
+`trained_out`: fresh copies for each test).
 
 `FakeHub` implements just the part of the Hub HTTP API that `HfApi.create_repo` and
 `HfApi.upload_folder` (huggingface_hub 2.x) call: repo creation, `preupload` (every file is
@@ -21,6 +23,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+import pytest
 
 REPO_ROUTE = re.compile(
     r"^/api/models/(?P<repo>[^/]+/[^/]+)/(?P<op>preupload|commit|revision|branch)/(?P<rev>[^?]+)$")
@@ -266,7 +270,7 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
 
 
 # ---- a tiny pretraining run ------------------------------------------------------------
-TINY_LANGS = ("amh", "hau", "ibo", "pcm", "swa", "yor")  # tokenizer.testing.TINY_TEXTS
+TINY_LANGS = ("amh", "hau", "ibo", "pcm", "swa", "yor")  # tests.support.tokenizer.TINY_TEXTS
 
 # As finetune/results.py writes it: one row per task, language, model and seed; scores in %.
 RESULTS_CSV = """task,lang,model,seed,setting,metric,test_score,dev_score
@@ -287,8 +291,8 @@ def build_tiny_tokenizer(out_dir: Path, vocab_size: int = 600):
     from transformers import AutoTokenizer
 
     from tokenizer.artifacts import make_portable
-    from tokenizer.testing import TINY_TEXTS as STAGE_TEXTS
-    from tokenizer.testing import build_tiny_tokenizer as stage_helper
+    from tests.support.tokenizer import TINY_TEXTS as STAGE_TEXTS
+    from tests.support.tokenizer import build_tiny_tokenizer as stage_helper
 
     with tempfile.TemporaryDirectory(prefix="tiny-tokenizer-") as tmp:
         tok_dir = Path(stage_helper(Path(tmp) / "tokenizer", texts_by_lang=STAGE_TEXTS, vocab_size=vocab_size))
@@ -338,8 +342,8 @@ def build_tiny_run(out_root: Path, name: str = "tiny-loss", vocab_delta: int = 0
     import torch
     from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
 
-    from tokenizer.testing import TINY_TEXTS as STAGE_TEXTS
-    from tokenizer.testing import write_corpus
+    from tests.support.tokenizer import TINY_TEXTS as STAGE_TEXTS
+    from tests.support.tokenizer import write_corpus
 
     run = Path(out_root) / "pretrain" / name
     final = run / "final"
@@ -388,3 +392,38 @@ def _write_run_files(run: Path, strategy: str) -> None:
     write_json(run / "manifest.json", {"stage": "pretrain", "summary": {
         "parameters": 51_234, "steps": 30, "tokens": 61_440,
         "valid_loss": {lang: {"first": 6.6, "last": 5.9} for lang in TINY_LANGS}}})
+
+
+# ---- fixtures: tiny runs, built once per module and copied fresh into each test ---------
+RUN = "tiny-loss"
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory) -> Path:
+    """One tiny run (model, tokenizer, results, report)."""
+    root = tmp_path_factory.mktemp("pristine")
+    build_tiny_run(root, RUN)
+    return root
+
+
+@pytest.fixture
+def out(pristine, tmp_path) -> Path:
+    root = tmp_path / "out"
+    shutil.copytree(pristine, root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained_pristine(tmp_path_factory) -> Path:
+    """One tiny run whose model was trained on the tiny texts, which are also its corpus
+    (validation split included): a model that guesses words."""
+    root = tmp_path_factory.mktemp("trained")
+    build_tiny_run(root, RUN, trained=True)
+    return root
+
+
+@pytest.fixture
+def trained_out(trained_pristine, tmp_path) -> Path:
+    root = tmp_path / "out"
+    shutil.copytree(trained_pristine, root)
+    return root
