@@ -143,7 +143,7 @@ def test_run_setting_accepts_comma_list():
     assert ReportConfig(run="tiny-loss,tiny-random").run == ["tiny-loss", "tiny-random"]
     with pytest.raises(ValueError, match="run"):
         ReportConfig(run=["../etc"])
-    cfg = build_mod.load_config(ReportConfig, build_mod.PRESETS / "default.yaml", ["run=tiny-loss", "out_dir=/x"])
+    cfg, _ = build_mod.COMMAND.read(["run=tiny-loss", "out_dir=/x"])
     assert cfg.run == ["tiny-loss"] and str(cfg.report_dir) == "/x/report"
 
 
