@@ -4,18 +4,11 @@ Settings are read in this order, each step overriding the one before: the settin
 defaults, the preset (`--preset NAME`, a YAML file in the stage's presets folder; a stage may name
 one that applies when neither `--preset` nor `--config` is given), the YAML file `--config FILE`,
 then `key=value` / `section.key=value` overrides (values parsed as YAML: `3`, `0.5`, `true`,
-`[hau, yor]`). `common.config.load_config` does the reading and checking.
-
-`--help` lists every setting with its default and its meaning, generated from the dataclasses:
-a field's `metadata["help"]`, else the string literal under the field, else the comment on its
-line. Bad settings and bad inputs raise `ConfigError` (or a subclass); every stage prints them as
-one `error: ...` line on stderr, without a traceback, and exits with status 2.
-
-    COMMAND = Command(PretrainConfig, "python -m pretrain.train", __doc__, presets=PRESETS_DIR,
-                      flags=lambda p: p.add_argument("--fresh", action="store_true", help="..."))
-
-    def main(argv=None) -> int:
-        return COMMAND.run(argv, lambda cfg, args: train(cfg, fresh=args.fresh))
+`[hau, yor]`), all read and checked by `common.config.load_config`. `--help` lists every setting
+with its default and meaning: a field's `metadata["help"]`, else the string under the field, else
+the comment on its line. Bad settings and bad inputs raise `ConfigError` (or a subclass); every
+stage prints them as one `error: ...` line on stderr, without a traceback, and exits with status 2.
+A stage's `main(argv)` is `COMMAND.run(argv, lambda cfg, args: ...)`.
 """
 
 from __future__ import annotations
@@ -38,7 +31,6 @@ import yaml
 from common.config import ConfigError, config_to_dict, load_config, preset_path, read_yaml_with_inherit
 
 EXIT_ERROR = 2  # bad settings, bad inputs, and the other failures a stage reports in one line
-REPO_DIR = Path(__file__).resolve().parents[1]
 
 
 def fail(err: BaseException | str) -> int:
@@ -57,15 +49,9 @@ def _source_docs(cls: type) -> dict[str, str]:
         tree = ast.parse(source)
     except (OSError, TypeError, SyntaxError):
         return {}
-    comments: dict[int, str] = {}
-    try:
-        for token in tokenize.generate_tokens(io.StringIO(source).readline):
-            if token.type == tokenize.COMMENT:
-                comments[token.start[0]] = token.string.lstrip("#").strip()
-    except tokenize.TokenError:
-        pass
-    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
-    docs = {}
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    comments = {t.start[0]: t.string.lstrip("#").strip() for t in tokens if t.type == tokenize.COMMENT}
+    body, docs = tree.body[0].body, {}
     for node, after in zip(body, [*body[1:], None]):
         if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
             continue
@@ -99,8 +85,8 @@ def settings_rows(cls: type, prefix: str = "", defaults: Mapping | None = None) 
             continue
         if given is dataclasses.MISSING:
             given = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        doc = f.metadata.get("help") or docs.get(f.name, "")
-        rows.append((f"{prefix}{f.name}", show_value(given), " ".join(doc.split())))
+        doc = " ".join((f.metadata.get("help") or docs.get(f.name, "")).split())
+        rows.append((f"{prefix}{f.name}", show_value(given), doc))
     return rows
 
 
@@ -113,8 +99,7 @@ def settings_table(rows: Sequence[tuple[str, str, str]]) -> str:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with its usage errors raised as ConfigError (one `error:` line, exit 2) and the
-    settings table built only when --help asks for it."""
+    """argparse whose usage errors are ConfigErrors, and whose settings table is built for --help only."""
 
     def __init__(self, *args, settings_help: Callable[[], str], **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -128,92 +113,51 @@ class _Parser(argparse.ArgumentParser):
         return super().format_help()
 
 
-def _relative(path: Path) -> str:
-    path = Path(path).resolve()
-    return str(path.relative_to(REPO_DIR)) if path.is_relative_to(REPO_DIR) else str(path)
-
-
 @dataclass(frozen=True)
 class Command:
     """How one stage reads its command line; `run` is the whole of a stage's `main`."""
 
-    config: type
-    """The settings dataclass."""
-    prog: str
-    """How the stage is started, e.g. `python -m pretrain.train`."""
-    doc: str = ""
-    """What --help says before the options (the module docstring)."""
-    presets: Path | None = None
-    """Folder of `NAME.yaml` presets; without it there is no --preset."""
-    default_preset: str | None = None
-    """The preset used when neither --preset nor --config is given."""
-    flags: Callable[[argparse.ArgumentParser], Any] | None = None
-    """Adds the stage's own flags (e.g. --fresh) to the parser."""
+    config: type  # the settings dataclass
+    prog: str  # how the stage is started, e.g. `python -m pretrain.train`
+    doc: str = ""  # what --help says before the options (the module docstring)
+    presets: Path | None = None  # folder of NAME.yaml presets; without it there is no --preset
+    default_preset: str | None = None  # the preset used when neither --preset nor --config is given
+    flags: Callable[[argparse.ArgumentParser], Any] | None = None  # adds the stage's own flags (--fresh)
+    # Flags that are another spelling of a setting, {"--dry-run": "dry_run"}: a bool setting's flag
+    # takes no value and sets it true, any other takes the value; applied after key=value.
     setting_flags: Mapping[str, str] = field(default_factory=dict)
-    """Flags that are another spelling of a setting: {"--dry-run": "dry_run"} (a bool setting's flag
-    takes no value and sets it true; any other takes the value), applied after key=value."""
-    passthrough: bool = False
-    """Unknown flags (and bare words) are kept in `args.passthrough` (Beam's options), not refused."""
-    extra_help: Callable[[], str] | None = None
-    """More lines for the end of --help (e.g. the task names)."""
-
-    def preset_names(self) -> list[str]:
-        return sorted(p.stem for p in Path(self.presets).glob("*.yaml")) if self.presets else []
-
-    def _defaults(self) -> dict:
-        if not self.default_preset:
-            return {}
-        try:
-            return read_yaml_with_inherit(preset_path(self.presets, self.default_preset))
-        except ConfigError:
-            return {}
+    passthrough: bool = False  # unknown flags and bare words go to `args.passthrough` (Beam's options)
+    extra_help: Callable[[], str] | None = None  # more lines at the end of --help (e.g. the task names)
 
     def settings_help(self) -> str:
-        where = f" (preset {self.default_preset} applied)" if self.default_preset else ""
-        text = (
-            f"settings (key=value, groups dotted: section.key=value; values are YAML), "
-            f"with their defaults{where}:\n" + settings_table(settings_rows(self.config, defaults=self._defaults()))
-        )
-        return text + (f"\n\n{self.extra_help()}" if self.extra_help else "")
+        preset = self.default_preset
+        defaults = read_yaml_with_inherit(preset_path(self.presets, preset)) if preset else None
+        rows = settings_rows(self.config, defaults=defaults)
+        where = f" (preset {preset} applied)" if preset else ""
+        text = f"settings (key=value, groups dotted: section.key=value; values are YAML), with their defaults{where}:"
+        return f"{text}\n{settings_table(rows)}" + (f"\n\n{self.extra_help()}" if self.extra_help else "")
 
     def parser(self) -> argparse.ArgumentParser:
         parser = _Parser(
-            prog=self.prog,
-            description=self.doc.strip() or None,
-            allow_abbrev=False,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-            settings_help=self.settings_help,
-        )
+            prog=self.prog, description=self.doc.strip() or None, allow_abbrev=False,
+            formatter_class=argparse.RawDescriptionHelpFormatter, settings_help=self.settings_help,
+        )  # fmt: skip
         parser.add_argument("overrides", nargs="*", metavar="key=value", help="settings (listed below)")
         if self.presets:
-            default = (
-                f" ({self.default_preset} when neither --preset nor --config is given)" if self.default_preset else ""
-            )
-            parser.add_argument(
-                "--preset",
-                metavar="NAME",
-                help=f"preset in {_relative(self.presets)}/: {', '.join(self.preset_names())}{default}",
-            )
-        parser.add_argument(
-            "--config",
-            type=Path,
-            metavar="FILE",
-            help="YAML file of settings" + (", applied after the preset" if self.presets else ""),
-        )
-        hints = typing.get_type_hints(self.config) if self.setting_flags else {}
+            names = ", ".join(sorted(p.stem for p in Path(self.presets).glob("*.yaml")))
+            preset = self.default_preset
+            when = f" ({preset} when neither --preset nor --config is given)" if preset else ""
+            where = f"{Path(self.presets).parent.name}/{Path(self.presets).name}"
+            parser.add_argument("--preset", metavar="NAME", help=f"preset in {where}/: {names}{when}")
+        after = ", applied after the preset" if self.presets else ""
+        parser.add_argument("--config", type=Path, metavar="FILE", help=f"YAML file of settings{after}")
         docs = {name: doc for name, _, doc in settings_rows(self.config)} if self.setting_flags else {}
         for flag, setting in self.setting_flags.items():
-            if hints.get(setting) is bool:
-                parser.add_argument(
-                    flag, dest=f"flag:{setting}", action="store_true", help=f"{setting}=true: {docs[setting]}"
-                )
+            dest, value = f"flag:{setting}", setting.upper()
+            if typing.get_type_hints(self.config)[setting] is bool:
+                parser.add_argument(flag, dest=dest, action="store_true", help=f"{setting}=true: {docs[setting]}")
             else:
-                parser.add_argument(
-                    flag,
-                    dest=f"flag:{setting}",
-                    metavar=setting.upper(),
-                    help=f"{setting}={setting.upper()}: {docs[setting]}",
-                )
+                parser.add_argument(flag, dest=dest, metavar=value, help=f"{setting}={value}: {docs[setting]}")
         if self.flags:
             self.flags(parser)
         return parser
@@ -225,20 +169,16 @@ class Command:
         is_setting = ["=" in item and not item.startswith("-") for item in argv]
         rest = [item for item, setting in zip(argv, is_setting) if not setting]
         args, unknown = self.parser().parse_known_args(rest)
-        if self.passthrough:  # unknown flags with their values, in order: "--flink_master host:8081"
-            args.passthrough = [item for item in rest if item in unknown or item in args.overrides]
-        elif unknown or args.overrides:
-            raise ConfigError(
-                f"unknown argument(s) {unknown + args.overrides}; settings are key=value (see {self.prog} --help)"
-            )
-        else:
-            args.passthrough = []
+        # Passed through: unknown flags with their values, in order ("--flink_master host:8081").
+        args.passthrough = [item for item in rest if item in unknown or item in args.overrides]
+        if args.passthrough and not self.passthrough:
+            raise ConfigError(f"unknown argument(s) {args.passthrough}; settings are key=value (see --help)")
         args.overrides = [item for item, setting in zip(argv, is_setting) if setting]
         for setting in self.setting_flags.values():
             value = vars(args).pop(f"flag:{setting}")
             if value not in (None, False):
                 args.overrides.append(f"{setting}={'true' if value is True else value}")
-        if self.presets is None:
+        if not self.presets:
             args.preset = None
         elif args.preset is None and args.config is None:
             args.preset = self.default_preset
@@ -256,12 +196,8 @@ class Command:
     def help(self) -> str:
         return self.parser().format_help()
 
-    def run(
-        self,
-        argv: Sequence[str] | None,
-        body: Callable[[Any, argparse.Namespace], Any],
-        failures: tuple[type[BaseException], ...] = (),
-    ) -> int:
+    def run(self, argv: Sequence[str] | None, body: Callable[[Any, argparse.Namespace], Any],
+            failures: tuple[type[BaseException], ...] = ()) -> int:  # fmt: skip
         """Read the settings and call `body(cfg, args)`. ConfigError, FileNotFoundError and the stage's
         `failures` end as one `error: ...` line and exit status 2; an int that `body` returns is the
         exit status, anything else means 0. `--help` exits 0."""

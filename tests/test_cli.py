@@ -106,7 +106,9 @@ def test_help_docs_come_from_metadata_strings_and_comments(command):
     assert rows["tags"] == ("[]", "")
     assert rows["inner.depth"] == ("3", "Levels below the top.")
     text = command.help()
-    assert "--preset NAME" in text and "big, small" in text and "(preset small applied)" in text
+    words = " ".join(text.split())
+    assert "--preset NAME preset in" in words and "presets/: big, small (small when neither" in words
+    assert "with their defaults (preset small applied):" in text
     assert re.search(r"\n  size +How big\. \(default 2\)\n", text)  # the default preset's value
 
 
