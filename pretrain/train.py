@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,9 +146,16 @@ class Trainer:
         self.metrics: JsonlLog | None = None  # set once the run's metrics log is open (rank 0)
         self.progress = Progress()
         self.langs = self._choose_languages()
-        self.pool = PackedBlockPool(self.cache, self.langs, self.tokenizer, cfg.corpus_dir, cfg.data.tokenize_batch)
+        self.pool = PackedBlockPool(self.cache, self.langs, self.tokenizer, cfg.corpus_dir, cfg.data.tokenize_batch,
+                                    noise_share=cfg.data.noise_share)
+        noise = {lang: len(self.pool.noise_ids(lang)) for lang in self.langs}
+        if self.pool.n_noise:
+            kinds = Counter(self.pool.noise_kind(np.arange(self.pool.n_real, self.pool.n_base)))
+            log(f"[data] data.noise_share={cfg.data.noise_share}: {self.pool.n_noise:,} noise blocks in the pool "
+                f"({', '.join(f'{kind} {n:,}' for kind, n in sorted(kinds.items()))})")
         # Before any weights exist: a selection that cannot select is a config error.
-        check_pressure(cfg.selection, {lang: len(self.pool.ids(lang)) for lang in self.langs}, where)
+        check_pressure(cfg.selection, {lang: len(self.pool.ids(lang)) - noise[lang] for lang in self.langs},
+                       where, noise)
         self.special = special_table(self.tokenizer)
         self.valid, self.baseline = self._validation_sets()
         torch.manual_seed(tcfg.seed)  # same initial weights on every rank
@@ -210,7 +218,7 @@ class Trainer:
         return langs
 
     def _validation_sets(self) -> tuple[dict, dict]:
-        """Fixed masked validation rows per language and the unigram baseline on their targets."""
+        """Fixed masked validation rows per language and the unigram (and bigram) baselines on their targets."""
         ecfg, tok = self.cfg.eval, self.tokenizer
         chars = validation.piece_chars(tok)
         special = self.special.numpy()
@@ -231,6 +239,8 @@ class Trainer:
                          f"(eval.targets_per_lang={ecfg.targets_per_lang:,}); every valid position is used")
             sets[lang] = vset
             baseline[lang] = validation.unigram_baseline(vset, self.unigram[lang])
+            baseline[lang]["bigram"] = validation.bigram_baseline(
+                vset, validation.load_train_blocks(self.cache, lang), self.unigram[lang], tok.mask_token_id)
         return sets, baseline
 
     # ---- checkpoints --------------------------------------------------------------------
@@ -413,6 +423,9 @@ def eval_line(step: int, results: dict, baseline: dict) -> str:
     base = np.mean([baseline[lang]["loss"] for lang in results if lang in baseline]) if baseline else float("nan")
     head = (f"[eval] step {step}: mean {mean:.3f} nats vs unigram {base:.3f} (margin {vs['mean_margin'] or 0:+.3f}), "
             f"below unigram in {vs['below']}/{vs['langs']}")
+    bigrams = [baseline[lang]["bigram"]["loss"] for lang in results if "bigram" in baseline.get(lang, {})]
+    if bigrams:
+        head += f"; bigram counts {np.mean(bigrams):.3f}"
     langs = ", ".join(f"{lang} {r['loss']:.2f} vs {baseline[lang]['loss']:.2f}" if lang in baseline
                       else f"{lang} {r['loss']:.2f}" for lang, r in results.items())
     return f"{head} | {langs}"
@@ -613,6 +626,10 @@ def _run(cfg, fresh, record_ids, info, device, log, where) -> RunResult:
         if vs["langs"]:
             log(f"[train] final validation: below the unigram baseline in {vs['below']}/{vs['langs']} languages, "
                 f"mean margin {vs['mean_margin']:+.3f} nats (worst: {vs['worst']})")
+        vb = summary["vs_bigram"]
+        if vb["langs"]:
+            log(f"[train] against the left-neighbour bigram counts: below them in {vb['below']}/{vb['langs']} "
+                f"languages, mean margin {vb['mean_margin']:+.3f} nats (how much word order the model uses)")
         log(f"[train] done: {final_dir}")
     ddp_util.barrier(info)
     return RunResult(out_dir, final_dir, model=trainer.model, trained_ids=trained_ids)
@@ -631,10 +648,13 @@ def run_summary(metrics_path: Path, p: Progress, n_params: int) -> dict:
         valid[lang] = {"first": first[lang]["loss"], "last": last[lang]["loss"], "bpc": last[lang].get("bpc")}
         if lang in baseline:
             valid[lang].update(unigram=baseline[lang]["loss"], unigram_bpc=baseline[lang]["bpc"])
+            if "bigram" in baseline[lang]:
+                valid[lang].update(bigram=baseline[lang]["bigram"]["loss"], bigram_bpc=baseline[lang]["bigram"]["bpc"])
     return {
         "parameters": n_params, "steps": p.step, "tokens": p.tokens, "skipped_steps": p.skipped_steps,
         "train_seconds": round(p.train_seconds, 1), "scoring_seconds": round(p.scoring_seconds, 1),
         "valid_loss": valid, "vs_unigram": validation.compare(last, baseline),
+        "vs_bigram": validation.compare(last, {lang: b["bigram"] for lang, b in baseline.items() if "bigram" in b}),
     }
 
 

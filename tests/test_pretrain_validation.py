@@ -106,6 +106,36 @@ def test_unigram_baseline_is_the_smoothed_frequency_of_the_train_pieces(tokenize
     assert math.isclose(base["bpc"], nats / math.log(2) / vset.chars, abs_tol=1e-6)
 
 
+def test_bigram_baseline_is_witten_bell_over_the_visible_left_piece(tokenizer):
+    special = special_table(tokenizer).numpy()
+    rng = np.random.default_rng(3)
+    # Text with strong local structure: each piece is followed by one of two successors.
+    successors = rng.integers(5, len(tokenizer) - 1, size=(len(tokenizer), 2))
+    blocks = np.zeros((40, 32), dtype=np.int64)
+    for row in blocks:
+        row[0], piece = tokenizer.bos_token_id, int(rng.integers(5, len(tokenizer) - 1))
+        for t in range(1, 32):
+            row[t], piece = piece, int(successors[piece, rng.integers(2)])
+    train_blocks, valid_blocks = blocks[:30], blocks[30:]
+    log_probs = validation.unigram_log_probs(train_blocks, special)
+    vset = build(tokenizer, valid_blocks, targets=60)
+    base = validation.bigram_baseline(vset, train_blocks, log_probs, tokenizer.mask_token_id)
+    pairs = Counter(zip(train_blocks[:, :-1].ravel().tolist(), train_blocks[:, 1:].ravel().tolist()))
+    lefts = Counter(a for a, _ in pairs.elements())
+    types = Counter(a for a, _ in pairs)
+    nats = []
+    for r, c in zip(*np.nonzero((vset.labels != IGNORE_INDEX).numpy())):
+        left, target = int(vset.inputs[r, c - 1]), int(vset.labels[r, c])
+        unigram = math.exp(log_probs[target])
+        if left == tokenizer.mask_token_id or not lefts[left]:
+            nats.append(-math.log(unigram))  # the model sees no left piece there: the unigram alone
+        else:
+            nats.append(-math.log((pairs[left, target] + types[left] * unigram) / (lefts[left] + types[left])))
+    assert math.isclose(base["loss"], sum(nats) / len(nats), abs_tol=1e-5)
+    unigram = validation.unigram_baseline(vset, log_probs)["loss"]
+    assert base["loss"] < unigram - 1.0  # two successors a piece: the left piece is worth several nats
+
+
 def test_compare_counts_languages_below_the_baseline():
     evals = {"yor": {"loss": 5.0}, "hau": {"loss": 6.5}, "amh": {"loss": None}}
     baseline = {"yor": {"loss": 5.5}, "hau": {"loss": 6.0}, "amh": {"loss": 7.0}}
@@ -135,5 +165,6 @@ def test_runs_with_different_seeds_score_the_same_targets_against_the_same_basel
     assert {k: v["targets"] for k, v in first[0].items()} == {k: v["targets"] for k, v in first[1].items()}
     assert first[0] != first[1]  # different initial weights: different losses on the same targets
     summary = json.loads((tmp_path / "seed0" / "manifest.json").read_text())["summary"]
-    assert summary["vs_unigram"]["langs"] == 2
+    assert summary["vs_unigram"]["langs"] == 2 and summary["vs_bigram"]["langs"] == 2
+    assert all(b["bigram"]["loss"] > 0 for b in baselines[0][0]["langs"].values())
     assert set(summary["valid_loss"]["yor"]) >= {"first", "last", "unigram", "bpc", "unigram_bpc"}
