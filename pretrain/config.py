@@ -52,12 +52,15 @@ class DataConfig:
     langs: list[str] = field(default_factory=list)  # languages to train on; [] = every corpus language
     cache_dir: Path | None = None  # token-block cache; default <out_dir>/../cache
     tokenize_batch: int = 1000  # texts per tokenizer call while building the cache
+    noise_share: float = 0.0  # positive control: share of each language's pool made of noise blocks (shuffled, other-language, unigram; pretrain/noise.py); 0 = none
 
     def __post_init__(self) -> None:
         if self.block_len < 8:
             raise ConfigError(f"data.block_len must be >= 8, got {self.block_len}")
         if self.tokenize_batch < 1:
             raise ConfigError(f"data.tokenize_batch must be >= 1, got {self.tokenize_batch}")
+        if not 0.0 <= self.noise_share <= 0.9:
+            raise ConfigError(f"data.noise_share must be in [0, 0.9], got {self.noise_share}")
 
 
 @dataclass

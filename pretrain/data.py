@@ -2,7 +2,8 @@
 
 Every block starts with `<s>`; documents (corpus records) follow each other, each closed by
 `</s>`, and a long document simply continues in the next block (RoBERTa's FULL-SENTENCES
-packing). Train blocks form the selection pool; validation blocks come from the corpus stage's
+packing). Train blocks (and, with `data.noise_share`, noise blocks made from them:
+pretrain/noise.py) form the selection pool; validation blocks come from the corpus stage's
 valid split and are never in the pool. The cache folder's name is a hash of the tokenizer hash,
 the corpus hash and the block length, so any change to them builds a new cache.
 """
@@ -20,6 +21,7 @@ import numpy as np
 
 from common import corpus
 from common.io import atomic_write, read_manifest, sha256_file, sha256_json, write_json
+from pretrain import noise
 
 CACHE_FORMAT = 1  # bump when the cache layout or packing rule changes
 INDEX_NAME = "index.json"
@@ -156,10 +158,13 @@ class PackedBlockPool:
     """`pretrain.pool.BlockPool` over a block cache, plus generated blocks added during training.
 
     Ids: the cached train blocks of each language in sorted-language order (contiguous ranges),
-    then generated blocks in the order they were added.
+    then the noise blocks of each language (`noise_share` > 0, pretrain/noise.py; same order),
+    then generated blocks in the order they were added. Noise is rebuilt from the cache, never
+    checkpointed; `noise_kind` names it.
     """
 
-    def __init__(self, cache: Path, langs: Sequence[str], tokenizer, corpus_dir: Path, batch: int = 1000):
+    def __init__(self, cache: Path, langs: Sequence[str], tokenizer, corpus_dir: Path, batch: int = 1000,
+                 noise_share: float = 0.0):
         index = read_index(cache)
         self.block_len: int = index["block_len"]
         self.tokenizer = tokenizer  # the run's fast tokenizer (the afrolm strategy decodes with it)
@@ -169,7 +174,13 @@ class PackedBlockPool:
         self._arrays = [np.load(Path(cache) / lang / "train.npy", mmap_mode="r") for lang in self._langs]
         sizes = [len(a) for a in self._arrays]
         self._offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        self.n_base = int(self._offsets[-1])
+        self.n_real = int(self._offsets[-1])
+        self._noise, self._noise_codes = self._build_noise(noise_share)
+        self._noise_offsets = self.n_real + np.concatenate(
+            [[0], np.cumsum([len(c) for c in self._noise_codes])]).astype(np.int64)
+        self.n_noise = int(self._noise_offsets[-1]) - self.n_real
+        self._noise_code_of = np.concatenate(self._noise_codes)  # by id - n_real
+        self.n_base = self.n_real + self.n_noise
         self._gen_blocks = np.zeros((0, self.block_len), dtype=np.int32)
         self._gen_langs: list[str] = []
         self._sentences: dict[str, list[str]] = {}
@@ -185,7 +196,30 @@ class PackedBlockPool:
         i = self._langs.index(lang)
         base = np.arange(self._offsets[i], self._offsets[i + 1], dtype=np.int64)
         gen = np.flatnonzero(np.asarray(self._gen_langs, dtype=object) == lang).astype(np.int64)
-        return np.concatenate([base, self.n_base + gen])
+        return np.concatenate([base, self.noise_ids(lang), self.n_base + gen])
+
+    def noise_ids(self, lang: str) -> np.ndarray:
+        """The ids of `lang`'s noise blocks (none without `noise_share`)."""
+        i = self._langs.index(lang)
+        return np.arange(self._noise_offsets[i], self._noise_offsets[i + 1], dtype=np.int64)
+
+    def noise_kind(self, ids: Sequence[int]) -> np.ndarray:
+        """Per id: its noise kind (pretrain/noise.py KINDS), "" for training and generated blocks."""
+        ids = np.asarray(ids, dtype=np.int64)
+        out = np.array([""] * len(ids), dtype=object)
+        inside = (ids >= self.n_real) & (ids < self.n_base)
+        if inside.any():
+            codes = self._noise_code_of[ids[inside] - self.n_real]
+            out[inside] = np.asarray(noise.KINDS, dtype=object)[codes]
+        return out
+
+    def _locate(self, gid: int) -> tuple[np.ndarray, int, int]:
+        """(array, row, language index) of a cached or noise block id."""
+        if gid < self.n_real:
+            lang_i = int(np.searchsorted(self._offsets, gid, side="right")) - 1
+            return self._arrays[lang_i], gid - int(self._offsets[lang_i]), lang_i
+        lang_i = int(np.searchsorted(self._noise_offsets, gid, side="right")) - 1
+        return self._noise[lang_i], gid - int(self._noise_offsets[lang_i]), lang_i
 
     def blocks(self, ids: Sequence[int]) -> np.ndarray:
         ids = np.asarray(ids, dtype=np.int64)
@@ -196,8 +230,8 @@ class PackedBlockPool:
             if gid >= self.n_base:
                 out[row] = self._gen_blocks[gid - self.n_base]
             else:
-                lang_i = int(np.searchsorted(self._offsets, gid, side="right")) - 1
-                out[row] = self._arrays[lang_i][gid - self._offsets[lang_i]]
+                array, i, _ = self._locate(int(gid))
+                out[row] = array[i]
         return out
 
     def lang_of(self, ids: Sequence[int]) -> list[str]:
@@ -206,8 +240,20 @@ class PackedBlockPool:
             if gid >= self.n_base:
                 langs.append(self._gen_langs[gid - self.n_base])
             else:
-                langs.append(self._langs[int(np.searchsorted(self._offsets, gid, side="right")) - 1])
+                langs.append(self._langs[self._locate(int(gid))[2]])
         return langs
+
+    def _build_noise(self, share: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Each language's noise blocks and kind codes (empty without `share`)."""
+        if share <= 0:
+            empty = np.zeros((0, self.block_len), dtype=np.int32)
+            return [empty] * len(self._langs), [np.zeros(0, np.uint8)] * len(self._langs)
+        tok = self.tokenizer  # without one (reading a finished run's pool), the fixed XLM-R layout
+        bos = tok.bos_token_id if tok is not None else 0
+        special = list(tok.all_special_ids) if tok is not None else [0, 1, 2, 3]  # <s> <pad> </s> <unk>
+        train = dict(zip(self._langs, self._arrays))
+        built = [noise.build_noise(lang, train, share, bos, special) for lang in self._langs]
+        return [b for b, _ in built], [c for _, c in built]
 
     def sample_sentences(self, lang: str, n: int, rng: np.random.Generator) -> list[str]:
         if lang not in self._sentences:  # read once: a language's text is a few MB at most

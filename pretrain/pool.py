@@ -4,6 +4,11 @@ self-active selection (pretrain/selection.py, pretrain/scoring.py).
 The training loop owns the token data and hands selection a `BlockPool`; selection returns
 which blocks the next round trains on. Validation blocks are never in the pool, so no
 strategy can select (or generate from) validation or evaluation text.
+
+Optional: a pool with noise blocks (`data.noise_share`, pretrain/noise.py) has `n_noise` > 0 and
+`noise_kind(ids)` (each id's kind, "" for a training or generated block); selection then keeps
+noise out of the held-out slice and reports the share of noise it chose. A pool without them
+has no noise.
 """
 from __future__ import annotations
 

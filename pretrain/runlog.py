@@ -38,10 +38,12 @@ class JsonlLog:
 
 def result_settings(config: dict) -> dict:
     """Flattened settings that change the trained weights, metrics or selection files.
-    `vocab.*` act on an init_from checkpoint only: left out without one, so runs from random
-    weights keep the settings (and manifests) they had before those settings existed."""
+    `vocab.*` act on an init_from checkpoint only: left out without one, and `data.noise_share`
+    when 0, so runs keep the settings (and manifests) they had before those settings existed."""
     flat = flatten(config)
     unused = set() if flat.get("init_from") else {k for k in flat if k.startswith("vocab.")}
+    if not flat.get("data.noise_share"):
+        unused.add("data.noise_share")
     return {k: v for k, v in flat.items() if k not in RESUME_SAFE_SETTINGS | unused}
 
 

@@ -19,7 +19,8 @@ One round, the same frame for every strategy (`pretrain/strategies/`, one module
    language's norm (robust z); an `exploration` share is drawn uniformly, the rest by
    Gumbel-top-k (sampling without replacement, P ∝ exp(score / gumbel_temperature)) or top-k;
    unscored arms draw uniformly;
-6. `selection/round-NNN.jsonl`: one line per candidate, then a summary line.
+6. `selection/round-NNN.jsonl`: one line per candidate, then a summary line (with noise blocks
+   in the pool, `data.noise_share`: each candidate's noise kind and the share of noise chosen).
 
 See docs/pretrain.md ("Selection strategies") and docs/selection.md.
 """
@@ -42,6 +43,7 @@ from torch import nn
 from common.config import ConfigError
 from common.io import atomic_write
 from pretrain import strategies
+from pretrain.noise import KINDS as NOISE_KINDS
 from pretrain.pool import BlockPool
 from pretrain.scoring import (
     block_mask, block_stats, masked_scores, special_token_ids, token_table,
@@ -235,12 +237,15 @@ def holdout_count(n: int, share: float) -> int:
     return min(max(0, n - 1), round(share * n))
 
 
-def check_pressure(cfg: "SelectionConfig", pool_sizes: dict[str, int], where: str) -> None:
+def check_pressure(cfg: "SelectionConfig", pool_sizes: dict[str, int], where: str,
+                   noise: dict[str, int] | None = None) -> None:
     """At the start of a run: in every language the candidates fit in its pool (after the held-out
     slice) and fewer blocks are kept than drawn, else a ConfigError naming `where` (the preset),
     the language and the numbers. Without this a preset can ask for more than a pool holds and
-    every strategy silently trains on the whole pool every round."""
-    sizes = {lang: n - holdout_count(n, cfg.holdout_share) for lang, n in pool_sizes.items()}
+    every strategy silently trains on the whole pool every round. `pool_sizes`: training blocks;
+    `noise`: noise blocks per language (candidates too, never held out)."""
+    noise = noise or {}
+    sizes = {lang: n - holdout_count(n, cfg.holdout_share) + noise.get(lang, 0) for lang, n in pool_sizes.items()}
     total = sum(sizes.values())
     cand = language_quotas(sizes, cfg.candidates, cfg.alpha)
     kept = kept_quotas(sizes, cand, cfg)
@@ -428,11 +433,14 @@ def base_ids(pool: BlockPool, lang: str, exclude: list[np.ndarray] = ()) -> np.n
 
 def draw_holdout(pool: BlockPool, cfg: SelectionConfig) -> torch.Tensor:
     """`holdout_share` of each language's training blocks, seeded by `seed` alone (so every arm
-    of a seed holds out the same blocks); generated blocks are never held out."""
+    of a seed holds out the same blocks); generated and noise blocks are never held out."""
     rng = np.random.default_rng([cfg.seed, HOLDOUT])
     parts = [np.zeros(0, np.int64)]
     for lang in pool.languages:
         ids = np.asarray(pool.ids(lang), dtype=np.int64)
+        kinds = noise_kinds(pool, ids)
+        if kinds is not None:
+            ids = ids[kinds == ""]
         parts.append(np.sort(rng.choice(ids, size=holdout_count(len(ids), cfg.holdout_share),
                                         replace=False)))
     return torch.as_tensor(np.concatenate(parts), dtype=torch.int64)
@@ -491,6 +499,14 @@ def inspect_candidates(model: nn.Module, pool: BlockPool, ids: np.ndarray, langs
                              langs, cfg)
     values = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
     return kinds, values
+
+
+def noise_kinds(pool: BlockPool, ids: np.ndarray) -> np.ndarray | None:
+    """Each id's noise kind ("" for a training or generated block); None when the pool holds no
+    noise (`data.noise_share` 0, or a pool without `noise_kind`)."""
+    if not getattr(pool, "n_noise", 0):
+        return None
+    return np.asarray(pool.noise_kind(ids), dtype=object)
 
 
 def _token_table(pool: BlockPool):
@@ -573,6 +589,7 @@ def run_round(model: nn.Module, pool: BlockPool, cfg: SelectionConfig, state: Se
 
     rng = round_rng(cfg, round_index, CHOICE)
     records, per_lang, chosen_all = [], {}, []
+    has_noise = bool(getattr(pool, "n_noise", 0))
     offset = 0
     for lang in langs:
         gen_ids = generated.get(lang, np.zeros(0, np.int64))
@@ -586,14 +603,22 @@ def run_round(model: nn.Module, pool: BlockPool, cfg: SelectionConfig, state: Se
             lang_values.get("score"), quotas[lang], cfg, rng, junk=lang_junk,
             first=is_gen if len(gen_ids) else None)
         chosen_all.append(ids[chosen])
-        records += _candidate_records(round_index, lang, ids, lang_values, z, reasons, kinds, is_gen)
+        lang_records = _candidate_records(round_index, lang, ids, lang_values, z, reasons, kinds, is_gen)
         per_lang[lang] = _lang_summary(pool_sizes[lang], len(ids), target[lang], quotas[lang],
                                        reasons, kinds, lang_values.get("score"), chosen)
+        if has_noise:
+            noise = noise_kinds(pool, ids)
+            for rec, kind in zip(lang_records, noise):
+                rec["noise"] = kind or None
+            per_lang[lang].update(_noise_summary(_noise_counts(noise, kinds, chosen)))
+        records += lang_records
         if weights is not None:
             per_lang[lang]["mix_weight"] = _clean(weights.get(lang, 0.0))
     chosen_ids = np.concatenate(chosen_all or [np.zeros(0, np.int64)])
     assert len(np.unique(chosen_ids)) == len(chosen_ids), "duplicate block within a round"
     summary = _summary(cfg, round_index, mode, per_lang, len(chosen_ids), gen_stats)
+    if has_noise:
+        summary.update(_noise_summary(_sum_counts([s["noise"] for s in per_lang.values()])))
     summary["chosen_before"] = _chosen_before(state, chosen_ids)
     if summary["shortfall"] or any(s["shortfall"] for s in per_lang.values()):
         log.warning("selection round %d: %d of blocks_per_round=%d chosen (%d blocks short); "
@@ -652,6 +677,35 @@ def _lang_summary(pool_size, n_cand, target, quota, reasons, kinds, score, chose
         out["mean_score_chosen"] = (_clean(score[finite & picked].mean())
                                     if (finite & picked).any() else None)
     return out
+
+
+def _noise_counts(noise: np.ndarray, junk: np.ndarray, chosen: np.ndarray) -> dict:
+    """Candidates, clean candidates (passed by the junk guard) and chosen blocks: all of them
+    ("all") and the noise of each kind."""
+    picked = np.zeros(len(noise), dtype=bool)
+    picked[chosen] = True
+    clean = junk == ""
+    out = {}
+    for part, rows in (("candidates", np.ones(len(noise), dtype=bool)), ("clean", clean), ("chosen", picked)):
+        out[part] = {"all": int(rows.sum()), **{k: int((rows & (noise == k)).sum()) for k in NOISE_KINDS}}
+    return out
+
+
+def _sum_counts(counts: list[dict]) -> dict:
+    return {part: {k: sum(c[part][k] for c in counts) for k in counts[0][part]} for part in counts[0]}
+
+
+def _noise_summary(counts: dict) -> dict:
+    """The round's (or a language's) noise figures from `_noise_counts`: `noise_share` (of the
+    chosen blocks), by kind, and the same share among the candidates and the clean candidates
+    (what a uniform choice keeps)."""
+    def share(part: str, kinds=NOISE_KINDS) -> float | None:
+        n = counts[part]["all"]
+        return round(sum(counts[part][k] for k in kinds) / n, 6) if n else None
+
+    return {"noise": counts, "noise_share": share("chosen"),
+            "noise_share_by_kind": {k: share("chosen", (k,)) for k in NOISE_KINDS},
+            "noise_candidate_share": share("candidates"), "noise_clean_share": share("clean")}
 
 
 def _summary(cfg, round_index, mode, per_lang, n_chosen, gen_stats) -> dict:
