@@ -132,10 +132,12 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ""
 
-# The selection study: every selection strategy x 3 seeds at equal budgets, then docs-style tables and figures.
+# The selection study (docs/study.md): every selection strategy x 8 paired seeds at equal budgets, the
+# compute-parity arm and the noise positive control, then the verdict, tables and figures
+# ($(OUT)/study/analysis.md). STUDY_ARGS="analyse_only=true" re-reads the runs on disk.
 STUDY_ARGS ?=
 study: tokenizer
-	$(PY) -m pretrain.study corpus_dir=$(OUT)/corpus tokenizer_dir=$(TOKENIZER_DIR) data_dir=$(DATA) \
+	$(PY) -m study corpus_dir=$(OUT)/corpus tokenizer_dir=$(TOKENIZER_DIR) data_dir=$(DATA) \
 		out_dir=$(OUT)/study $(STUDY_ARGS)
 
 # Every test named after a row of ../shared/RELIABILITY.md (slow ones too), then the table.

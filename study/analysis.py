@@ -1,81 +1,111 @@
-"""Numbers of the selection study (issue 9), computed only from the runs' raw files.
+"""Numbers and verdict of the selection study, computed only from the runs' own files.
 
-Reads, per run folder: `manifest.json` (tokens, steps), `metrics.jsonl` (validation loss per
-language at every `eval_every` steps), `timing.jsonl` (scoring and wall time),
-`selection/round-*.jsonl` (what was chosen), `finetune/results.csv` (downstream scores).
-Writes into the study folder: the raw tables (`curves.csv`, `downstream.csv`, `timing.csv`,
-`selection.csv`) from which every number can be recomputed, the summary `study.csv`,
-`study.md`, and figures under `figures/`.
+Reads, per run folder (`runs/<arm>-seed<k>/`, `runs-noise/<strategy>-seed<k>/`): `manifest.json`
+(steps, tokens, parameters), `config.yaml` (the learning-rate schedule), `metrics.jsonl` (`eval`:
+validation loss per language; `baseline`: the unigram loss per language; `selection`: the round
+summaries), `timing.jsonl` (wall and scoring seconds), `finetune/results.csv`, and
+`selection/round-*.jsonl` for the examples of scored blocks only. Writes into the study folder:
+`results.csv` (one row per run), `analysis.md` (the tables and the verdict, ready to paste into
+docs/study.md), `analysis.json` (the same numbers), the raw tables `curves.csv`,
+`downstream.csv` and `selection.csv`, and `figures/`.
 
-Seed-to-seed spread: a difference from the control "exceeds the spread" when the two ±1 std
-bars do not overlap, |mean_s - mean_c| > std_s + std_c (sample std over pretraining seeds).
-Runs with the same seed share initial weights and validation masks, so the paired count
-(in how many seeds the strategy beat the control) is reported beside it.
+The verdict applies the rules of docs/study.md ("How the verdict is computed") to the primary
+metric: the mean over the study languages of the final validation loss, paired by seed, each
+strategy minus the control. `verdict` and `gate_failures` are those rules; `compare_arms` runs
+the tests of study.stats on a family of strategies.
 """
+
 from __future__ import annotations
 
 import csv
 import io
 import json
+import math
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
+import yaml
 
-from common.io import atomic_write, read_manifest
+from common.io import atomic_write, read_jsonl, read_manifest, write_json
+from study import stats
+from study.run import GRIDS, PARITY, PARITY_RECORD
 
-LOWER_IS_BETTER = {"valid_loss": True, "downstream": False}
+CONFIRMED = "confirmed"
+REFUTED = "refuted at this scale"
+INCONCLUSIVE = "inconclusive"
+
+
+# ------------------------------------------------------------------ reading the runs
+
+
+def read_metrics(folder: Path) -> list[dict]:
+    """A run's metrics.jsonl events, in order; [] without the file. (The pretrain stage offers no
+    reader of its own for this file, so the study keeps this one.)"""
+    path = Path(folder) / "metrics.jsonl"
+    return list(read_jsonl(path)) if path.exists() else []
 
 
 @dataclass
 class RunData:
     name: str
-    strategy: str
+    arm: str  # the strategy, or `<control>+parity`
     seed: int
     folder: Path
+    grid: str = "main"  # main | noise
     tokens: int = 0
     steps: int = 0
     params: int = 0
-    curve: dict[int, dict[str, float]] = field(default_factory=dict)  # tokens -> lang -> loss
+    curve: dict[int, dict[str, float]] = field(default_factory=dict)  # step -> lang -> validation loss
+    baseline: dict[str, float] = field(default_factory=dict)  # lang -> unigram validation loss
+    rounds: list[dict] = field(default_factory=list)  # round summaries of the `selection` events
+    train: dict = field(default_factory=dict)  # the run's `train` settings (schedule, decay_fraction, ...)
     wall_s: float = 0.0
     scoring_s: float = 0.0
-    rounds: list[dict] = field(default_factory=list)  # round summaries
-    downstream: list[dict] = field(default_factory=list)  # results.csv rows
+    downstream: list[dict] = field(default_factory=list)  # finetune results.csv rows
     complete: bool = False
 
+    def loss(self, step: int, langs: Sequence[str]) -> float:
+        """Validation loss at `step`, mean over `langs`."""
+        return statistics.fmean(self.curve[step][lang] for lang in langs)
 
-def _jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    @property
+    def final_step(self) -> int:
+        return max(self.curve)
 
 
-def load_run(folder: Path) -> RunData | None:
-    """One run's numbers; None when the folder is not a study run (no `<strategy>-seed<k>` name)."""
-    name = folder.name
-    if "-seed" not in name:
+def load_run(folder: Path, grid: str = "main") -> RunData | None:
+    """One run's numbers; None when the folder is not a study run (no `<arm>-seed<k>` name)."""
+    arm, _, seed = folder.name.rpartition("-seed")
+    if not arm or not seed.isdigit():
         return None
-    strategy, seed = name.rsplit("-seed", 1)
-    run = RunData(name, strategy, int(seed), folder)
+    run = RunData(folder.name, arm, int(seed), folder, grid)
     manifest = read_manifest(folder)
     run.complete = manifest is not None
     summary = (manifest or {}).get("summary", {})
     run.tokens, run.steps, run.params = summary.get("tokens", 0), summary.get("steps", 0), summary.get("parameters", 0)
-    records = _jsonl(folder / "metrics.jsonl")
-    per_step = run.tokens / run.steps if run.steps else 0
-    for rec in records:
-        if rec.get("event") == "eval":
-            run.curve[int(rec["step"] * per_step)] = {k: v["loss"] for k, v in rec["langs"].items()
-                                                      if v.get("loss") is not None}
-    timing = _jsonl(folder / "timing.jsonl")
-    if timing:
-        run.wall_s, run.scoring_s = timing[-1]["elapsed_s"], timing[-1]["scoring_s"]
-    for path in sorted((folder / "selection").glob("round-*.jsonl")):
-        lines = _jsonl(path)
-        if lines and lines[-1].get("type") == "summary":
-            run.rounds.append(lines[-1])
+    for rec in read_metrics(folder):
+        event = rec.get("event")
+        if event in ("eval", "baseline"):
+            losses = {lang: v["loss"] for lang, v in rec["langs"].items() if v.get("loss") is not None}
+            if event == "eval":
+                run.curve[int(rec["step"])] = losses
+            else:
+                run.baseline = losses
+        elif event == "selection":
+            summary = {"round": rec["round"], **rec.get("summary", {})}
+            if "noise_share" in rec:
+                summary.setdefault("noise_share", rec["noise_share"])
+            run.rounds.append(summary)
+    if (folder / "config.yaml").exists():
+        run.train = (yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8")) or {}).get("train", {})
+    if (folder / "timing.jsonl").exists():
+        last = list(read_jsonl(folder / "timing.jsonl"))[-1:]
+        if last:
+            run.wall_s, run.scoring_s = last[0]["elapsed_s"], last[0]["scoring_s"]
     results = folder / "finetune" / "results.csv"
     if results.exists():
         with open(results, newline="", encoding="utf-8") as handle:
@@ -83,87 +113,177 @@ def load_run(folder: Path) -> RunData | None:
     return run
 
 
-def load_runs(study_dir: Path) -> list[RunData]:
-    runs = [load_run(p) for p in sorted((Path(study_dir) / "runs").iterdir()) if p.is_dir()] \
-        if (Path(study_dir) / "runs").exists() else []
-    return [r for r in runs if r is not None and r.complete]
+def load_runs(folder: Path, grid: str = "main") -> list[RunData]:
+    """The complete runs (a manifest and at least one evaluation) in `folder`, by name."""
+    folder = Path(folder)
+    runs = [load_run(p, grid) for p in sorted(folder.iterdir()) if p.is_dir()] if folder.exists() else []
+    return [r for r in runs if r is not None and r.complete and r.curve]
 
 
-# ------------------------------------------------------------------ statistics
+def by_arm(runs: list[RunData], order: Sequence[str]) -> dict[str, list[RunData]]:
+    groups: dict[str, list[RunData]] = defaultdict(list)
+    for run in sorted(runs, key=lambda r: r.seed):
+        groups[run.arm].append(run)
+    return {arm: groups[arm] for arm in order if groups.get(arm)}
 
 
-def mean_std(values: list[float]) -> tuple[float, float]:
-    if not values:
-        return float("nan"), float("nan")
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
-def common_langs(runs: list[RunData]) -> list[str]:
-    """Languages with a validation loss at every checkpoint of every run (fair averages)."""
-    sets = [set.intersection(*(set(v) for v in r.curve.values())) for r in runs if r.curve]
+def study_langs(runs: list[RunData]) -> list[str]:
+    """The languages every run evaluated at its final step: the primary metric averages over them."""
+    sets = [set(r.curve[r.final_step]) for r in runs]
     return sorted(set.intersection(*sets)) if sets else []
 
 
-def final_loss(run: RunData, lang: str | None, langs: list[str]) -> float:
-    last = run.curve[max(run.curve)]
-    return last[lang] if lang else statistics.fmean(last[x] for x in langs)
+def pairs(group: list[RunData], control: list[RunData]) -> list[tuple[RunData, RunData]]:
+    """(run, control run) of every seed in both groups, in seed order: they share initial weights,
+    masks and validation masks."""
+    ctrl = {r.seed: r for r in control}
+    return [(r, ctrl[r.seed]) for r in group if r.seed in ctrl]
 
 
-def mean_curve(runs: list[RunData], langs: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(tokens, mean over seeds of the language-averaged loss, std over seeds) at shared checkpoints."""
-    tokens = sorted(set.intersection(*(set(r.curve) for r in runs)))
-    per_run = np.array([[statistics.fmean(r.curve[t][x] for x in langs) for t in tokens] for r in runs])
-    std = per_run.std(axis=0, ddof=1) if len(runs) > 1 else np.zeros(len(tokens))
-    return np.array(tokens), per_run.mean(axis=0), std
+def final_diffs(group: list[RunData], control: list[RunData], langs: Sequence[str]) -> list[float]:
+    return [r.loss(r.final_step, langs) - c.loss(c.final_step, langs) for r, c in pairs(group, control)]
 
 
-def tokens_to_reach(tokens: np.ndarray, curve: np.ndarray, target: float) -> float | None:
-    """First token count at which `curve` reaches `target` (linear between checkpoints), else None."""
-    for i, value in enumerate(curve):
-        if value <= target:
-            if i == 0:
-                return float(tokens[0])
-            prev = curve[i - 1]
-            frac = (prev - target) / (prev - value) if prev != value else 1.0
-            return float(tokens[i - 1] + frac * (tokens[i] - tokens[i - 1]))
-    return None
+# ------------------------------------------------------------------ the verdict rules
 
 
-def compare(values: list[float], control: list[float], lower_is_better: bool) -> dict:
-    """Difference from the control and whether it exceeds the seed-to-seed spread."""
-    if any(np.isnan(v) for v in [*values, *control]):
-        return {"mean": mean_std(values)[0], "std": mean_std(values)[1], "n": len(values), "diff": None,
-                "exceeds_spread": None, "seeds_better": None, "verdict": "missing"}
-    m, s = mean_std(values)
-    mc, sc = mean_std(control)
-    diff = m - mc
-    exceeds = abs(diff) > s + sc
-    better = (diff < 0) == lower_is_better and diff != 0
-    paired = sum((v < c) == lower_is_better and v != c for v, c in zip(values, control))
-    verdict = "same as control" if values == control else (
-        ("better" if better else "worse") + (" (exceeds spread)" if exceeds else " (within spread)"))
-    return {"mean": m, "std": s, "n": len(values), "diff": diff, "exceeds_spread": exceeds,
-            "seeds_better": f"{paired}/{min(len(values), len(control))}", "verdict": verdict}
+def verdict(mean: float, ci: tuple[float, float], p_t_holm: float, p_flip_holm: float, p_tost: float,
+            alpha: float = 0.05, gate: Sequence[str] = ()) -> str:
+    """The verdict on one strategy from its paired differences (strategy − control, lower is better),
+    as docs/study.md states it:
+    - gate not met (any failure listed): inconclusive, naming the failures;
+    - confirmed: Holm-adjusted p < alpha in the paired t-test and in the sign-flip test, and the 95%
+      interval below 0 (a gain that TOST also finds within ±sesoi is marked as such);
+    - refuted at this scale: the same significance with the interval above 0 (worse), or
+      equivalent within ±sesoi by TOST at alpha;
+    - inconclusive otherwise (nan p-values, i.e. too few pairs, never pass a test)."""
+    if gate:
+        return f"{INCONCLUSIVE} (gate not met: {'; '.join(gate)})"
+    significant = p_t_holm < alpha and p_flip_holm < alpha
+    if significant and ci[1] < 0:
+        return CONFIRMED + (" (gain smaller than sesoi)" if p_tost < alpha else "")
+    if significant and ci[0] > 0:
+        return f"{REFUTED} (worse)"
+    if p_tost < alpha:
+        return f"{REFUTED} (equivalent within ±sesoi)"
+    return INCONCLUSIVE
 
 
-# ------------------------------------------------------------------ tables
+def gate_failures(final: dict[str, float], baseline: dict[str, float], margin: float) -> list[str]:
+    """Each study language where the control's final loss is not at least `margin` nats below the
+    unigram baseline, as `lang +0.123 < 0.3` (or `lang: no unigram baseline`); [] = gate met."""
+    if final and not baseline:
+        return ["no unigram baseline recorded (no `baseline` event in metrics.jsonl)"]
+    out = []
+    for lang in sorted(final):
+        if lang not in baseline:
+            out.append(f"{lang}: no unigram baseline")
+        elif baseline[lang] - final[lang] < margin:
+            out.append(f"{lang} {baseline[lang] - final[lang]:+.3f} < {margin:g}")
+    return out
 
 
-def by_strategy(runs: list[RunData], order: list[str]) -> dict[str, list[RunData]]:
-    groups: dict[str, list[RunData]] = defaultdict(list)
-    for run in sorted(runs, key=lambda r: r.seed):
-        groups[run.strategy].append(run)
-    return {s: groups[s] for s in order if groups.get(s)}
+def describe(diffs: Sequence[float], confidence: float = 0.95) -> dict:
+    """Mean paired difference, its t interval and the two p-values, without a verdict."""
+    if not len(diffs):
+        return {"n": 0, "mean_diff": None, "ci_low": None, "ci_high": None, "p_t": None, "p_sign_flip": None}
+    t = stats.paired_t(diffs, confidence)
+    return {"n": t.n, "mean_diff": t.mean, "sd_diff": t.sd, "ci_low": t.ci[0], "ci_high": t.ci[1], "p_t": t.p,
+            "p_sign_flip": stats.sign_flip(diffs)}
 
 
-def paired_values(group: list[RunData], control: list[RunData], value) -> tuple[list[float], list[float]]:
-    """Values of the seeds present in both groups, in seed order (pairs share init and masks)."""
-    seeds = sorted({r.seed for r in group} & {r.seed for r in control})
-    pick = lambda runs: [value(next(r for r in runs if r.seed == s)) for s in seeds]  # noqa: E731
-    return pick(group), pick(control)
+def compare_arms(diffs: dict[str, Sequence[float]], alpha: float = 0.05, sesoi: float = 0.02,
+                 gate: Sequence[str] = ()) -> list[dict]:
+    """One row per strategy of the family `diffs` (strategy -> paired differences): mean, 95%
+    interval, paired t and sign-flip p, both Holm-adjusted across the family, TOST p against
+    ±sesoi, the minimum detectable effect (80% power at alpha / k) and the verdict."""
+    names = [s for s, d in diffs.items() if len(d)]
+    rows = [{"strategy": s, **describe(diffs[s])} for s in names]
+    holm_t = stats.holm([r["p_t"] for r in rows])
+    holm_flip = stats.holm([r["p_sign_flip"] for r in rows])
+    for row, p_t, p_flip in zip(rows, holm_t, holm_flip):
+        equivalence = stats.tost(diffs[row["strategy"]], sesoi, alpha)
+        row.update(p_t_holm=p_t, p_sign_flip_holm=p_flip, p_tost=equivalence.p, tost_ci_low=equivalence.ci[0],
+                   tost_ci_high=equivalence.ci[1],
+                   mde=stats.min_detectable_effect(row["sd_diff"], row["n"], alpha, k=len(rows)),
+                   verdict=verdict(row["mean_diff"], (row["ci_low"], row["ci_high"]), p_t, p_flip,
+                                   equivalence.p, alpha, gate))
+    return rows
 
 
-def downstream_rows(run: RunData) -> dict[tuple[str, str], float]:
+# ------------------------------------------------------------------ learning curves
+
+
+def decay_start(train: dict) -> int | None:
+    """The last step before the learning rate starts to decay (pretrain/optim.py's wsd schedule);
+    None for the other schedules, which decay from the end of warm-up on."""
+    if train.get("schedule") != "wsd":
+        return None
+    total = int(train["max_steps"])
+    return total - max(1, round(float(train.get("decay_fraction", 0.2)) * total))
+
+
+def common_steps(runs: Sequence[RunData], langs: Sequence[str]) -> list[int]:
+    steps = [{s for s, losses in r.curve.items() if all(lang in losses for lang in langs)} for r in runs]
+    return sorted(set.intersection(*steps)) if steps else []
+
+
+def step_rows(group: list[RunData], control: list[RunData], langs: Sequence[str], start: int | None) -> list[dict]:
+    """Strategy − control at every evaluation step both evaluated (same step = same tokens and,
+    for every arm, the same learning rate), paired by seed."""
+    matched = pairs(group, control)
+    runs = [r for pair in matched for r in pair]
+    per_step = control[0].tokens / control[0].steps if control[0].steps else 0
+    rows = []
+    for step in common_steps(runs, langs):
+        diffs = [r.loss(step, langs) - c.loss(step, langs) for r, c in matched]
+        phase = "–" if start is None else ("decay" if step > start else "before decay")
+        rows.append({"step": step, "tokens": round(step * per_step), "phase": phase, **describe(diffs)})
+    return rows
+
+
+def tokens_to_target(group: list[RunData], control: list[RunData], langs: Sequence[str], start: int | None) -> dict:
+    """Per seed, the first evaluation step at which the strategy's loss is at or below the same-seed
+    control's loss at the target step: the last step both evaluated before the learning rate
+    decays, so an unannealed loss is never compared with an annealed one. Only with the wsd
+    schedule (the others decay all along); ratio = step reached / target step."""
+    if start is None:
+        return {"target_step": None, "why": "schedule is not wsd: no checkpoint before the decay"}
+    matched = pairs(group, control)
+    steps = [s for s in common_steps([r for pair in matched for r in pair], langs) if s <= start]
+    if not steps or steps[-1] == 0:
+        return {"target_step": None, "why": f"no evaluation step in (0, {start}] (decay starts after step {start})"}
+    target = steps[-1]
+    reached = []
+    for r, c in matched:
+        goal = c.loss(target, langs)
+        reached.append(next((s for s in steps if r.loss(s, langs) <= goal), None))
+    ratios = [s / target for s in reached if s is not None]
+    per_step = control[0].tokens / control[0].steps if control[0].steps else 0
+    return {"target_step": target, "target_tokens": round(target * per_step), "seeds": [r.seed for r, _ in matched],
+            "reached_steps": reached, "reached": f"{len(ratios)}/{len(reached)}",
+            "mean_ratio": statistics.fmean(ratios) if ratios else None}
+
+
+def mean_curve(runs: list[RunData], langs: Sequence[str]) -> tuple[list[int], list[float], list[float]]:
+    """(tokens, mean over seeds of the language-mean loss, sd over seeds) at the steps all evaluated."""
+    steps = common_steps(runs, langs)
+    values = np.array([[r.loss(s, langs) for s in steps] for r in runs])
+    sd = values.std(axis=0, ddof=1) if len(runs) > 1 else np.zeros(len(steps))
+    per_step = runs[0].tokens / runs[0].steps if runs[0].steps else 0
+    return [round(s * per_step) for s in steps], values.mean(axis=0).tolist(), sd.tolist()
+
+
+# ------------------------------------------------------------------ descriptive tables
+
+
+def mean_sd(values: Sequence[float]) -> tuple[float, float]:
+    if not values:
+        return math.nan, math.nan
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def downstream_scores(run: RunData) -> dict[tuple[str, str], float]:
     """(task, lang) -> test score (%), averaged over finetuning seeds."""
     scores: dict[tuple[str, str], list[float]] = defaultdict(list)
     for row in run.downstream:
@@ -172,55 +292,20 @@ def downstream_rows(run: RunData) -> dict[tuple[str, str], float]:
     return {k: statistics.fmean(v) for k, v in scores.items()}
 
 
-def paired_ratios(group: list[RunData], control: list[RunData], langs: list[str]) -> list[float | None]:
-    """Per seed: tokens this run needs to reach the same-seed control run's final loss (language
-    mean) / the control run's tokens; None where it never does."""
-    out = []
-    for run in group:
-        ctrl = next((c for c in control if c.seed == run.seed), None)
-        if ctrl is None:
-            continue
-        tokens, curve, _ = mean_curve([run], langs)
-        reached = tokens_to_reach(tokens, curve, final_loss(ctrl, None, langs))
-        out.append(None if reached is None else reached / max(ctrl.curve))
-    return out
-
-
-def summary_rows(groups: dict[str, list[RunData]], control: str, langs: list[str]) -> list[dict]:
-    """The study table: one row per strategy and measure (valid loss per language and mean,
-    tokens to reach the control's final loss, downstream score, scoring share)."""
+def downstream_rows(groups: dict[str, list[RunData]], control: str) -> list[dict]:
+    """Per task and language: each arm's mean ± sd, and its paired difference from the control
+    (higher is better here; unadjusted p-values: a secondary measure, not in the verdict)."""
     rows = []
-    ctrl = groups[control]
-    _, ctrl_curve, _ = mean_curve(ctrl, langs)
-    target, ctrl_tokens = float(ctrl_curve[-1]), max(max(r.curve) for r in ctrl)
-    tasks = sorted({k for r in ctrl for k in downstream_rows(r)})
-    for strategy, group in groups.items():
-        for lang in [*langs, None]:
-            vals, cvals = paired_values(group, ctrl, lambda r: final_loss(r, lang, langs))
-            rows.append({"strategy": strategy, "measure": "final_valid_loss", "key": lang or "mean",
-                         **compare(vals, cvals, True)})
-        tokens, curve, _ = mean_curve(group, langs)
-        reached = tokens_to_reach(tokens, curve, target)
-        paired = paired_ratios(group, ctrl, langs)
-        got = [r for r in paired if r is not None]
-        rows.append({"strategy": strategy, "measure": "tokens_to_control_final_loss", "key": "mean",
-                     "mean": reached, "std": None, "n": len(group), "diff": None, "exceeds_spread": None,
-                     "seeds_better": None,
-                     "verdict": "not reached" if reached is None else f"ratio {reached / ctrl_tokens:.3f}",
-                     "ratio": None if reached is None else reached / ctrl_tokens,
-                     "paired_ratio_mean": mean_std(got)[0] if got else None,
-                     "paired_ratio_std": mean_std(got)[1] if got else None,
-                     "paired_reached": f"{len(got)}/{len(paired)}"})
-        for task, lang in tasks:
-            vals, cvals = paired_values(group, ctrl, lambda r: downstream_rows(r).get((task, lang), float("nan")))
-            rows.append({"strategy": strategy, "measure": f"downstream_{task}", "key": lang,
-                         **compare(vals, cvals, False)})
-        shares = [r.scoring_s / r.wall_s if r.wall_s else float("nan") for r in group]
-        m, s = mean_std(shares)
-        rows.append({"strategy": strategy, "measure": "scoring_share_of_wall", "key": "all", "mean": m, "std": s,
-                     "n": len(group), "diff": None, "exceeds_spread": None, "seeds_better": None,
-                     "verdict": f"{statistics.fmean(r.scoring_s for r in group):.1f} s of "
-                                f"{statistics.fmean(r.wall_s for r in group):.1f} s"})
+    keys = sorted({k for r in groups[control] for k in downstream_scores(r)})
+    for task, lang in keys:
+        for arm, group in groups.items():
+            scores = {r.seed: downstream_scores(r).get((task, lang)) for r in group}
+            got = [v for v in scores.values() if v is not None]
+            m, sd = mean_sd(got)
+            diffs = [scores[r.seed] - downstream_scores(c)[(task, lang)] for r, c in pairs(group, groups[control])
+                     if scores.get(r.seed) is not None and (task, lang) in downstream_scores(c)]
+            rows.append({"task": task, "lang": lang, "arm": arm, "mean": m, "sd": sd,
+                         **({} if arm == control else describe(diffs))})
     return rows
 
 
@@ -228,9 +313,9 @@ def selection_rows(runs: list[RunData]) -> list[dict]:
     rows = []
     for run in runs:
         for summary in run.rounds:
-            total = sum(v["chosen"] for v in summary["languages"].values()) or 1
-            for lang, entry in sorted(summary["languages"].items()):
-                rows.append({"run": run.name, "strategy": run.strategy, "seed": run.seed, "round": summary["round"],
+            total = sum(v["chosen"] for v in summary.get("languages", {}).values()) or 1
+            for lang, entry in sorted(summary.get("languages", {}).items()):
+                rows.append({"run": run.name, "arm": run.arm, "seed": run.seed, "round": summary["round"],
                              "mode": summary.get("mode"), "lang": lang, "chosen": entry["chosen"],
                              "share": round(entry["chosen"] / total, 6),
                              "mean_score_candidates": entry.get("mean_score_candidates"),
@@ -238,53 +323,78 @@ def selection_rows(runs: list[RunData]) -> list[dict]:
     return rows
 
 
-def choice_rows(runs: list[RunData]) -> list[dict]:
-    """Per strategy and round, mean over seeds: how the chosen blocks differ from the candidates
-    (every strategy but `mix` keeps the same language quotas, so its choice is within languages;
-    `mix` moves the quotas themselves)."""
-    acc: dict = defaultdict(lambda: defaultdict(list))
-    for run in runs:
-        for s in run.rounds:
-            langs = s["languages"].values()
-            gaps = [e["mean_score_chosen"] - e["mean_score_candidates"] for e in langs
-                    if e.get("mean_score_chosen") is not None and e.get("mean_score_candidates") is not None]
-            acc[(run.strategy, s["round"])]["mode"].append(s.get("mode"))
-            acc[(run.strategy, s["round"])]["gap"].append(statistics.fmean(gaps) if gaps else float("nan"))
-            acc[(run.strategy, s["round"])]["chosen_before"].append(s.get("chosen_before", 0) / max(1, s["chosen"]))
-            acc[(run.strategy, s["round"])]["junk_flagged"].append(s.get("junk_flagged", 0))
-            acc[(run.strategy, s["round"])]["generated"].append((s.get("afrolm") or {}).get("blocks", 0))
-    return [{"strategy": k[0], "round": k[1], "mode": v["mode"][0],
-             "score_gap": statistics.fmean(v["gap"]), "chosen_before": statistics.fmean(v["chosen_before"]),
-             "junk_flagged": statistics.fmean(v["junk_flagged"]), "generated_blocks": statistics.fmean(v["generated"])}
-            for k, v in sorted(acc.items(), key=lambda kv: kv[0])]
-
-
 def selection_shares(rows: list[dict]) -> dict[str, dict[int, dict[str, float]]]:
-    """strategy -> round -> lang -> share of chosen blocks, mean over seeds."""
+    """arm -> round -> lang -> share of chosen blocks, mean over seeds."""
     acc: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     for row in rows:
-        acc[row["strategy"]][row["round"]][row["lang"]].append(row["share"])
+        acc[row["arm"]][row["round"]][row["lang"]].append(row["share"])
     return {s: {r: {lang: statistics.fmean(v) for lang, v in langs.items()} for r, langs in rounds.items()}
             for s, rounds in acc.items()}
 
 
-def raw_tables(runs: list[RunData]) -> dict[str, list[dict]]:
-    curves, downstream, timing = [], [], []
+def choice_rows(runs: list[RunData]) -> list[dict]:
+    """Per arm and round, mean over seeds: how the chosen blocks differ from the candidates
+    (every strategy but `mix` keeps the same language quotas, so its choice is within languages)."""
+    acc: dict = defaultdict(lambda: defaultdict(list))
     for run in runs:
-        for tokens, langs in sorted(run.curve.items()):
-            for lang, loss in sorted(langs.items()):
-                curves.append({"run": run.name, "strategy": run.strategy, "seed": run.seed,
-                               "tokens": tokens, "lang": lang, "valid_loss": loss})
+        for s in run.rounds:
+            gaps = [e["mean_score_chosen"] - e["mean_score_candidates"] for e in s.get("languages", {}).values()
+                    if e.get("mean_score_chosen") is not None and e.get("mean_score_candidates") is not None]
+            cell = acc[(run.arm, s["round"])]
+            cell["mode"].append(s.get("mode"))
+            cell["gap"].append(statistics.fmean(gaps) if gaps else math.nan)
+            cell["chosen_before"].append(s.get("chosen_before", 0) / max(1, s.get("chosen", 0)))
+            cell["junk_flagged"].append(s.get("junk_flagged", 0))
+            cell["generated"].append((s.get("afrolm") or {}).get("blocks", 0))
+    return [{"arm": k[0], "round": k[1], "mode": v["mode"][0], "score_gap": statistics.fmean(v["gap"]),
+             "chosen_before": statistics.fmean(v["chosen_before"]), "junk_flagged": statistics.fmean(v["junk_flagged"]),
+             "generated_blocks": statistics.fmean(v["generated"])} for k, v in sorted(acc.items())]
+
+
+def noise_rows(runs: list[RunData], order: Sequence[str]) -> list[dict]:
+    """Positive-control grid: per arm and round, the share of chosen blocks that were noise (the
+    rounds' `noise_share`), mean ± sd over seeds, beside the share among the candidates
+    (`noise_candidate_share`, what choosing at random keeps); [] when no round records it."""
+    acc: dict = defaultdict(list)
+    offered: dict = defaultdict(list)
+    for run in runs:
+        for s in run.rounds:
+            if s.get("noise_share") is not None:
+                acc[(run.arm, s["round"])].append(float(s["noise_share"]))
+                if s.get("noise_candidate_share") is not None:
+                    offered[(run.arm, s["round"])].append(float(s["noise_candidate_share"]))
+    return [{"arm": arm, "round": rnd, "n": len(v), "noise_share": mean_sd(v)[0], "sd": mean_sd(v)[1],
+             "candidate_share": mean_sd(offered[(arm, rnd)])[0] if offered[(arm, rnd)] else None}
+            for (arm, rnd), v in sorted(acc.items(), key=lambda kv: (list(order).index(kv[0][0]), kv[0][1]))]
+
+
+def result_rows(runs: list[RunData], langs: Sequence[str]) -> list[dict]:
+    """results.csv: one row per run."""
+    rows = []
+    for r in runs:
+        last = r.curve[r.final_step]
+        here = [lang for lang in langs if lang in last]
+        rows.append({"grid": r.grid, "run": r.name, "arm": r.arm, "seed": r.seed, "steps": r.steps, "tokens": r.tokens,
+                     "params": r.params, "final_loss": r.loss(r.final_step, here) if here else None,
+                     **{f"loss_{lang}": last.get(lang) for lang in langs},
+                     **{f"unigram_{lang}": r.baseline.get(lang) for lang in langs},
+                     "wall_s": r.wall_s, "scoring_s": r.scoring_s,
+                     "scoring_share": round(r.scoring_s / r.wall_s, 4) if r.wall_s else None})
+    return rows
+
+
+def raw_tables(runs: list[RunData]) -> dict[str, list[dict]]:
+    curves, downstream = [], []
+    for run in runs:
+        for step, losses in sorted(run.curve.items()):
+            for lang, loss in sorted(losses.items()):
+                curves.append({"grid": run.grid, "run": run.name, "arm": run.arm, "seed": run.seed, "step": step,
+                               "lang": lang, "valid_loss": loss})
         for row in run.downstream:
-            downstream.append({"run": run.name, "strategy": run.strategy, "seed": run.seed,
-                               "task": row["task"], "lang": row["lang"], "metric": row["metric"],
-                               "finetune_seed": row["seed"], "test_score": row["test_score"],
-                               "dev_score": row["dev_score"]})
-        timing.append({"run": run.name, "strategy": run.strategy, "seed": run.seed, "params": run.params,
-                       "steps": run.steps, "tokens": run.tokens, "wall_s": run.wall_s, "scoring_s": run.scoring_s,
-                       "scoring_share": round(run.scoring_s / run.wall_s, 4) if run.wall_s else None})
-    return {"curves": curves, "downstream": downstream, "timing": timing, "selection": selection_rows(runs),
-            "choice": choice_rows(runs)}
+            downstream.append({"run": run.name, "arm": run.arm, "seed": run.seed, "task": row["task"],
+                               "lang": row["lang"], "metric": row["metric"], "finetune_seed": row["seed"],
+                               "test_score": row["test_score"], "dev_score": row["dev_score"]})
+    return {"curves": curves, "downstream": downstream, "selection": selection_rows(runs)}
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -301,15 +411,18 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 # ------------------------------------------------------------------ examples of scored blocks
 
 
+def _round_files(run: RunData) -> list[list[dict]]:
+    return [list(read_jsonl(p)) for p in sorted((run.folder / "selection").glob("round-*.jsonl"))]
+
+
 def block_examples(run: RunData, k: int, width: int = 160) -> list[dict]:
     """The k highest and k lowest scored clean candidates of the run's last scored round, as text."""
-    scored = [p for p in sorted((run.folder / "selection").glob("round-*.jsonl"))
-              if _jsonl(p)[-1].get("mode") == "scored"]
     if k <= 0:
         return []
+    scored = [lines for lines in _round_files(run) if lines and lines[-1].get("mode") == "scored"]
     if not scored:
         return generated_examples(run, k, width)
-    cands = [c for c in _jsonl(scored[-1]) if c.get("type") == "candidate" and c.get("score") is not None
+    cands = [c for c in scored[-1] if c.get("type") == "candidate" and c.get("score") is not None
              and not c.get("generated") and not c.get("junk")]
     cands.sort(key=lambda c: c["score"])
     picks = [("highest", c) for c in cands[::-1][:k]] + [("lowest", c) for c in cands[:k]]
@@ -343,7 +456,6 @@ def generated_examples(run: RunData, k: int, width: int = 160) -> list[dict]:
 
 
 def decode_blocks(run: RunData, ids: list[int]) -> list[str]:
-    import yaml
     from tokenizers import Tokenizer
 
     from common.corpus import corpus_hash
@@ -353,152 +465,331 @@ def decode_blocks(run: RunData, ids: list[int]) -> list[str]:
     cache_root = Path(cfg["data"]["cache_dir"] or run.folder.parent / "cache")
     key = cache_key(tokenizer_hash(Path(cfg["tokenizer_dir"])), corpus_hash(Path(cfg["corpus_dir"])),
                     cfg["data"]["block_len"])
-    langs = sorted({s_lang for s in run.rounds for s_lang in s["languages"]})
+    langs = sorted({lang for s in run.rounds for lang in s.get("languages", {})})
     pool = PackedBlockPool(cache_root / key, langs, None, Path(cfg["corpus_dir"]))
     tok = Tokenizer.from_file(str(run.folder / "final" / "tokenizer.json"))
     return [tok.decode([int(i) for i in block], skip_special_tokens=True).replace("\n", " ")
             for block in pool.blocks(ids)]
 
 
-# ------------------------------------------------------------------ report
+# ------------------------------------------------------------------ the analysis
+
+
+def compute(cfg, runs: list[RunData], noise_runs: list[RunData] = (), parity: dict | None = None) -> dict | None:
+    """Every number of analysis.md / analysis.json from the loaded runs; None without a control run."""
+    parity_arm = cfg.parity_arm
+    order = [*cfg.strategies, *([parity_arm] if parity_arm else [])]
+    groups = by_arm([r for r in runs if r.arm in order], order)
+    control = cfg.control
+    if control not in groups:
+        return None
+    main = [r for arm, group in groups.items() for r in group]
+    langs = study_langs(main)
+    family = [s for s in groups if s not in (control, parity_arm)]
+
+    finals = {lang: statistics.fmean(r.curve[r.final_step][lang] for r in groups[control]) for lang in langs}
+    baselines: dict[str, list[float]] = defaultdict(list)
+    for r in groups[control]:
+        for lang, loss in r.baseline.items():
+            baselines[lang].append(loss)
+    baseline = {lang: statistics.fmean(v) for lang, v in baselines.items()}
+    failures = gate_failures(finals, baseline, cfg.gate_margin)
+    margins = {lang: baseline[lang] - finals[lang] for lang in langs if lang in baseline}
+    if failures:
+        gate_line = (f"**Gate not met**: `{control}` must end at least {cfg.gate_margin:g} nats below the unigram "
+                     f"baseline in every study language; it does not in: {'; '.join(failures)}. "
+                     "Every verdict is therefore inconclusive.")
+    else:
+        gate_line = (f"**Gate met**: `{control}` ends {min(margins.values()):.3f}–{max(margins.values()):.3f} nats "
+                     f"below the unigram baseline in all {len(langs)} study languages (needs {cfg.gate_margin:g}).")
+
+    diffs = {s: final_diffs(groups[s], groups[control], langs) for s in family}
+    verdicts = compare_arms(diffs, cfg.alpha, cfg.sesoi, failures)
+    for row in verdicts:
+        row["diffs"] = diffs[row["strategy"]]
+    per_language = []
+    for arm, group in groups.items():
+        for lang in [*langs, "mean"]:
+            values = [r.loss(r.final_step, langs if lang == "mean" else [lang]) for r in group]
+            per_language.append({"arm": arm, "lang": lang, **dict(zip(("mean", "sd"), mean_sd(values)))})
+
+    start = decay_start(groups[control][0].train)
+    steps = {s: step_rows(groups[s], groups[control], langs, start) for s in family}
+    targets = {s: tokens_to_target(groups[s], groups[control], langs, start) for s in family}
+
+    parity_rows = []
+    if parity_arm in groups:
+        parity_rows.append({"comparison": f"{parity_arm} − {control}",
+                            **describe(final_diffs(groups[parity_arm], groups[control], langs))})
+        parity_rows += [{"comparison": f"{s} − {parity_arm}",
+                         **describe(final_diffs(groups[s], groups[parity_arm], langs))} for s in family]
+
+    noise: dict = {"runs": len(noise_runs)}
+    if noise_runs:
+        ngroups = by_arm(noise_runs, cfg.strategies)
+        nlangs = study_langs(noise_runs)
+        noise["rounds"] = noise_rows(noise_runs, cfg.strategies)
+        noise["final"] = [{"comparison": f"{s} − {control}", **describe(final_diffs(g, ngroups[control], nlangs))}
+                          for s, g in ngroups.items() if s != control and control in ngroups]
+
+    scoring = [{"arm": arm, "scoring_s": statistics.fmean(r.scoring_s for r in g),
+                "wall_s": statistics.fmean(r.wall_s for r in g),
+                "share": mean_sd([r.scoring_s / r.wall_s for r in g if r.wall_s])} for arm, g in groups.items()]
+    return {
+        "settings": {"control": control, "alpha": cfg.alpha, "sesoi": cfg.sesoi, "gate_margin": cfg.gate_margin,
+                     "parity_arm": parity_arm, "family": family},
+        "langs": langs, "seeds": {arm: [r.seed for r in g] for arm, g in groups.items()},
+        "tokens": {arm: sorted({r.tokens for r in g}) for arm, g in groups.items()},
+        "gate": {"met": not failures, "failures": failures, "margins": margins, "line": gate_line},
+        "verdicts": verdicts, "per_language": per_language,
+        "schedule": {"name": groups[control][0].train.get("schedule"), "decay_start": start},
+        "steps": steps, "tokens_to_target": targets,
+        "parity": {"record": parity, "rows": parity_rows}, "noise": noise,
+        "downstream": downstream_rows(groups, control), "scoring": scoring,
+        "shares": selection_shares(selection_rows(main)),
+        "choice": sorted(choice_rows([r for r in main if r.arm != parity_arm]),
+                         key=lambda r: (order.index(r["arm"]), r["round"])),
+        "curves": {arm: mean_curve(g, langs) for arm, g in groups.items()},
+    }
+
+
+def _clean(value):
+    """JSON without NaN: nan -> null, tuples -> lists, int keys kept as strings."""
+    if isinstance(value, float):
+        return None if math.isnan(value) or math.isinf(value) else value
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
 
 
 def fmt(value, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
 
-def markdown(groups, control, langs, rows, examples, shares, runs) -> str:
-    strategies = list(groups)
-    get = {(r["strategy"], r["measure"], r["key"]): r for r in rows}
-    out = []
-    mean_rows = [get[(s, "final_valid_loss", "mean")] for s in strategies if s != control]
-    better = [s for s, r in zip([s for s in strategies if s != control], mean_rows)
-              if r["verdict"].startswith("better") and r["exceeds_spread"]]
-    worse = [s for s, r in zip([s for s in strategies if s != control], mean_rows) if r["verdict"].startswith("worse")]
-    beyond = [s for s, r in zip([s for s in strategies if s != control], mean_rows)
-              if r["verdict"].startswith("worse") and r["exceeds_spread"]]
-    out.append("## Verdict (computed from the table below)\n")
-    out.append(
-        f"On mean validation loss over {len(langs)} languages at an equal budget of "
-        f"{max(r.tokens for r in runs):,} training tokens, "
-        + (f"{', '.join(better)} beat the `{control}` control by more than the seed-to-seed spread"
-           if better else f"no strategy beats the `{control}` control by more than the seed-to-seed spread")
-        + "; " + (f"{', '.join(worse)} did worse than `{control}` on the mean over seeds ("
-                  + (f"beyond the spread: {', '.join(beyond)}" if beyond else "all within the spread") + ")."
-                  if worse else f"none did worse than `{control}`.") + "\n")
-    n_seeds = ", ".join(f"{s}: {len(g)}" for s, g in groups.items())
-    out.append(f"Runs per strategy (pretraining seeds): {n_seeds}. Spread rule: a difference exceeds the "
-               "spread when |mean − control mean| > std + control std (sample std over seeds); "
-               "`seeds better` counts the seeds (paired: same initial weights and validation masks) "
-               "in which the strategy beat the control.\n")
-    out.append("## Final validation loss per language (mean ± std over seeds; lower is better)\n")
-    out.append("| strategy | " + " | ".join(langs) + " | mean | Δ vs control | seeds better | verdict |")
-    out.append("|---" * (len(langs) + 5) + "|")
-    for s in strategies:
-        cells = [f"{fmt(get[(s, 'final_valid_loss', lang)]['mean'])} ± {fmt(get[(s, 'final_valid_loss', lang)]['std'])}"
-                 for lang in langs]
-        m = get[(s, "final_valid_loss", "mean")]
-        out.append(f"| {s} | " + " | ".join(cells) + f" | {fmt(m['mean'])} ± {fmt(m['std'])} | "
-                   f"{fmt(m['diff'], 3)} | {m['seeds_better']} | {m['verdict']} |")
-    out.append("\nPer language, differences beyond the spread (all others are within it):\n")
-    beyond = [f"{s} {lang}: {fmt(get[(s, 'final_valid_loss', lang)]['diff'])} ({get[(s, 'final_valid_loss', lang)]['verdict']})"
-              for s in strategies if s != control for lang in langs
-              if get[(s, "final_valid_loss", lang)]["exceeds_spread"]]
-    out.append("\n".join(f"- {b}" for b in beyond) if beyond else "- none")
-    out.append("\n## Data efficiency: tokens to reach the control's final validation loss\n")
-    out.append("From each strategy's validation curve (mean over seeds of the language-averaged loss), the first "
-               "token count at which it reaches the control's final value (linear between checkpoints), divided "
-               "by the control's total tokens. Below 1 = needs less text; `not reached` = never got there.\n")
-    out.append("`paired` repeats this per seed against the same-seed control run (mean ± std over the "
-               "seeds that reached it), which shows how much of the ratio is seed noise.\n")
-    out.append("| strategy | tokens (mean curve) | ratio (mean curve) | paired ratio per seed | seeds that reached it |")
-    out.append("|---|---|---|---|---|")
-    for s in strategies:
-        r = get[(s, "tokens_to_control_final_loss", "mean")]
-        paired = ("–" if r["paired_ratio_mean"] is None
-                  else f"{fmt(r['paired_ratio_mean'])} ± {fmt(r['paired_ratio_std'])}")
-        tokens = "not reached" if r["mean"] is None else f"{r['mean']:,.0f}"
-        out.append(f"| {s} | {tokens} | "
-                   f"{fmt(r['ratio']) if r['ratio'] is not None else 'not reached'} | {paired} | {r['paired_reached']} |")
-    tasks = sorted({(r["measure"][len("downstream_"):], r["key"]) for r in rows if r["measure"].startswith("downstream_")})
-    if tasks:
-        out.append("\n## Downstream test scores (%, mean ± std over pretraining seeds; higher is better)\n")
-        out.append("| strategy | " + " | ".join(f"{t} {lang}" for t, lang in tasks) + " |")
-        out.append("|---" * (len(tasks) + 1) + "|")
-        for s in strategies:
-            cells = []
-            for t, lang in tasks:
-                r = get.get((s, f"downstream_{t}", lang))
-                cells.append("–" if r is None else f"{fmt(r['mean'], 2)} ± {fmt(r['std'], 2)}"
-                             + ("" if s == control else f" ({r['verdict']})"))
-            out.append(f"| {s} | " + " | ".join(cells) + " |")
-    out.append("\n## Scoring time as a share of wall time\n")
-    out.append("| strategy | share (mean ± std) | scoring s of wall s (mean) |")
-    out.append("|---|---|---|")
-    for s in strategies:
-        r = get[(s, "scoring_share_of_wall", "all")]
-        out.append(f"| {s} | {fmt(100 * r['mean'], 1)}% ± {fmt(100 * r['std'], 1)} | {r['verdict']} |")
-    out.append("\n## What each strategy chose: share of chosen blocks per language, per round (mean over seeds)\n")
-    all_langs = sorted({lang for s in shares.values() for r in s.values() for lang in r})
-    out.append("| strategy | round | " + " | ".join(all_langs) + " |")
-    out.append("|---" * (len(all_langs) + 2) + "|")
-    for s in strategies:
-        for rnd, langs_share in sorted(shares.get(s, {}).items()):
-            out.append(f"| {s} | {rnd} | " + " | ".join(f"{100 * langs_share.get(x, 0):.1f}%" for x in all_langs) + " |")
-    out.append("\nEvery strategy but `mix` gets the same per-language quotas (temperature sampling, "
-               "`selection.alpha`), so their language shares above are equal by design and they differ in which "
-               "blocks they take within a language; `mix` sets the shares from each language's excess loss:\n")
-    out.append("| strategy | round | mode | mean score, chosen − candidates | re-chosen from earlier rounds | "
-               "junk flagged | afrolm generated blocks |")
-    out.append("|---|---|---|---|---|---|---|")
-    order = {s: i for i, s in enumerate(strategies)}
-    for r in sorted(choice_rows(runs), key=lambda r: (order.get(r["strategy"], 99), r["round"])):
-        out.append(f"| {r['strategy']} | {r['round']} | {r['mode']} | {fmt(r['score_gap'])} | "
-                   f"{100 * r['chosen_before']:.1f}% | {r['junk_flagged']:.1f} | {r['generated_blocks']:.1f} |")
-    if examples:
-        out.append("\n## Highest and lowest scored blocks (last scored round, first seed; clean candidates; afrolm: generated blocks)\n")
-        for s, items in examples.items():
-            if not items:
+def fmt_p(p) -> str:
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "–"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _ci(row: dict, digits: int = 3) -> str:
+    return f"[{fmt(row.get('ci_low'), digits)}, {fmt(row.get('ci_high'), digits)}]"
+
+
+def markdown(result: dict, examples: dict | None = None, figures: Sequence[Path] = ()) -> str:
+    s = result["settings"]
+    control, langs = s["control"], result["langs"]
+    out = ["## Results\n", result["gate"]["line"] + "\n"]
+    seeds = ", ".join(f"{arm}: {len(v)}" for arm, v in result["seeds"].items())
+    out.append(f"Primary metric: the final validation loss (nats) averaged over the {len(langs)} study languages "
+               f"({', '.join(langs)}); Δ = strategy − `{control}` per seed (negative: the strategy is better). "
+               f"Seeds per arm: {seeds}. Holm across the {len(s['family'])} strategies, alpha {s['alpha']:g}, "
+               f"sesoi ±{s['sesoi']:g} nats; MDE = the smallest true Δ found with 80% power at alpha / "
+               f"{len(s['family'])}.\n")
+    out.append("| strategy | n | mean Δ | 95% CI | p (t) | p (sign-flip) | Holm p (t) | Holm p (sign-flip) | "
+               "TOST p | MDE | verdict |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in result["verdicts"]:
+        out.append(f"| {r['strategy']} | {r['n']} | {fmt(r['mean_diff'], 4)} | {_ci(r, 4)} | {fmt_p(r['p_t'])} | "
+                   f"{fmt_p(r['p_sign_flip'])} | {fmt_p(r['p_t_holm'])} | {fmt_p(r['p_sign_flip_holm'])} | "
+                   f"{fmt_p(r['p_tost'])} | {fmt(r['mde'], 4)} | {r['verdict']} |")
+
+    out.append("\n### Final validation loss per language (mean ± sd over seeds; lower is better)\n")
+    cells = {(r["arm"], r["lang"]): f"{fmt(r['mean'])} ± {fmt(r['sd'])}" for r in result["per_language"]}
+    out.append("| arm | " + " | ".join(langs) + " | mean |")
+    out.append("|---" * (len(langs) + 2) + "|")
+    for arm in result["seeds"]:
+        out.append(f"| {arm} | " + " | ".join(cells[(arm, lang)] for lang in [*langs, "mean"]) + " |")
+
+    parity = result["parity"]
+    if parity["rows"]:
+        record = parity["record"] or {}
+        how = (f"{record['extra_steps']} extra steps ({record['source']}"
+               + (f": {record['scoring_s']} s of scoring / {record['seconds_per_step']} s a step" if "scoring_s" in record
+                  else "") + ")") if record else "extra steps not recorded"
+        out.append(f"\n### At equal compute: `{s['parity_arm']}` ({how})\n")
+        out.append("Descriptive, not part of the verdict: the control given the training steps that the scoring "
+                   "time would have bought.\n")
+        out.append("| comparison | n | mean Δ | 95% CI | p (t) | p (sign-flip) |")
+        out.append("|---|---|---|---|---|---|")
+        for r in parity["rows"]:
+            out.append(f"| {r['comparison']} | {r['n']} | {fmt(r['mean_diff'], 4)} | {_ci(r, 4)} | {fmt_p(r['p_t'])} | "
+                       f"{fmt_p(r['p_sign_flip'])} |")
+
+    schedule = result["schedule"]
+    out.append(f"\n### Paired differences at every evaluation step (Δ mean [95% CI], nats; schedule "
+               f"{schedule['name']}" + (f", decay after step {schedule['decay_start']}" if schedule["decay_start"]
+                                        is not None else "") + ")\n")
+    family = s["family"]
+    all_steps = sorted({r["step"] for rows in result["steps"].values() for r in rows})
+    if family and all_steps:
+        get = {(arm, r["step"]): r for arm, rows in result["steps"].items() for r in rows}
+        first = next(rows for rows in result["steps"].values() if rows)
+        tokens = {r["step"]: (r["tokens"], r["phase"]) for r in first}
+        out.append("| step | tokens | phase | " + " | ".join(family) + " |")
+        out.append("|---" * (len(family) + 3) + "|")
+        for step in all_steps:
+            tok, phase = tokens.get(step, ("–", "–"))
+            row = [f"{fmt(get[(a, step)]['mean_diff'], 4)} {_ci(get[(a, step)], 3)}" if (a, step) in get else "–"
+                   for a in family]
+            out.append(f"| {step} | {fmt(tok)} | {phase} | " + " | ".join(row) + " |")
+
+    out.append("\n### Tokens to reach the control's loss before the learning-rate decay\n")
+    targets = result["tokens_to_target"]
+    known = [t for t in targets.values() if t.get("target_step") is not None]
+    if not known:
+        why = next((t["why"] for t in targets.values()), "no strategy to compare")
+        out.append(f"Not computed: {why}.")
+    else:
+        t0 = known[0]
+        out.append(f"Target: the same-seed `{control}` run's loss at step {t0['target_step']} "
+                   f"({t0['target_tokens']:,} tokens), the last evaluation before the decay. Per seed, the first "
+                   "evaluation step at which the strategy is at or below it (– = not by then).\n")
+        out.append("| strategy | reached | mean step ratio | step reached per seed |")
+        out.append("|---|---|---|---|")
+        for arm, t in targets.items():
+            if t.get("target_step") is None:
                 continue
-            out.append(f"**{s}**\n")
-            for e in items:
-                text = e["text"].replace("|", "\\|")
-                score = "" if e["score"] is None else f", score {e['score']:.3f}"
-                out.append(f"- {e['rank']}, {e['lang']}{score}{', chosen' if e['chosen'] else ''}: {text}")
-            out.append("")
+            per_seed = ", ".join(f"{seed}: {'–' if s_ is None else s_}" for seed, s_ in zip(t["seeds"], t["reached_steps"]))
+            out.append(f"| {arm} | {t['reached']} | {fmt(t['mean_ratio'])} | {per_seed} |")
+
+    noise = result["noise"]
+    if noise["runs"]:
+        out.append(f"\n### Positive control ({noise['runs']} runs in {GRIDS['noise']}/)\n")
+        if noise["rounds"]:
+            rounds = sorted({r["round"] for r in noise["rounds"]})
+            get = {(r["arm"], r["round"]): r for r in noise["rounds"]}
+            arms = list(dict.fromkeys(r["arm"] for r in noise["rounds"]))
+            out.append("Share of chosen blocks that were noise, per round (mean ± sd over seeds; in brackets the "
+                       "share among the round's candidates, what choosing at random keeps). A strategy that works "
+                       "chooses less noise than `random`.\n")
+            out.append("| arm | " + " | ".join(f"round {r}" for r in rounds) + " |")
+            out.append("|---" * (len(rounds) + 1) + "|")
+
+            def cell(row: dict) -> str:
+                offered = "" if row["candidate_share"] is None else f" ({100 * row['candidate_share']:.1f}%)"
+                return f"{100 * row['noise_share']:.1f}% ± {100 * row['sd']:.1f}{offered}"
+
+            for arm in arms:
+                out.append(f"| {arm} | " + " | ".join(cell(get[(arm, r)]) if (arm, r) in get else "–"
+                                                      for r in rounds) + " |")
+        else:
+            out.append("No round of these runs records a `noise_share`.")
+        if noise.get("final"):
+            out.append("\n| comparison (final loss) | n | mean Δ | 95% CI | p (t) | p (sign-flip) |")
+            out.append("|---|---|---|---|---|---|")
+            for r in noise["final"]:
+                out.append(f"| {r['comparison']} | {r['n']} | {fmt(r['mean_diff'], 4)} | {_ci(r, 4)} | "
+                           f"{fmt_p(r['p_t'])} | {fmt_p(r['p_sign_flip'])} |")
+
+    if result["downstream"]:
+        out.append("\n### Downstream test scores (%, mean ± sd over pretraining seeds; higher is better)\n")
+        out.append(f"Secondary, not part of the verdict; Δ vs `{control}` with its 95% CI and unadjusted p (t).\n")
+        out.append("| task | lang | arm | score | Δ | 95% CI | p (t) |")
+        out.append("|---|---|---|---|---|---|---|")
+        for r in result["downstream"]:
+            out.append(f"| {r['task']} | {r['lang']} | {r['arm']} | {fmt(r['mean'], 2)} ± {fmt(r['sd'], 2)} | "
+                       f"{fmt(r.get('mean_diff'), 2)} | {_ci(r, 2) if 'ci_low' in r else '–'} | "
+                       f"{fmt_p(r.get('p_t'))} |")
+
+    out.append("\n### Scoring time as a share of wall time\n")
+    out.append("| arm | share (mean ± sd) | scoring s of wall s (mean) |")
+    out.append("|---|---|---|")
+    for r in result["scoring"]:
+        m, sd = r["share"]
+        out.append(f"| {r['arm']} | {fmt(100 * m, 1)}% ± {fmt(100 * sd, 1)} | {r['scoring_s']:.1f} s of "
+                   f"{r['wall_s']:.1f} s |")
+
+    shares = result["shares"]
+    all_langs = sorted({lang for a in shares.values() for r in a.values() for lang in r})
+    if all_langs:
+        out.append("\n### Share of chosen blocks per language, per round (mean over seeds)\n")
+        out.append("| arm | round | " + " | ".join(all_langs) + " |")
+        out.append("|---" * (len(all_langs) + 2) + "|")
+        for arm, rounds in shares.items():
+            for rnd, share in sorted(rounds.items()):
+                out.append(f"| {arm} | {rnd} | " + " | ".join(f"{100 * share.get(x, 0):.1f}%" for x in all_langs) + " |")
+        out.append("\nEvery strategy but `mix` gets the same per-language quotas, so they differ in which blocks "
+                   "they take within a language:\n")
+        out.append("| arm | round | mode | mean score, chosen − candidates | re-chosen from earlier rounds | "
+                   "junk flagged | afrolm generated blocks |")
+        out.append("|---|---|---|---|---|---|---|")
+        for r in result["choice"]:
+            out.append(f"| {r['arm']} | {r['round']} | {r['mode']} | {fmt(r['score_gap'])} | "
+                       f"{100 * r['chosen_before']:.1f}% | {r['junk_flagged']:.1f} | {r['generated_blocks']:.1f} |")
+
+    if examples and any(examples.values()):
+        out.append("\n### Highest and lowest scored blocks (last scored round, first seed; afrolm: generated blocks)\n")
+        for arm, items in examples.items():
+            if items:
+                out.append(f"**{arm}**\n")
+                for e in items:
+                    score = "" if e["score"] is None else f", score {e['score']:.3f}"
+                    out.append(f"- {e['rank']}, {e['lang']}{score}{', chosen' if e['chosen'] else ''}: "
+                               + e["text"].replace("|", "\\|"))
+                out.append("")
+    if figures:
+        out.append("\n### Figures\n")
+        out.append("\n".join(f"![{p.stem}](figures/{p.name})" for p in figures))
     return "\n".join(out) + "\n"
 
 
-def analyse(cfg, log=print) -> dict | None:
-    """Write the study tables, markdown and figures from the complete runs in `cfg.out_dir/runs`."""
-    out = Path(cfg.out_dir)
-    runs = [r for r in load_runs(out) if r.strategy in cfg.strategies]
-    groups = by_strategy(runs, list(cfg.strategies))
-    if cfg.control not in groups:
-        log(f"[study] analysis: no complete `{cfg.control}` run yet in {out / 'runs'}; nothing to compare")
-        return None
-    langs = common_langs(runs)
-    raw = raw_tables(runs)
-    for name, table in raw.items():
-        write_csv(out / f"{name}.csv", table)
-    rows = summary_rows(groups, cfg.control, langs)
-    write_csv(out / "study.csv", rows)
-    examples = {}
-    for s, group in groups.items():
-        try:
-            examples[s] = block_examples(group[0], cfg.examples)
-        except (OSError, KeyError, ValueError) as err:  # examples need the block cache; tables do not
-            log(f"[study] analysis: no block examples for {s}: {err}")
-    shares = selection_shares(raw["selection"])
-    (out / "figures").mkdir(parents=True, exist_ok=True)
-    from pretrain.study_figures import write_figures
+def figure_data(result: dict) -> dict:
+    """The plain numbers study.figures draws."""
+    langs = result["langs"]
+    final = defaultdict(dict)
+    for r in result["per_language"]:
+        final[r["arm"]][r["lang"]] = (r["mean"], r["sd"])
+    downstream = defaultdict(dict)
+    for r in result["downstream"]:
+        downstream[r["arm"]][(r["task"], r["lang"])] = (r["mean"], r["sd"])
+    return {
+        "arms": list(result["seeds"]), "langs": langs, "final": dict(final), "curves": result["curves"],
+        "differences": {r["strategy"]: (r["diffs"], r["mean_diff"], (r["ci_low"], r["ci_high"]))
+                        for r in result["verdicts"]},
+        "sesoi": result["settings"]["sesoi"], "control": result["settings"]["control"],
+        "shares": result["shares"], "downstream": dict(downstream),
+    }
 
-    figures = write_figures(out / "figures", groups, cfg.control, langs, rows, shares)
-    text = markdown(groups, cfg.control, langs, rows, examples, shares, runs)
-    text += "\n## Figures\n\n" + "\n".join(f"![{p.stem}](figures/{p.name})" for p in figures) + "\n"
-    with atomic_write(out / "study.md") as handle:
-        handle.write(text)
-    log(f"[study] analysis of {len(runs)} runs: {out / 'study.md'}, {out / 'study.csv'}, {out / 'figures'}")
-    return {"rows": rows, "langs": langs, "groups": groups}
+
+def analyse(cfg, log=print) -> dict | None:
+    """Write results.csv, analysis.md, analysis.json, the raw tables and figures from the complete
+    runs under `cfg.out_dir`; None (and a line saying so) without a complete control run."""
+    from study.figures import write_figures
+
+    out = Path(cfg.out_dir)
+    runs = load_runs(out / GRIDS["main"], "main")
+    noise_runs = [r for r in load_runs(out / GRIDS["noise"], "noise") if r.arm in cfg.strategies]
+    record = out / PARITY_RECORD
+    parity = json.loads(record.read_text(encoding="utf-8")) if record.exists() else None
+    result = compute(cfg, runs, noise_runs, parity)
+    if result is None:
+        log(f"[study] analysis: no complete `{cfg.control}` run yet in {out / GRIDS['main']}; nothing to compare")
+        return None
+    used = [r for r in [*runs, *noise_runs] if r.arm in (*cfg.strategies, f"{cfg.control}{PARITY}")]
+    write_csv(out / "results.csv", result_rows(used, result["langs"]))
+    for name, table in raw_tables(used).items():
+        write_csv(out / f"{name}.csv", table)
+    examples = {}
+    for arm in cfg.strategies:
+        first = next((r for r in runs if r.arm == arm), None)
+        if first is None:
+            continue
+        try:
+            examples[arm] = block_examples(first, cfg.examples)
+        except (OSError, KeyError, ValueError) as err:  # examples need the block cache; tables do not
+            log(f"[study] analysis: no block examples for {arm}: {err}")
+    figures = write_figures(out / "figures", figure_data(result))
+    with atomic_write(out / "analysis.md") as handle:
+        handle.write(markdown(result, examples, figures))
+    write_json(out / "analysis.json", _clean({k: v for k, v in result.items() if k != "curves"}))
+    verdicts = ", ".join(f"{r['strategy']}: {r['verdict']}" for r in result["verdicts"]) or "no strategy to compare"
+    log(f"[study] analysis of {len(used)} runs: {out / 'analysis.md'}, {out / 'analysis.json'}, "
+        f"{out / 'results.csv'}; {verdicts}")
+    return result

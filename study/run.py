@@ -1,23 +1,28 @@
 """Does self-active selection work? A seeded grid of pretraining runs that differ only in the
-selection strategy (issue 9), each finetuned with the issue-5 protocol, then analysed.
+selection strategy, each finetuned with the finetuning stage's protocol, then analysed against
+the verdict rules of docs/study.md ("How the verdict is computed").
 
-    python -m pretrain.study corpus_dir=out/corpus tokenizer_dir=out/tokenizer out_dir=out/study
-    python -m pretrain.study ... shard=0/2     # this machine runs runs 0, 2, 4, ...; another shard=1/2
-    python -m pretrain.study ... analyse_only=true   # tables and figures from the runs on disk
+    python -m study corpus_dir=out/corpus tokenizer_dir=out/tokenizer out_dir=out/study
+    python -m study ... shard=0/2              # this machine runs runs 0, 2, 4, ...; another shard=1/2
+    python -m study ... analyse_only=true      # analysis.md, analysis.json, results.csv from the runs on disk
 
-Every run gets the same pretraining preset and settings (same steps x batch x block: equal
-training tokens; same `candidates_per_round`: equal scoring budget, reported separately), so
-the resolved configs differ only in `selection.strategy`, `selection.seed`, `train.seed` and
-`out_dir`. A run whose pretraining manifest and finetuning record are current is skipped, so a
-study can be stopped, continued later, or split across machines (then copy the run folders
-into one `out_dir/runs/` and run `analyse_only=true`).
+Every run of the main grid gets the same pretraining preset and settings (same steps x batch x
+block: equal training tokens; same `candidates_per_round`: equal scoring budget, reported
+separately), so the resolved configs differ only in `selection.strategy`, `selection.seed`,
+`train.seed` and `out_dir`; the same seed in every arm makes the runs paired. Two more grids:
+`random+parity` (random selection plus as many extra steps as `parity_from`'s scoring time is
+worth, run once those runs exist) and the positive control in `runs-noise/`: every strategy on a
+pool of which `noise_share` is noise blocks (pretrain's `data.noise_share`), where a strategy
+that works must choose less noise than `random`. A run whose pretraining manifest and finetuning record are current is
+skipped, so a study can be stopped, continued later, or split across machines (then copy the
+run folders into one `out_dir` and run `analyse_only=true`).
 """
+
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -25,40 +30,52 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common import corpus
-from common.config import ConfigError, config_to_dict, load_config
-from common.io import read_manifest, sha256_json, write_json
+from common.cli import Command
+from common.config import ConfigError, config_to_dict
+from common.io import read_jsonl, read_manifest, sha256_json, write_json
 from pretrain.strategies import STRATEGIES as REGISTRY
 
 STRATEGIES = tuple(REGISTRY)  # the arms: every registered selection strategy
-# Settings allowed to differ between the runs of a study (test_study: equal budgets).
+# Settings allowed to differ between the runs of the main grid (test_study: equal budgets).
 PER_RUN_SETTINGS = frozenset({"selection.strategy", "selection.seed", "train.seed", "out_dir"})
 FINETUNE_RECORD = "study-finetune.json"
+PARITY = "+parity"  # the compute-parity arm is `<control>+parity`
+PARITY_RECORD = "parity.json"  # how the parity arm's extra steps were measured
+GRIDS = {"main": "runs", "noise": "runs-noise"}  # grid -> folder of its runs under out_dir
 
 
 @dataclass
 class StudyConfig:
-    """One study: inputs, the grid, the pretraining preset, the finetuning protocol."""
+    """One study: inputs, the grid, the pretraining preset, the finetuning protocol, the verdict rules."""
 
     corpus_dir: Path = Path("out/corpus")  # corpus stage output (docs/interfaces.md)
     tokenizer_dir: Path = Path("out/tokenizer")  # tokenizer stage output
     data_dir: Path = Path("../shared/data")  # evaluation sets for finetuning (data_dir/eval)
-    out_dir: Path = Path("out/study")  # runs/<strategy>-seed<k>/, cache/, analysis files
+    out_dir: Path = Path("out/study")  # runs/<arm>-seed<k>/, runs-noise/, cache/, analysis files
     strategies: list[str] = field(default_factory=lambda: list(STRATEGIES))  # selection strategies compared
     control: str = "random"  # the strategy every other one is compared with
-    seeds: list[int] = field(default_factory=lambda: [1, 2, 3])  # pretraining seeds (train.seed = selection.seed)
+    seeds: list[int] = field(default_factory=lambda: list(range(1, 9)))  # pretraining seeds, the same in every arm (train.seed = selection.seed)
     langs: list[str] = field(default_factory=lambda: ["amh", "hau", "ibo", "pcm", "som", "swa", "yor"])  # pretraining languages; those absent from the corpus are left out (printed)
     preset: str = "auto"  # pretrain preset; auto = `study` on CPU, gpu_preset when CUDA is visible
     gpu_preset: str = "study_gpu"  # the preset `auto` picks on a GPU (its arithmetic is in its comments)
     gpu_overrides: list[str] = field(default_factory=list)  # applied with gpu_preset by `auto`
     overrides: list[str] = field(default_factory=list)  # extra pretrain key=value settings, the same for every run
-    finetune: bool = True  # finetune every run's final model (issue 5's finetune.run)
-    finetune_preset: str = "tiny"  # finetune preset (protocol of issue 5)
+    parity_from: str = "loss"  # the arm whose scoring time buys `<control>+parity` its extra training steps; empty = no parity arm
+    parity_steps: int = 0  # extra steps of the parity arm; 0 = measured from parity_from's timing.jsonl once all its runs exist
+    noise_share: float = 0.33  # positive control: share of noise blocks in the pool (pretrain's data.noise_share) of a separate grid in runs-noise/; 0 = no such grid
+    noise_seeds: list[int] = field(default_factory=lambda: [1, 2, 3])  # seeds of the positive-control grid
+    noise_overrides: list[str] = field(default_factory=list)  # more pretrain key=value settings for the positive-control grid only
+    finetune: bool = True  # finetune every run's final model (finetune.run); not the positive-control grid
+    finetune_preset: str = "tiny"  # finetune preset (the finetuning protocol)
     finetune_tasks: list[str] = field(default_factory=lambda: ["masakhaner1", "hedderich", "yosm"])  # downstream tasks
     finetune_langs: list[str] = field(default_factory=lambda: ["hau", "yor"])  # downstream languages
     finetune_seeds: list[int] = field(default_factory=lambda: [1])  # finetuning seeds per model
-    shard: str = "0/1"  # i/n: run only runs i, i+n, i+2n, ... of the grid (split across machines)
+    alpha: float = 0.05  # significance level of every test in the verdict (after Holm across strategies)
+    sesoi: float = 0.02  # smallest effect of interest (nats of mean validation loss): TOST equivalence bound
+    gate_margin: float = 0.3  # the control must end this many nats below the unigram baseline in every language
+    shard: str = "0/1"  # i/n: run only runs i, i+n, i+2n, ... of each grid (split across machines)
     nice: int = 0  # os.nice increment for the run subprocesses (share a busy machine)
-    analyse: bool = True  # write study.md, study.csv and figures after the grid
+    analyse: bool = True  # write analysis.md, analysis.json, results.csv and figures after the grid
     analyse_only: bool = False  # skip running; analyse the runs already on disk
     examples: int = 2  # highest and lowest scored blocks shown per strategy
 
@@ -68,15 +85,31 @@ class StudyConfig:
             raise ConfigError(f"strategies: unknown {unknown} (known: {', '.join(STRATEGIES)})")
         if self.control not in self.strategies:
             raise ConfigError(f"control={self.control!r} must be one of strategies={self.strategies}")
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ConfigError(f"seeds must be distinct and non-empty, got {self.seeds}")
+        if self.parity_from and self.parity_from not in self.strategies:
+            raise ConfigError(f"parity_from={self.parity_from!r} must be one of strategies={self.strategies} or empty")
+        for name in ("seeds", "noise_seeds"):
+            seeds = getattr(self, name)
+            if not seeds or len(set(seeds)) != len(seeds):
+                raise ConfigError(f"{name} must be distinct and non-empty, got {seeds}")
+        if self.parity_steps < 0:
+            raise ConfigError(f"parity_steps must be >= 0, got {self.parity_steps}")
+        if not 0 <= self.noise_share <= 0.9:
+            raise ConfigError(f"noise_share must be in [0, 0.9] (0 = no positive-control grid), got {self.noise_share}")
+        if not 0 < self.alpha < 1 or self.sesoi <= 0 or self.gate_margin < 0:
+            raise ConfigError("need 0 < alpha < 1, sesoi > 0 and gate_margin >= 0, got "
+                              f"alpha={self.alpha}, sesoi={self.sesoi}, gate_margin={self.gate_margin}")
         self.shard_index, self.shard_count = parse_shard(self.shard)
-        for item in [*self.overrides, *self.gpu_overrides]:
-            key = str(item).split("=", 1)[0]
-            if "=" not in str(item):
-                raise ConfigError(f"overrides: {item!r} is not key=value")
-            if key in PER_RUN_SETTINGS or key in ("corpus_dir", "tokenizer_dir", "data.langs"):
-                raise ConfigError(f"overrides: {key} is set by the study itself, per run or from its own settings")
+        for name in ("overrides", "gpu_overrides", "noise_overrides"):
+            for item in getattr(self, name):
+                key = str(item).split("=", 1)[0]
+                if "=" not in str(item):
+                    raise ConfigError(f"{name}: {item!r} is not key=value")
+                if key in PER_RUN_SETTINGS or key in ("corpus_dir", "tokenizer_dir", "data.langs", "data.noise_share"):
+                    raise ConfigError(f"{name}: {key} is set by the study itself, per run or from its own settings")
+
+    @property
+    def parity_arm(self) -> str | None:
+        return f"{self.control}{PARITY}" if self.parity_from else None
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -91,21 +124,23 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One cell of the grid: a pretraining run and its finetuning."""
+    """One cell of a grid: a pretraining run and its finetuning."""
 
-    strategy: str
+    arm: str  # the strategy, or `<control>+parity`
+    strategy: str  # the selection strategy the run uses
     seed: int
     out_dir: Path
     pretrain_args: tuple[str, ...]
-    finetune_args: tuple[str, ...]
+    finetune_args: tuple[str, ...] = ()  # empty: not finetuned
+    grid: str = "main"  # main | noise (the positive control)
 
     @property
     def name(self) -> str:
         return self.out_dir.name
 
 
-def run_name(strategy: str, seed: int) -> str:
-    return f"{strategy}-seed{seed}"
+def run_name(arm: str, seed: int) -> str:
+    return f"{arm}-seed{seed}"
 
 
 def resolve_preset(cfg: StudyConfig, cuda: bool | None = None) -> tuple[str, list[str]]:
@@ -131,26 +166,68 @@ def study_langs(cfg: StudyConfig, log=print) -> list[str]:
     return langs
 
 
-def plan(cfg: StudyConfig, langs: list[str], cuda: bool | None = None) -> list[RunSpec]:
-    """Every run of the grid, strategy-major. Only strategy and seed differ between runs."""
+def _spec(cfg: StudyConfig, shared: list[str], grid: str, arm: str, strategy: str, seed: int,
+          extra: tuple[str, ...] = (), finetune: bool = True) -> RunSpec:
+    out = Path(cfg.out_dir) / GRIDS[grid] / run_name(arm, seed)
+    pretrain = (*shared, *extra, f"out_dir={out}", f"selection.strategy={strategy}",
+                f"selection.seed={seed}", f"train.seed={seed}")
+    tuned = ()
+    if finetune and cfg.finetune:
+        tuned = ("--preset", cfg.finetune_preset, f"model={out / 'final'}", f"data_dir={cfg.data_dir}",
+                 f"out_dir={out / 'finetune'}", f"tasks=[{','.join(cfg.finetune_tasks)}]",
+                 f"langs=[{','.join(cfg.finetune_langs)}]",
+                 f"seeds=[{','.join(str(s) for s in cfg.finetune_seeds)}]")
+    return RunSpec(arm, strategy, seed, out, pretrain, tuned, grid)
+
+
+def _shared(cfg: StudyConfig, langs: list[str], cuda: bool | None) -> list[str]:
     preset, overrides = resolve_preset(cfg, cuda)
-    runs_dir = Path(cfg.out_dir) / "runs"
-    shared = [
-        "--preset", preset, f"corpus_dir={cfg.corpus_dir}", f"tokenizer_dir={cfg.tokenizer_dir}",
-        f"data.cache_dir={Path(cfg.out_dir) / 'cache'}", f"data.langs=[{','.join(langs)}]", *overrides,
-    ]
-    specs = []
-    for strategy in cfg.strategies:
-        for seed in cfg.seeds:
-            out = runs_dir / run_name(strategy, seed)
-            pretrain = (*shared, f"out_dir={out}", f"selection.strategy={strategy}",
-                        f"selection.seed={seed}", f"train.seed={seed}")
-            finetune = ("--preset", cfg.finetune_preset, f"model={out / 'final'}", f"data_dir={cfg.data_dir}",
-                        f"out_dir={out / 'finetune'}", f"tasks=[{','.join(cfg.finetune_tasks)}]",
-                        f"langs=[{','.join(cfg.finetune_langs)}]",
-                        f"seeds=[{','.join(str(s) for s in cfg.finetune_seeds)}]")
-            specs.append(RunSpec(strategy, seed, out, pretrain, finetune))
+    return ["--preset", preset, f"corpus_dir={cfg.corpus_dir}", f"tokenizer_dir={cfg.tokenizer_dir}",
+            f"data.cache_dir={Path(cfg.out_dir) / 'cache'}", f"data.langs=[{','.join(langs)}]", *overrides]
+
+
+def plan(cfg: StudyConfig, langs: list[str], cuda: bool | None = None) -> list[RunSpec]:
+    """Every run of the main grid, strategy-major, then the positive-control grid. In the main grid
+    only strategy and seed differ between runs."""
+    shared = _shared(cfg, langs, cuda)
+    specs = [_spec(cfg, shared, "main", s, s, seed) for s in cfg.strategies for seed in cfg.seeds]
+    if cfg.noise_share:
+        extra = (f"data.noise_share={cfg.noise_share}", *cfg.noise_overrides)
+        specs += [_spec(cfg, shared, "noise", s, s, seed, extra, finetune=False)
+                  for s in cfg.strategies for seed in cfg.noise_seeds]
     return specs
+
+
+def measure_parity_steps(cfg: StudyConfig) -> dict | None:
+    """The parity arm's extra steps: round(mean scoring seconds of the `parity_from` runs / their mean
+    seconds per training step), each read from the run's last timing.jsonl line (seconds per step =
+    (elapsed − scoring) / steps). None until every `parity_from` run of the grid is complete.
+    `parity_steps` > 0 replaces the measurement."""
+    if cfg.parity_steps:
+        return {"extra_steps": cfg.parity_steps, "source": "parity_steps setting"}
+    scoring, per_step = [], []
+    for seed in cfg.seeds:
+        folder = Path(cfg.out_dir) / GRIDS["main"] / run_name(cfg.parity_from, seed)
+        manifest = read_manifest(folder)
+        timing = folder / "timing.jsonl"
+        if manifest is None or not timing.exists():
+            return None
+        last = list(read_jsonl(timing))[-1]
+        steps = manifest.get("summary", {}).get("steps") or last["step"]
+        scoring.append(float(last["scoring_s"]))
+        per_step.append((float(last["elapsed_s"]) - float(last["scoring_s"])) / steps)
+    seconds, step_s = statistics.fmean(scoring), statistics.fmean(per_step)
+    return {"extra_steps": round(seconds / step_s) if step_s > 0 else 0, "source": f"{cfg.parity_from} runs",
+            "scoring_s": round(seconds, 3), "seconds_per_step": round(step_s, 6), "runs": len(scoring)}
+
+
+def plan_parity(cfg: StudyConfig, langs: list[str], extra_steps: int, cuda: bool | None = None) -> list[RunSpec]:
+    """The compute-parity arm: the control's selection with `extra_steps` more training steps."""
+    shared = _shared(cfg, langs, cuda)
+    base = _spec(cfg, shared, "main", cfg.control, cfg.control, cfg.seeds[0])
+    steps = pretrain_config(base).train.max_steps + extra_steps
+    return [_spec(cfg, shared, "main", cfg.parity_arm, cfg.control, seed, (f"train.max_steps={steps}",))
+            for seed in cfg.seeds]
 
 
 def pretrain_config(spec: RunSpec):
@@ -162,8 +239,8 @@ def pretrain_config(spec: RunSpec):
 def pretrain_is_complete(spec: RunSpec) -> bool:
     """The pretraining run's own skip test (pretrain.train): manifest, settings, inputs, outputs."""
     from common.io import manifest_is_current
-    from pretrain.runlog import result_settings
     from pretrain.data import tokenizer_hash
+    from pretrain.runlog import result_settings
 
     cfg = pretrain_config(spec)
     inputs = {"corpus_hash": corpus.corpus_hash(cfg.corpus_dir), "tokenizer_hash": tokenizer_hash(cfg.tokenizer_dir)}
@@ -214,7 +291,7 @@ def execute(spec: RunSpec, cfg: StudyConfig, log=print) -> bool:
         log(f"[study] {spec.name}: pretraining complete, skipped")
     elif not _run_step(spec, cfg, "pretraining", "pretrain.train", spec.pretrain_args, "pretrain.log", log):
         return False
-    if cfg.finetune:
+    if spec.finetune_args:
         if finetune_is_complete(spec):
             log(f"[study] {spec.name}: finetuning complete, skipped")
         elif _run_step(spec, cfg, "finetuning", "finetune.run", spec.finetune_args, "finetune.log", log):
@@ -226,6 +303,17 @@ def execute(spec: RunSpec, cfg: StudyConfig, log=print) -> bool:
     return True
 
 
+def _execute_all(specs: list[RunSpec], cfg: StudyConfig, what: str, log) -> list[str]:
+    mine = specs[cfg.shard_index :: cfg.shard_count]
+    log(f"[study] {what}: {len(specs)} runs; this shard ({cfg.shard}) runs {len(mine)}")
+    failed = []
+    for i, spec in enumerate(mine, 1):
+        log(f"[study] run {i}/{len(mine)}: {spec.name}")
+        if not execute(spec, cfg, log):
+            failed.append(spec.name)
+    return failed
+
+
 def run(cfg: StudyConfig, log=print) -> int:
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -233,16 +321,24 @@ def run(cfg: StudyConfig, log=print) -> int:
     failed = []
     if not cfg.analyse_only:
         langs = study_langs(cfg, log)
+        log(f"[study] {len(cfg.strategies)} strategies x {len(cfg.seeds)} seeds, preset {resolve_preset(cfg)[0]}, "
+            f"languages {', '.join(langs)}")
         specs = plan(cfg, langs)
-        mine = specs[cfg.shard_index :: cfg.shard_count]
-        log(f"[study] {len(specs)} runs ({len(cfg.strategies)} strategies x {len(cfg.seeds)} seeds), "
-            f"preset {resolve_preset(cfg)[0]}, languages {', '.join(langs)}; this shard ({cfg.shard}) runs {len(mine)}")
-        for i, spec in enumerate(mine, 1):
-            log(f"[study] run {i}/{len(mine)}: {spec.name}")
-            if not execute(spec, cfg, log):
-                failed.append(spec.name)
+        failed += _execute_all([s for s in specs if s.grid == "main"], cfg, "main grid", log)
+        if cfg.parity_from:
+            parity = measure_parity_steps(cfg)
+            if parity is None:
+                log(f"[study] {cfg.parity_arm}: waits until every {cfg.parity_from} run is complete; "
+                    "run the same command again then")
+            else:
+                write_json(out / PARITY_RECORD, parity)
+                log(f"[study] {cfg.parity_arm}: {parity['extra_steps']} extra steps ({parity['source']})")
+                failed += _execute_all(plan_parity(cfg, langs, parity["extra_steps"]), cfg, cfg.parity_arm, log)
+        noise = [s for s in specs if s.grid == "noise"]
+        if noise:
+            failed += _execute_all(noise, cfg, f"positive control (noise_share {cfg.noise_share:g})", log)
     if cfg.analyse:
-        from pretrain.study_analysis import analyse
+        from study.analysis import analyse
 
         analyse(cfg, log=log)
     if failed:
@@ -251,29 +347,11 @@ def run(cfg: StudyConfig, log=print) -> int:
     return 0
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    from pretrain.config import field_docs
-
-    rows = field_docs(StudyConfig)
-    width = max(len(name) for name, _, _ in rows)
-    settings = "\n".join(f"  {name:<{width}}  {doc} (default {default})" for name, default, doc in rows)
-    parser = argparse.ArgumentParser(
-        prog="python -m pretrain.study", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="settings (override with key=value, e.g. seeds=[1,2] strategies=[random,loss]):\n" + settings)
-    parser.add_argument("--config", type=Path, help="YAML file with study settings")
-    parser.add_argument("overrides", nargs="*", metavar="key=value")
-    return parser.parse_args(argv)
+COMMAND = Command(StudyConfig, "python -m study", __doc__)
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        cfg = load_config(StudyConfig, args.config, args.overrides)
-        return run(cfg)
-    except (ConfigError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
-        return 2
+    return COMMAND.run(argv, lambda cfg, args: run(cfg))
 
 
 if __name__ == "__main__":

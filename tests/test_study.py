@@ -1,5 +1,6 @@
-"""The selection study's runner: equal budgets across strategies, validation text
-never selectable, complete runs skipped, shards, and the analysis arithmetic."""
+"""The selection study's runner and analysis: equal budgets across strategies, validation text
+never selectable, complete runs skipped, shards, the compute-parity arm, the verdict rules on
+synthetic paired numbers, the analysis of hand-written run folders, and the command line."""
 from __future__ import annotations
 
 import json
@@ -10,8 +11,9 @@ import numpy as np
 import pytest
 
 from common.config import ConfigError, config_to_dict
-from pretrain import study, study_analysis
 from pretrain.config import flatten
+from study import analysis as study_analysis
+from study import run as study
 from tests.support.pretrain import WORDS
 
 LANGS = ("amh", "hau", "yor")
@@ -52,7 +54,7 @@ def _cfg(inputs, out: Path, **kw) -> study.StudyConfig:
     corpus_dir, tok, _, _ = inputs
     settings = dict(corpus_dir=corpus_dir, tokenizer_dir=tok, out_dir=out, data_dir=out / "no-data",
                     langs=["amh", "hau", "yor", "swa"], preset="study", overrides=list(TINY),
-                    finetune=False, seeds=[1, 2])
+                    finetune=False, seeds=[1, 2], parity_from="", noise_share=0.0)
     settings.update(kw)
     return study.StudyConfig(**settings)
 
@@ -133,25 +135,32 @@ def test_validation_is_never_selectable_and_prompts_are_training_lines(inputs, t
         assert all(0 <= c["block_id"] < len(pool) or c["generated"] for c in lines if c.get("type") == "candidate")
 
 
-def test_runner_skips_complete_runs_resumes_missing_and_shards(inputs, tmp_path):
+@pytest.mark.slow  # four tiny pretraining runs in subprocesses, about a minute on 2 cores
+def test_runner_skips_complete_runs_resumes_missing_shards_and_adds_the_parity_arm(inputs, tmp_path):
     logs = []
-    cfg = _cfg(inputs, tmp_path, strategies=["random", "loss"], seeds=[1])
+    cfg = _cfg(inputs, tmp_path, strategies=["random", "loss"], seeds=[1], parity_from="loss", parity_steps=2)
     assert study.run(cfg, log=logs.append) == 0
     runs = tmp_path / "runs"
-    assert sorted(p.name for p in runs.iterdir()) == ["loss-seed1", "random-seed1"]
+    assert sorted(p.name for p in runs.iterdir()) == ["loss-seed1", "random+parity-seed1", "random-seed1"]
+    # the parity arm runs after the others, with the control's selection and 2 more steps
+    assert [x for x in logs if x.startswith("[study] run ")][-1] == "[study] run 1/1: random+parity-seed1"
+    parity = json.loads((runs / "random+parity-seed1" / "manifest.json").read_text(encoding="utf-8"))
+    assert parity["summary"]["steps"] == 8 + 2
     manifests = {p.name: (p / "manifest.json").read_bytes() for p in runs.iterdir()}
-    rows = (tmp_path / "study.csv").read_text(encoding="utf-8")
-    assert "final_valid_loss" in rows and (tmp_path / "curves.csv").exists()
+    result = json.loads((tmp_path / "analysis.json").read_text(encoding="utf-8"))
+    assert [r["strategy"] for r in result["verdicts"]] == ["loss"] and result["parity"]["rows"]
+    assert (tmp_path / "analysis.md").exists() and (tmp_path / "curves.csv").exists()
+    assert len((tmp_path / "results.csv").read_text(encoding="utf-8").splitlines()) == 1 + 3
 
     logs.clear()
     assert study.run(cfg, log=logs.append) == 0  # everything complete: nothing retrained
-    assert sum("pretraining complete, skipped" in x for x in logs) == 2
+    assert sum("pretraining complete, skipped" in x for x in logs) == 3
     assert not any("pretraining (log" in x for x in logs)
     assert {p.name: (p / "manifest.json").read_bytes() for p in runs.iterdir()} == manifests
 
     (runs / "loss-seed1" / "manifest.json").unlink()  # an unfinished run: only it runs again
     logs.clear()
-    assert study.run(study.StudyConfig(**{**vars_of(cfg), "shard": "1/2"}), log=logs.append) == 0
+    assert study.run(study.StudyConfig(**{**vars_of(cfg), "shard": "1/2", "parity_from": ""}), log=logs.append) == 0
     assert any("loss-seed1: pretraining (log" in x for x in logs)
     assert not any("random-seed1" in x for x in logs if x.startswith("[study] run"))
     assert (runs / "loss-seed1" / "manifest.json").exists()
@@ -180,27 +189,223 @@ def test_finetune_record_is_tied_to_model_and_arguments(inputs, tmp_path):
     assert not study.finetune_is_complete(spec)
 
 
-def test_tokens_to_reach_interpolates_and_reports_not_reached():
-    tokens = np.array([0, 100, 200, 300])
-    assert study_analysis.tokens_to_reach(tokens, np.array([9.0, 7.0, 6.0, 5.0]), 6.5) == pytest.approx(150.0)
-    assert study_analysis.tokens_to_reach(tokens, np.array([9.0, 7.0, 6.0, 5.0]), 5.0) == pytest.approx(300.0)
-    assert study_analysis.tokens_to_reach(tokens, np.array([9.0, 8.0, 7.5, 7.0]), 6.0) is None
+def test_parity_arm_and_positive_control_grid_are_planned_apart(inputs, tmp_path):
+    cfg = _cfg(inputs, tmp_path, overrides=[], seeds=[1, 2], strategies=["random", "loss"], parity_from="loss",
+               noise_share=0.25, noise_overrides=["masking.probability=0.2"])
+    langs = study.study_langs(cfg, log=lambda *_: None)
+    specs = study.plan(cfg, langs, cuda=False)
+    noise = [s for s in specs if s.grid == "noise"]
+    assert [s.name for s in noise] == [f"{arm}-seed{k}" for arm in ("random", "loss") for k in (1, 2, 3)]
+    assert all(s.out_dir.parent == tmp_path / "runs-noise" and not s.finetune_args for s in noise)  # not finetuned
+    assert {study.pretrain_config(s).data.noise_share for s in noise} == {0.25}
+    assert {study.pretrain_config(s).masking.probability for s in noise} == {0.2}
+    main = [s for s in specs if s.grid == "main"]
+    assert len(main) == 4 and {study.pretrain_config(s).data.noise_share for s in main} == {0.0}
+    with pytest.raises(ConfigError, match="data.noise_share"):
+        _cfg(inputs, tmp_path, overrides=["data.noise_share=0.3"])  # noise in every arm: not the main grid
+    base = study.pretrain_config(specs[0])
+    parity = study.plan_parity(cfg, langs, extra_steps=5, cuda=False)
+    assert [(s.arm, s.strategy, s.seed) for s in parity] == [("random+parity", "random", 1), ("random+parity", "random", 2)]
+    flat = flatten(config_to_dict(study.pretrain_config(parity[0])))
+    ref = flatten(config_to_dict(base))
+    assert {k for k in flat if flat[k] != ref[k]} <= study.PER_RUN_SETTINGS | {"train.max_steps"}
+    assert flat["train.max_steps"] == base.train.max_steps + 5
 
 
-def test_compare_says_which_differences_exceed_the_seed_spread():
-    control = [5.0, 5.2, 5.1]
-    clear = study_analysis.compare([4.0, 4.1, 4.2], control, lower_is_better=True)
-    assert clear["exceeds_spread"] and clear["verdict"] == "better (exceeds spread)"
-    assert clear["seeds_better"] == "3/3" and clear["diff"] == pytest.approx(-1.0)
-    noisy = study_analysis.compare([4.9, 5.4, 5.15], control, lower_is_better=True)
-    assert not noisy["exceeds_spread"] and noisy["verdict"].endswith("(within spread)")
-    worse = study_analysis.compare([60.0, 61.0, 62.0], [70.0, 70.5, 71.0], lower_is_better=False)
-    assert worse["verdict"] == "worse (exceeds spread)" and worse["seeds_better"] == "0/3"
+def test_parity_steps_are_measured_from_the_scoring_arms_timing(tmp_path):
+    cfg = study.StudyConfig(out_dir=tmp_path, strategies=["random", "loss"], seeds=[1, 2])
+    assert study.measure_parity_steps(cfg) is None  # no loss run yet
+    for seed, (elapsed, scoring) in zip((1, 2), ((130.0, 30.0), (150.0, 50.0))):
+        folder = tmp_path / "runs" / f"loss-seed{seed}"
+        folder.mkdir(parents=True)
+        (folder / "manifest.json").write_text(json.dumps({"summary": {"steps": 100}}))
+        (folder / "timing.jsonl").write_text(
+            json.dumps({"step": 50, "elapsed_s": 1.0, "scoring_s": 0.5}) + "\n"
+            + json.dumps({"step": 100, "elapsed_s": elapsed, "scoring_s": scoring}) + "\n")
+        if seed == 1:
+            assert study.measure_parity_steps(cfg) is None  # seed 2 not there yet
+    got = study.measure_parity_steps(cfg)
+    # 40 s of scoring on average, (100 + 100) / 2 / 100 = 1 s a training step -> 40 more steps
+    assert got["extra_steps"] == 40 and got["seconds_per_step"] == pytest.approx(1.0)
+    fixed = study.StudyConfig(out_dir=tmp_path / "none", strategies=["random", "loss"], parity_steps=7)
+    assert study.measure_parity_steps(fixed)["extra_steps"] == 7
+    with pytest.raises(ConfigError, match="parity_from"):
+        study.StudyConfig(strategies=["random", "entropy"])  # the default parity_from=loss is not an arm
+    assert study.StudyConfig(strategies=["random", "entropy"], parity_from="").parity_arm is None
 
 
-def test_help_lists_the_study_settings(capsys):
-    with pytest.raises(SystemExit):
-        study.parse_args(["--help"])
-    text = capsys.readouterr().out
-    for name in ("strategies", "seeds", "shard", "finetune_tasks", "preset"):
-        assert name in text
+# ---------------------------------------------------------------- the verdict rules on synthetic numbers
+
+BETTER = [-0.052, -0.047, -0.061, -0.044, -0.055, -0.049, -0.058, -0.043]
+SAME = [0.003, -0.002, 0.001, -0.003, 0.002, 0.000, -0.001, 0.002]
+WORSE = [0.041, 0.052, 0.038, 0.047, 0.060, 0.044, 0.049, 0.055]
+NOISY = [-0.09, 0.06, -0.12, 0.08, -0.03, 0.10, -0.07, 0.02]
+
+
+def _verdicts(diffs, **kw):
+    return {r["strategy"]: r["verdict"] for r in study_analysis.compare_arms(diffs, **kw)}
+
+
+def test_verdicts_confirmed_refuted_inconclusive():
+    got = _verdicts({"loss": BETTER, "entropy": SAME, "afrolm": WORSE, "rho": NOISY})
+    assert got == {"loss": "confirmed", "entropy": "refuted at this scale (equivalent within ±sesoi)",
+                   "afrolm": "refuted at this scale (worse)", "rho": "inconclusive"}
+    # a real but tiny gain, also inside ±sesoi: confirmed, and marked as smaller than sesoi
+    tiny = [d / 10 for d in BETTER]
+    assert _verdicts({"loss": tiny})["loss"] == "confirmed (gain smaller than sesoi)"
+    assert _verdicts({"loss": tiny}, sesoi=0.001)["loss"] == "confirmed"
+
+
+def test_verdict_needs_both_tests_after_holm():
+    # 7 of 8 seeds better (the worse one smallest): t-test clear, sign-flip p = 4/256 alone ...
+    seven = [-0.052, -0.047, -0.061, -0.044, -0.055, -0.049, -0.058, 0.003]
+    rows = {r["strategy"]: r for r in study_analysis.compare_arms({"loss": seven})}
+    assert rows["loss"]["p_sign_flip"] == pytest.approx(4 / 256) and rows["loss"]["verdict"] == "confirmed"
+    # ... but with four more arms Holm multiplies it past 0.05: not confirmed
+    rows = {r["strategy"]: r for r in study_analysis.compare_arms(
+        {"loss": seven, "entropy": NOISY, "afrolm": NOISY, "rho": NOISY, "mix": NOISY})}
+    assert rows["loss"]["p_t_holm"] < 0.05 and rows["loss"]["p_sign_flip_holm"] == pytest.approx(5 * 4 / 256)
+    assert rows["loss"]["verdict"] == "inconclusive"
+    # every seed better: 2/256 x 5 < 0.05 still confirms
+    rows = {r["strategy"]: r for r in study_analysis.compare_arms({"loss": BETTER, "entropy": NOISY, "afrolm": NOISY,
+                                                                    "rho": NOISY, "mix": NOISY})}
+    assert rows["loss"]["verdict"] == "confirmed" and rows["loss"]["mde"] > 0
+    # three seeds can never confirm: the sign-flip test cannot go below 2/8
+    assert _verdicts({"loss": BETTER[:3]})["loss"] == "inconclusive"
+
+
+def test_gate_not_met_makes_every_verdict_inconclusive():
+    final = {"amh": 6.0, "hau": 6.5}
+    assert study_analysis.gate_failures(final, {"amh": 6.5, "hau": 7.0}, 0.3) == []
+    failures = study_analysis.gate_failures(final, {"amh": 6.5, "hau": 6.6}, 0.3)
+    assert failures == ["hau +0.100 < 0.3"]
+    assert study_analysis.gate_failures(final, {"amh": 6.5}, 0.3) == ["hau: no unigram baseline"]
+    got = _verdicts({"loss": BETTER, "entropy": SAME}, gate=failures)
+    assert got == {"loss": "inconclusive (gate not met: hau +0.100 < 0.3)",
+                   "entropy": "inconclusive (gate not met: hau +0.100 < 0.3)"}
+
+
+# ---------------------------------------------------------------- the analysis of hand-written run folders
+
+FAKE_LANGS = ("hau", "yor")
+
+
+def _fake_run(folder: Path, seed: int, final: float, *, steps: int = 100, every: int = 20, slope: float = 0.0,
+              unigram: float = 7.0, schedule: str = "wsd", noise: list[float] | None = None) -> None:
+    """A complete run folder: manifest, config.yaml, metrics.jsonl (baseline, eval every `every`
+    steps with the language mean ending at `final`, selection rounds), timing.jsonl."""
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text(json.dumps({"summary": {"steps": steps, "tokens": steps * 64,
+                                                                  "parameters": 1000}}))
+    (folder / "config.yaml").write_text(
+        f"train: {{schedule: {schedule}, decay_fraction: 0.2, max_steps: {steps}, warmup_steps: 10}}\n")
+    events = [{"event": "baseline", "step": 0, "kind": "unigram",
+               "langs": {lang: {"loss": unigram, "bpc": 1.0} for lang in FAKE_LANGS}}]
+    for step in sorted({*range(0, steps + 1, every), steps}):
+        # 9 nats at step 0, down to `final` at the end; `slope` bends the middle (a faster start when > 0)
+        x = step / steps
+        mean = 9.0 + (final - 9.0) * min(1.0, x * (1 + slope))
+        events.append({"event": "eval", "step": step,
+                       "langs": {"hau": {"loss": mean - 0.1}, "yor": {"loss": mean + 0.1}}})
+    for rnd in range(2):  # two selection rounds
+        summary = {"round": rnd, "mode": "scored", "chosen": 10, "languages": {
+            lang: {"chosen": 5, "mean_score_candidates": 1.0, "mean_score_chosen": 1.2} for lang in FAKE_LANGS}}
+        if noise is not None:
+            summary["noise_share"] = noise[rnd]
+        events.append({"event": "selection", "round": rnd, "step": rnd * steps // 2, "summary": summary})
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    (folder / "timing.jsonl").write_text(json.dumps({"step": steps, "elapsed_s": 10.0, "scoring_s": 1.0}) + "\n")
+
+
+def _fake_study(root: Path, unigram: float = 7.0) -> study.StudyConfig:
+    control = [6.50, 6.52, 6.48, 6.51, 6.49, 6.53, 6.47, 6.50]
+    for seed, c in enumerate(control, 1):
+        _fake_run(root / "runs" / f"random-seed{seed}", seed, c, unigram=unigram)
+        _fake_run(root / "runs" / f"loss-seed{seed}", seed, c + BETTER[seed - 1], slope=0.5, unigram=unigram)
+        _fake_run(root / "runs" / f"entropy-seed{seed}", seed, c + SAME[seed - 1], unigram=unigram)
+        _fake_run(root / "runs" / f"random+parity-seed{seed}", seed, c - 0.01, steps=110, unigram=unigram)
+    for seed in (1, 2, 3):
+        _fake_run(root / "runs-noise" / f"random-seed{seed}", seed, 6.6, noise=[0.33, 0.34])
+        _fake_run(root / "runs-noise" / f"loss-seed{seed}", seed, 6.5, noise=[0.33, 0.05 * seed])
+    (root / "runs" / "notes").mkdir()  # not a run: ignored
+    (root / "parity.json").write_text(json.dumps({"extra_steps": 10, "source": "parity_steps setting"}))
+    return study.StudyConfig(out_dir=root, strategies=["random", "loss", "entropy"], examples=0)
+
+
+def test_analysis_of_hand_written_runs(tmp_path):
+    cfg = _fake_study(tmp_path)
+    logs = []
+    result = study_analysis.analyse(cfg, log=logs.append)
+    assert result["langs"] == list(FAKE_LANGS) and result["gate"]["met"]
+    assert result["gate"]["margins"] == {"hau": pytest.approx(0.6), "yor": pytest.approx(0.4)}
+    rows = {r["strategy"]: r for r in result["verdicts"]}
+    assert set(rows) == {"loss", "entropy"}  # the parity arm is not in the verdict family
+    assert rows["loss"]["verdict"] == "confirmed" and rows["loss"]["mean_diff"] == pytest.approx(np.mean(BETTER))
+    assert rows["entropy"]["verdict"] == "refuted at this scale (equivalent within ±sesoi)"
+    assert rows["loss"]["p_sign_flip"] == pytest.approx(2 / 256)
+    # per-step table: every common evaluation step, phase from the wsd schedule (decay after step 80)
+    steps = result["steps"]["loss"]
+    assert [r["step"] for r in steps] == [0, 20, 40, 60, 80, 100]
+    assert [r["phase"] for r in steps] == ["before decay"] * 5 + ["decay"]
+    assert steps[0]["mean_diff"] == pytest.approx(0.0, abs=1e-12) and steps[2]["mean_diff"] < 0
+    # tokens to target: the same-seed control's loss at step 80 (the last evaluation before the decay);
+    # loss's curve runs 1.5 times as fast, so it is there by step 60 (at 40 not yet)
+    target = result["tokens_to_target"]["loss"]
+    assert target["target_step"] == 80 and target["target_tokens"] == 80 * 64
+    assert target["reached_steps"] == [60] * 8 and target["mean_ratio"] == pytest.approx(0.75)
+    # entropy's curve has the control's shape: there at 80 where its final loss is not above the control's
+    assert result["tokens_to_target"]["entropy"]["reached"] == "4/8"
+    # the parity arm: described against the control and against each strategy, no verdict
+    assert [r["comparison"] for r in result["parity"]["rows"]] == [
+        "random+parity − random", "loss − random+parity", "entropy − random+parity"]
+    assert result["parity"]["rows"][0]["mean_diff"] == pytest.approx(-0.01)
+    # the positive-control grid: noise share per arm and round
+    noise = {(r["arm"], r["round"]): r for r in result["noise"]["rounds"]}
+    assert noise[("loss", 1)]["noise_share"] == pytest.approx(0.1) and noise[("random", 1)]["noise_share"] == 0.34
+    # the files
+    results = (tmp_path / "results.csv").read_text(encoding="utf-8").splitlines()
+    assert len(results) == 1 + 4 * 8 + 2 * 3 and results[0].startswith("grid,run,arm,seed,steps,tokens")
+    saved = json.loads((tmp_path / "analysis.json").read_text(encoding="utf-8"))
+    assert saved["verdicts"][0]["verdict"] == "confirmed" and saved["gate"]["met"] is True
+    text = (tmp_path / "analysis.md").read_text(encoding="utf-8")
+    assert "**Gate met**" in text and "| loss | 8 | -0.0511 |" in text and "random+parity" in text
+    assert "Share of chosen blocks that were noise" in text
+    assert {p.name for p in (tmp_path / "figures").iterdir()} >= {"paired_differences.png", "loss_vs_tokens.png"}
+    assert any("loss: confirmed" in x for x in logs)
+
+
+def test_analysis_gate_not_met_and_no_wsd(tmp_path):
+    cfg = _fake_study(tmp_path, unigram=6.75)  # the control ends 0.35 below in hau, 0.15 in yor
+    result = study_analysis.compute(cfg, study_analysis.load_runs(tmp_path / "runs"))
+    assert result["gate"]["failures"] == ["yor +0.150 < 0.3"] and not result["gate"]["met"]
+    assert {r["verdict"] for r in result["verdicts"]} == {"inconclusive (gate not met: yor +0.150 < 0.3)"}
+    assert "**Gate not met**" in study_analysis.markdown(result)
+    # another schedule: per-step differences still, tokens to target not computed
+    other = tmp_path / "linear"
+    for seed in (1, 2):
+        _fake_run(other / "runs" / f"random-seed{seed}", seed, 6.5, schedule="linear")
+        _fake_run(other / "runs" / f"loss-seed{seed}", seed, 6.4, schedule="linear")
+    cfg = study.StudyConfig(out_dir=other, strategies=["random", "loss"], examples=0)
+    result = study_analysis.compute(cfg, study_analysis.load_runs(other / "runs"))
+    assert result["tokens_to_target"]["loss"]["target_step"] is None
+    assert {r["phase"] for r in result["steps"]["loss"]} == {"–"}
+    assert "Not computed: schedule is not wsd" in study_analysis.markdown(result)
+    # no control run: nothing to compare
+    assert study_analysis.compute(cfg, [r for r in study_analysis.load_runs(other / "runs") if r.arm == "loss"]) is None
+
+
+def test_command_line(tmp_path):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    for module in ("study", "study.run"):
+        done = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, cwd=root,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("usage: python -m study")
+        for name in ("strategies", "seeds", "shard", "sesoi", "gate_margin", "parity_from",
+                     "noise_share", "finetune_tasks"):
+            assert name in done.stdout
+    assert study.main(["seeds=[1,1]"]) == 2  # a bad setting: one error line, exit 2
+    assert study.main([f"out_dir={tmp_path}", "analyse_only=true"]) == 0  # nothing on disk yet: says so
