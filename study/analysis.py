@@ -172,7 +172,9 @@ def verdict(mean: float, ci: tuple[float, float], p_t_holm: float, p_flip_holm: 
 def gate_failures(final: dict[str, float], baseline: dict[str, float], margin: float) -> list[str]:
     """Each study language where the control's final loss is not at least `margin` nats below the
     unigram baseline, as `lang +0.123 < 0.3` (or `lang: no unigram baseline`); [] = gate met."""
-    if final and not baseline:
+    if not final:
+        return ["no language evaluated at the end of every run"]
+    if not baseline:
         return ["no unigram baseline recorded (no `baseline` event in metrics.jsonl)"]
     out = []
     for lang in sorted(final):
