@@ -31,6 +31,8 @@ from pathlib import Path
 
 from common.cli import Command
 from common.config import ConfigError, config_to_dict, load_config, read_yaml_with_inherit
+from finetune.results import read_results
+from pretrain.runfiles import METRICS, TIMING, read_metrics, read_timing
 
 # Dense (no sparsity) bf16 tensor-core peak of one H100 SXM, which the H200 shares.
 H100_BF16_DENSE_FLOPS = 989e12
@@ -175,12 +177,6 @@ def finetune_config(cfg: GpuCheckConfig, model_dir: Path):
     return load_config(FinetuneConfig, PRESETS / "default.yaml", overrides)
 
 
-def _jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def fused_adamw(train_cfg) -> bool:
     """Whether pretraining's optimizer factory gives the fused AdamW kernel on the run's device."""
     import torch
@@ -207,13 +203,12 @@ def run_pretraining(cfg: GpuCheckConfig) -> tuple[dict, Path]:
     seconds = time.perf_counter() - started
     if result.final_dir is None:
         raise RuntimeError(f"pretraining stopped before the end (signal {result.stopped_by})")
-    timing = _jsonl(Path(pcfg.out_dir) / "timing.jsonl")
+    timing = read_timing(Path(pcfg.out_dir) / TIMING)
     speed, first = steady_tokens_per_s(timing)
     model, m = result.model, pcfg.model
     n_flop = flop_parameters(model, pcfg.masking.probability)
     per_token = flops_per_token(n_flop, m.num_layers, m.hidden_size, pcfg.data.block_len)
-    train_losses = [r["loss"] for r in _jsonl(Path(pcfg.out_dir) / "metrics.jsonl")
-                    if r.get("event") == "train"]
+    train_losses = [r["loss"] for r in read_metrics(Path(pcfg.out_dir) / METRICS).train]
     report = {
         "preset": cfg.preset, "steps": cfg.steps,
         "tokens_per_step": pcfg.train.batch_size * pcfg.train.grad_accum * pcfg.data.block_len,
@@ -242,8 +237,6 @@ def run_pretraining(cfg: GpuCheckConfig) -> tuple[dict, Path]:
 
 
 def run_finetuning(cfg: GpuCheckConfig, model_dir: Path) -> dict:
-    import csv
-
     import torch
 
     from finetune.run import run as finetune_run
@@ -257,15 +250,14 @@ def run_finetuning(cfg: GpuCheckConfig, model_dir: Path) -> dict:
     seconds = time.perf_counter() - started
     if code != 0:
         raise RuntimeError(f"finetuning ended with code {code}; see {fcfg.out_dir}/log.txt")
-    with open(Path(fcfg.out_dir) / "results.csv", encoding="utf-8") as handle:
-        row = next(csv.DictReader(handle))
+    row = read_results(Path(fcfg.out_dir) / "results.csv")[0]
     result = json.loads(next(Path(fcfg.out_dir).glob(
         f"runs/*/{cfg.task}/{cfg.lang}/seed{cfg.seed}/result.json")).read_text(encoding="utf-8"))
     return {
         "task": cfg.task, "lang": cfg.lang, "seed": cfg.seed, "epochs": cfg.epochs,
-        "metric": row["metric"], "test_score": float(row["test_score"]),
-        "dev_score": float(row["dev_score"]), "n_train": int(row["n_train"]),
-        "n_test": int(row["n_test"]), "run_seconds": float(row["seconds"]),
+        "metric": row["metric"], "test_score": row["test_score"],
+        "dev_score": row["dev_score"], "n_train": row["n_train"],
+        "n_test": row["n_test"], "run_seconds": row["seconds"],
         "seconds": round(seconds, 1), "device": result.get("device"),
         "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
         "out_dir": str(fcfg.out_dir),

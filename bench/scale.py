@@ -37,8 +37,9 @@ from bench.replicate import replicate_data
 from pipeline.dask_cluster import local_cluster
 from common.cli import Command
 from common.config import ConfigError, config_to_dict
-from common.io import read_jsonl, write_json
+from common.io import write_json
 from pipeline.config import PACKAGE_DIR as PIPELINE_DIR
+from pretrain.runfiles import TIMING, read_timing
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "scale.yaml"
 
@@ -159,7 +160,7 @@ def bench_pretrain(cfg: ScaleBenchConfig, corpus_dir: Path, tokenizer_dir: Path)
             f"train.warmup_steps={steps // 4}", f"train.eval_every={steps}", f"train.checkpoint_every={steps}",
             "selection.strategy=random"),
             Path(cfg.out_dir) / "logs" / f"pretrain-{block_len}.log")
-        speeds = [r["tokens_per_s"] for r in read_jsonl(out / "run" / "timing.jsonl")][1:]  # first: warm-up
+        speeds = [r["tokens_per_s"] for r in read_timing(out / "run" / TIMING)][1:]  # first: warm-up
         runs.append({"block_len": block_len, "steps": steps, **cost,
                      "tokens_per_s": round(statistics.median(speeds)) if speeds else None})
         shutil.rmtree(out, ignore_errors=True)

@@ -1,11 +1,16 @@
-"""Read the corpus stage's shards (see docs/interfaces.md)."""
+"""Read the corpus stage's outputs: shards, stats.json, the corpus hash (docs/interfaces.md).
+
+The corpus stage (pipeline/) writes them; every other stage reads them through here.
+"""
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, TypedDict
 
+from common.formats import need, read_json
 from common.io import read_jsonl, read_manifest
+
+STATS = "stats.json"
 
 
 def list_languages(corpus_dir: str | Path) -> list[str]:
@@ -38,5 +43,44 @@ def corpus_hash(corpus_dir: str | Path) -> str:
     return manifest["corpus_hash"]
 
 
-def read_stats(corpus_dir: str | Path) -> dict:
-    return json.loads((Path(corpus_dir) / "stats.json").read_text(encoding="utf-8"))
+class Counts(TypedDict):
+    """Text units (lines after splitting) and bytes of one source, one language or the total."""
+
+    records: int  # what the readers yielded
+    bytes_read: int
+    read: int  # units entering cleaning: read = kept + dropped
+    read_bytes: int
+    kept: int
+    kept_bytes: int
+    train: int  # kept, by split
+    valid: int
+    dropped: int
+    dropped_bytes: int
+    dropped_by_reason: dict[str, int]
+    decontaminated_by_eval_set: dict[str, int]
+
+
+class LanguageStats(Counts, total=False):
+    sources: dict[str, Counts]  # source folder -> its counts in this language
+
+
+class CorpusStats(TypedDict):
+    languages: dict[str, LanguageStats]
+    total: Counts
+    decontamination: dict[str, dict[str, int]]  # source -> evaluation set -> lines dropped
+
+
+def read_stats(corpus_dir: str | Path) -> CorpusStats:
+    """`<corpus_dir>/stats.json`, checked: every language has numeric read, kept and dropped, its
+    drop reasons and the decontamination counts are numbers. FileNotFoundError without the
+    file; `common.formats.FormatError` naming the file (and key) when it is not in this format."""
+    path = Path(corpus_dir) / STATS
+    stats = read_json(path)
+    need(path, "top level", stats, ("languages",), kind=dict)
+    for lang, entry in stats["languages"].items():
+        need(path, f"languages.{lang}", entry, ("read", "kept", "dropped"))
+        reasons = entry.get("dropped_by_reason", {})
+        need(path, f"languages.{lang}.dropped_by_reason", reasons, tuple(reasons))
+    for source, sets in stats.get("decontamination", {}).items():
+        need(path, f"decontamination.{source}", sets, tuple(sets))
+    return stats

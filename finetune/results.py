@@ -2,7 +2,9 @@
 
 Scores are percentages (F1 x 100), like the papers. `std` is the sample standard deviation
 over seeds (ddof=1; 0 with one seed). The per-task average over languages (the papers'
-"average F1") is the mean of the per-language means.
+"average F1") is the mean of the per-language means. `write_tables` writes results.csv (one
+writer), `read_results` reads it back (one reader: the report, publish, the benches and the
+study go through it); docs/interfaces.md has the columns.
 """
 from __future__ import annotations
 
@@ -11,7 +13,9 @@ import io
 import statistics
 from collections import defaultdict
 from pathlib import Path
+from typing import TypedDict
 
+from common.formats import FormatError, OnProblem, problem
 from common.io import atomic_write
 
 COLUMNS = ["task", "lang", "model", "seed", "setting", "metric", "test_score", "dev_score",
@@ -20,6 +24,35 @@ COLUMNS = ["task", "lang", "model", "seed", "setting", "metric", "test_score", "
            "cpu_seconds"]
 SUMMARY_COLUMNS = ["task", "lang", "model", "metric", "seeds", "test_mean", "test_std",
                    "dev_mean", "dev_std"]
+REQUIRED = ("task", "lang", "model", "seed", "test_score")  # what a reader needs in every row
+INTS = ("seed", "best_epoch", "epochs", "n_train", "n_dev", "n_test")
+NUMBERS = ("test_score", *INTS, *(c for c in COLUMNS if c.startswith(("test_", "dev_")) and c != "test_score"),
+           "seconds", "cpu_seconds")
+
+
+class ResultRow(TypedDict, total=False):
+    """One row of results.csv as `read_results` returns it (as `result_row` writes it)."""
+
+    task: str  # finetune task name (common/eval_sets.yaml)
+    lang: str
+    model: str  # the model folder (or Hub id) finetuned
+    seed: int
+    setting: str
+    metric: str  # the task's main metric; test_score and dev_score are of it
+    test_score: float  # %, at the best dev epoch
+    dev_score: float | None  # % (None where empty)
+    best_epoch: int | None
+    epochs: int | None
+    test_f1: float | None  # the other test metrics, % (None where the task has none)
+    test_precision: float | None
+    test_recall: float | None
+    test_accuracy: float | None
+    test_macro_f1: float | None
+    n_train: int | None  # examples per split
+    n_dev: int | None
+    n_test: int | None
+    seconds: float | None  # wall time of the run
+    cpu_seconds: float | None
 
 
 def result_row(task: str, lang: str, model: str, seed: int, setting: str, metric: str,
@@ -36,6 +69,41 @@ def result_row(task: str, lang: str, model: str, seed: int, setting: str, metric
         "n_train": sizes["train"], "n_dev": sizes["dev"], "n_test": sizes["test"],
         "seconds": round(out.seconds, 1), "cpu_seconds": round(out.cpu_seconds, 1),
     }
+
+
+def read_results(path: str | Path, on_problem: OnProblem | None = None) -> list[ResultRow]:
+    """results.csv, typed: numbers as int or float, an empty cell None; columns it does not know
+    stay text. A header without the REQUIRED columns raises `FormatError`; a row whose
+    test_score or another number does not parse is refused (given `on_problem`: reported and
+    skipped)."""
+    path = Path(path)
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+        if missing:
+            raise FormatError(path, f"header lacks column(s) {', '.join(missing)}", 1)
+        rows = []
+        for row in reader:
+            bad = _typed(row)
+            if bad:
+                problem(on_problem, path, reader.line_num, f"{bad} {row.get(bad)!r} is not a number")
+                continue
+            rows.append(row)
+    return rows
+
+
+def _typed(row: dict) -> str | None:
+    """Convert `row`'s numbers in place; the first column that does not parse, else None."""
+    if row.get("test_score") in (None, ""):
+        return "test_score"
+    for column in NUMBERS:
+        value = row.get(column)
+        if isinstance(value, str):
+            try:
+                row[column] = None if value == "" else (int if column in INTS else float)(value)
+            except ValueError:
+                return column
+    return None
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:

@@ -34,6 +34,8 @@ from finetune.metrics import MAIN_METRIC
 from finetune.model import check_model_folder
 from finetune.provenance import cleaning_record, uncleaned
 from finetune.results import result_row, write_tables
+from finetune.train import (Encoded, Placement, broadcast, finetune_once, setup_placement,
+                            teardown_placement)
 
 log = logging.getLogger("finetune")
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -161,8 +163,6 @@ def _previous(path: Path, key: str) -> dict | None:
 def run_task(cfg, checked, task: TaskSpec, lang: str, inputs: dict, rows: list[dict],
              progress: str, place=None) -> None:
     """All seeds of one (model, task, language); reuses finished runs."""
-    from finetune.train import Encoded, Placement, broadcast, finetune_once
-
     place = place or Placement()
     todo, reused = [], {}
     for seed in cfg.seeds:
@@ -239,8 +239,6 @@ def setup_logging(out_dir: Path, main: bool = True) -> None:
 
 
 def run(cfg: FinetuneConfig) -> int:
-    from finetune.train import setup_placement, teardown_placement
-
     models = cfg.model_dirs()
     if not models:
         raise ConfigError("model: give a model folder (model=path/to/hf-folder)")
@@ -252,8 +250,6 @@ def run(cfg: FinetuneConfig) -> int:
 
 
 def _run(cfg: FinetuneConfig, models: list[str], place) -> int:
-    from finetune.train import broadcast
-
     setup_logging(cfg.out_dir, place.main)
     registry = task_registry(cfg)
     plan = plan_runs(cfg, registry)

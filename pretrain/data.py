@@ -20,8 +20,9 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from common import corpus
-from common.io import atomic_write, read_manifest, sha256_file, sha256_json, write_json
+from common.io import atomic_write, sha256_json, write_json
 from pretrain import noise
+from tokenizer.artifacts import tokenizer_hash
 
 CACHE_FORMAT = 1  # bump when the cache layout or packing rule changes
 INDEX_NAME = "index.json"
@@ -83,17 +84,6 @@ def tokenize_texts(tokenizer, texts: Iterable[str], batch: int) -> Iterable[list
             buffer = []
     if buffer:
         yield from (enc.ids for enc in backend.encode_batch(buffer, add_special_tokens=False))
-
-
-def tokenizer_hash(tokenizer_dir: Path) -> str:
-    """The tokenizer stage's recorded hash, else a hash of its tokenizer.json."""
-    manifest = read_manifest(tokenizer_dir) or {}
-    if "tokenizer_hash" in manifest:
-        return manifest["tokenizer_hash"]
-    path = Path(tokenizer_dir) / "tokenizer.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{tokenizer_dir} has no tokenizer.json; run `make tokenizer`")
-    return sha256_file(path)
 
 
 def cache_key(tok_hash: str, corpus_hash: str, block_len: int) -> str:

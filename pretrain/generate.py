@@ -6,28 +6,25 @@ Here the masked words keep their token count, all prompts of a batch are filled 
 left to right (each step fills the leftmost open `<mask>` of every sentence, so later words
 see the earlier fills), greedily or by sampling from a local seeded `torch.Generator`.
 
-Words are SentencePiece words: a piece starting with `▁` opens a word.
+Words are SentencePiece words: a piece starting with `▁` opens a word. `generate_round` is a
+selection round's part (pretrain/strategies/afrolm.py): generated blocks up to a budget.
 """
 from __future__ import annotations
 
-import functools
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
 import regex
 import torch
 from torch import nn
 
 from pretrain.scoring import _masked_logits, eval_mode, special_token_ids, unwrap
+from pretrain.scripts import main_script, script_counts
 
 WORD_START = "\u2581"  # SentencePiece's `▁`
-# Scripts of the project's languages (and their usual intruders); other letters count as "Other".
-SCRIPTS = ("Latin", "Ethiopic", "Arabic", "Tifinagh", "Nko", "Vai", "Adlam", "Greek", "Cyrillic",
-           "Han", "Devanagari")
-_SCRIPT_RES = {name: regex.compile(rf"\p{{Script={name}}}") for name in SCRIPTS}
-_LETTER_RE = regex.compile(r"\p{L}")
 
 
 @dataclass
@@ -125,22 +122,6 @@ def fill_prompts(model: nn.Module, prompts: Sequence[Prompt], generator: torch.G
     return done
 
 
-@functools.lru_cache(maxsize=65536)
-def char_script(char: str) -> str:
-    """Unicode script of one letter among SCRIPTS, else "Other"."""
-    return next((name for name, pattern in _SCRIPT_RES.items() if pattern.match(char)), "Other")
-
-
-def script_counts(text: str) -> Counter:
-    """Letters of `text` per Unicode script."""
-    return Counter(char_script(char) for char in _LETTER_RE.findall(text))
-
-
-def main_script(text: str) -> str | None:
-    counts = script_counts(text)
-    return counts.most_common(1)[0][0] if counts else None
-
-
 MAX_WORD_RUN = 2  # a word repeated 3 times in a row ("dey dey dey") is a degenerate fill
 MAX_CHAR_RUN = 4  # so is one character 5 times in a row ("ẹẹẹẹẹ")
 MAX_DISTINCT_SHARE = 0.5  # a fill of 3+ words, at most half of them distinct ("na dey na dey")
@@ -213,3 +194,52 @@ def generate_sentences(model: nn.Module, tokenizer, texts: Sequence[str], fill_f
         seen.add(text)
         kept.append(text)
     return kept, dropped, counts["prompt_truncated"]
+
+
+def generate_round(model: nn.Module, pool, cfg, budget: dict[str, int], prompts: dict[str, int],
+                   rng: np.random.Generator, gen: torch.Generator, device
+                   ) -> tuple[dict[str, np.ndarray], dict]:
+    """Per language: up to `prompts[lang]` training-pool prompts (never validation) are filled in
+    chunks until the kept sentences fill `budget[lang]` blocks; they go to `pool.add_generated`.
+    Returns the new block ids per language (at most the budget are used this round) and counts."""
+    if getattr(pool, "tokenizer", None) is None:
+        raise TypeError("selection.strategy=afrolm needs the pool's `tokenizer` attribute "
+                        "(pretrain/pool.py BlockPool protocol); this pool has none")
+    config = unwrap(model).config
+    # XLM-R positions start after pad_token_id, so max_position_embeddings - 2 tokens fit.
+    max_tokens = min(pool.block_len, config.max_position_embeddings - 2)
+    chunk = max(8, cfg.score_batch_size)
+    new_ids = {}
+    stats = {"prompts": 0, "truncated": 0, "kept": 0, "blocks": 0, "budget": sum(budget.values()),
+             "dropped": {}}
+    for lang in pool.languages:
+        want_tokens = budget.get(lang, 0) * (pool.block_len - 1)  # `<s>` opens every block
+        if not want_tokens or not prompts.get(lang):
+            new_ids[lang] = np.zeros(0, np.int64)
+            continue
+        texts = pool.sample_sentences(lang, prompts[lang], rng)
+        kept, tokens, seen = [], 0, set()
+        for start in range(0, len(texts), chunk):
+            if tokens >= want_tokens:
+                break
+            part, dropped, truncated = generate_sentences(
+                model, pool.tokenizer, texts[start:start + chunk], cfg.afrolm_fill_fraction, gen,
+                cfg.score_batch_size, device, max_tokens, cfg.afrolm_min_words,
+                cfg.afrolm_temperature, cfg.afrolm_top_k)
+            stats["prompts"] += len(texts[start:start + chunk])
+            stats["truncated"] += truncated
+            for reason, n in dropped.items():
+                stats["dropped"][reason] = stats["dropped"].get(reason, 0) + n
+            for text in part:
+                if text in seen:
+                    stats["dropped"]["duplicate"] = stats["dropped"].get("duplicate", 0) + 1
+                    continue
+                seen.add(text)
+                kept.append(text)
+                tokens += len(pool.tokenizer(text, add_special_tokens=False)["input_ids"]) + 1
+        ids = np.asarray(pool.add_generated(lang, kept) if kept else [], dtype=np.int64)
+        new_ids[lang] = ids
+        stats["kept"] += len(kept)
+        stats["blocks"] += len(ids)
+    stats["dropped"] = dict(sorted(stats["dropped"].items()))
+    return new_ids, stats

@@ -1,8 +1,8 @@
-"""Run bookkeeping: the metrics log, and refusing to resume with changed settings."""
+"""Run bookkeeping: refusing to resume with changed settings, and clearing a run for --fresh.
+The files a run leaves for later stages (metrics.jsonl, ...) are pretrain/runfiles.py's."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -10,30 +10,9 @@ from common.config import ConfigError
 from common.io import write_json
 from pretrain.config import RESUME_SAFE_SETTINGS, flatten
 from pretrain.init_from import START_DIR
+from pretrain.runfiles import METRICS, SELECTION_DIR, TIMING
 
 RUN_FILE = "run.json"  # result-relevant settings and input hashes of the run in this folder
-METRICS = "metrics.jsonl"  # deterministic: losses, lr, selection summaries (bit-identical on resume)
-TIMING = "timing.jsonl"  # wall-clock figures (tokens/s, ETA, scoring share): never compared
-
-
-class JsonlLog:
-    """Append-only JSON lines, one flush+fsync per record; truncatable to a checkpointed size."""
-
-    def __init__(self, path: Path, truncate_to: int | None = None):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if truncate_to is not None:
-            with open(self.path, "ab") as handle:
-                handle.truncate(truncate_to)  # drop lines written after the checkpoint
-
-    def write(self, record: dict) -> None:
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-
-    def size(self) -> int:
-        return self.path.stat().st_size if self.path.exists() else 0
 
 
 def result_settings(config: dict) -> dict:
@@ -83,7 +62,7 @@ def record_run(out_dir: Path, settings: dict, inputs: dict) -> None:
     write_json(Path(out_dir) / RUN_FILE, {"settings": settings, "inputs": inputs})
 
 
-OWNED = (RUN_FILE, METRICS, TIMING, "config.yaml", "manifest.json", "checkpoints", "selection", "final", START_DIR)
+OWNED = (RUN_FILE, METRICS, TIMING, "config.yaml", "manifest.json", "checkpoints", SELECTION_DIR, "final", START_DIR)
 
 
 def clear_run(out_dir: Path) -> None:

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from pretrain.scripts import char_script
+
 # XLM-R layout fixed by docs/interfaces.md: <s>=0, <pad>=1, </s>=2, <unk>=3, ..., <mask> last.
 UNK_ID = 3
 
@@ -216,8 +218,6 @@ _TABLES: dict[tuple[int, int], TokenTable] = {}
 
 def token_table(tokenizer) -> TokenTable:
     """Built once per tokenizer object (a 250k vocabulary takes about a second)."""
-    from pretrain.generate import char_script  # the script list lives with the text filters
-
     key = (id(tokenizer), len(tokenizer))
     if key not in _TABLES:
         pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))

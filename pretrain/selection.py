@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import logging
 import math
 import time
@@ -41,104 +40,22 @@ import torch
 from torch import nn
 
 from common.config import ConfigError
-from common.io import atomic_write
-from pretrain import strategies
+from pretrain import generate, irreducible, strategies
+from pretrain.config import SelectionConfig
 from pretrain.noise import KINDS as NOISE_KINDS
 from pretrain.pool import BlockPool
+from pretrain.runfiles import round_path, write_round
 from pretrain.scoring import (
     block_mask, block_stats, masked_scores, special_token_ids, token_table,
 )
-from pretrain.strategies import STRATEGIES, afrolm, rho
+from pretrain.strategies import STRATEGIES, afrolm
 
 log = logging.getLogger(__name__)
 
 # Independent random streams: np.random.default_rng([seed, round, STREAM]).
 CANDIDATES, CHOICE, ORDER, PROMPTS, MASK, SAMPLING, HOLDOUT, REFERENCE = range(8)
 MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution times this = its standard deviation
-SAMPLINGS = ("gumbel", "topk")
 STATE_VERSION = 2
-STRATEGY_HELP = "selection strategy (pretrain/strategies): " + "; ".join(
-    f"{name} = {s.summary}" for name, s in STRATEGIES.items())
-
-
-@dataclass
-class SelectionConfig:
-    """Self-active selection settings (`selection.*`); the comments are the --help text."""
-
-    strategy: str = field(default="loss", metadata={"help": STRATEGY_HELP})  # a registered strategy
-    select_every: int = 50  # optimizer steps per selection round
-    blocks_per_round: int = 256  # blocks the next round trains on (kept)
-    kept_share: float = 1 / 3  # kept / candidates, when candidates_per_round is 0: the selection pressure
-    candidates_per_round: int = 0  # blocks drawn and scored per round (> blocks_per_round); 0 = blocks_per_round / kept_share
-    sampling: str = "gumbel"  # gumbel = sampling without replacement P ∝ exp(score/temperature); topk = the highest scores
-    alpha: float = 0.3  # language temperature: quota_i ∝ n_i^alpha (1 proportional, 0 uniform)
-    exploration: float = 0.1  # share of each language's quota drawn uniformly at random
-    gumbel_temperature: float = 1.0  # P(chosen) ∝ exp(score / this); lower is greedier
-    junk_zscore: float = 3.0  # robust z (median/MAD per language) above which a block is junk
-    junk_min_distinct: float = 0.1  # junk if distinct tokens < this share of its tokens
-    junk_max_byte_share: float = 0.3  # junk if byte-fallback/<unk> tokens > this share
-    junk_min_script_share: float = 0.5  # junk if letters in its language's main script < this
-    mask_prob: float = 0.15  # share of ordinary tokens masked (all as <mask>) when scoring; fixed per block
-    score_batch_size: int = 32  # blocks per forward pass when scoring and generating
-    score_tokens: int = 0  # tokens of each candidate scored, its first N (0 = the whole block): cost falls in proportion
-    seed: int = 0  # seeds the held-out slice, candidates, masks, choice, order, prompts (with the round index)
-    warmup_rounds: int = 1  # first rounds chosen at random (an untrained model's scores are noise)
-    holdout_share: float = 0.05  # share of each language's training blocks held out of every arm (rho/mix's reference data)
-    rho_reference_steps: int = 200  # rho/mix: AdamW steps of the irreducible-loss model on the held-out slice
-    rho_reference_batch: int = 16  # rho/mix: blocks per step of the irreducible-loss model
-    rho_reference_lr: float = 1e-3  # rho/mix: learning rate of the irreducible-loss model
-    mix_step_size: float = 1.0  # mix: exponentiated-gradient step on a language's excess loss (nats)
-    mix_floor: float = 0.25  # mix: share spread uniformly over languages, so each keeps >= mix_floor / languages
-    afrolm_generated_share: float = 0.1  # afrolm: share of each language's kept blocks that are generated
-    afrolm_prompts_per_round: int = 1024  # afrolm: most training sentences rewritten per round
-    afrolm_fill_fraction: float = 0.15  # afrolm: share of a prompt's last words filled in
-    afrolm_min_words: int = 4  # afrolm: minimum words of a prompt and of a kept sentence
-    afrolm_temperature: float = 0.0  # afrolm: 0 = greedy top-1 (as AfroLM); > 0 samples
-    afrolm_top_k: int = 50  # afrolm: sample among the k likeliest tokens (0 = all)
-
-    def __post_init__(self) -> None:
-        def need(ok: bool, name: str, what: str) -> None:
-            if not ok:
-                raise ValueError(f"selection.{name} = {getattr(self, name)!r}: {what}")
-
-        need(self.strategy in STRATEGIES, "strategy", f"unknown strategy; known: {', '.join(STRATEGIES)}")
-        for name in ("select_every", "blocks_per_round", "score_batch_size",
-                     "afrolm_prompts_per_round", "rho_reference_batch"):
-            need(getattr(self, name) >= 1, name, "must be at least 1")
-        need(0.0 < self.kept_share < 1.0, "kept_share", "must be in (0, 1): kept fewer than candidates")
-        need(self.candidates_per_round == 0 or self.candidates_per_round > self.blocks_per_round,
-             "candidates_per_round", f"must be 0 (from kept_share) or more than blocks_per_round "
-             f"({self.blocks_per_round})")
-        need(self.sampling in SAMPLINGS, "sampling", f"must be one of {', '.join(SAMPLINGS)}")
-        need(0.0 <= self.alpha <= 1.0, "alpha", "must be in [0, 1]")
-        need(0.0 <= self.exploration <= 1.0, "exploration", "must be in [0, 1]")
-        need(self.gumbel_temperature > 0, "gumbel_temperature", "must be > 0")
-        need(self.junk_zscore > 0, "junk_zscore", "must be > 0 (.inf turns the guard off)")
-        for name in ("junk_min_distinct", "junk_max_byte_share", "junk_min_script_share"):
-            need(0.0 <= getattr(self, name) <= 1.0, name, "must be in [0, 1]")
-        need(0.0 < self.mask_prob < 1.0, "mask_prob", "must be in (0, 1)")
-        need(self.score_tokens == 0 or self.score_tokens >= 8, "score_tokens", "must be 0 (whole block) or >= 8")
-        need(self.warmup_rounds >= 0, "warmup_rounds", "must be >= 0")
-        need(0.0 <= self.holdout_share < 0.5, "holdout_share", "must be in [0, 0.5)")
-        needs_reference = "ref_loss" in STRATEGIES[self.strategy].measures
-        need(self.holdout_share > 0 or not needs_reference, "holdout_share",
-             f"must be > 0 for strategy {self.strategy}: its irreducible-loss model trains on the held-out slice")
-        need(self.rho_reference_steps >= 1, "rho_reference_steps", "must be at least 1")
-        need(self.rho_reference_lr > 0, "rho_reference_lr", "must be > 0")
-        need(self.mix_step_size >= 0, "mix_step_size", "must be >= 0")
-        need(0.0 < self.mix_floor <= 1.0, "mix_floor", "must be in (0, 1]")
-        need(0.0 <= self.afrolm_generated_share < 1.0, "afrolm_generated_share", "must be in [0, 1)")
-        need(0.0 < self.afrolm_fill_fraction < 1.0, "afrolm_fill_fraction", "must be in (0, 1)")
-        need(self.afrolm_min_words >= 2, "afrolm_min_words", "must be at least 2")
-        need(self.afrolm_temperature >= 0, "afrolm_temperature", "must be >= 0")
-        need(self.afrolm_top_k >= 0, "afrolm_top_k", "must be >= 0")
-
-    @property
-    def candidates(self) -> int:
-        """Candidates drawn per round: candidates_per_round, else blocks_per_round / kept_share."""
-        return self.candidates_per_round or math.ceil(self.blocks_per_round / self.kept_share)
-
-
 @dataclass
 class SelectionState:
     """What selection carries from round to round; saved in every checkpoint."""
@@ -483,14 +400,14 @@ def inspect_candidates(model: nn.Module, pool: BlockPool, ids: np.ndarray, langs
         if {"loss", "entropy"} & set(measures):
             out = masked_scores(model, tokens, mask, cfg.score_batch_size, device)
         if "ref_loss" in measures:
-            ref = rho.cached(state.irreducible, chunk_ids)
+            ref = irreducible.cached(state.irreducible, chunk_ids)
             missing = np.flatnonzero(~np.isfinite(ref))
             if len(missing):
                 if reference is None:
-                    reference = rho.load_reference(model, state.reference, device)
+                    reference = irreducible.load_reference(model, state.reference, device)
                 ref[missing] = masked_scores(reference, tokens[missing], mask[missing],
                                              cfg.score_batch_size, device)["loss"]
-                state.irreducible = rho.store(state.irreducible, chunk_ids[missing], ref[missing])
+                state.irreducible = irreducible.store(state.irreducible, chunk_ids[missing], ref[missing])
             out["ref_loss"] = ref
         parts.append({k: v for k, v in out.items() if k in measures})
     del reference
@@ -532,7 +449,7 @@ def _ensure_reference(model, pool, cfg: SelectionConfig, state: SelectionState, 
     """rho/mix: train the irreducible-loss model once, on the held-out slice (round 0: from the
     model's initial weights)."""
     if state.reference is None:
-        state.reference = rho.train_reference(
+        state.reference = irreducible.train_reference(
             model, pool, state.holdout.numpy(), cfg.rho_reference_steps, cfg.rho_reference_batch,
             cfg.rho_reference_lr, cfg.mask_prob, round_torch_generator(cfg, 0, REFERENCE), device)
 
@@ -578,7 +495,7 @@ def run_round(model: nn.Module, pool: BlockPool, cfg: SelectionConfig, state: Se
     if mode == "generate":
         budget = afrolm.block_budget(quotas, cfg.afrolm_generated_share)
         prompts = language_quotas(pool_sizes, cfg.afrolm_prompts_per_round, cfg.alpha)
-        new, gen_stats = afrolm.generate_round(
+        new, gen_stats = generate.generate_round(
             model, pool, cfg, budget, prompts, round_rng(cfg, round_index, PROMPTS),
             round_torch_generator(cfg, round_index, SAMPLING), device)
         state_new = {lang: ids for lang, ids in new.items() if len(ids)}
@@ -626,8 +543,7 @@ def run_round(model: nn.Module, pool: BlockPool, cfg: SelectionConfig, state: Se
                     cfg.blocks_per_round, summary["shortfall"],
                     {l: s["shortfall"] for l, s in per_lang.items() if s["shortfall"]})
     if out_dir is not None:
-        write_round_file(Path(out_dir) / "selection" / f"round-{round_index:03d}.jsonl",
-                         records, summary)
+        write_round(round_path(out_dir, round_index), records, summary)
     _update_state(state, chosen_ids, round_index)
     order = round_rng(cfg, round_index, ORDER).permutation(chosen_ids)
     return RoundResult(chosen_ids=order.astype(np.int64), summary=summary,
@@ -726,12 +642,6 @@ def _summary(cfg, round_index, mode, per_lang, n_chosen, gen_stats) -> dict:
     if gen_stats:
         summary["afrolm"] = gen_stats
     return summary
-
-
-def write_round_file(path: Path, records: list[dict], summary: dict) -> None:
-    with atomic_write(path) as handle:
-        for rec in [*records, summary]:
-            handle.write(json.dumps(rec, ensure_ascii=False, sort_keys=True) + "\n")
 
 
 def _chosen_before(state: SelectionState, chosen: np.ndarray) -> int:

@@ -39,14 +39,14 @@ from pretrain import checkpoint as ckpt
 from pretrain import distributed as ddp_util
 from pretrain import init_from, validation
 from pretrain.config import PRESETS_DIR, PretrainConfig
-from pretrain.data import PackedBlockPool, build_block_cache, load_valid_blocks, read_index, tokenizer_hash
+from pretrain.data import PackedBlockPool, build_block_cache, load_valid_blocks, read_index
 from pretrain.masking import IGNORE_INDEX, mask_tokens, special_table, word_start_table
 from pretrain.model import MaskedLMObjective, build_model, count_parameters, set_output_bias
 from pretrain.optim import build_optimizer
-from pretrain.runlog import (
-    METRICS, TIMING, JsonlLog, check_same_run, clear_run, record_run, result_settings,
-)
+from pretrain.runfiles import METRICS, TIMING, MetricsLog, TimingLog, read_metrics
+from pretrain.runlog import check_same_run, clear_run, record_run, result_settings
 from pretrain.selection import SelectionState, check_pressure, run_round
+from tokenizer.artifacts import make_portable, tokenizer_hash
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -143,7 +143,7 @@ class Trainer:
             self.cache = build_block_cache(cfg.corpus_dir, self.tokenizer, self.tokenizer_dir, cfg.data.block_len,
                                            cache_root, cfg.data.tokenize_batch, log=lambda *_: None)
         self.warnings: list[str] = []
-        self.metrics: JsonlLog | None = None  # set once the run's metrics log is open (rank 0)
+        self.metrics: MetricsLog | None = None  # set once the run's metrics log is open (rank 0)
         self.progress = Progress()
         self.langs = self._choose_languages()
         self.pool = PackedBlockPool(self.cache, self.langs, self.tokenizer, cfg.corpus_dir, cfg.data.tokenize_batch,
@@ -190,7 +190,7 @@ class Trainer:
         """Print on rank 0 and record in metrics.jsonl (warnings of set-up are written at step 0)."""
         self.warnings.append(message)
         if self.metrics is not None:
-            self.metrics.write({"event": "warning", "step": self.progress.step, "message": message})
+            self.metrics.warning(self.progress.step, message)
         if self.info.main:
             print(f"[train] warning: {message}", file=sys.stderr, flush=True)
 
@@ -261,7 +261,7 @@ class Trainer:
             "progress.json": json.dumps(p.to_json(), indent=1, sort_keys=True).encode(),
         }
 
-    def save(self, metrics: JsonlLog | None) -> None:
+    def save(self, metrics: MetricsLog | None) -> None:
         """Checkpoint on rank 0 (all ranks hold the same weights); other ranks wait."""
         if self.info.main:
             for param in self.model.parameters():
@@ -378,7 +378,7 @@ class Trainer:
         return results
 
     # ---- selection ----------------------------------------------------------------------
-    def select(self, round_index: int, metrics: JsonlLog | None) -> None:
+    def select(self, round_index: int, metrics: MetricsLog | None) -> None:
         """Rank 0 runs the round; every rank gets its chosen ids (and any generated blocks)."""
         started = time.perf_counter()
         payload = None
@@ -398,11 +398,8 @@ class Trainer:
         needed = self.cfg.selection.select_every * self.global_batch
         self.progress.chosen, self.progress.round_index = chosen, round_index
         self.progress.scoring_seconds += time.perf_counter() - started
-        if metrics is not None:
-            # Wall-clock figures go to timing.jsonl so metrics.jsonl stays reproducible.
-            clean = {k: v for k, v in summary.items() if "second" not in k}
-            metrics.write({"event": "selection", "round": round_index, "step": self.progress.step,
-                           "chosen": int(len(chosen)), "blocks_needed": int(needed), "summary": clean})
+        if metrics is not None:  # without the wall-clock figures, so metrics.jsonl stays reproducible
+            metrics.selection(round_index, self.progress.step, len(chosen), needed, summary)
         if len(chosen) < needed:
             self.log(f"[select] round {round_index}: {len(chosen)} blocks chosen for {needed} block-steps; "
                      "the round cycles through them")
@@ -443,7 +440,7 @@ def write_final(trainer: Trainer, out_dir: Path) -> Path:
     try:
         trainer.model.save_pretrained(tmp, safe_serialization=True)
         trainer.tokenizer.save_pretrained(tmp)
-        from tokenizer.artifacts import make_portable; make_portable(tmp)  # noqa: E702  loads in transformers 4.x too
+        make_portable(tmp)  # loads in transformers 4.x too
         spm = trainer.tokenizer_dir / "sentencepiece.model"
         if spm.exists():  # the tokenizer stage's original model, for users of sentencepiece itself
             shutil.copyfile(spm, tmp / spm.name)
@@ -540,11 +537,11 @@ def _run(cfg, fresh, record_ids, info, device, log, where) -> RunResult:
         trainer.restore(Path(latest))
         log(f"[train] resuming from {latest} (step {trainer.progress.step})")
     p, tcfg = trainer.progress, cfg.train
-    metrics = JsonlLog(out_dir / METRICS, truncate_to=p.metrics_bytes) if info.main else None
-    timing = JsonlLog(out_dir / TIMING) if info.main else None
+    metrics = MetricsLog(out_dir / METRICS, truncate_to=p.metrics_bytes) if info.main else None
+    timing = TimingLog(out_dir / TIMING) if info.main else None
     if metrics is not None and p.step == 0:
         for message in trainer.warnings:
-            metrics.write({"event": "warning", "step": 0, "message": message})
+            metrics.warning(0, message)
     trainer.metrics = metrics
     n_params = count_parameters(trainer.model)
     log(f"[train] {n_params:,} parameters; languages: {', '.join(trainer.langs)}; pool {len(trainer.pool):,} "
@@ -559,9 +556,9 @@ def _run(cfg, fresh, record_ids, info, device, log, where) -> RunResult:
     trained_ids = []
     try:
         if p.step == 0 and metrics is not None and trainer.valid:
-            metrics.write({"event": "baseline", "step": 0, "kind": "unigram", "langs": trainer.baseline})
+            metrics.baseline(trainer.baseline)
             if cfg.eval.at_start:
-                metrics.write({"event": "eval", "step": 0, "langs": trainer.evaluate()})
+                metrics.eval(0, trainer.evaluate())
         while p.step < tcfg.max_steps:
             round_index = p.step // cfg.selection.select_every
             if round_index != p.round_index:
@@ -583,8 +580,7 @@ def _run(cfg, fresh, record_ids, info, device, log, where) -> RunResult:
             p.train_seconds = base_seconds + time.perf_counter() - session_start
             if metrics is not None and (p.step % tcfg.log_every == 0 or p.step == tcfg.max_steps):
                 loss = p.window_loss / max(1, p.window_count)
-                metrics.write({"event": "train", "step": p.step, "loss": round(loss, 6), "lr": lr,
-                               "grad_norm": round(norm, 6), "tokens": p.tokens, "skipped_steps": p.skipped_steps})
+                metrics.train(p.step, loss, lr, norm, p.tokens, p.skipped_steps)
                 p.window_loss, p.window_count = 0.0, 0
                 now = time.perf_counter()
                 speed = (p.tokens - last_log_tokens) / max(1e-9, now - last_log_time)
@@ -592,12 +588,11 @@ def _run(cfg, fresh, record_ids, info, device, log, where) -> RunResult:
                 share = p.scoring_seconds / max(1e-9, p.train_seconds)
                 log(f"step {p.step}/{tcfg.max_steps} | loss {loss:.4f} | lr {lr:.2e} | {speed:,.0f} tok/s | "
                     f"selection {share:.0%} of time | ETA {_format_eta(eta)}")
-                timing.write({"step": p.step, "tokens_per_s": round(speed, 1), "elapsed_s": round(p.train_seconds, 2),
-                              "scoring_s": round(p.scoring_seconds, 2), "scoring_share": round(share, 4)})
+                timing.record(p.step, speed, p.train_seconds, p.scoring_seconds, share)
                 last_log_time, last_log_tokens = now, p.tokens
             if metrics is not None and (p.step % tcfg.eval_every == 0 or p.step == tcfg.max_steps) and trainer.valid:
                 results = trainer.evaluate()
-                metrics.write({"event": "eval", "step": p.step, "langs": results})
+                metrics.eval(p.step, results)
                 log(eval_line(p.step, results, trainer.baseline))
             ddp_util.barrier(info)
             stopping = ddp_util.any_rank(info, trainer.stop.signum is not None)
@@ -637,9 +632,8 @@ def _run(cfg, fresh, record_ids, info, device, log, where) -> RunResult:
 
 def run_summary(metrics_path: Path, p: Progress, n_params: int) -> dict:
     """First and last validation loss per language against the unigram baseline, plus totals."""
-    records = [json.loads(line) for line in metrics_path.read_text(encoding="utf-8").splitlines()]
-    evals = [r for r in records if r["event"] == "eval"]
-    baseline = next((r["langs"] for r in records if r["event"] == "baseline"), {})
+    metrics = read_metrics(metrics_path)
+    evals, baseline = metrics.evals, metrics.baseline
     first, last = (evals[0]["langs"], evals[-1]["langs"]) if evals else ({}, {})
     valid = {}
     for lang in last:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from pretrain.runfiles import METRICS, Metrics, read_metrics
+
 # Column names accepted for the score, its spread and the number of seeds (finetune/results.py
 # writes test_score per seed in results.csv, test_mean/test_std/seeds in summary.csv).
 SCORE_ALIASES = ("test_score", "test_mean", "score", "mean", "score_mean", "value")
@@ -319,20 +321,20 @@ def training_summary(run: Path, config: dict) -> dict:
     if losses:
         summary["validation loss (first -> last)"] = ", ".join(
             f"{lang} {v['first']:.2f} -> {v['last']:.2f}" for lang, v in sorted(losses.items()))
-    train = [e for e in _events(run / "metrics.jsonl") if "loss" in e and e.get("event", "train") == "train"]
+    train = _metrics(run).train
     if train:
         summary.setdefault("steps", train[-1].get("step", "?"))
         summary["final training loss"] = f"{float(train[-1]['loss']):.4f}"
     return summary
 
 
-def _events(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+def _metrics(run: Path) -> Metrics:
+    """The run's metrics.jsonl (none yet: no events)."""
+    path = run / METRICS
+    return read_metrics(path) if path.is_file() else Metrics()
 
 
 def evaluated_languages(run: Path) -> list[str]:
     """Languages of the run's last per-language validation (pretrain's `eval` events)."""
-    evals = [e for e in _events(run / "metrics.jsonl") if e.get("event") == "eval" and isinstance(e.get("langs"), dict)]
+    evals = [e for e in _metrics(run).evals if isinstance(e["langs"], dict)]
     return sorted(evals[-1]["langs"]) if evals else []

@@ -1,32 +1,34 @@
 """One small reader per stage output file (formats: docs/interfaces.md and each stage's docs).
 
-Every reader returns None when its file does not exist (the stage has not run yet), the parsed
-data otherwise. A file that exists but cannot be read as its format says raises `InputError`
-naming the file (and line); a bad line inside a JSON-lines or CSV file is skipped and reported
-through `Problems`, so one torn line never hides a whole run. Nothing is dropped silently.
+The files a stage hands on are read by that stage's own reader (`common.corpus.read_stats`,
+`pretrain.runfiles`, `finetune.results.read_results`); the functions here call them in their
+tolerant mode and read the files only the report reads. Every reader returns None when its
+file does not exist (the stage has not run yet), the parsed data otherwise. A file that exists
+but cannot be read as its format says raises `InputError` naming the file (and line); a bad
+line inside a JSON-lines or CSV file is skipped and reported through `Problems`, so one torn
+line never hides a whole run. Nothing is dropped silently.
 """
 from __future__ import annotations
 
-import csv
-import json
-import math
-import re
 import statistics
 import sys
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 import yaml
 
+from common import corpus
+from common.formats import FormatError, finite, jsonl_objects, need
+from common.formats import read_json as _read_json
+from finetune import results as finetune_results
+from pretrain import runfiles
+from pretrain.runfiles import Metrics
 
-class InputError(ValueError):
-    """A stage's output file exists but is not in the expected format."""
+InputError = FormatError  # a stage's output file exists but is not in the expected format
 
-    def __init__(self, path: Path, message: str, line: int | None = None):
-        self.path, self.line = Path(path), line
-        super().__init__(f"{path}{f':{line}' if line else ''}: {message}")
+__all__ = ["InputError", "Metrics", "Problems"]
 
 
 class Problems:
@@ -66,36 +68,13 @@ class Problems:
 
 def read_json(path: Path) -> Any:
     path = Path(path)
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as err:
-        raise InputError(path, f"not UTF-8: {err}") from None
-    except json.JSONDecodeError as err:
-        raise InputError(path, f"not valid JSON: {err.msg} (column {err.colno})", err.lineno) from None
+    return _read_json(path) if path.exists() else None
 
 
 def read_jsonl(path: Path, problems: Problems) -> list[tuple[int, dict]] | None:
     """(line number, object) of every well-formed line; bad lines go to `problems`."""
     path = Path(path)
-    if not path.exists():
-        return None
-    rows = []
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, 1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as err:
-                problems.line(path, number, f"not a JSON line, skipped ({err})")
-                continue
-            if not isinstance(obj, dict):
-                problems.line(path, number, f"expected a JSON object, got {type(obj).__name__}; skipped")
-                continue
-            rows.append((number, obj))
-    return rows
+    return list(jsonl_objects(path, problems.line)) if path.exists() else None
 
 
 def read_yaml(path: Path) -> dict | None:
@@ -111,36 +90,12 @@ def read_yaml(path: Path) -> dict | None:
     return data
 
 
-def _need(path: Path, where: str, obj: Any, keys: tuple[str, ...], kind=(int, float)) -> None:
-    if not isinstance(obj, dict):
-        raise InputError(path, f"{where}: expected a mapping, got {type(obj).__name__}")
-    for key in keys:
-        if key not in obj:
-            raise InputError(path, f"{where}: missing {key!r}")
-        if kind is not None and not isinstance(obj[key], kind):
-            raise InputError(path, f"{where}.{key}: expected a number, got {obj[key]!r}")
-
-
 # ------------------------------------------------------------------------- corpus stage
 
-LANG_KEYS = ("read", "kept", "dropped")
-
-
 def read_corpus_stats(path: Path) -> dict | None:
-    """out/corpus/stats.json: {"languages": {lang: {read, kept, train, valid, dropped,
-    dropped_by_reason, decontaminated_by_eval_set, sources: {...}}}, "total", "decontamination"}."""
-    stats = read_json(path)
-    if stats is None:
-        return None
-    _need(path, "top level", stats, ("languages",), kind=dict)
-    for lang, entry in stats["languages"].items():
-        _need(path, f"languages.{lang}", entry, LANG_KEYS)
-        reasons = entry.get("dropped_by_reason", {})
-        _need(path, f"languages.{lang}.dropped_by_reason", reasons, tuple(reasons))
-    decontam = stats.get("decontamination", {})
-    for source, sets in decontam.items():
-        _need(path, f"decontamination.{source}", sets, tuple(sets))
-    return stats
+    """out/corpus/stats.json: `common.corpus.read_stats`."""
+    path = Path(path)
+    return corpus.read_stats(path.parent) if path.exists() else None
 
 
 def read_contamination(path: Path) -> dict | None:
@@ -149,11 +104,11 @@ def read_contamination(path: Path) -> dict | None:
     audit = read_json(path)
     if audit is None:
         return None
-    _need(path, "top level", audit, ("rows", "total", "samples"), kind=None)
-    _need(path, "top level", audit, ("corpus_lines",))
+    need(path, "top level", audit, ("rows", "total", "samples"), kind=None)
+    need(path, "top level", audit, ("corpus_lines",))
     for i, row in enumerate(audit["rows"]):
-        _need(path, f"rows[{i}]", row, ("set", "lang"), kind=str)
-        _need(path, f"rows[{i}]", row, ("items", "exact", "folded"))
+        need(path, f"rows[{i}]", row, ("set", "lang"), kind=str)
+        need(path, f"rows[{i}]", row, ("items", "exact", "folded"))
     return audit
 
 
@@ -188,82 +143,33 @@ def read_tokenizer_report(path: Path) -> dict | None:
     report = read_json(path)
     if report is None:
         return None
-    _need(path, "top level", report, ("languages",), kind=dict)
+    need(path, "top level", report, ("languages",), kind=dict)
     for lang, row in report["languages"].items():
-        _need(path, f"languages.{lang}", row, TOKENIZER_KEYS, kind=(int, float, type(None)))
+        need(path, f"languages.{lang}", row, TOKENIZER_KEYS, kind=(int, float, type(None)))
     return report
 
 
 # ------------------------------------------------------------------------- pretraining
 
 
-@dataclass
-class Metrics:
-    """out/pretrain/<run>/metrics.jsonl split by event."""
-
-    train: list[dict] = field(default_factory=list)      # step, loss, lr, tokens, grad_norm
-    evals: list[dict] = field(default_factory=list)      # step, langs: {lang: {loss, ppl, bpc, targets}}
-    baseline: dict = field(default_factory=dict)         # lang: {loss, bpc, targets} of the unigram
-    selections: list[dict] = field(default_factory=list)  # round summaries (no timings)
-    warnings: list[dict] = field(default_factory=list)
-
-
-EVENT_KEYS = {"train": ("step", "loss"), "eval": ("step", "langs"), "selection": ("round",),
-              "warning": ("message",), "baseline": ("langs",)}
-
-
 def read_metrics(path: Path, problems: Problems) -> Metrics | None:
-    rows = read_jsonl(path, problems)
-    if rows is None:
-        return None
-    metrics = Metrics()
-    target = {"train": metrics.train, "eval": metrics.evals, "selection": metrics.selections,
-              "warning": metrics.warnings}
-    for number, row in rows:
-        event = row.get("event")
-        if event not in EVENT_KEYS:
-            problems.line(path, number, f"unknown event {event!r}; skipped")
-            continue
-        missing = [k for k in EVENT_KEYS[event] if k not in row]
-        if missing:
-            problems.line(path, number, f"{event} line without {', '.join(missing)}; skipped")
-            continue
-        if event == "train" and not _finite(row["loss"]):
-            problems.line(path, number, f"train loss {row['loss']!r} is not a finite number; skipped")
-            continue
-        if event == "baseline":
-            metrics.baseline = row["langs"] if isinstance(row["langs"], dict) else {}
-            continue
-        target[event].append(row)
-    return metrics
+    """out/pretrain/<run>/metrics.jsonl split by event (`pretrain.runfiles.read_metrics`)."""
+    path = Path(path)
+    return runfiles.read_metrics(path, problems.line) if path.exists() else None
 
 
 def read_timing(path: Path, problems: Problems) -> list[dict] | None:
     """out/pretrain/<run>/timing.jsonl: step, tokens_per_s, elapsed_s, scoring_s, scoring_share."""
-    rows = read_jsonl(path, problems)
-    if rows is None:
-        return None
-    out = []
-    for number, row in rows:
-        if not all(_finite(row.get(k)) for k in ("step", "elapsed_s", "scoring_s")):
-            problems.line(path, number, "timing line needs numeric step, elapsed_s, scoring_s; skipped")
-            continue
-        out.append(row)
-    return out
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    path = Path(path)
+    return runfiles.read_timing(path, problems.line) if path.exists() else None
 
 
 # ------------------------------------------------------------------------- selection
 
-ROUND_FILE = re.compile(r"round-(\d+)\.jsonl$")
-
 
 @dataclass
 class Round:
-    """One selection/round-NNN.jsonl: candidate lines, then a summary line."""
+    """One selection/round-NNN.jsonl as the report draws it."""
 
     index: int
     summary: dict | None
@@ -271,34 +177,22 @@ class Round:
     chosen_scores: dict[str, list[float]]   # lang -> scores of the chosen ones
 
 
-def read_selection_round(path: Path, problems: Problems) -> Round | None:
-    rows = read_jsonl(path, problems)
-    if rows is None:
-        return None
-    match = ROUND_FILE.search(Path(path).name)
-    index = int(match.group(1)) if match else -1
-    summary, scores, chosen = None, defaultdict(list), defaultdict(list)
-    for number, row in rows:
-        kind = row.get("type")
-        if kind == "summary":
-            if not isinstance(row.get("languages"), dict):
-                problems.line(path, number, "summary line without a 'languages' mapping; skipped")
-                continue
-            summary = row
-        elif kind == "candidate":
-            if "lang" not in row:
-                problems.line(path, number, "candidate line without 'lang'; skipped")
-                continue
-            if _finite(row.get("score")):
-                scores[row["lang"]].append(float(row["score"]))
-                if row.get("chosen"):
-                    chosen[row["lang"]].append(float(row["score"]))
-        else:
-            problems.line(path, number, f"unknown line type {kind!r}; skipped")
-    if summary is None:
+def _round(path: Path, found: runfiles.Round, problems: Problems) -> Round:
+    scores, chosen = defaultdict(list), defaultdict(list)
+    for row in found.candidates:
+        if finite(row.get("score")):
+            scores[row["lang"]].append(float(row["score"]))
+            if row.get("chosen"):
+                chosen[row["lang"]].append(float(row["score"]))
+    if found.summary is None:
         problems.add(f"{path}: no summary line (the round file is incomplete); "
                      "its shares are left out")
-    return Round(index, summary, dict(scores), dict(chosen))
+    return Round(found.index, found.summary, dict(scores), dict(chosen))
+
+
+def read_selection_round(path: Path, problems: Problems) -> Round | None:
+    path = Path(path)
+    return _round(path, runfiles.read_round(path, problems.line), problems) if path.exists() else None
 
 
 def read_selection_rounds(folder: Path, problems: Problems) -> list[Round] | None:
@@ -342,29 +236,11 @@ def selection_shares(rounds: list[Round]) -> tuple[list[int], dict[str, list[flo
 
 # ------------------------------------------------------------------------- finetuning
 
-RESULT_COLUMNS = ("task", "lang", "model", "seed", "test_score")
-
-
 def read_finetune_results(path: Path, problems: Problems) -> list[dict] | None:
-    """out/finetune/<run>/results.csv: one row per task, lang, model, seed (scores in %)."""
+    """out/finetune/<run>/results.csv: one row per task, lang, model, seed (scores in %;
+    `finetune.results.read_results`)."""
     path = Path(path)
-    if not path.exists():
-        return None
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in RESULT_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise InputError(path, f"header lacks column(s) {', '.join(missing)}", 1)
-        rows = []
-        for row in reader:
-            try:
-                row["test_score"] = float(row["test_score"])
-                row["dev_score"] = float(row["dev_score"]) if row.get("dev_score") not in (None, "") else None
-            except (TypeError, ValueError):
-                problems.line(path, reader.line_num, f"test_score {row.get('test_score')!r} is not a number; skipped")
-                continue
-            rows.append(row)
-    return rows
+    return finetune_results.read_results(path, problems.line) if path.exists() else None
 
 
 def summarise_results(rows: list[dict]) -> list[dict]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import json
 import logging
 
 import numpy as np
@@ -18,7 +17,7 @@ from hypothesis import strategies as st
 from transformers import AutoTokenizer, XLMRobertaConfig, XLMRobertaForMaskedLM
 
 from common.config import ConfigError, load_config
-from pretrain import generate
+from pretrain import generate, runfiles
 from pretrain.scoring import eval_mode, mlm_scores, scoring_mask, special_token_ids
 from pretrain.selection import (
     SelectionConfig, SelectionState, choose_in_language, gumbel_top_k, holdout_count,
@@ -166,9 +165,10 @@ def trained(tokenizer):
 
 
 def read_round(path):
-    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    assert lines[-1]["type"] == "summary"
-    return lines[:-1], lines[-1]
+    """(candidate lines, summary line) of a round file, read by its owner's reader."""
+    found = runfiles.read_round(path)
+    assert found.summary is not None
+    return found.candidates, found.summary
 
 
 def cfg_for(strategy: str, **kw) -> SelectionConfig:

@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from common.config import ConfigError
-from pretrain import generate, strategies
+from pretrain import generate, irreducible, strategies
 from pretrain.scoring import block_mask, masked_scores, special_token_ids
 from pretrain.selection import (
     SelectionConfig, SelectionState, check_pressure, choose_in_language, mask_seed, run_round,
 )
-from pretrain.strategies import STRATEGIES, mix, rho
+from pretrain.strategies import STRATEGIES, mix
 from tests.test_selection import (  # noqa: F401  (fixtures: one_thread, tokenizer, trained)
     cfg_for, make_pool, one_thread, plant_junk, read_round, tiny_model, tokenizer, trained,
 )
@@ -137,16 +137,16 @@ def test_rho_scores_loss_minus_the_cached_irreducible_loss(tokenizer, trained, t
     ids = np.array([rec["block_id"] for rec in records])
     blocks = torch.as_tensor(pool.blocks(ids))
     mask = block_mask(blocks, ids, cfg.mask_prob, mask_seed(cfg), special_token_ids(model).values())
-    reference = rho.load_reference(model, state.reference, "cpu")
+    reference = irreducible.load_reference(model, state.reference, "cpu")
     expected = masked_scores(reference, blocks, mask, 64, "cpu")["loss"]
     assert [rec["ref_loss"] for rec in records] == pytest.approx(expected.tolist(), abs=1e-5)
-    assert rho.cached(state.irreducible, ids) == pytest.approx(expected, abs=1e-5)
+    assert irreducible.cached(state.irreducible, ids) == pytest.approx(expected, abs=1e-5)
     assert not any(torch.equal(state.reference[k], v) for k, v in model.state_dict().items()
                    if v.dtype.is_floating_point and v.numel() > 100)  # it was trained: not the model
     # a later round reuses the model and the cache: only blocks never scored get a reference forward
     weights, calls = state.reference, []
-    real = rho.load_reference
-    monkeypatch.setattr(rho, "load_reference", lambda *a: calls.append(1) or real(*a))
+    real = irreducible.load_reference
+    monkeypatch.setattr(irreducible, "load_reference", lambda *a: calls.append(1) or real(*a))
     run_round(model, pool, cfg, state, 1, tmp_path, "cpu")
     assert state.reference is weights
     new = candidates_of(tmp_path / "selection" / "round-001.jsonl") - set(ids.tolist())
@@ -161,12 +161,12 @@ def test_rho_reference_trains_on_the_held_out_slice_only(tokenizer):
     real = pool.blocks
     pool.blocks = lambda ids: read.extend(int(i) for i in ids) or real(ids)
     rng_before = torch.get_rng_state()
-    weights = rho.train_reference(model, pool, holdout, 5, 4, 1e-3, 0.15, torch.Generator().manual_seed(0), "cpu")
+    weights = irreducible.train_reference(model, pool, holdout, 5, 4, 1e-3, 0.15, torch.Generator().manual_seed(0), "cpu")
     assert set(read) <= set(holdout.tolist()) and len(read) == 20
     assert torch.equal(torch.get_rng_state(), rng_before)
     assert any(not torch.equal(weights[k], v) for k, v in model.state_dict().items())
     with pytest.raises(ValueError, match="holdout_share"):
-        rho.train_reference(model, pool, holdout[:0], 5, 4, 1e-3, 0.15, torch.Generator(), "cpu")
+        irreducible.train_reference(model, pool, holdout[:0], 5, 4, 1e-3, 0.15, torch.Generator(), "cpu")
 
 
 def test_mix_weights_move_toward_higher_excess_and_never_below_the_floor():

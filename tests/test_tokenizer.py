@@ -237,7 +237,12 @@ def test_incomplete_folder_is_a_clear_error(tmp_path, tiny_dir):
     (broken / "tokenizer.json").write_bytes((tiny_dir / "tokenizer.json").read_bytes())
     with pytest.raises(TokenizerFolderError, match="missing tokenizer_config.json"):
         load_tokenizer(broken)
-    with pytest.raises(TokenizerFolderError, match="missing sentencepiece.model"):
+    # The hash is of the files, wherever they are (a model's final/ folder keeps both).
+    assert tokenizer_hash(broken) != tokenizer_hash(tiny_dir)  # tokenizer.json alone
+    (broken / "sentencepiece.model").write_bytes((tiny_dir / "sentencepiece.model").read_bytes())
+    assert tokenizer_hash(broken) == tokenizer_hash(tiny_dir) == read_manifest(tiny_dir)["tokenizer_hash"]
+    (broken / "tokenizer.json").unlink()
+    with pytest.raises(TokenizerFolderError, match="missing tokenizer.json"):
         tokenizer_hash(broken)
 
 

@@ -27,10 +27,15 @@ class TokenizerFolderError(ConfigError):
 
 
 def tokenizer_hash(tokenizer_dir: str | Path) -> str:
-    """sha256 over the hashes of tokenizer.json and sentencepiece.model (pretraining cache keys)."""
+    """What identifies a tokenizer folder (the manifest's `tokenizer_hash`, pretraining's block
+    cache keys and run inputs): sha256 over the hashes of its tokenizer.json and
+    sentencepiece.model. A model's folder holds the same files and so the same hash (a
+    `final/` folder keeps sentencepiece.model); one without sentencepiece.model (a Hub
+    checkpoint, a changed vocabulary) is hashed by its tokenizer.json alone."""
     tokenizer_dir = Path(tokenizer_dir)
-    _require(tokenizer_dir, HASHED_FILES)
-    return sha256_json({name: sha256_file(tokenizer_dir / name) for name in HASHED_FILES})
+    _require(tokenizer_dir, HASHED_FILES[:1])
+    return sha256_json({name: sha256_file(tokenizer_dir / name) for name in HASHED_FILES
+                        if (tokenizer_dir / name).is_file()})
 
 
 def load_tokenizer(tokenizer_dir: str | Path):
