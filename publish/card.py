@@ -16,6 +16,8 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from common.formats import FormatError
+from finetune import results as finetune_results
 from pretrain.runfiles import METRICS, Metrics, read_metrics
 
 # Column names accepted for the score, its spread and the number of seeds (finetune/results.py
@@ -134,8 +136,14 @@ def read_results(path: Path, run_name: str = "") -> list[Result]:
             missing.append(f"a score ({'/'.join(SCORE_ALIASES)})")
         if missing:
             raise ResultsError(f"{path}: missing column(s) {missing}; has {sorted(columns)}")
-        rows = [(line, row) for line, row in enumerate(reader, start=2) if row["lang"] != "avg"]
+        rows = list(enumerate(reader, start=2))
         per_seed = "seed" in columns
+    if set(finetune_results.REQUIRED) <= columns:  # the finetune stage's results.csv: its own reader
+        try:
+            rows = list(enumerate(finetune_results.read_results(path), start=2))
+        except FormatError as err:
+            raise ResultsError(str(err)) from None
+    rows = [(line, row) for line, row in rows if row["lang"] != "avg"]
     groups: dict[tuple, list[tuple[float, float | None, int | None]]] = defaultdict(list)
     for line, row in _only_this_model(rows, run_name, path):
         key = (row["task"], row["lang"], row["metric"], row.get("split") or "test", row.get("setting") or "")
