@@ -18,7 +18,7 @@ import platform
 import tempfile
 import time
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator
+from typing import IO, Any, Iterable, Iterator, Mapping
 
 from common import uri
 
@@ -134,11 +134,14 @@ def write_manifest(
     inputs: dict[str, str],
     outputs: Iterable[str | Path] = (),
     extra: dict | None = None,
+    hashes: Mapping[str, str] | None = None,
 ) -> dict:
-    """Record what produced `out_dir`. Written last: its presence marks the stage complete."""
+    """Record what produced `out_dir`. Written last: its presence marks the stage complete.
+    `hashes`: the sha256 of outputs already known (by their path in `outputs`), not read again."""
     output_hashes = {}
     for out in outputs:
-        output_hashes[uri.relative_to(out, out_dir)] = sha256_file(out)
+        known = (hashes or {}).get(str(out))
+        output_hashes[uri.relative_to(out, out_dir)] = known or sha256_file(out)
     manifest = {
         "stage": stage,
         "config": config,

@@ -23,52 +23,37 @@ from pathlib import Path
 from common import uri
 from pipeline.config import CorpusConfig
 from pipeline.decontam import EvalIndex, plan_sources
-from pipeline.exact_dedup import order_key
-from pipeline.filters import check_text
+from pipeline.exact_dedup import keep_smallest
 from pipeline.near_dedup import Signer, dedup_language
-from pipeline.normalise import normalise_text
-from pipeline.records import Line
+from pipeline.read import readable
 from pipeline.readers import read_file
 from pipeline.run import COMMAND as RUN_COMMAND
 from pipeline.run import expand_tasks, run_config
-from pipeline.segment import split_units
-from pipeline.textkey import dedup_key
+from pipeline.steps import clean, line_units
+from pipeline.tally import text_size
 from pipeline.valid_split import split_of, valid_share
 from pipeline.write_shards import shard_name, write_shard
 
-from apache_beam import pvalue
-
 
 def plain_loop(cfg: CorpusConfig, tasks: list, out_dir: Path) -> dict:
-    """The same steps as pipeline.run, as one Python loop in one process."""
+    """The same steps as pipeline.run (the same unit functions, pipeline/steps.py), as one Python
+    loop in one process, without the stats and samples."""
     index = (EvalIndex.from_sources(plan_sources(cfg).sources, cfg.data_dir, cfg.decontam)
              if cfg.decontam.enabled else None)
+    units = line_units(cfg, index)
     raw_bytes, survivors = 0, {}
     for entry, path in tasks:
-        for raw in read_file(entry, path):
-            raw_bytes += len((raw.text or raw.raw or "").encode("utf-8", "surrogatepass"))
-            if raw.text is None:
-                continue
-            line = Line(raw.source, raw.lang, uri.below(raw.path, cfg.data_dir), raw.line_no,
-                        normalise_text(raw.text))
-            if len(line.text) > cfg.split.reject_chars:
-                continue
-            for unit in split_units(line.text, cfg.split.max_chars):
-                if unit is None or check_text(unit, line.lang, cfg.filter) is not None:
-                    continue
-                if index is not None and index.match(unit) is not None:
-                    continue
-                candidate = line.with_text(unit)
-                key = dedup_key(unit)
-                if key not in survivors or order_key(candidate) < order_key(survivors[key]):
-                    survivors[key] = candidate
+        for line in read_file(entry, path):
+            line = readable(line._replace(path=uri.below(line.path, cfg.data_dir)))
+            raw_bytes += text_size(line.text)
+            keep_smallest([unit for unit in clean(line, units) if unit.reason is None], survivors)
     by_lang: dict[str, list] = defaultdict(list)
     signer = Signer(cfg.minhash)
     for line in survivors.values():
-        by_lang[line.lang].append((line, signer.signature(line.text).tobytes()))
+        by_lang[line.lang].append((line, signer.signature(line.key).tobytes()))
     kept = 0
     for lang, pairs in by_lang.items():
-        lines = [x for x in dedup_language(pairs, cfg.minhash) if not isinstance(x, pvalue.TaggedOutput)] \
+        lines = [x for x in dedup_language(pairs, cfg.minhash) if x.reason is None] \
             if cfg.minhash.enabled else [line for line, _ in pairs]
         share = valid_share(len(lines), cfg.valid)
         for split in ("train", "valid"):

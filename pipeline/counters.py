@@ -1,7 +1,7 @@
 """Beam counters of the production graph: lines read, kept and dropped by reason per language.
 
-The batched steps add their per-batch sums (steps.Tally, language_shards.WriteLanguageBatches)
-to counters in the `corpus` namespace, so a runner's UI shows the run's progress live:
+The steps add their per-batch sums (tally.Tally, in batches.CleanBatch, exact_dedup.DedupBucket
+and language_shards.WriteLanguage) to counters in the `corpus` namespace, so a runner's UI shows the run's progress live:
 `read:<lang>`, `kept:<lang>`, `dropped:<lang>:<reason>`. At the end pipeline.run reads them back
 from the PipelineResult and checks them against stats.json, which stays the record: a runner
 that retries a task may count it twice in attempted counters, and some runners (Beam's

@@ -26,13 +26,8 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
-
-import apache_beam as beam
-from apache_beam import pvalue
-from apache_beam.metrics import Metrics
 
 from common import uri
 from common.config import ConfigError
@@ -41,7 +36,6 @@ from common.io import sha256_file
 from pipeline.config import CorpusConfig, DecontamConfig
 from pipeline.records import Line
 from pipeline.segment import split_sentences
-from pipeline.steps import REJECTED, reject
 from pipeline.textkey import folded_words
 
 log = logging.getLogger(__name__)
@@ -241,23 +235,7 @@ def plan_sources(cfg: CorpusConfig) -> EvalSources:
     return EvalSources(sources, record)
 
 
-class Decontaminate(beam.DoFn):
-    """Line -> Line, or a tagged Rejected `decontaminated` whose detail names the eval set."""
-
-    def __init__(self, sources: list[tuple], data_dir: str, cfg: DecontamConfig):
-        self.sources, self.data_dir, self.cfg = sources, str(data_dir), cfg
-        self.index: EvalIndex | None = None
-        self.dropped = Metrics.counter("decontam", "dropped")
-
-    def setup(self):
-        start = time.time()
-        self.index = EvalIndex.from_sources(self.sources, self.data_dir, self.cfg)
-        log.info("decontam: indexed %s in %.1fs", self.index.describe(), time.time() - start)
-
-    def process(self, line: Line):
-        eval_set = self.index.match(line.text)
-        if eval_set is None:
-            yield line
-        else:
-            self.dropped.inc()
-            yield pvalue.TaggedOutput(REJECTED, reject(line, "decontaminated", eval_set))
+def decontaminate_line(line: Line, index: EvalIndex) -> Line:
+    """The line, or the line dropped `decontaminated` with the eval set it overlaps as detail."""
+    eval_set = index.match(line.text)
+    return line if eval_set is None else line.drop("decontaminated", eval_set)

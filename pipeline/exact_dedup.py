@@ -1,60 +1,53 @@
-"""Step 6: exact deduplication across all sources and languages.
+"""Step 7: exact deduplication across all sources and languages.
 
-Lines are grouped by `textkey.dedup_key` (NFC, casefolded, punctuation removed, spaces
-collapsed, tone marks kept). In each group the line with the smallest (source, path, line_no,
-text) survives, so the result never depends on which worker saw which copy first; every other
-copy is rejected `exact_dup` with the surviving line's source in `detail`.
+Lines are grouped by their dedup key (`textkey.dedup_key`, set by the cleaning steps: NFC,
+casefolded, punctuation removed, spaces collapsed, tone marks kept). Of each key's copies the
+line with the smallest (source, path, line_no, text) survives, so the result never depends on
+which worker saw which copy first; every other copy is dropped `exact_dup` with the surviving
+line's source and number in `detail`.
+
+All copies of a key meet in one of `DEDUP_BUCKETS` buckets (a stable hash of the key), a few per
+worker; each bucket is one element of lists of packed lines.
 """
 from __future__ import annotations
 
+import zlib
+from typing import Iterable
+
 import apache_beam as beam
-from apache_beam import pvalue
 
-from pipeline.batches import unpack_rows
 from pipeline.outputs import ParDoByTag
-from pipeline.records import Line
-from pipeline.steps import COUNTS, REJECTED, SAMPLES, Tally, reject
-from pipeline.textkey import dedup_key
+from pipeline.records import Line, order_key, pack, unpack
+from pipeline.tally import COUNTS, SAMPLES, Tally
+
+DEDUP_BUCKETS = 16     # exact-dedup groups (by hash of the dedup key); a few per worker
 
 
-def order_key(line: Line) -> tuple:
-    """The deterministic order in which copies compete (smallest wins)."""
-    return (line.source, line.path, line.line_no, line.text)
+def dedup_bucket(key: str) -> int:
+    """Stable across processes (Python's str hash is not), so all copies meet in one bucket."""
+    return zlib.crc32(key.encode("utf-8", "surrogatepass")) % DEDUP_BUCKETS
 
 
-def reject_copy(line: Line, winner: Line):
-    """The `exact_dup` reject of a copy that lost, naming where the surviving line is."""
-    return reject(line, "exact_dup", f"{winner.source}:{winner.line_no}")
+def keep_smallest(lines: Iterable[Line], best: dict[str, Line]) -> dict[str, Line]:
+    """Add `lines` to `best` (dedup key -> surviving line): the smallest order_key of each key wins."""
+    for line in lines:
+        found = best.get(line.key)
+        if found is None or order_key(line) < order_key(found):
+            best[line.key] = line
+    return best
 
 
-def _keep_first(item):
-    _, lines = item
-    ordered = sorted(lines, key=order_key)
-    winner = ordered[0]
-    yield winner
-    for line in ordered[1:]:
-        yield pvalue.TaggedOutput(REJECTED, reject_copy(line, winner))
-
-
-class ExactDedup(beam.PTransform):
-    """PCollection[Line] -> tagged outputs main (unique Lines) and `rejected`."""
-
-    def expand(self, lines):
-        return (
-            lines
-            | "KeyByText" >> beam.Map(lambda line: (dedup_key(line.text), line))
-            | "GroupByText" >> beam.GroupByKey()
-            | "KeepFirst" >> beam.FlatMap(_keep_first).with_outputs(REJECTED, main="unique")
-        )
+def drop_copy(line: Line, winner: Line) -> Line:
+    """The `exact_dup` drop of a copy that lost, naming where the surviving line is."""
+    return line.drop("exact_dup", f"{winner.source}:{winner.line_no}")
 
 
 class DedupBucket(beam.DoFn):
-    """(bucket, [packed [(dedup key, Line tuple)]]) -> the bucket's surviving Lines (one list);
-    tagged COUNTS and SAMPLES for the `exact_dup` rejects. Same rule as `ExactDedup`: all copies
-    of a key share a bucket (batches.dedup_bucket), and the smallest `order_key` survives.
+    """(bucket, [packed lines]) -> the bucket's surviving lines, packed; tagged COUNTS and
+    SAMPLES for the `exact_dup` drops.
 
     Two passes over the packed batches: the first keeps only the best line per key, the second
-    rejects every other copy naming its winner. Memory grows with the bucket's distinct lines,
+    drops every other copy naming its winner. Memory grows with the bucket's distinct lines,
     not with its copies."""
 
     def __init__(self, sample_limit: int):
@@ -65,23 +58,23 @@ class DedupBucket(beam.DoFn):
         packed_batches = list(packed_batches)  # compressed; iterated twice
         best: dict[str, Line] = {}
         for packed in packed_batches:
-            for key, row in unpack_rows(packed):
-                line = Line(*row)
-                if key not in best or order_key(line) < order_key(best[key]):
-                    best[key] = line
+            keep_smallest(unpack(packed), best)
         tally = Tally(self.sample_limit)
+        # A unit repeated within one line ("A.\nA.") is the same record twice: all but one are copies.
+        placed: set[str] = set()     # keys whose winner was met
         for packed in packed_batches:
-            for key, row in unpack_rows(packed):
-                line, winner = Line(*row), best[key]
-                if line != winner:
-                    tally.drop(reject_copy(line, winner))
-        yield list(best.values())
+            for line in unpack(packed):
+                winner = best[line.key]
+                if line == winner and line.key not in placed:
+                    placed.add(line.key)
+                else:
+                    tally.drop(drop_copy(line, winner))
+        yield pack(list(best.values()))
         yield from tally.outputs()
 
 
-class ExactDedupBatches(beam.PTransform):
-    """PCollection[(bucket, packed [(dedup key, Line tuple)])] -> {"unique": lists of unique Lines,
-    COUNTS, SAMPLES}."""
+class ExactDedup(beam.PTransform):
+    """PCollection[(bucket, packed lines)] -> {"unique": packed unique lines, COUNTS, SAMPLES}."""
 
     def __init__(self, sample_limit: int):
         super().__init__()

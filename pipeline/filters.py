@@ -23,13 +23,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-import apache_beam as beam
 import regex
-from apache_beam import pvalue
 
 from pipeline.config import FilterConfig
 from pipeline.records import Line
-from pipeline.steps import REJECTED, reject
 
 # Languages whose text is not in Latin script; every other catalog language is Latin-script.
 SCRIPT_OF_LANG = {"amh": "Ethiopic", "tir": "Ethiopic", "ara": "Arabic", "arq": "Arabic", "ary": "Arabic"}
@@ -48,6 +45,10 @@ _PIVOT_WORDS = {
                      "leur".split()),
 }
 _PIVOT_EXEMPT = {"eng": {"pcm", "eng"}, "fra": {"fra"}}
+
+
+REASONS = ("replacement_char", "too_short", "too_many_words", "urls_mentions", "not_letters", "wrong_script",
+           "repetitive_chars", "repetitive_words", "pivot_language")
 
 
 def script_of(lang: str) -> str:
@@ -85,15 +86,7 @@ def check_text(text: str, lang: str, cfg: FilterConfig) -> str | None:
     return None
 
 
-class FilterLines(beam.DoFn):
-    """Line -> Line if it passes every check, else a tagged Rejected with the reason."""
-
-    def __init__(self, cfg: FilterConfig):
-        self.cfg = cfg
-
-    def process(self, line: Line):
-        reason = check_text(line.text, line.lang, self.cfg)
-        if reason is None:
-            yield line
-        else:
-            yield pvalue.TaggedOutput(REJECTED, reject(line, reason))
+def filter_line(line: Line, cfg: FilterConfig) -> Line:
+    """The line, or the line dropped with the reason of the first check it fails."""
+    reason = check_text(line.text, line.lang, cfg)
+    return line if reason is None else line.drop(reason)

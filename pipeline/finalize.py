@@ -17,7 +17,7 @@ import shutil
 import uuid
 
 from common import uri
-from common.io import MANIFEST_NAME, atomic_write, sha256_file, sha256_json, write_json, write_manifest
+from common.io import MANIFEST_NAME, atomic_write, sha256_json, write_json, write_manifest
 
 log = logging.getLogger(__name__)
 STAGING_PREFIX = ".staging-"
@@ -75,8 +75,12 @@ def _old_outputs(out_dir: str) -> list[str]:
     return sorted({p for pattern in OUTPUT_PATTERNS for p in uri.glob(uri.join(out_dir, pattern))})
 
 
-def publish(staging: str, out_dir: str, config: dict, inputs: dict[str, str], extra: dict) -> dict:
-    """Move staged outputs into out_dir and write the manifest last; returns the manifest."""
+def publish(staging: str, out_dir: str, config: dict, inputs: dict[str, str], shards: list[dict],
+            extra: dict) -> dict:
+    """Move staged outputs into out_dir and write the manifest last; returns the manifest.
+
+    `shards`: the shard infos of `_meta/shards` ({"path" below staging, "sha256", ...}): their
+    hashes were computed as the shards were written, and are not computed again here."""
     manifest = uri.join(out_dir, MANIFEST_NAME)
     if uri.exists(manifest):
         uri.delete([manifest])
@@ -87,15 +91,18 @@ def publish(staging: str, out_dir: str, config: dict, inputs: dict[str, str], ex
                 os.rmdir(folder)
     staged = [p for p in uri.glob(uri.join(staging, "**"))
               if not uri.relative_to(p, staging).startswith("_")]    # _meta: Beam's bookkeeping
+    shard_hashes = {info["path"]: info["sha256"] for info in shards}
+    staged_shards = sorted(uri.relative_to(p, staging) for p in staged if p.endswith(".jsonl.gz"))
+    if staged_shards != sorted(shard_hashes):
+        raise RuntimeError(f"the staged shards {staged_shards} are not the ones written {sorted(shard_hashes)}")
     published = [uri.join(out_dir, uri.relative_to(p, staging)) for p in staged]
     uri.rename(staged, published)
     _delete_tree(staging)
     # corpus_hash covers the shards only (the corpus itself), so the same text gives the same
-    # hash whatever out_dir, runner or timing; the manifest still hashes every output.
-    shards = {uri.relative_to(p, out_dir): sha256_file(p) for p in published if p.endswith(".jsonl.gz")}
-    corpus_hash = sha256_json(shards)
-    return write_manifest(out_dir, "corpus", config, inputs, published,
-                          extra={"corpus_hash": corpus_hash, **extra})
+    # hash whatever out_dir, runner or timing; the manifest hashes every output.
+    corpus_hash = sha256_json(shard_hashes)
+    return write_manifest(out_dir, "corpus", config, inputs, published, extra={"corpus_hash": corpus_hash, **extra},
+                          hashes={uri.join(out_dir, path): sha for path, sha in shard_hashes.items()})
 
 
 def write_stats(staging: str, stats: dict) -> None:

@@ -1,4 +1,4 @@
-"""Step 7: near-duplicate removal within each language (datasketch MinHash + MinHashLSH).
+"""Step 8: near-duplicate removal within each language (datasketch MinHash + MinHashLSH).
 
 Each line gets a MinHash signature of its character `shingle_chars`-grams over the dedup key
 (character shingles suit agglutinative languages and short lines better than word shingles).
@@ -15,22 +15,17 @@ from __future__ import annotations
 
 import zlib
 
-import apache_beam as beam
 import numpy as np
-from apache_beam import pvalue
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
 from pipeline.config import MinHashConfig
-from pipeline.exact_dedup import order_key
-from pipeline.records import Line
-from pipeline.steps import REJECTED, reject
-from pipeline.textkey import dedup_key
+from pipeline.records import Line, order_key
 
 SCHEME = "affine32"   # datasketch >= 2 default scheme: 32-bit hash values (4 bytes each)
 
 
-def shingles(text: str, size: int) -> list[bytes]:
-    key = dedup_key(text)
+def shingles(key: str, size: int) -> list[bytes]:
+    """The character `size`-grams of a dedup key (the whole key when it is shorter)."""
     if len(key) <= size:
         return [key.encode("utf-8")]
     return list({key[i:i + size].encode("utf-8") for i in range(len(key) - size + 1)})
@@ -47,29 +42,17 @@ class Signer:
         self.cfg = cfg
         self.template = MinHash(num_perm=cfg.num_perm, seed=cfg.seed, scheme=SCHEME, hashfunc=zlib.crc32)
 
-    def signature(self, text: str) -> np.ndarray:
+    def signature(self, key: str) -> np.ndarray:
+        """The signature of a line's dedup key (records.Line.key)."""
         m = MinHash(num_perm=self.cfg.num_perm, seed=self.cfg.seed, permutations=self.template.permutations, hashfunc=zlib.crc32,
                     scheme=self.template.scheme)
-        m.update_batch(shingles(text, self.cfg.shingle_chars))
+        m.update_batch(shingles(key, self.cfg.shingle_chars))
         return m.hashvalues
 
 
-class AddSignature(beam.DoFn):
-    """Line -> (lang, (Line, signature bytes))."""
-
-    def __init__(self, cfg: MinHashConfig):
-        self.cfg = cfg
-        self.signer: Signer | None = None
-
-    def setup(self):
-        self.signer = Signer(self.cfg)
-
-    def process(self, line: Line):
-        yield line.lang, (line, self.signer.signature(line.text).tobytes())
-
-
 def dedup_language(lines_with_sigs, cfg: MinHashConfig):
-    """Yield kept Lines and tagged Rejected `near_dup`, in a fixed order (one language's lines)."""
+    """(line, signature) pairs of one language -> each line, kept or dropped `near_dup` naming the
+    line it is close to, in a fixed order."""
     lsh = MinHashLSH(threshold=cfg.threshold, num_perm=cfg.num_perm, params=(cfg.bands, cfg.rows))
     kept: dict[int, tuple[Line, LeanMinHash]] = {}
     for line, sig in sorted(lines_with_sigs, key=lambda pair: order_key(pair[0])):
@@ -84,4 +67,4 @@ def dedup_language(lines_with_sigs, cfg: MinHashConfig):
             lsh.insert(len(kept) - 1, m, check_duplication=False)
             yield line
         else:
-            yield pvalue.TaggedOutput(REJECTED, reject(line, "near_dup", f"{match.source}:{match.line_no}"))
+            yield line.drop("near_dup", f"{match.source}:{match.line_no}")

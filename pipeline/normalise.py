@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import unicodedata
 
-import apache_beam as beam
 import ftfy
 import regex
 from ftfy.badness import is_bad
@@ -77,8 +76,6 @@ def normalise_text(text: str) -> str:
     return text
 
 
-class NormaliseText(beam.DoFn):
-    """Line -> Line with normalised text (never drops: empty results are rejected by the splitter)."""
-
-    def process(self, line: Line):
-        yield line.with_text(normalise_text(line.text))
+def normalise_line(line: Line) -> Line:
+    """The line with normalised text (never drops: an empty result is dropped by the splitter)."""
+    return line._replace(text=normalise_text(line.text))

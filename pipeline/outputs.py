@@ -2,7 +2,7 @@
 
 Beam's DaskRunner (2.77) puts every output of a ParDo, main and tagged, into one Dask bag and
 hands that bag to each consumer: a step reading `clean.buckets` also receives the COUNTS and
-SAMPLES elements (the `unpack_rows` TypeError of exact dedup on Dask). Here a DoFn that yields
+SAMPLES elements (a TypeError in exact dedup's `unpack` on Dask). Here a DoFn that yields
 `TaggedOutput`s runs inside `TagEach`, which yields every output as a plain `(tag, value)` pair,
 and one small FlatMap per tag picks its own pairs back out. On the other runners this is the
 same work: the pickers fuse with the step, and elements are batches, so the extra hop is cheap.

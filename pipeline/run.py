@@ -32,12 +32,13 @@ from pipeline.config import DEFAULT_CONFIG, CorpusConfig
 from pipeline.batches import CleanBatch, ReadBatches, SmallestSamples, sample_rows
 from pipeline.dask_cluster import close_dask_client, resolve_runner
 from pipeline.decontam import EvalSources, plan_sources
-from pipeline.exact_dedup import ExactDedupBatches
-from pipeline.language_shards import LanguageShardsFromBatches
+from pipeline.exact_dedup import ExactDedup
+from pipeline.language_shards import LanguageShards
 from pipeline.meta import WriteMeta
 from pipeline.outputs import ParDoByTag
 from pipeline.stats import SumCounts, build_stats
-from pipeline.steps import COUNTS, SAMPLES
+from pipeline.steps import STEPS
+from pipeline.tally import COUNTS, SAMPLES
 
 log = logging.getLogger("pipeline")
 REPO_DIR = Path(__file__).resolve().parents[1]
@@ -103,10 +104,11 @@ def input_hashes(cfg: CorpusConfig, tasks: list[tuple], evals: EvalSources | Non
 
 def build_pipeline(p: beam.Pipeline, cfg: CorpusConfig, tasks: list[tuple], staging: str,
                    eval_sources: list[tuple] = ()) -> None:
-    """Wire every step; outputs land in `staging` (shards) and `staging/_meta` (bookkeeping).
+    """The one graph of the corpus stage: every step of steps.STEPS, under the labels their
+    `runs_in` names; outputs land in `staging` (shards) and `staging/_meta` (bookkeeping).
 
-    Lines travel in batches (pipeline/batches.py): steps 1-5 run per batch, exact dedup per
-    bucket of dedup keys, steps 7-9 per language; counts and rejected samples are summed per
+    Lines travel in packed batches: steps 1-6 run per batch (pipeline/batches.py), exact dedup
+    per bucket of dedup keys, steps 8-10 per language; counts and rejected samples are summed per
     batch before they reach the runner (docs/corpus.md, benchmark)."""
     batches = (
         p
@@ -116,8 +118,8 @@ def build_pipeline(p: beam.Pipeline, cfg: CorpusConfig, tasks: list[tuple], stag
         | "SpreadBatches" >> beam.Reshuffle()
     )
     clean = batches | "Clean" >> ParDoByTag(CleanBatch(cfg, eval_sources), (COUNTS, SAMPLES), main="buckets")
-    unique = clean["buckets"] | "ExactDedup" >> ExactDedupBatches(cfg.rejected_samples)
-    written = unique["unique"] | "PerLanguage" >> LanguageShardsFromBatches(
+    unique = clean["buckets"] | "ExactDedup" >> ExactDedup(cfg.rejected_samples)
+    written = unique["unique"] | "PerLanguage" >> LanguageShards(
         staging, cfg.num_shards, cfg.minhash, cfg.valid, cfg.rejected_samples)
     steps = (clean, unique, written)
     counts = (
@@ -177,8 +179,7 @@ def run_config(cfg: CorpusConfig, args: argparse.Namespace) -> dict | None:
     finalize.clear_stale_staging(out_dir)
     staging = finalize.new_staging(out_dir)
     start = time.time()
-    log.info("steps: read -> normalise -> split -> filter -> decontaminate -> exact dedup -> near dedup "
-             "-> valid split -> write (staging %s)", staging)
+    log.info("steps: %s (staging %s)", " -> ".join(step.name for step in STEPS), staging)
     try:
         with beam.Pipeline(options=options) as p:
             build_pipeline(p, cfg, tasks, staging, evals.sources if evals else ())
@@ -193,7 +194,7 @@ def run_config(cfg: CorpusConfig, args: argparse.Namespace) -> dict | None:
     finalize.write_rejected_samples(staging, read_meta(staging, "samples"), cfg.rejected_samples)
     with atomic_write(uri.join(staging, "config.yaml")) as handle:
         handle.write(yaml.safe_dump(config, allow_unicode=True, sort_keys=True))
-    manifest = finalize.publish(staging, out_dir, config, inputs, extra={
+    manifest = finalize.publish(staging, out_dir, config, inputs, read_meta(staging, "shards"), extra={
         "totals": stats["total"], "seconds": round(time.time() - start, 1),
         "decontaminated_against": evals.record if evals else {}})
     print(summary_table(stats))

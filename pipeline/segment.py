@@ -13,12 +13,9 @@ from __future__ import annotations
 
 from typing import Iterator
 
-import apache_beam as beam
 import regex
-from apache_beam import pvalue
 
-from pipeline.records import Line, Rejected
-from pipeline.steps import REJECTED, reject
+from pipeline.records import Line
 
 # End of sentence: Latin punctuation (optionally closed by quotes/brackets) then a space, or an
 # Ethiopic terminator (never followed by a space in some sources: "ይሄዳል።ልጁ").
@@ -72,26 +69,14 @@ def split_units(text: str, max_chars: int) -> Iterator[str | None]:
             yield from pack_units(paragraph, max_chars)
 
 
-def split_line(line: Line, max_chars: int, reject_chars: int) -> Iterator[Line | Rejected]:
-    """One normalised Line -> its unit Lines and `too_long` / `empty` Rejected, in order."""
+def split_line(line: Line, max_chars: int, reject_chars: int) -> Iterator[Line]:
+    """One normalised line -> its units and `too_long` / `empty` drops, in order."""
     if len(line.text) > reject_chars:
-        yield reject(line, "too_long", f"{len(line.text)} chars")
+        yield line.drop("too_long", f"{len(line.text)} chars")
         return
     produced = False
     for unit in split_units(line.text, max_chars):
         produced = True
-        yield reject(line, "too_long", "no space to split at") if unit is None else line.with_text(unit)
+        yield line.drop("too_long", "no space to split at") if unit is None else line._replace(text=unit)
     if not produced:
-        yield reject(line, "empty")
-
-
-class SplitUnits(beam.DoFn):
-    """Line -> unit Lines; `too_long` and `empty` leave as tagged Rejected."""
-
-    def __init__(self, max_chars: int, reject_chars: int):
-        self.max_chars = max_chars
-        self.reject_chars = reject_chars
-
-    def process(self, line: Line):
-        for out in split_line(line, self.max_chars, self.reject_chars):
-            yield pvalue.TaggedOutput(REJECTED, out) if isinstance(out, Rejected) else out
+        yield line.drop("empty")

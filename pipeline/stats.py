@@ -1,10 +1,10 @@
 """Counting for stats.json: every line read is kept or dropped with a reason.
 
 Counts are (count, bytes) pairs summed per key inside Beam:
-- ("records", lang, source): what the readers yielded (RawLines) and their UTF-8 bytes;
-- ("read", lang, source): text units entering cleaning: decode rejects + the splitter's units and
-  its own rejects (`too_long`, `empty`); this is the unit of account;
-- ("kept", lang, source, split), summed per language by language_shards.WriteLanguage;
+- ("records", lang, source): what the readers yielded (Lines) and their UTF-8 bytes;
+- ("read", lang, source): text units entering cleaning: the readers' drops + the splitter's units and
+  its own drops (`too_long`, `empty`); this is the unit of account;
+- ("kept", lang, source, split), counted per language by language_shards.WriteLanguage;
 - ("dropped", lang, source, reason);
 - ("decontam", lang, source, eval_set).
 `build_stats` turns them into the nested stats.json and raises if read != kept + dropped
@@ -17,25 +17,9 @@ from collections import defaultdict
 import apache_beam as beam
 from apache_beam.transforms.combiners import TupleCombineFn
 
-from pipeline.records import Rejected
-
 
 class AccountingError(RuntimeError):
     """Lines were lost or invented between reading and writing."""
-
-
-def _size(text: str) -> int:
-    return len(text.encode("utf-8", "surrogatepass"))
-
-
-def unit_count(item) -> tuple:
-    return ("read", item.lang, item.source), (1, _size(item.text))
-
-
-def dropped_counts(rej: Rejected):
-    yield ("dropped", rej.lang, rej.source, rej.reason), (1, _size(rej.text))
-    if rej.reason == "decontaminated":
-        yield ("decontam", rej.lang, rej.source, rej.detail), (1, _size(rej.text))
 
 
 class SumCounts(beam.PTransform):

@@ -1,58 +1,84 @@
-"""Helpers shared by the Beam steps: the tag for rejected lines and how to build one."""
+"""The corpus steps, declared in order: what pipeline.run's one graph runs.
+
+Every step is a small unit with one job: a pure function of records (`records.Line`). A step
+that drops a line returns it with `reason` set (`Line.drop`), so nothing is dropped silently;
+`STEPS` lists the reasons each step can give (docs/corpus.md has the same table).
+
+Steps 1-6 go line by line, in batches of lines, so Beam's per-element costs are paid per batch,
+not per line: `batches.ReadBatches` reads files into batches (step 1), and `batches.CleanBatch`
+applies steps 2-6 to each line, chained by `clean` (`line_units` binds them to the settings).
+Steps 7-10 need lines together and run in the graph's transform where their group
+is: exact dedup per bucket of dedup keys, near dedup, the validation split and the shard writer
+per language (`runs_in`, the graph's labels: pipeline.run.build_pipeline).
+"""
 from __future__ import annotations
 
-import heapq
-from collections import defaultdict
+from functools import partial
+from typing import Callable, NamedTuple
 
-from apache_beam import pvalue
-
-from pipeline import counters
-from pipeline.records import Line, Rejected
-
-REJECTED = "rejected"
-COUNTS = "counts"     # batched steps: ((kind, lang, source, ...), (count, bytes)) summed per batch
-SAMPLES = "samples"   # batched steps: (reason, [rejected sample tuples]), see batches.sample_tuple
-SAMPLE_CHARS = 500   # rejected samples keep this much text
-
-
-def reject(line: Line, reason: str, detail: str = "") -> Rejected:
-    # Full text is kept (the stats need its byte length); samples are truncated when written.
-    return Rejected(line.source, line.lang, line.path, line.line_no, reason, line.text, detail)
-
-
-def text_size(text: str) -> int:
-    return len(text.encode("utf-8", "surrogatepass"))
+from pipeline import readers
+from pipeline.config import CorpusConfig
+from pipeline.decontam import EvalIndex, decontaminate_line
+from pipeline.exact_dedup import keep_smallest
+from pipeline.filters import REASONS as FILTER_REASONS
+from pipeline.filters import filter_line
+from pipeline.near_dedup import dedup_language
+from pipeline.normalise import normalise_line
+from pipeline.read import readable
+from pipeline.records import Line
+from pipeline.segment import split_line
+from pipeline.textkey import with_dedup_key
+from pipeline.valid_split import split_of
+from pipeline.write_shards import write_shard
 
 
-class Tally:
-    """Per-batch stats counts and rejected samples (see stats.py for the count keys)."""
-
-    def __init__(self, sample_limit: int):
-        self.sample_limit = sample_limit
-        self.counts: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
-        self.samples: dict[str, list[tuple]] = defaultdict(list)
-
-    def count(self, key: tuple, text: str) -> None:
-        entry = self.counts[key]
-        entry[0] += 1
-        entry[1] += text_size(text)
-
-    def drop(self, rej: Rejected) -> None:
-        """The same counts as stats.dropped_counts, and a candidate sample."""
-        self.count(("dropped", rej.lang, rej.source, rej.reason), rej.text)
-        if rej.reason == "decontaminated":
-            self.count(("decontam", rej.lang, rej.source, rej.detail), rej.text)
-        self.samples[rej.reason].append(sample_tuple(rej))
-
-    def outputs(self):
-        for key, (count, size) in self.counts.items():
-            counters.inc(key, count)     # live progress in the runner's UI, once per batch
-            yield pvalue.TaggedOutput(COUNTS, (key, (count, size)))
-        for reason, rows in self.samples.items():
-            # Only the smallest `limit` of a batch can be among the smallest `limit` of all.
-            yield pvalue.TaggedOutput(SAMPLES, (reason, heapq.nsmallest(self.sample_limit, rows)))
+class Step(NamedTuple):
+    name: str
+    unit: Callable            # the function that does the job, tested on its own
+    drops: tuple[str, ...]    # every reason it drops a line with
+    runs_in: str              # the graph's transform (label) that applies it
+    many: bool = False        # a per-line step that turns one line into any number
 
 
-def sample_tuple(rej: Rejected) -> tuple:
-    """Sorts like the samples' order key (source, path, line_no, text), then lang and detail."""
-    return rej.source, rej.path, rej.line_no, rej.text, rej.lang, rej.detail
+CLEAN = "Clean"
+STEPS = (
+    Step("read", readable, readers.REASONS, "ReadBatches"),
+    Step("normalise", normalise_line, (), CLEAN),
+    Step("split", split_line, ("too_long", "empty"), CLEAN, many=True),
+    Step("filter", filter_line, FILTER_REASONS, CLEAN),
+    Step("decontaminate", decontaminate_line, ("decontaminated",), CLEAN),
+    Step("dedup_key", with_dedup_key, (), CLEAN),
+    Step("exact_dedup", keep_smallest, ("exact_dup",), "ExactDedup"),
+    Step("near_dedup", dedup_language, ("near_dup",), "PerLanguage"),
+    Step("valid_split", split_of, (), "PerLanguage"),
+    Step("write", write_shard, (), "PerLanguage"),
+)
+
+Unit = tuple[Callable[[Line], object], bool]
+
+
+def line_units(cfg: CorpusConfig, index: EvalIndex | None) -> list[Unit]:
+    """The per-line steps bound to their settings, as (function of one line, many) pairs;
+    without an evaluation index (decontamination off, or no eval files) there is no decontaminate."""
+    settings = {"split": {"max_chars": cfg.split.max_chars, "reject_chars": cfg.split.reject_chars},
+                "filter": {"cfg": cfg.filter}, "decontaminate": {"index": index}}
+    return [(partial(step.unit, **settings[step.name]) if step.name in settings else step.unit, step.many)
+            for step in STEPS if step.runs_in == CLEAN and (step.name != "decontaminate" or index is not None)]
+
+
+def clean(line: Line, units: list[Unit]) -> list[Line]:
+    """One line as read (step 1) -> its units after steps 2-6: kept ones (carrying their dedup
+    key) and dropped ones (`reason` set; later steps pass a drop on untouched). Each is one unit
+    of account of the stats (`read`)."""
+    lines = [line]
+    for unit, many in units:
+        out = []
+        for item in lines:
+            if item.reason is not None:
+                out.append(item)
+            elif many:
+                out.extend(unit(item))
+            else:
+                out.append(unit(item))
+        lines = out
+    return lines

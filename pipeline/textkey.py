@@ -17,6 +17,8 @@ import unicodedata
 
 import regex
 
+from pipeline.records import Line
+
 _NOT_WORD = regex.compile(r"[^\p{L}\p{M}\p{N}]+")   # punctuation, symbols, emoji, spaces
 _WORD = regex.compile(r"[\p{L}\p{M}\p{N}]+")
 # A word has a letter or digit: a run of emoji variation selectors (marks) is no word.
@@ -35,6 +37,12 @@ def _fold(text: str) -> str:
 def dedup_key(text: str) -> str:
     """NFC, casefolded, punctuation/symbols removed, words joined by single spaces."""
     return " ".join(_WORD.findall(_fold(text)))
+
+
+def with_dedup_key(line: Line) -> Line:
+    """The line carrying its dedup key, computed once: exact dedup groups by it, near dedup
+    shingles it, the validation split hashes it."""
+    return line._replace(key=dedup_key(line.text))
 
 
 def word_tokens(text: str) -> list[str]:

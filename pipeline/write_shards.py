@@ -1,9 +1,11 @@
-"""Step 9: write a language's lines as gzipped JSONL shards into the staging folder.
+"""Step 10: write a language's lines as gzipped JSONL shards into the staging folder.
 
 Lines are spread over `num_shards` shards per language and split by hash of (source, path,
 line_no) (language_shards.shard_of); each shard is sorted by (source, path, line_no, text) and written with a zero gzip mtime, so the same
 inputs always give byte-identical shards. Files are written under the run's staging folder
 through `apache_beam.io.filesystems`; the launcher moves them into place once all succeeded.
+Each shard's sha256 is computed here, as it is written, and nowhere else: it reaches the
+launcher in `_meta/shards`, which finalize.publish reads for the manifest and `corpus_hash`.
 """
 from __future__ import annotations
 
@@ -14,8 +16,7 @@ import json
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.exact_dedup import order_key
-from pipeline.records import Line
+from pipeline.records import Line, order_key
 from pipeline.textkey import line_id
 
 
@@ -46,7 +47,7 @@ class _HashingWriter:
 
 
 def write_shard(path: str, lines) -> dict:
-    """Write sorted lines to `path` (gzipped JSONL); returns count, bytes and sha256 of the file."""
+    """Write sorted lines to `path` (gzipped JSONL); returns their count, and the file's bytes and sha256."""
     ordered = sorted(lines, key=order_key)
     handle = FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED)  # we gzip ourselves
     writer = _HashingWriter(handle)
@@ -54,5 +55,4 @@ def write_shard(path: str, lines) -> dict:
         for line in ordered:
             gz.write((json.dumps(to_record(line), ensure_ascii=False) + "\n").encode("utf-8"))
     handle.close()
-    return {"count": len(ordered), "bytes": writer.size, "sha256": writer.sha.hexdigest(),
-            "text_bytes": sum(len(line.text.encode("utf-8")) for line in ordered)}
+    return {"count": len(ordered), "bytes": writer.size, "sha256": writer.sha.hexdigest()}

@@ -63,8 +63,8 @@ def check_units(units: list) -> None:
     for unit in units:
         if unit.text is None:
             assert unit.reason in REASONS, unit
-            assert isinstance(unit.raw, str)
-            unit.raw.encode("utf-8")      # rejects are always writable
+            assert isinstance(unit.detail, str)
+            unit.detail.encode("utf-8")      # rejects are always writable
         else:
             assert isinstance(unit.text, str) and unit.reason is None, unit
         by_path.setdefault(unit.path, []).append(unit.line_no)

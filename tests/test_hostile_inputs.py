@@ -40,7 +40,7 @@ options = json.loads(sys.argv[2])
 entry = SourceEntry(name="hostile", path="*", lang="yor", **options)
 def read(entry, path):  # read_file without Beam's FileSystems (a slow import)
     with open(path, "rb") as stream:
-        return [[u.text, u.reason, u.raw, u.path] for u in read_stream(entry, stream, path)]
+        return [[u.text, u.reason, u.detail, u.path] for u in read_stream(entry, stream, path)]
 read(SourceEntry(name="warm", path="*", format="lines", lang="yor"), sys.argv[3])
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 tracemalloc.start()
@@ -189,7 +189,7 @@ def test_xlsx_that_is_not_a_zip_or_not_a_workbook_is_corrupt_file(tmp_path):
         (tmp_path / name).write_bytes(data)
         units = list(read_file(entry("xlsx", column=1), str(tmp_path / name)))
         assert [u.reason for u in units] == ["corrupt_file"], name
-        assert "not a readable xlsx workbook" in units[0].raw
+        assert "not a readable xlsx workbook" in units[0].detail
 
 
 def test_xlsx_zip_bomb_and_oversized_workbook(tmp_path):
@@ -199,12 +199,12 @@ def test_xlsx_zip_bomb_and_oversized_workbook(tmp_path):
         archive.writestr("xl/sharedStrings.xml", "<sst>" + "<si><t>a</t></si>" * 2_000_000 + "</sst>")
     (tmp_path / "bomb.xlsx").write_bytes(bomb.getvalue())
     units = list(read_file(entry("xlsx", column=1), str(tmp_path / "bomb.xlsx")))
-    assert [u.reason for u in units] == ["bomb"] and "zip bomb" in units[0].raw
+    assert [u.reason for u in units] == ["bomb"] and "zip bomb" in units[0].detail
     units = list(read_file(entry("xlsx", column=1, max_decompressed_bytes=MB), str(tmp_path / "bomb.xlsx")))
     assert [u.reason for u in units] == ["too_large"]
     # over max_document_bytes: too_long (was mis-reported as corrupt_file)
     units = list(read_file(entry("xlsx", column=1, max_document_bytes=1000), str(tmp_path / "bomb.xlsx")))
-    assert [u.reason for u in units] == ["too_long"] and "max_document_bytes" in units[0].raw
+    assert [u.reason for u in units] == ["too_long"] and "max_document_bytes" in units[0].detail
 
 
 def test_xlsx_with_broken_sheet_xml_is_corrupt_file_after_good_rows(tmp_path):
@@ -249,7 +249,7 @@ def test_deep_xml_and_entity_bomb(tmp_path):
     bomb = f'<?xml version="1.0"?><!DOCTYPE d [{"".join(laughs)}]><cesDoc><seg>&l9;</seg></cesDoc>'
     (tmp_path / "bomb.xml").write_text(bomb, encoding="utf-8")
     units = list(read_file(entry("ces_xml"), str(tmp_path / "bomb.xml")))
-    assert [u.reason for u in units] == ["bomb"] and "amplification" in units[0].raw
+    assert [u.reason for u in units] == ["bomb"] and "amplification" in units[0].detail
     # an external entity is never fetched
     xxe = '<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]><cesDoc><seg>a&x;</seg></cesDoc>'
     (tmp_path / "xxe.xml").write_text(xxe, encoding="utf-8")
@@ -263,7 +263,7 @@ def test_xhtml_unclosed_tag_over_many_lines_is_too_long_not_quadratic(tmp_path):
     units = list(read_file(entry("xhtml"), str(tmp_path / "p.html")))
     assert units[0].text == YOR[0] and units[-1].text == YOR[1]
     assert "too_long" in [u.reason for u in units]
-    assert any("unclosed markup" in (u.raw or "") for u in units)
+    assert any("unclosed markup" in (u.detail or "") for u in units)
 
 
 @pytest.mark.parametrize("fmt, quoted, rest_kept", [("csv", True, False), ("csv", False, False),

@@ -63,7 +63,7 @@ def test_bom_crlf_and_utf16_decoded_row20(tmp_path):
     # UTF-16 without a BOM would decode as UTF-8 with NULs everywhere: refused, never mojibake
     units = read(tmp_path, body.encode("utf-16-le"))
     assert [(u.text, u.reason) for u in units] == [(None, "encoding")]
-    assert "whole file" in units[0].raw
+    assert "whole file" in units[0].detail
     # a UTF-16 file cut in the middle of a character: what was read, then one reject
     units = read(tmp_path, body.encode("utf-16")[:-1])
     assert texts(units) == expected[:-1] + [None] and units[-1].reason == "encoding"
@@ -75,7 +75,7 @@ def test_invalid_utf8_line_rejected_rest_kept_row19(tmp_path):
     units = read(tmp_path, data)
     assert texts(units) == [YOR[0], None, YOR[1]]
     assert units[1].reason == "decode" and units[1].line_no == 2
-    assert "\\x93Evribody\\x94" in units[1].raw
+    assert "\\x93Evribody\\x94" in units[1].detail
     # the same inside a CSV cell and a JSONL record: only that unit goes
     csv_units = read(tmp_path, b"t\n" + b"ok\n" + bad + b"fine\n", name="c.csv", fmt="csv", column="t")
     assert [(u.text, u.reason) for u in csv_units] == [("ok", None), (None, "decode"), ("fine", None)]
@@ -106,7 +106,7 @@ def test_single_10mb_line_rejected_in_bounded_memory_row24(tmp_path):
         tracemalloc.stop()
         assert [u.reason for u in units] == [None, "too_long", None]
         assert texts(units)[::2] == YOR
-        assert "bytes without a line break" in units[1].raw
+        assert "bytes without a line break" in units[1].detail
     # memory follows the limit (4 bytes a character at most), not the 10 MB line
     assert peaks[1_000_000] < 4_000_000 + 2 * 2**20 < path.stat().st_size
     assert peaks[100_000] < 400_000 + 2 * 2**20
@@ -168,10 +168,10 @@ def test_pipe_csv_with_unnamed_index_column(tmp_path):
 
 def test_csv_missing_column_and_short_row_are_malformed(tmp_path):
     units = read(tmp_path, "a,b\n1,2\n", name="x.csv", fmt="csv", column="text")
-    assert [(u.reason, "no column 'text'" in u.raw) for u in units] == [("malformed", True)]
+    assert [(u.reason, "no column 'text'" in u.detail) for u in units] == [("malformed", True)]
     units = read(tmp_path, "text,label\nSannu,1\nshort\n\nLafiya,2\n", name="y.csv", fmt="csv", column=2)
     assert [(u.text, u.reason) for u in units] == [("1", None), (None, "malformed"), ("", None), ("2", None)]
-    assert "row 2 has 1 cells" in units[1].raw
+    assert "row 2 has 1 cells" in units[1].detail
 
 
 def test_tsv_quoting_line_unwraps_without_spanning_rows(tmp_path):
@@ -206,7 +206,7 @@ def test_jsonl_nested_field_malformed_and_missing(tmp_path):
     units = read(tmp_path, data, name="d.json", fmt="jsonl", lang="hau", field="translation.hau")
     assert [(u.text, u.reason) for u in units] == [
         ("An kama ɗan jarida", None), (None, "malformed"), (None, "malformed"), (None, "malformed")]
-    assert "line 2: not JSON" in units[1].raw and "translation.hau" in units[2].raw
+    assert "line 2: not JSON" in units[1].detail and "translation.hau" in units[2].detail
 
 
 def test_json_array_pretty_printed(tmp_path):
@@ -314,7 +314,7 @@ def test_tar_unsafe_members_and_links_row21(tmp_path):
     assert [(u.text, u.reason) for u in units] == [
         (None, "unsafe_member"), (None, "unsafe_member"), ("God tell Moses:", None),
         (None, "unsafe_member"), (None, "unsafe_member")]
-    assert "link to '/etc/passwd'" in units[3].raw and "device" in units[4].raw
+    assert "link to '/etc/passwd'" in units[3].detail and "device" in units[4].detail
     assert not (tmp_path.parent / "evil.txt").exists()
 
 
@@ -400,7 +400,7 @@ def test_real_spot_checks(real_units, data_dir):
     naija = real_units["naija_bible_pcm_cp1252"]
     c_0 = [u for u in naija if u.path.endswith("c_0.txt")]
     decode = [u for u in c_0 if u.reason == "decode"]
-    assert 100 < len(decode) < len(c_0) / 2 and all("\\x9" in u.raw for u in decode)
+    assert 100 < len(decode) < len(c_0) / 2 and all("\\x9" in u.detail for u in decode)
     assert [u.line_no for u in c_0] == list(range(1, len(c_0) + 1))  # the rest is kept
     assert not any("\ufffd" in (u.text or "") or "â€" in (u.text or "") for u in naija)
     for lang in ("xho", "sot", "tsn", "nbl", "tso", "ven"):

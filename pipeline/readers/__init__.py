@@ -1,4 +1,4 @@
-"""Readers: one catalog entry's file -> `RawLine`s.
+"""Readers: one catalog entry's file -> `Line`s.
 
     from pipeline.readers import read_file
     for unit in read_file(entry, path):   # unit.text is None -> unit.reason says why
@@ -8,7 +8,7 @@ unsupported encoding (`encoding`), unreadable or truncated files (`corrupt_file`
 `corrupt_archive`), broken records (`malformed`), over-long units (`too_long`), unsafe archive
 members, links and devices (`unsafe_member`), decompression bombs (`bomb`, `too_large`),
 JSON nested too deep to parse (`too_deep`) and glosses skipped by `block_first_line` (`pivot`) all come out as
-`RawLine(text=None, reason=...)`. Empty units are delivered too (the Beam side counts them),
+`Line(text=None, reason=..., detail=<what and where>)`. Empty units are delivered too (the Beam side counts them),
 so for every file: units read = units kept + units dropped.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import BinaryIO, Callable, Iterator
 
 from pipeline.catalog import SourceEntry
 from pipeline.decode import DecompressionLimit, DocumentTooLarge, EncodingError, bounded_decompress
-from pipeline.records import RawLine
+from pipeline.records import Line
 from pipeline.readers.archive import read_tar
 from pipeline.readers.delimited import read_delimited
 from pipeline.readers.jsonish import read_json_document, read_jsonl
@@ -30,9 +30,13 @@ from pipeline.readers.sheet import read_xlsx
 from pipeline.readers.text import read_lines
 from pipeline.readers.units import UnitOut
 
-__all__ = ["read_file", "read_stream", "READERS", "RawLine"]
+__all__ = ["read_file", "read_stream", "READERS", "REASONS", "Line"]
 
-Reader = Callable[[SourceEntry, BinaryIO, UnitOut], Iterator[RawLine]]
+# Every reason a reader drops a unit with (the module doc says when).
+REASONS = ("decode", "encoding", "corrupt_file", "corrupt_archive", "malformed", "too_long", "unsafe_member",
+           "bomb", "too_large", "too_deep", "pivot", "unreadable")
+
+Reader = Callable[[SourceEntry, BinaryIO, UnitOut], Iterator[Line]]
 
 READERS: dict[str, Reader] = {
     "lines": read_lines,
@@ -56,7 +60,7 @@ def _open(path: str) -> BinaryIO:
     return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
 
 
-def read_stream(entry: SourceEntry, stream: BinaryIO, path: str) -> Iterator[RawLine]:
+def read_stream(entry: SourceEntry, stream: BinaryIO, path: str) -> Iterator[Line]:
     """Units of one already-open binary stream (a single `.gz` file is gunzipped here)."""
     out = UnitOut(entry, path)
     try:
@@ -74,7 +78,7 @@ def read_stream(entry: SourceEntry, stream: BinaryIO, path: str) -> Iterator[Raw
         yield out.reject("corrupt_file", f"{type(err).__name__}: {err}; rest of the file not read")
 
 
-def read_file(entry: SourceEntry, path: str) -> Iterator[RawLine]:
+def read_file(entry: SourceEntry, path: str) -> Iterator[Line]:
     """All units of one file of `entry` (see the module doc for the rejects)."""
     try:
         stream = _open(path)

@@ -19,7 +19,7 @@ from typing import BinaryIO, Callable, Iterator
 
 from pipeline.catalog import SourceEntry
 from pipeline.decode import DecompressionLimit, EncodingError, bounded_decompress
-from pipeline.records import RawLine
+from pipeline.records import Line
 from pipeline.readers.units import UnitOut
 
 ARCHIVE_ERRORS = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError)
@@ -41,7 +41,7 @@ def _link_or_device(member: tarfile.TarInfo) -> str | None:
 
 
 def read_tar(entry: SourceEntry, stream: BinaryIO, out: UnitOut,
-             inner: Callable[[SourceEntry, BinaryIO, UnitOut], Iterator[RawLine]]) -> Iterator[RawLine]:
+             inner: Callable[[SourceEntry, BinaryIO, UnitOut], Iterator[Line]]) -> Iterator[Line]:
     member_out = out
     try:
         plain = bounded_decompress(stream, entry.max_expand_ratio, entry.max_decompressed_bytes)

@@ -15,7 +15,7 @@ from typing import BinaryIO, Iterable, Iterator
 
 from pipeline.catalog import SourceEntry
 from pipeline.decode import TooLong, iter_text_lines
-from pipeline.records import RawLine
+from pipeline.records import Line
 from pipeline.readers.units import UnitOut
 
 _WRAPPED = re.compile(r'^"((?:[^"]|"")*)"$', re.S)
@@ -64,7 +64,7 @@ def _column_index(entry: SourceEntry, header: list[str] | None) -> int | str:
     return names.index(entry.column)
 
 
-def read_delimited(entry: SourceEntry, stream: BinaryIO, out: UnitOut) -> Iterator[RawLine]:
+def read_delimited(entry: SourceEntry, stream: BinaryIO, out: UnitOut) -> Iterator[Line]:
     mode = entry.quoting_mode
     lines = iter_text_lines(stream, entry.line_sep, entry.max_unit_chars, keep_ends=mode == "csv")
     rows = _csv_rows(lines, entry) if mode == "csv" else _line_rows(lines, entry, mode == "line")

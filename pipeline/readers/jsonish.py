@@ -18,7 +18,7 @@ from typing import Any, BinaryIO, Iterator
 
 from pipeline.catalog import SourceEntry
 from pipeline.decode import TooLong, iter_text_lines, read_all_text
-from pipeline.records import RawLine
+from pipeline.records import Line
 from pipeline.readers.units import UnitOut
 
 _MISSING = object()
@@ -52,7 +52,7 @@ def walk(value: Any, path: list[str], where: str = "") -> Iterator[tuple[str, An
         yield f"{where}.{key}" if where else key, _MISSING
 
 
-def _emit_values(root: Any, entry: SourceEntry, out: UnitOut, context: str) -> Iterator[RawLine]:
+def _emit_values(root: Any, entry: SourceEntry, out: UnitOut, context: str) -> Iterator[Line]:
     for where, value in walk(root, entry.field.split(".")):
         if value is _MISSING:
             yield out.reject("malformed", f"{context}: no field {entry.field!r} (at {where})")
@@ -67,7 +67,7 @@ def _emit_values(root: Any, entry: SourceEntry, out: UnitOut, context: str) -> I
                              f"not text: {_PREVIEW.repr(value)[:200]}")
 
 
-def read_jsonl(entry: SourceEntry, stream: BinaryIO, out: UnitOut) -> Iterator[RawLine]:
+def read_jsonl(entry: SourceEntry, stream: BinaryIO, out: UnitOut) -> Iterator[Line]:
     for physical, line in enumerate(iter_text_lines(stream, entry.line_sep, entry.max_unit_chars), 1):
         if isinstance(line, TooLong):
             yield out.too_long(line)
@@ -103,7 +103,7 @@ def _parse_document(entry: SourceEntry, stream: BinaryIO, out: UnitOut, wrapped:
     return value, None
 
 
-def read_json_document(entry: SourceEntry, stream: BinaryIO, out: UnitOut) -> Iterator[RawLine]:
+def read_json_document(entry: SourceEntry, stream: BinaryIO, out: UnitOut) -> Iterator[Line]:
     root, error = _parse_document(entry, stream, out, wrapped=entry.unit_format == "js_json")
     if error is not None:
         yield error

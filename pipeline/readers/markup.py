@@ -19,7 +19,7 @@ from xml.etree import ElementTree
 
 from pipeline.catalog import SourceEntry
 from pipeline.decode import TooLong, iter_chunks, iter_text_lines
-from pipeline.records import RawLine
+from pipeline.records import Line
 from pipeline.readers.units import UnitOut
 
 
@@ -27,7 +27,7 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def read_ces_xml(entry: SourceEntry, stream: BinaryIO, out: UnitOut) -> Iterator[RawLine]:
+def read_ces_xml(entry: SourceEntry, stream: BinaryIO, out: UnitOut) -> Iterator[Line]:
     """Streaming parse; `entry.element` elements' text (an XML error ends the file)."""
     parser = ElementTree.XMLPullParser(events=("end",))
     try:
@@ -116,7 +116,7 @@ def _batched(lines: Iterator[str | TooLong]) -> Iterator[str | TooLong]:
         yield "".join(batch)
 
 
-def read_xhtml(entry: SourceEntry, stream: BinaryIO, out: UnitOut) -> Iterator[RawLine]:
+def read_xhtml(entry: SourceEntry, stream: BinaryIO, out: UnitOut) -> Iterator[Line]:
     """Tolerant HTML parse (entities, unclosed tags); the `<?xml` prolog is ignored."""
     parser = _BlockText()
     lines = iter_text_lines(stream, entry.line_sep, entry.max_unit_chars, keep_ends=True)

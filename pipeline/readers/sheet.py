@@ -14,7 +14,7 @@ from typing import BinaryIO, Iterator
 
 from pipeline.catalog import SourceEntry
 from pipeline.decode import RATIO_FLOOR_BYTES, DecompressionLimit, DocumentTooLarge
-from pipeline.records import RawLine
+from pipeline.records import Line
 from pipeline.readers.units import UnitOut
 
 
@@ -52,7 +52,7 @@ def _sheet(workbook, entry: SourceEntry):
     return workbook[entry.sheet] if entry.sheet in workbook.sheetnames else None
 
 
-def read_xlsx(entry: SourceEntry, stream: BinaryIO, out: UnitOut) -> Iterator[RawLine]:
+def read_xlsx(entry: SourceEntry, stream: BinaryIO, out: UnitOut) -> Iterator[Line]:
     import openpyxl
 
     data = _read_bytes(stream, entry.max_document_bytes)  # over the limit: `too_long`
@@ -71,7 +71,7 @@ def read_xlsx(entry: SourceEntry, stream: BinaryIO, out: UnitOut) -> Iterator[Ra
         workbook.close()
 
 
-def _column_units(workbook, entry: SourceEntry, out: UnitOut) -> Iterator[RawLine]:
+def _column_units(workbook, entry: SourceEntry, out: UnitOut) -> Iterator[Line]:
     sheet = _sheet(workbook, entry)
     if sheet is None:
         yield out.reject("malformed", f"no sheet {entry.sheet!r} in {workbook.sheetnames}")

@@ -5,11 +5,11 @@ from typing import BinaryIO, Iterator
 
 from pipeline.catalog import SourceEntry
 from pipeline.decode import iter_text_lines
-from pipeline.records import RawLine
+from pipeline.records import Line
 from pipeline.readers.units import UnitOut
 
 
-def read_lines(entry: SourceEntry, stream: BinaryIO, out: UnitOut) -> Iterator[RawLine]:
+def read_lines(entry: SourceEntry, stream: BinaryIO, out: UnitOut) -> Iterator[Line]:
     lines = iter_text_lines(stream, entry.line_sep, entry.max_unit_chars)
     if entry.has_header:
         next(lines, None)  # a header names the column; it is not text

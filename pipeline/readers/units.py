@@ -1,4 +1,4 @@
-"""Turning extracted values into numbered `RawLine`s, with the per-source quirk options.
+"""Turning extracted values into numbered `Line`s, with the per-source quirk options.
 
 Every reader hands each value it extracts (a line, a cell, a JSON string, an XML element's
 text) to `UnitOut.text`, which applies the entry's `split_lines` / `split_regex` /
@@ -12,7 +12,7 @@ from typing import Iterator
 
 from pipeline.catalog import SourceEntry
 from pipeline.decode import LINE_BREAK, TooLong, is_undecodable, printable, raw_repr
-from pipeline.records import RawLine
+from pipeline.records import Line
 
 
 class UnitOut:
@@ -25,16 +25,16 @@ class UnitOut:
         self._split = re.compile(entry.split_regex) if entry.split_regex else None
         self._strip = re.compile(entry.strip_regex) if entry.strip_regex else None
 
-    def _make(self, text: str | None, reason: str | None = None, raw: str | None = None) -> RawLine:
+    def _make(self, text: str | None, reason: str | None = None, detail: str = "") -> Line:
         self.count += 1
-        return RawLine(source=self.entry.name, lang=self.entry.lang, path=self.path,
-                       line_no=self.count, text=text, reason=reason, raw=raw)
+        return Line(source=self.entry.name, lang=self.entry.lang, path=self.path,
+                    line_no=self.count, text=text, reason=reason, detail=detail)
 
-    def reject(self, reason: str, raw: str) -> RawLine:
-        """A unit that could not be read at all (`raw` says what and where)."""
+    def reject(self, reason: str, raw: str) -> Line:
+        """A unit that could not be read at all (`detail` says what and where)."""
         return self._make(None, reason, printable(raw[:500]))
 
-    def too_long(self, marker: TooLong) -> RawLine:
+    def too_long(self, marker: TooLong) -> Line:
         return self.reject("too_long", f"{marker.n_bytes} bytes without a line break "
                                        f"(max_unit_chars={self.entry.max_unit_chars})")
 
@@ -46,7 +46,7 @@ class UnitOut:
             pieces = [p for p in pieces if p.strip()] or [""]
         return pieces
 
-    def text(self, value: str | TooLong) -> Iterator[RawLine]:
+    def text(self, value: str | TooLong) -> Iterator[Line]:
         """The unit(s) of one extracted value."""
         if isinstance(value, TooLong):
             yield self.too_long(value)

@@ -22,7 +22,7 @@ from typing import Iterator
 import pytest
 import yaml
 
-from pipeline.records import RawLine
+from pipeline.records import Line
 
 @dataclass(frozen=True)
 class SourceEntry:
@@ -45,7 +45,7 @@ def expand_entry(entry: SourceEntry, data_dir) -> list[str]:
     return sorted(str(p) for p in Path(data_dir).glob(entry.path))
 
 
-def read_file(entry: SourceEntry, path: str) -> Iterator[RawLine]:
+def read_file(entry: SourceEntry, path: str) -> Iterator[Line]:
     with open(path, "rb") as handle:
         data = handle.read()
     for number, raw in enumerate(data.split(b"\n"), start=1):
@@ -54,9 +54,9 @@ def read_file(entry: SourceEntry, path: str) -> Iterator[RawLine]:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            yield RawLine(entry.name, entry.lang, path, number, None, "decode", repr(raw[:200]))
+            yield Line(entry.name, entry.lang, path, number, None, "decode", repr(raw[:200]))
             continue
-        yield RawLine(entry.name, entry.lang, path, number, text)
+        yield Line(entry.name, entry.lang, path, number, text)
 
 
 def write_catalog(folder: Path, entries: list[dict]) -> Path:
