@@ -129,7 +129,6 @@ class TrainConfig:
     checkpoint_every: int = 50  # steps between checkpoints (also at the end and on SIGTERM)
     keep_checkpoints: int = 2  # newest complete checkpoints kept (>= 1)
     max_bad_steps: int = 5  # consecutive non-finite losses/gradients before the run stops
-    local_attention: list[list[int]] = field(default_factory=list)  # curriculum [[radius, until_step], ...]: before until_step each piece attends only to pieces within +-radius; full attention after the last stage and always in validation; [] = full attention throughout
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "batch_size", "grad_accum", "eval_every", "log_every",
@@ -150,12 +149,6 @@ class TrainConfig:
             raise ConfigError(f"train.cpu_threads must be >= 0, got {self.cpu_threads}")
         if self.clip_norm < 0:
             raise ConfigError(f"train.clip_norm must be >= 0, got {self.clip_norm}")
-        previous = 0
-        for stage in self.local_attention:
-            if len(stage) != 2 or stage[0] < 1 or not previous < stage[1] <= self.max_steps:
-                raise ConfigError(f"train.local_attention: each stage is [radius >= 1, until_step], steps increasing "
-                                  f"and <= train.max_steps={self.max_steps}; got {self.local_attention}")
-            previous = stage[1]
 
 
 @dataclass

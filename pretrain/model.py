@@ -42,18 +42,6 @@ def set_output_bias(model: XLMRobertaForMaskedLM, log_probs) -> None:
         model.lm_head.bias.copy_(values - values[finite].mean())  # centred: softmax is shift-invariant
 
 
-def local_radius(schedule, step: int) -> int | None:
-    """The attention radius of `step` under a `train.local_attention` schedule; None = full attention."""
-    return next((radius for radius, until in schedule if step < until), None)
-
-
-def local_attention_mask(keys: torch.Tensor, radius: int) -> torch.Tensor:
-    """(B, 1, T, T) bool: position i sees key j when |i - j| <= radius and j is not padding (`keys`, (B, T))."""
-    position = torch.arange(keys.shape[1], device=keys.device)
-    near = (position[:, None] - position[None, :]).abs() <= radius
-    return near[None, None] & keys[:, None, None, :]
-
-
 def count_parameters(model: nn.Module) -> int:
     """Distinct parameters (tied embedding/decoder weights counted once)."""
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())

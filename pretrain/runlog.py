@@ -18,10 +18,11 @@ RUN_FILE = "run.json"  # result-relevant settings and input hashes of the run in
 def result_settings(config: dict) -> dict:
     """Flattened settings that change the trained weights, metrics or selection files.
     `vocab.*` act on an init_from checkpoint only: left out without one, and `data.noise_share`
-    and `train.local_attention` when off, so runs keep the settings (and manifests) they had before those settings existed."""
+    when 0, so runs keep the settings (and manifests) they had before those settings existed."""
     flat = flatten(config)
     unused = set() if flat.get("init_from") else {k for k in flat if k.startswith("vocab.")}
-    unused |= {key for key in ("data.noise_share", "train.local_attention") if not flat.get(key)}
+    if not flat.get("data.noise_share"):
+        unused.add("data.noise_share")
     return {k: v for k, v in flat.items() if k not in RESUME_SAFE_SETTINGS | unused}
 
 

@@ -41,8 +41,7 @@ from pretrain import init_from, validation
 from pretrain.config import PRESETS_DIR, PretrainConfig
 from pretrain.data import PackedBlockPool, build_block_cache, load_valid_blocks, read_index
 from pretrain.masking import IGNORE_INDEX, mask_tokens, special_table, word_start_table
-from pretrain.model import (MaskedLMObjective, build_model, count_parameters, local_attention_mask,
-                           local_radius, set_output_bias)
+from pretrain.model import MaskedLMObjective, build_model, count_parameters, set_output_bias
 from pretrain.optim import build_optimizer
 from pretrain.runfiles import METRICS, TIMING, MetricsLog, TimingLog, read_metrics
 from pretrain.runlog import check_same_run, clear_run, record_run, result_settings
@@ -321,15 +320,8 @@ class Trainer:
         n_targets = int(sum((labels != IGNORE_INDEX).sum() for _, _, labels in batches))
         tokens = int(sum(att.sum() for _, att, _ in batches))
         module = self.ddp or self.objective
-        radius = local_radius(tcfg.local_attention, step)
-        if tcfg.local_attention and radius != getattr(self, "_radius", "unset"):
-            self.log(f"[train] step {step}: " + (f"attention within +-{radius} pieces (train.local_attention)"
-                                                 if radius is not None else "full attention from here on"))
-            self._radius = radius
         loss_sum = 0.0
         for i, (inputs, attention, labels) in enumerate(batches):
-            if radius is not None:  # the local-attention curriculum (validation always sees full attention)
-                attention = local_attention_mask(attention, radius)
             last = i == len(batches) - 1
             sync = contextlib.nullcontext() if (self.ddp is None or last) else self.ddp.no_sync()
             with sync:
