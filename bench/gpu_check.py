@@ -31,7 +31,10 @@ from pathlib import Path
 
 from common.cli import Command
 from common.config import ConfigError, config_to_dict, load_config, read_yaml_with_inherit
+from common.io import read_manifest
+from finetune.config import FinetuneConfig
 from finetune.results import read_results
+from pretrain.config import PretrainConfig, TrainConfig, preset_path
 from pretrain.runfiles import METRICS, TIMING, read_metrics, read_timing
 
 # Dense (no sparsity) bf16 tensor-core peak of one H100 SXM, which the H200 shares.
@@ -125,8 +128,6 @@ def skipped(reason: str) -> dict:
 
 def missing_inputs(cfg: GpuCheckConfig) -> list[str]:
     """What the runs need and is not there, each with the setting that names it."""
-    from common.io import read_manifest
-    from finetune.config import FinetuneConfig
     from finetune.run import task_files, task_registry
 
     missing = []
@@ -146,8 +147,6 @@ def missing_inputs(cfg: GpuCheckConfig) -> list[str]:
 
 
 def pretrain_config(cfg: GpuCheckConfig):
-    from pretrain.config import PretrainConfig, TrainConfig, preset_path
-
     base = read_yaml_with_inherit(preset_path(cfg.preset))
     warmup = int(base.get("train", {}).get("warmup_steps", TrainConfig.warmup_steps))
     overrides = [
@@ -165,7 +164,6 @@ def pretrain_config(cfg: GpuCheckConfig):
 
 
 def finetune_config(cfg: GpuCheckConfig, model_dir: Path):
-    from finetune.config import FinetuneConfig
     from finetune.run import PRESETS
 
     overrides = [

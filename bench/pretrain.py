@@ -49,6 +49,7 @@ import numpy as np
 
 from common.cli import Command
 from common.config import ConfigError, config_to_dict, load_config, read_yaml_with_inherit
+from pretrain.config import ModelConfig, PretrainConfig, TrainConfig, preset_path
 
 # ours/hf tokens per second wanted at these vocabulary sizes (see the module docstring).
 GOALS = {8000: 1.5, 64000: 3.0}
@@ -97,8 +98,6 @@ def progress(message: str) -> None:
 
 def tiny_preset():
     """The tiny pretraining preset: masking and optimizer settings both arms share."""
-    from pretrain.config import PretrainConfig, preset_path
-
     return load_config(PretrainConfig, base=read_yaml_with_inherit(preset_path("tiny")))
 
 
@@ -148,7 +147,6 @@ def build_shared(cfg: PretrainBenchConfig, vocab_size: int):
     """Tokenizer, blocks and a freshly initialised model, identical in both arms."""
     import torch
 
-    from pretrain.config import ModelConfig
     from pretrain.model import build_model
 
     settings = resolved_settings(cfg)
@@ -208,7 +206,6 @@ def run_ours(cfg: PretrainBenchConfig, vocab_size: int) -> dict:
     """pretrain.train's step: fresh masks per step, objective on masked positions, clip, AdamW."""
     import torch
 
-    from pretrain.config import TrainConfig
     from pretrain.masking import IGNORE_INDEX, mask_tokens, special_table
     from pretrain.model import MaskedLMObjective
     from pretrain.optim import build_optimizer
