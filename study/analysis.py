@@ -4,7 +4,8 @@ Reads, per run folder (`runs/<arm>-seed<k>/`, `runs-noise/<strategy>-seed<k>/`):
 (steps, tokens, parameters), `config.yaml` (the learning-rate schedule), `metrics.jsonl` (`eval`:
 validation loss per language; `baseline`: the unigram loss per language; `selection`: the round
 summaries), `timing.jsonl` (wall and scoring seconds), `finetune/results.csv`, and
-`selection/round-*.jsonl` for the examples of scored blocks only. Writes into the study folder:
+`selection/round-*.jsonl` for the examples of scored blocks only, each with the reader of the
+stage that writes it (`pretrain.runfiles`, `finetune.results`). Writes into the study folder:
 `results.csv` (one row per run), `analysis.md` (the tables and the verdict, ready to paste into
 docs/study.md), `analysis.json` (the same numbers), the raw tables `curves.csv`,
 `downstream.csv` and `selection.csv`, and `figures/`.
@@ -30,7 +31,9 @@ from typing import Sequence
 import numpy as np
 import yaml
 
-from common.io import atomic_write, read_jsonl, read_manifest, write_json
+from common.io import atomic_write, read_manifest, write_json
+from finetune.results import ResultRow, read_results
+from pretrain.runfiles import METRICS, TIMING, read_metrics, read_rounds, read_timing
 from study import stats
 from study.run import GRIDS, PARITY, PARITY_RECORD
 
@@ -40,13 +43,6 @@ INCONCLUSIVE = "inconclusive"
 
 
 # ------------------------------------------------------------------ reading the runs
-
-
-def read_metrics(folder: Path) -> list[dict]:
-    """A run's metrics.jsonl events, in order; [] without the file. (The pretrain stage offers no
-    reader of its own for this file, so the study keeps this one.)"""
-    path = Path(folder) / "metrics.jsonl"
-    return list(read_jsonl(path)) if path.exists() else []
 
 
 @dataclass
@@ -65,7 +61,7 @@ class RunData:
     train: dict = field(default_factory=dict)  # the run's `train` settings (schedule, decay_fraction, ...)
     wall_s: float = 0.0
     scoring_s: float = 0.0
-    downstream: list[dict] = field(default_factory=list)  # finetune results.csv rows
+    downstream: list[ResultRow] = field(default_factory=list)  # finetune results.csv rows
     complete: bool = False
 
     def loss(self, step: int, langs: Sequence[str]) -> float:
@@ -87,30 +83,27 @@ def load_run(folder: Path, grid: str = "main") -> RunData | None:
     run.complete = manifest is not None
     summary = (manifest or {}).get("summary", {})
     run.tokens, run.steps, run.params = summary.get("tokens", 0), summary.get("steps", 0), summary.get("parameters", 0)
-    for rec in read_metrics(folder):
-        event = rec.get("event")
-        if event in ("eval", "baseline"):
-            losses = {lang: v["loss"] for lang, v in rec["langs"].items() if v.get("loss") is not None}
-            if event == "eval":
-                run.curve[int(rec["step"])] = losses
-            else:
-                run.baseline = losses
-        elif event == "selection":
-            summary = {"round": rec["round"], **rec.get("summary", {})}
-            if "noise_share" in rec:
-                summary.setdefault("noise_share", rec["noise_share"])
-            run.rounds.append(summary)
+    if (folder / METRICS).exists():
+        metrics = read_metrics(folder / METRICS)
+        for rec in metrics.evals:
+            run.curve[int(rec["step"])] = _losses(rec["langs"])
+        run.baseline = _losses(metrics.baseline)
+        run.rounds = [{"round": rec["round"], **rec.get("summary", {})} for rec in metrics.selections]
     if (folder / "config.yaml").exists():
         run.train = (yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8")) or {}).get("train", {})
-    if (folder / "timing.jsonl").exists():
-        last = list(read_jsonl(folder / "timing.jsonl"))[-1:]
-        if last:
-            run.wall_s, run.scoring_s = last[0]["elapsed_s"], last[0]["scoring_s"]
+    if (folder / TIMING).exists():
+        timing = read_timing(folder / TIMING)
+        if timing:
+            run.wall_s, run.scoring_s = timing[-1]["elapsed_s"], timing[-1]["scoring_s"]
     results = folder / "finetune" / "results.csv"
     if results.exists():
-        with open(results, newline="", encoding="utf-8") as handle:
-            run.downstream = list(csv.DictReader(handle))
+        run.downstream = read_results(results)
     return run
+
+
+def _losses(langs: dict) -> dict[str, float]:
+    """lang -> loss of an eval or baseline event's `langs` (languages without a loss left out)."""
+    return {lang: v["loss"] for lang, v in langs.items() if v.get("loss") is not None}
 
 
 def load_runs(folder: Path, grid: str = "main") -> list[RunData]:
@@ -289,8 +282,7 @@ def downstream_scores(run: RunData) -> dict[tuple[str, str], float]:
     """(task, lang) -> test score (%), averaged over finetuning seeds."""
     scores: dict[tuple[str, str], list[float]] = defaultdict(list)
     for row in run.downstream:
-        if row.get("test_score") not in (None, ""):
-            scores[(row["task"], row["lang"])].append(float(row["test_score"]))
+        scores[(row["task"], row["lang"])].append(row["test_score"])
     return {k: statistics.fmean(v) for k, v in scores.items()}
 
 
@@ -413,18 +405,14 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 # ------------------------------------------------------------------ examples of scored blocks
 
 
-def _round_files(run: RunData) -> list[list[dict]]:
-    return [list(read_jsonl(p)) for p in sorted((run.folder / "selection").glob("round-*.jsonl"))]
-
-
 def block_examples(run: RunData, k: int, width: int = 160) -> list[dict]:
     """The k highest and k lowest scored clean candidates of the run's last scored round, as text."""
     if k <= 0:
         return []
-    scored = [lines for lines in _round_files(run) if lines and lines[-1].get("mode") == "scored"]
+    scored = [r for r in read_rounds(run.folder) if r.summary is not None and r.summary.get("mode") == "scored"]
     if not scored:
         return generated_examples(run, k, width)
-    cands = [c for c in scored[-1] if c.get("type") == "candidate" and c.get("score") is not None
+    cands = [c for c in scored[-1].candidates if c.get("score") is not None
              and not c.get("generated") and not c.get("junk")]
     cands.sort(key=lambda c: c["score"])
     picks = [("highest", c) for c in cands[::-1][:k]] + [("lowest", c) for c in cands[:k]]
@@ -458,17 +446,21 @@ def generated_examples(run: RunData, k: int, width: int = 160) -> list[dict]:
 
 
 def decode_blocks(run: RunData, ids: list[int]) -> list[str]:
+    """The text of pool blocks `ids` of the run (noise blocks too: the pool is rebuilt with the
+    run's `data.noise_share`)."""
     from tokenizers import Tokenizer
 
     from common.corpus import corpus_hash
-    from pretrain.data import PackedBlockPool, cache_key, tokenizer_hash
+    from pretrain.data import PackedBlockPool, cache_key
+    from tokenizer import tokenizer_hash
 
     cfg = yaml.safe_load((run.folder / "config.yaml").read_text(encoding="utf-8"))
     cache_root = Path(cfg["data"]["cache_dir"] or run.folder.parent / "cache")
     key = cache_key(tokenizer_hash(Path(cfg["tokenizer_dir"])), corpus_hash(Path(cfg["corpus_dir"])),
                     cfg["data"]["block_len"])
     langs = sorted({lang for s in run.rounds for lang in s.get("languages", {})})
-    pool = PackedBlockPool(cache_root / key, langs, None, Path(cfg["corpus_dir"]))
+    pool = PackedBlockPool(cache_root / key, langs, None, Path(cfg["corpus_dir"]),
+                           noise_share=float(cfg["data"].get("noise_share") or 0.0))
     tok = Tokenizer.from_file(str(run.folder / "final" / "tokenizer.json"))
     return [tok.decode([int(i) for i in block], skip_special_tokens=True).replace("\n", " ")
             for block in pool.blocks(ids)]

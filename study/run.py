@@ -32,8 +32,10 @@ from pathlib import Path
 from common import corpus
 from common.cli import Command
 from common.config import ConfigError, config_to_dict
-from common.io import read_jsonl, read_manifest, sha256_json, write_json
+from common.io import manifest_is_current, read_manifest, sha256_json, write_json
+from pretrain.runfiles import TIMING, read_timing
 from pretrain.strategies import STRATEGIES as REGISTRY
+from tokenizer import tokenizer_hash
 
 STRATEGIES = tuple(REGISTRY)  # the arms: every registered selection strategy
 # Settings allowed to differ between the runs of the main grid (test_study: equal budgets).
@@ -209,10 +211,10 @@ def measure_parity_steps(cfg: StudyConfig) -> dict | None:
     for seed in cfg.seeds:
         folder = Path(cfg.out_dir) / GRIDS["main"] / run_name(cfg.parity_from, seed)
         manifest = read_manifest(folder)
-        timing = folder / "timing.jsonl"
-        if manifest is None or not timing.exists():
+        timing = read_timing(folder / TIMING) if (folder / TIMING).exists() else []
+        if manifest is None or not timing:
             return None
-        last = list(read_jsonl(timing))[-1]
+        last = timing[-1]
         steps = manifest.get("summary", {}).get("steps") or last["step"]
         scoring.append(float(last["scoring_s"]))
         per_step.append((float(last["elapsed_s"]) - float(last["scoring_s"])) / steps)
@@ -238,9 +240,7 @@ def pretrain_config(spec: RunSpec):
 
 def pretrain_is_complete(spec: RunSpec) -> bool:
     """The pretraining run's own skip test (pretrain.train): manifest, settings, inputs, outputs."""
-    from common.io import manifest_is_current
-    from pretrain.data import tokenizer_hash
-    from pretrain.runlog import result_settings
+    from pretrain.runlog import result_settings  # imports torch
 
     cfg = pretrain_config(spec)
     inputs = {"corpus_hash": corpus.corpus_hash(cfg.corpus_dir), "tokenizer_hash": tokenizer_hash(cfg.tokenizer_dir)}

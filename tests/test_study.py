@@ -135,6 +135,41 @@ def test_validation_is_never_selectable_and_prompts_are_training_lines(inputs, t
         assert all(0 <= c["block_id"] < len(pool) or c["generated"] for c in lines if c.get("type") == "candidate")
 
 
+def test_block_examples_decode_the_noise_blocks_of_a_positive_control_run(inputs, tmp_path):
+    """A run with `data.noise_share`: its round files name noise block ids (after the train blocks),
+    and the examples decode them from a pool rebuilt with the run's noise share."""
+    from tokenizers import Tokenizer
+
+    from pretrain import data
+    from pretrain.runfiles import write_round
+    from tokenizer import load_tokenizer
+
+    corpus_dir, tok, _, _ = inputs
+    cache = data.build_block_cache(corpus_dir, load_tokenizer(tok), tok, 32, tmp_path / "cache",
+                                   log=lambda *_: None)
+    pool = data.PackedBlockPool(cache, LANGS, None, corpus_dir, noise_share=0.33)
+    noisy, clean = int(pool.noise_ids("hau")[0]), int(pool.ids("hau")[0])
+    assert noisy >= pool.n_real > clean
+    folder = tmp_path / "runs-noise" / "loss-seed1"
+    (folder / "final").mkdir(parents=True)
+    (folder / "final" / "tokenizer.json").write_bytes((tok / "tokenizer.json").read_bytes())
+    (folder / "config.yaml").write_text(json.dumps({
+        "corpus_dir": str(corpus_dir), "tokenizer_dir": str(tok),
+        "data": {"cache_dir": str(tmp_path / "cache"), "block_len": 32, "noise_share": 0.33}}))
+    summary = {"type": "summary", "round": 0, "mode": "scored", "languages": {lang: {} for lang in LANGS}}
+    write_round(folder / "selection" / "round-000.jsonl", [
+        {"type": "candidate", "round": 0, "block_id": noisy, "lang": "hau", "score": 2.0, "chosen": False,
+         "noise": "shuffled", "generated": False, "junk": None},
+        {"type": "candidate", "round": 0, "block_id": clean, "lang": "hau", "score": 1.0, "chosen": True,
+         "noise": None, "generated": False, "junk": None}], summary)
+    run = study_analysis.RunData(folder.name, "loss", 1, folder, "noise", rounds=[summary])
+    highest, lowest = study_analysis.block_examples(run, 1, width=10_000)
+    decoder = Tokenizer.from_file(str(tok / "tokenizer.json"))
+    for example, block_id in ((highest, noisy), (lowest, clean)):
+        expected = decoder.decode(pool.blocks([block_id])[0].tolist(), skip_special_tokens=True)
+        assert example["text"] == expected.replace("\n", " ") and example["lang"] == "hau"
+
+
 @pytest.mark.slow  # four tiny pretraining runs in subprocesses, about a minute on 2 cores
 def test_runner_skips_complete_runs_resumes_missing_shards_and_adds_the_parity_arm(inputs, tmp_path):
     logs = []
