@@ -15,6 +15,7 @@ For each `chunk_letters` one index is built; `min_similarity` thresholds are swe
 aligned similarity of each line. Prints JSON (per setting: recall per respelling, lines dropped
 beyond the exact and the folded-words key, and their share of all lines).
 """
+
 from __future__ import annotations
 
 import gc
@@ -41,7 +42,7 @@ class DecontamBenchConfig:
     data_dir: Path = Path("../shared/data")
     out_dir: Path = Path("out/bench-decontam")
     langs: list[str] = field(default_factory=lambda: ["yor", "ibo", "fon", "ewe", "hau", "bam", "twi", "wol"])
-    sentences: int = 150                 # test sentences respelled per language
+    sentences: int = 150  # test sentences respelled per language
     chunk_letters: list[int] = field(default_factory=lambda: [16, 20, 24, 32])
     min_similarity: list[float] = field(default_factory=lambda: [0.5, 0.6, 0.7, 0.8, 0.9])
     min_letters: int = 40
@@ -54,13 +55,18 @@ def leak_sentences(cfg: DecontamBenchConfig, fillers: list[str]) -> list[tuple[s
     registry = task_registry()
     planted = []
     for lang in cfg.langs:
-        sentences = [item.text for name in ("masakhaner1", "masakhaner2") if lang in registry[name].langs
-                     for split in ("dev", "test")
-                     for item in iter_items(registry[name], lang, split, cfg.data_dir)
-                     if len(item.text.split()) >= 10]
+        sentences = [
+            item.text
+            for name in ("masakhaner1", "masakhaner2")
+            if lang in registry[name].langs
+            for split in ("dev", "test")
+            for item in iter_items(registry[name], lang, split, cfg.data_dir)
+            if len(item.text.split()) >= 10
+        ]
         for text in rng.sample(sentences, min(cfg.sentences, len(sentences))):
-            planted += [(name, respelled) for name, respell in RESPELLINGS.items()
-                        if (respelled := respell(text)) != text]
+            planted += [
+                (name, respelled) for name, respell in RESPELLINGS.items() if (respelled := respell(text)) != text
+            ]
             planted.append(("inside a paragraph", inside_paragraph(text, rng.choice(fillers), rng.choice(fillers))))
     return planted
 
@@ -78,13 +84,18 @@ def profile(index: EvalIndex, texts: list[str]) -> list[tuple[bool, float]]:
 def measure(cfg: DecontamBenchConfig) -> dict:
     raw = Path(cfg.out_dir) / "raw-corpus"
     run_corpus([f"data_dir={cfg.data_dir}", f"out_dir={raw}", "decontam.enabled=false"])
-    lines = [r["text"] for lang in corpus.list_languages(raw) for split in ("train", "valid")
-             for r in corpus.iter_records(raw, lang, split)]
+    lines = [
+        r["text"]
+        for lang in corpus.list_languages(raw)
+        for split in ("train", "valid")
+        for r in corpus.iter_records(raw, lang, split)
+    ]
     planted = leak_sentences(cfg, random.Random(cfg.seed).sample(lines, 2000))
     corpus_cfg = CorpusConfig(data_dir=cfg.data_dir)
     sources = plan_sources(corpus_cfg).sources
-    exact = EvalIndex.from_sources(sources, cfg.data_dir, DecontamConfig(chunk_letters=0), words=word_tokens,
-                                   letters=False)
+    exact = EvalIndex.from_sources(
+        sources, cfg.data_dir, DecontamConfig(chunk_letters=0), words=word_tokens, letters=False
+    )
     exact_hits = [exact.find(t) is not None for t in lines]
     planted_exact = [exact.find(t) is not None for _, t in planted]
     del exact
@@ -92,16 +103,22 @@ def measure(cfg: DecontamBenchConfig) -> dict:
     results = []
     for chunk in cfg.chunk_letters:
         start = time.time()
-        index = EvalIndex.from_sources(sources, cfg.data_dir,
-                                       DecontamConfig(chunk_letters=chunk, min_letters=cfg.min_letters))
+        index = EvalIndex.from_sources(
+            sources, cfg.data_dir, DecontamConfig(chunk_letters=chunk, min_letters=cfg.min_letters)
+        )
         line_scores, planted_scores = profile(index, lines), profile(index, [t for _, t in planted])
-        print(f"[bench-decontam] chunk_letters={chunk}: indexed and matched in {time.time() - start:.0f}s",
-              file=sys.stderr, flush=True)
+        print(
+            f"[bench-decontam] chunk_letters={chunk}: indexed and matched in {time.time() - start:.0f}s",
+            file=sys.stderr,
+            flush=True,
+        )
         del index
         gc.collect()
-        for threshold in [None, *cfg.min_similarity]:       # None: the folded words alone
+        for threshold in [None, *cfg.min_similarity]:  # None: the folded words alone
+
             def dropped(score, threshold=threshold):
                 return score[0] or (threshold is not None and score[1] >= threshold)
+
             drops = [dropped(s) for s in line_scores]
             recall = {}
             for name in dict.fromkeys(n for n, _ in planted):
@@ -109,18 +126,30 @@ def measure(cfg: DecontamBenchConfig) -> dict:
                 recall[name] = round(sum(hits) / len(hits), 3)
             beyond_exact = sum(d and not e for d, e in zip(drops, exact_hits))
             beyond_words = sum(d and not s[0] for d, s in zip(drops, line_scores))
-            results.append({"chunk_letters": chunk if threshold is not None else 0, "min_similarity": threshold,
-                            "recall": recall, "recall_all": round(sum(dropped(s) for s in planted_scores) / len(planted), 3),
-                            "dropped": sum(drops), "beyond_exact": beyond_exact, "beyond_words": beyond_words,
-                            "beyond_exact_share": round(beyond_exact / len(lines), 5)})
+            results.append(
+                {
+                    "chunk_letters": chunk if threshold is not None else 0,
+                    "min_similarity": threshold,
+                    "recall": recall,
+                    "recall_all": round(sum(dropped(s) for s in planted_scores) / len(planted), 3),
+                    "dropped": sum(drops),
+                    "beyond_exact": beyond_exact,
+                    "beyond_words": beyond_words,
+                    "beyond_exact_share": round(beyond_exact / len(lines), 5),
+                }
+            )
     exact_recall = {}
     for name in dict.fromkeys(n for n, _ in planted):
         hits = [h for (n, _), h in zip(planted, planted_exact) if n == name]
         exact_recall[name] = round(sum(hits) / len(hits), 3)
-    unique = {json.dumps(r, sort_keys=True): r for r in results}    # the words-only row, once
-    return {"config": config_to_dict(cfg), "corpus_lines": len(lines), "planted": len(planted),
-            "exact_key": {"recall": exact_recall, "dropped": sum(exact_hits)},
-            "settings": list(unique.values())}
+    unique = {json.dumps(r, sort_keys=True): r for r in results}  # the words-only row, once
+    return {
+        "config": config_to_dict(cfg),
+        "corpus_lines": len(lines),
+        "planted": len(planted),
+        "exact_key": {"recall": exact_recall, "dropped": sum(exact_hits)},
+        "settings": list(unique.values()),
+    }
 
 
 COMMAND = Command(DecontamBenchConfig, "python -m bench.decontam", __doc__)

@@ -19,6 +19,7 @@ Inputs: a corpus (`make corpus`, out/corpus) and a tokenizer (`make tokenizer PR
 writes out/tokenizer/default; `make tokenizer` writes the quicker out/tokenizer/tiny, then
 pass tokenizer_dir=out/tokenizer/tiny). The finetuning data is read from data_dir.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -39,9 +40,11 @@ from pretrain.runfiles import METRICS, TIMING, read_metrics, read_timing
 
 # Dense (no sparsity) bf16 tensor-core peak of one H100 SXM, which the H200 shares.
 H100_BF16_DENSE_FLOPS = 989e12
-HOW_TO_INPUTS = ("make corpus (writes out/corpus) and make tokenizer PRESET=small (writes "
-                 "out/tokenizer/default); or make tokenizer (out/tokenizer/tiny) and pass "
-                 "tokenizer_dir=out/tokenizer/tiny")
+HOW_TO_INPUTS = (
+    "make corpus (writes out/corpus) and make tokenizer PRESET=small (writes "
+    "out/tokenizer/default); or make tokenizer (out/tokenizer/tiny) and pass "
+    "tokenizer_dir=out/tokenizer/tiny"
+)
 
 
 @dataclass
@@ -75,6 +78,7 @@ def progress(message: str) -> None:
 
 
 # --- arithmetic (tested on CPU) ----------------------------------------------------------------
+
 
 def flop_parameters(model, head_share: float) -> float:
     """Parameters that do a multiply-add per trained token, for 6*N.
@@ -122,6 +126,7 @@ def steady_tokens_per_s(timing: list[dict]) -> tuple[float, float]:
 
 # --- the check ---------------------------------------------------------------------------------
 
+
 def skipped(reason: str) -> dict:
     return {"skipped": True, "reason": reason}
 
@@ -140,9 +145,11 @@ def missing_inputs(cfg: GpuCheckConfig) -> list[str]:
         raise ConfigError(f"task: unknown task {cfg.task!r}; known: {sorted(registry)}")
     if cfg.lang not in registry[cfg.task].langs:
         raise ConfigError(f"lang: {cfg.task} has no {cfg.lang!r}; it has {registry[cfg.task].langs}")
-    missing += [f"data_dir={cfg.data_dir}: no {path}"
-                for path in task_files(registry[cfg.task], cfg.lang, Path(cfg.data_dir))
-                if not path.exists()]
+    missing += [
+        f"data_dir={cfg.data_dir}: no {path}"
+        for path in task_files(registry[cfg.task], cfg.lang, Path(cfg.data_dir))
+        if not path.exists()
+    ]
     return missing
 
 
@@ -150,14 +157,18 @@ def pretrain_config(cfg: GpuCheckConfig):
     base = read_yaml_with_inherit(preset_path(cfg.preset))
     warmup = int(base.get("train", {}).get("warmup_steps", TrainConfig.warmup_steps))
     overrides = [
-        f"corpus_dir={cfg.corpus_dir}", f"tokenizer_dir={cfg.tokenizer_dir}",
-        f"out_dir={Path(cfg.out_dir) / 'pretrain'}", f"train.max_steps={cfg.steps}",
+        f"corpus_dir={cfg.corpus_dir}",
+        f"tokenizer_dir={cfg.tokenizer_dir}",
+        f"out_dir={Path(cfg.out_dir) / 'pretrain'}",
+        f"train.max_steps={cfg.steps}",
         # The preset's warm-up is longer than a short check.
         f"train.warmup_steps={min(warmup, cfg.steps // 10)}",
-        "train.device=cuda", "train.bf16=true",
+        "train.device=cuda",
+        "train.bf16=true",
         f"train.log_every={max(1, cfg.steps // 10)}",
         # Evaluate and checkpoint only at the start and end, so they stay out of the speed.
-        f"train.eval_every={cfg.steps}", f"train.checkpoint_every={cfg.steps}",
+        f"train.eval_every={cfg.steps}",
+        f"train.checkpoint_every={cfg.steps}",
         *cfg.pretrain_args,
     ]
     return load_config(PretrainConfig, None, overrides, base=base)
@@ -167,9 +178,16 @@ def finetune_config(cfg: GpuCheckConfig, model_dir: Path):
     from finetune.run import PRESETS
 
     overrides = [
-        f"model={model_dir}", f"data_dir={cfg.data_dir}", f"out_dir={Path(cfg.out_dir) / 'finetune'}",
-        f"tasks=[{cfg.task}]", f"langs=[{cfg.lang}]", f"seeds=[{cfg.seed}]",
-        f"train.epochs={cfg.epochs}", "train.device=cuda", "train.bf16=true", "force=true",
+        f"model={model_dir}",
+        f"data_dir={cfg.data_dir}",
+        f"out_dir={Path(cfg.out_dir) / 'finetune'}",
+        f"tasks=[{cfg.task}]",
+        f"langs=[{cfg.lang}]",
+        f"seeds=[{cfg.seed}]",
+        f"train.epochs={cfg.epochs}",
+        "train.device=cuda",
+        "train.bf16=true",
+        "force=true",
         *cfg.finetune_args,
     ]
     return load_config(FinetuneConfig, PRESETS / "default.yaml", overrides)
@@ -208,7 +226,8 @@ def run_pretraining(cfg: GpuCheckConfig) -> tuple[dict, Path]:
     per_token = flops_per_token(n_flop, m.num_layers, m.hidden_size, pcfg.data.block_len)
     train_losses = [r["loss"] for r in read_metrics(Path(pcfg.out_dir) / METRICS).train]
     report = {
-        "preset": cfg.preset, "steps": cfg.steps,
+        "preset": cfg.preset,
+        "steps": cfg.steps,
         "tokens_per_step": pcfg.train.batch_size * pcfg.train.grad_accum * pcfg.data.block_len,
         "tokens_per_s": round(speed, 1),
         "tokens_per_s_first_window": round(first, 1),
@@ -217,17 +236,20 @@ def run_pretraining(cfg: GpuCheckConfig) -> tuple[dict, Path]:
         "flop_parameters": round(n_flop),
         "flops_per_token": round(per_token),
         "flops_formula": "6*N + 12*layers*hidden*block_len; N = parameters that multiply per "
-                         "token: no embedding tables, the LM head at masking.probability",
+        "token: no embedding tables, the LM head at masking.probability",
         "mfu": round(mfu(speed, per_token, cfg.peak_flops), 4),
         "peak_flops": cfg.peak_flops,
-        "peak_flops_note": ("dense bf16 peak of one H100/H200 (989e12 FLOP/s), the default; set "
-                            "peak_flops for another GPU" if cfg.peak_flops == H100_BF16_DENSE_FLOPS
-                            else "peak_flops as set"),
+        "peak_flops_note": (
+            "dense bf16 peak of one H100/H200 (989e12 FLOP/s), the default; set peak_flops for another GPU"
+            if cfg.peak_flops == H100_BF16_DENSE_FLOPS
+            else "peak_flops as set"
+        ),
         "peak_memory_bytes": torch.cuda.max_memory_allocated(),
         "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
         "train_loss_first": train_losses[0] if train_losses else None,
         "train_loss_last": train_losses[-1] if train_losses else None,
-        "bf16": pcfg.train.bf16, "fused_adamw": fused_adamw(pcfg.train),
+        "bf16": pcfg.train.bf16,
+        "fused_adamw": fused_adamw(pcfg.train),
         "deterministic": cfg.deterministic,
         "out_dir": str(pcfg.out_dir),
     }
@@ -249,14 +271,24 @@ def run_finetuning(cfg: GpuCheckConfig, model_dir: Path) -> dict:
     if code != 0:
         raise RuntimeError(f"finetuning ended with code {code}; see {fcfg.out_dir}/log.txt")
     row = read_results(Path(fcfg.out_dir) / "results.csv")[0]
-    result = json.loads(next(Path(fcfg.out_dir).glob(
-        f"runs/*/{cfg.task}/{cfg.lang}/seed{cfg.seed}/result.json")).read_text(encoding="utf-8"))
+    result = json.loads(
+        next(Path(fcfg.out_dir).glob(f"runs/*/{cfg.task}/{cfg.lang}/seed{cfg.seed}/result.json")).read_text(
+            encoding="utf-8"
+        )
+    )
     return {
-        "task": cfg.task, "lang": cfg.lang, "seed": cfg.seed, "epochs": cfg.epochs,
-        "metric": row["metric"], "test_score": row["test_score"],
-        "dev_score": row["dev_score"], "n_train": row["n_train"],
-        "n_test": row["n_test"], "run_seconds": row["seconds"],
-        "seconds": round(seconds, 1), "device": result.get("device"),
+        "task": cfg.task,
+        "lang": cfg.lang,
+        "seed": cfg.seed,
+        "epochs": cfg.epochs,
+        "metric": row["metric"],
+        "test_score": row["test_score"],
+        "dev_score": row["dev_score"],
+        "n_train": row["n_train"],
+        "n_test": row["n_test"],
+        "run_seconds": row["seconds"],
+        "seconds": round(seconds, 1),
+        "device": result.get("device"),
         "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
         "out_dir": str(fcfg.out_dir),
     }
@@ -270,17 +302,23 @@ def check(cfg: GpuCheckConfig) -> tuple[dict, int]:
     import torch
 
     if not torch.cuda.is_available():
-        build = (f"; this torch ({torch.__version__}) is a CPU-only build, install a CUDA build "
-                 "of the same version" if torch.version.cuda is None else "")
-        return skipped("no CUDA device is visible (torch.cuda.is_available() is false)"
-                       f"{build}; nothing was run"), 0
+        build = (
+            f"; this torch ({torch.__version__}) is a CPU-only build, install a CUDA build of the same version"
+            if torch.version.cuda is None
+            else ""
+        )
+        return skipped(f"no CUDA device is visible (torch.cuda.is_available() is false){build}; nothing was run"), 0
     missing = missing_inputs(cfg)
     if missing:
-        return {"skipped": False, "error": "missing inputs: " + "; ".join(missing),
-                "how_to": HOW_TO_INPUTS}, 2
+        return {"skipped": False, "error": "missing inputs: " + "; ".join(missing), "how_to": HOW_TO_INPUTS}, 2
     torch.use_deterministic_algorithms(cfg.deterministic)
-    report = {"skipped": False, "gpu": torch.cuda.get_device_name(), "torch": torch.__version__,
-              "cuda": torch.version.cuda, "config": config_to_dict(cfg)}
+    report = {
+        "skipped": False,
+        "gpu": torch.cuda.get_device_name(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "config": config_to_dict(cfg),
+    }
     stage = "pretrain"
     try:
         report["pretrain"], model_dir = run_pretraining(cfg)

@@ -8,6 +8,7 @@ so a job sent to it runs in a single SDK worker process whatever the flags say. 
 this module, the job service passes the job's `direct_num_workers` on, so the PortableRunner can be
 measured with the same number of worker processes as the DirectRunner. Benchmark use only.
 """
+
 from __future__ import annotations
 
 import logging
@@ -71,8 +72,13 @@ def local_portable_runner(log_dir: Path, workers: int) -> Iterator[tuple[list[st
     log_dir.mkdir(parents=True, exist_ok=True)
     commands = {
         "job service": [sys.executable, "-m", "bench.portable", "--port", str(job_port)],
-        "worker pool": [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
-                        "--service_port", str(pool_port)],
+        "worker pool": [
+            sys.executable,
+            "-m",
+            "apache_beam.runners.worker.worker_pool_main",
+            "--service_port",
+            str(pool_port),
+        ],
     }
     procs = {}
     try:
@@ -81,9 +87,13 @@ def local_portable_runner(log_dir: Path, workers: int) -> Iterator[tuple[list[st
             procs[what] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         wait_for_port(job_port, procs["job service"], "job service")
         wait_for_port(pool_port, procs["worker pool"], "worker pool")
-        flags = ["--runner=PortableRunner", f"--job_endpoint=localhost:{job_port}",
-                 "--environment_type=EXTERNAL", f"--environment_config=localhost:{pool_port}",
-                 f"--direct_num_workers={workers}"]
+        flags = [
+            "--runner=PortableRunner",
+            f"--job_endpoint=localhost:{job_port}",
+            "--environment_type=EXTERNAL",
+            f"--environment_config=localhost:{pool_port}",
+            f"--direct_num_workers={workers}",
+        ]
         yield flags, (procs["job service"].pid, procs["worker pool"].pid)
     finally:
         for proc in procs.values():
@@ -97,8 +107,10 @@ def local_portable_runner(log_dir: Path, workers: int) -> Iterator[tuple[list[st
 
 if __name__ == "__main__":
     if not hasattr(local_job_service.BeamJob, "_invoke_runner"):  # Beam internals this relies on
-        sys.exit("bench.portable: this apache-beam has no BeamJob._invoke_runner; start "
-                 "apache_beam.runners.portability.local_job_service_main instead (one SDK worker per job)")
+        sys.exit(
+            "bench.portable: this apache-beam has no BeamJob._invoke_runner; start "
+            "apache_beam.runners.portability.local_job_service_main instead (one SDK worker per job)"
+        )
     signal.signal(signal.SIGTERM, lambda *args: sys.exit(0))
     logging.basicConfig(level=logging.INFO)
     local_job_service.BeamJob._invoke_runner = _invoke_runner_with_workers

@@ -31,6 +31,7 @@ Goals: ours/hf tokens per second >= 1.5x at an 8k vocabulary and >= 3x at 64k (t
 vocabulary projection and its softmax grow with the vocabulary; ours runs them on ~15% of the
 positions only).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -80,8 +81,18 @@ class PretrainBenchConfig:
     def __post_init__(self) -> None:
         if not self.vocab_sizes or min(self.vocab_sizes) < len(SPECIALS) + 2:
             raise ConfigError(f"vocab_sizes needs values >= {len(SPECIALS) + 2}, got {self.vocab_sizes}")
-        for name in ("hidden_size", "num_layers", "num_heads", "ffn_size", "batch_size", "threads",
-                     "warmup_steps", "steps", "mean_doc_tokens", "repeats"):
+        for name in (
+            "hidden_size",
+            "num_layers",
+            "num_heads",
+            "ffn_size",
+            "batch_size",
+            "threads",
+            "warmup_steps",
+            "steps",
+            "mean_doc_tokens",
+            "repeats",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.hidden_size % self.num_heads:
@@ -107,11 +118,19 @@ def resolved_settings(cfg: PretrainBenchConfig) -> dict:
     m, t = preset.masking, preset.train
     return {
         "mask_probability": cfg.mask_probability,
-        "mask_fraction": m.mask_fraction, "random_fraction": m.random_fraction,
-        "lr": t.lr, "adam_beta1": t.adam_beta1, "adam_beta2": t.adam_beta2, "adam_eps": t.adam_eps,
-        "weight_decay": t.weight_decay, "clip_norm": t.clip_norm, "schedule": "linear",
-        "lr_warmup_steps": cfg.warmup_steps, "dropout": preset.model.dropout,
-        "attention_dropout": preset.model.attention_dropout, "dtype": "float32",
+        "mask_fraction": m.mask_fraction,
+        "random_fraction": m.random_fraction,
+        "lr": t.lr,
+        "adam_beta1": t.adam_beta1,
+        "adam_beta2": t.adam_beta2,
+        "adam_eps": t.adam_eps,
+        "weight_decay": t.weight_decay,
+        "clip_norm": t.clip_norm,
+        "schedule": "linear",
+        "lr_warmup_steps": cfg.warmup_steps,
+        "dropout": preset.model.dropout,
+        "attention_dropout": preset.model.attention_dropout,
+        "dtype": "float32",
     }
 
 
@@ -125,8 +144,16 @@ def build_tokenizer(vocab_size: int):
     backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, bos_token="<s>", cls_token="<s>", pad_token="<pad>", eos_token="</s>",
-        sep_token="</s>", unk_token="<unk>", mask_token=MASK, model_input_names=["input_ids", "attention_mask"])
+        tokenizer_object=backend,
+        bos_token="<s>",
+        cls_token="<s>",
+        pad_token="<pad>",
+        eos_token="</s>",
+        sep_token="</s>",
+        unk_token="<unk>",
+        mask_token=MASK,
+        model_input_names=["input_ids", "attention_mask"],
+    )
     assert len(tokenizer) == vocab_size and tokenizer.mask_token_id == vocab_size - 1
     return tokenizer
 
@@ -153,9 +180,14 @@ def build_shared(cfg: PretrainBenchConfig, vocab_size: int):
     tokenizer = build_tokenizer(vocab_size)
     total = cfg.warmup_steps + cfg.steps
     blocks = make_blocks(total * cfg.batch_size, cfg.seq_len, vocab_size, cfg)
-    shape = ModelConfig(hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, num_heads=cfg.num_heads,
-                        ffn_size=cfg.ffn_size, dropout=settings["dropout"],
-                        attention_dropout=settings["attention_dropout"])
+    shape = ModelConfig(
+        hidden_size=cfg.hidden_size,
+        num_layers=cfg.num_layers,
+        num_heads=cfg.num_heads,
+        ffn_size=cfg.ffn_size,
+        dropout=settings["dropout"],
+        attention_dropout=settings["attention_dropout"],
+    )
     torch.manual_seed(cfg.seed)  # the same initial weights in both arms
     model = build_model(shape, tokenizer, cfg.seq_len)
     model.train()
@@ -167,9 +199,15 @@ def describe_optimizer(optimizer) -> dict:
     inner = getattr(optimizer, "optimizer", optimizer)  # accelerate wraps the Trainer's optimizer
     d = inner.defaults
     groups = sorted((float(g["weight_decay"]), sum(p.numel() for p in g["params"])) for g in inner.param_groups)
-    return {"class": type(inner).__name__, "lr": d["lr"], "betas": [float(b) for b in d["betas"]], "eps": d["eps"],
-            "fused": bool(d.get("fused")), "foreach": d.get("foreach"),
-            "decay_groups": [[wd, n] for wd, n in groups if n]}
+    return {
+        "class": type(inner).__name__,
+        "lr": d["lr"],
+        "betas": [float(b) for b in d["betas"]],
+        "eps": d["eps"],
+        "fused": bool(d.get("fused")),
+        "foreach": d.get("foreach"),
+        "decay_groups": [[wd, n] for wd, n in groups if n],
+    }
 
 
 def rss_mib() -> float:
@@ -213,10 +251,20 @@ def run_ours(cfg: PretrainBenchConfig, vocab_size: int) -> dict:
 
     settings, tokenizer, blocks, model = build_shared(cfg, vocab_size)
     total = cfg.warmup_steps + cfg.steps
-    tcfg = TrainConfig(max_steps=total, batch_size=cfg.batch_size, lr=settings["lr"], warmup_steps=cfg.warmup_steps,
-                       schedule="linear", weight_decay=settings["weight_decay"], adam_beta1=settings["adam_beta1"],
-                       adam_beta2=settings["adam_beta2"], adam_eps=settings["adam_eps"],
-                       clip_norm=settings["clip_norm"], device="cpu", seed=cfg.seed)
+    tcfg = TrainConfig(
+        max_steps=total,
+        batch_size=cfg.batch_size,
+        lr=settings["lr"],
+        warmup_steps=cfg.warmup_steps,
+        schedule="linear",
+        weight_decay=settings["weight_decay"],
+        adam_beta1=settings["adam_beta1"],
+        adam_beta2=settings["adam_beta2"],
+        adam_eps=settings["adam_eps"],
+        clip_norm=settings["clip_norm"],
+        device="cpu",
+        seed=cfg.seed,
+    )
     objective = MaskedLMObjective(model)
     optimizer, scheduler = build_optimizer(model, tcfg)
     special = special_table(tokenizer)
@@ -226,9 +274,16 @@ def run_ours(cfg: PretrainBenchConfig, vocab_size: int) -> dict:
         torch.manual_seed(derive_seed(tcfg.seed, 1, step, 0))  # dropout, seekable per step as in training
         gen = torch.Generator().manual_seed(derive_seed(tcfg.seed, 2, step, 0))
         chunk = torch.from_numpy(blocks[step * cfg.batch_size : (step + 1) * cfg.batch_size].astype(np.int64))
-        inputs, labels = mask_tokens(chunk, special, tokenizer.mask_token_id, len(tokenizer), gen,
-                                     settings["mask_probability"], settings["mask_fraction"],
-                                     settings["random_fraction"])
+        inputs, labels = mask_tokens(
+            chunk,
+            special,
+            tokenizer.mask_token_id,
+            len(tokenizer),
+            gen,
+            settings["mask_probability"],
+            settings["mask_fraction"],
+            settings["random_fraction"],
+        )
         attention = chunk != tokenizer.pad_token_id
         n_targets = int((labels != IGNORE_INDEX).sum())
         part, _ = objective(inputs, attention, labels)
@@ -242,9 +297,17 @@ def run_ours(cfg: PretrainBenchConfig, vocab_size: int) -> dict:
         tokens.append(int(attention.sum()))
         targets.append(n_targets)
         losses.append(float(part.detach()) / max(1, n_targets))
-    return summarize(ends, tokens, targets, cfg, rss_after_setup_mib=round(setup_rss, 1),
-                     optimizer=describe_optimizer(optimizer), max_grad_norm=tcfg.clip_norm,
-                     loss_first=round(losses[0], 4), loss_last=round(losses[-1], 4))
+    return summarize(
+        ends,
+        tokens,
+        targets,
+        cfg,
+        rss_after_setup_mib=round(setup_rss, 1),
+        optimizer=describe_optimizer(optimizer),
+        max_grad_norm=tcfg.clip_norm,
+        loss_first=round(losses[0], 4),
+        loss_last=round(losses[-1], 4),
+    )
 
 
 def run_hf(cfg: PretrainBenchConfig, vocab_size: int) -> dict:
@@ -280,28 +343,58 @@ def run_hf(cfg: PretrainBenchConfig, vocab_size: int) -> dict:
         def on_step_end(self, args, state, control, **kwargs):
             ends.append((time.perf_counter(), time.process_time()))
 
-    collator = CountingCollator(tokenizer, mlm=True, mlm_probability=settings["mask_probability"],
-                                mask_replace_prob=settings["mask_fraction"],
-                                random_replace_prob=settings["random_fraction"], seed=cfg.seed)
+    collator = CountingCollator(
+        tokenizer,
+        mlm=True,
+        mlm_probability=settings["mask_probability"],
+        mask_replace_prob=settings["mask_fraction"],
+        random_replace_prob=settings["random_fraction"],
+        seed=cfg.seed,
+    )
     with tempfile.TemporaryDirectory(prefix="bench-pretrain-hf-") as tmp:
         args = TrainingArguments(
-            output_dir=tmp, max_steps=total, per_device_train_batch_size=cfg.batch_size,
-            gradient_accumulation_steps=1, learning_rate=settings["lr"], weight_decay=settings["weight_decay"],
-            adam_beta1=settings["adam_beta1"], adam_beta2=settings["adam_beta2"], adam_epsilon=settings["adam_eps"],
-            max_grad_norm=settings["clip_norm"], lr_scheduler_type="linear", warmup_steps=cfg.warmup_steps,
-            optim=cfg.hf_optim, use_cpu=True, bf16=False, fp16=False, dataloader_num_workers=0,
-            dataloader_pin_memory=False, logging_strategy="no", save_strategy="no", eval_strategy="no",
-            report_to="none", disable_tqdm=True, seed=cfg.seed, data_seed=cfg.seed)
-        trainer = Trainer(model=model, args=args, train_dataset=Rows(), data_collator=collator,
-                          callbacks=[StepClock()])
+            output_dir=tmp,
+            max_steps=total,
+            per_device_train_batch_size=cfg.batch_size,
+            gradient_accumulation_steps=1,
+            learning_rate=settings["lr"],
+            weight_decay=settings["weight_decay"],
+            adam_beta1=settings["adam_beta1"],
+            adam_beta2=settings["adam_beta2"],
+            adam_epsilon=settings["adam_eps"],
+            max_grad_norm=settings["clip_norm"],
+            lr_scheduler_type="linear",
+            warmup_steps=cfg.warmup_steps,
+            optim=cfg.hf_optim,
+            use_cpu=True,
+            bf16=False,
+            fp16=False,
+            dataloader_num_workers=0,
+            dataloader_pin_memory=False,
+            logging_strategy="no",
+            save_strategy="no",
+            eval_strategy="no",
+            report_to="none",
+            disable_tqdm=True,
+            seed=cfg.seed,
+            data_seed=cfg.seed,
+        )
+        trainer = Trainer(model=model, args=args, train_dataset=Rows(), data_collator=collator, callbacks=[StepClock()])
         setup_rss = rss_mib()
         result = trainer.train()
     if len(ends) != total:
         raise RuntimeError(f"the Trainer ran {len(ends)} steps, {total} were asked")
     # The dataloader may collate one batch ahead; batches are consumed in order, one a step.
-    return summarize(ends, tokens[:total], targets[:total], cfg, rss_after_setup_mib=round(setup_rss, 1),
-                     optimizer=describe_optimizer(trainer.optimizer), max_grad_norm=args.max_grad_norm,
-                     loss_mean=round(result.training_loss, 4))
+    return summarize(
+        ends,
+        tokens[:total],
+        targets[:total],
+        cfg,
+        rss_after_setup_mib=round(setup_rss, 1),
+        optimizer=describe_optimizer(trainer.optimizer),
+        max_grad_norm=args.max_grad_norm,
+        loss_mean=round(result.training_loss, 4),
+    )
 
 
 def run_arm(cfg: PretrainBenchConfig, arm: str, vocab_size: int) -> dict:
@@ -336,22 +429,30 @@ def compare(cfg: PretrainBenchConfig, args: argparse.Namespace) -> dict:
         for repeat in range(cfg.repeats):
             # Alternating the arms spreads a busy spell of the machine over both.
             for arm in runs:
-                progress(f"vocabulary {vocab_size:,}: {arm} ({cfg.warmup_steps} + {cfg.steps} steps, "
-                         f"run {repeat + 1}/{cfg.repeats}) ...")
+                progress(
+                    f"vocabulary {vocab_size:,}: {arm} ({cfg.warmup_steps} + {cfg.steps} steps, "
+                    f"run {repeat + 1}/{cfg.repeats}) ..."
+                )
                 runs[arm].append(child(args, arm, vocab_size))
-                progress(f"vocabulary {vocab_size:,}: {arm} {runs[arm][-1]['tokens_per_s']:,.0f} tokens/s, "
-                         f"peak RSS {runs[arm][-1]['peak_rss_mib']:,.0f} MiB")
+                progress(
+                    f"vocabulary {vocab_size:,}: {arm} {runs[arm][-1]['tokens_per_s']:,.0f} tokens/s, "
+                    f"peak RSS {runs[arm][-1]['peak_rss_mib']:,.0f} MiB"
+                )
         for arm, done in runs.items():
-            arms[arm] = {**max(done, key=lambda r: r["tokens_per_s"]),
-                         "runs_tokens_per_s": [r["tokens_per_s"] for r in done],
-                         "peak_rss_mib": max(r["peak_rss_mib"] for r in done)}
+            arms[arm] = {
+                **max(done, key=lambda r: r["tokens_per_s"]),
+                "runs_tokens_per_s": [r["tokens_per_s"] for r in done],
+                "peak_rss_mib": max(r["peak_rss_mib"] for r in done),
+            }
         ratio = arms["ours"]["tokens_per_s"] / arms["hf"]["tokens_per_s"]
         goal = GOALS.get(vocab_size)
         results[str(vocab_size)] = {
-            "ours": arms["ours"], "hf": arms["hf"],
+            "ours": arms["ours"],
+            "hf": arms["hf"],
             "ratio_tokens_per_s": round(ratio, 3),
-            "ratio_tokens_per_s_median_step": round(arms["ours"]["tokens_per_s_median_step"]
-                                                    / arms["hf"]["tokens_per_s_median_step"], 3),
+            "ratio_tokens_per_s_median_step": round(
+                arms["ours"]["tokens_per_s_median_step"] / arms["hf"]["tokens_per_s_median_step"], 3
+            ),
             "ratio_tokens_per_cpu_s": round(arms["ours"]["tokens_per_cpu_s"] / arms["hf"]["tokens_per_cpu_s"], 3),
             "ratio_peak_rss": round(arms["ours"]["peak_rss_mib"] / arms["hf"]["peak_rss_mib"], 3),
             "same_tokens_per_step": arms["ours"]["tokens_per_step"] == arms["hf"]["tokens_per_step"],
@@ -363,7 +464,8 @@ def compare(cfg: PretrainBenchConfig, args: argparse.Namespace) -> dict:
         "config": config_to_dict(cfg),
         "settings": resolved_settings(cfg),
         "vocab": results,
-        "torch": torch.__version__, "transformers": transformers.__version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
         "cores": len(os.sched_getaffinity(0)),
         "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
     }

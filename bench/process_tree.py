@@ -5,6 +5,7 @@ command's process tree plus any extra long-lived processes it talks to (a Beam j
 worker pool). Pages shared between processes count once per process, so the figure is an upper
 bound of what the machine needed.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -15,9 +16,13 @@ from pathlib import Path
 import psutil
 
 
-ROLES = (("sdk_worker", ("sdk_worker", "SdkHarness")), ("job_service", ("bench.portable", "job_service")),
-         ("worker_pool", ("worker_pool_main",)), ("dask_scheduler", ("distributed.cli.dask_scheduler",)),
-         ("dask_worker", ("distributed.cli.dask_worker",)))
+ROLES = (
+    ("sdk_worker", ("sdk_worker", "SdkHarness")),
+    ("job_service", ("bench.portable", "job_service")),
+    ("worker_pool", ("worker_pool_main",)),
+    ("dask_scheduler", ("distributed.cli.dask_scheduler",)),
+    ("dask_worker", ("distributed.cli.dask_worker",)),
+)
 
 
 def role_of(proc: psutil.Process, launcher_pid: int) -> str:
@@ -27,7 +32,7 @@ def role_of(proc: psutil.Process, launcher_pid: int) -> str:
     command = " ".join(proc.cmdline())
     role = next((role for role, marks in ROLES if any(mark in command for mark in marks)), "other")
     if role == "other" and proc.parent() is not None and role_of(proc.parent(), launcher_pid) == "dask_worker":
-        return "dask_worker"   # the worker processes a Dask nanny spawns (plain multiprocessing commands)
+        return "dask_worker"  # the worker processes a Dask nanny spawns (plain multiprocessing commands)
     return role
 
 
@@ -101,6 +106,9 @@ def measure(cmd: list[str], log_path: Path, extra_pids: tuple[int, ...] = (), in
     if code != 0:
         tail = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-15:]
         raise RuntimeError(f"{' '.join(cmd)} failed with exit code {code}; log: {log_path}\n" + "\n".join(tail))
-    return {"seconds": round(seconds, 1), "peak_rss_mib": round(memory.peak_bytes / 2**20, 1),
-            "peak_processes": memory.peak_processes,
-            "largest_process_peak_mib": {role: round(rss / 2**20, 1) for role, rss in sorted(memory.peak_by_role.items())}}
+    return {
+        "seconds": round(seconds, 1),
+        "peak_rss_mib": round(memory.peak_bytes / 2**20, 1),
+        "peak_processes": memory.peak_processes,
+        "largest_process_peak_mib": {role: round(rss / 2**20, 1) for role, rss in sorted(memory.peak_by_role.items())},
+    }

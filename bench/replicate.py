@@ -5,6 +5,7 @@ Copy k (2..N) of every catalog entry gets the name `<name>__x<k>` and reads its 
 normalises, filters and hashes N times the text, and exact dedup must find and drop the copies:
 a correct run keeps the same lines at every N.
 """
+
 from __future__ import annotations
 
 import os
@@ -46,6 +47,7 @@ def replicate_data(catalog: Path, data_dir: Path, factor: int, out_dir: Path) ->
         os.symlink(real_eval.resolve(), eval_link, target_is_directory=True)
     out_catalog = out_dir / "catalog.yaml"
     with atomic_write(out_catalog) as handle:
-        yaml.safe_dump({**doc, "sources": replicated_entries(doc["sources"], factor)}, handle,
-                       allow_unicode=True, sort_keys=False)
+        yaml.safe_dump(
+            {**doc, "sources": replicated_entries(doc["sources"], factor)}, handle, allow_unicode=True, sort_keys=False
+        )
     return root, out_catalog

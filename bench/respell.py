@@ -3,6 +3,7 @@
 Each function takes a sentence and returns it respelled, or the sentence unchanged when the
 respelling does not apply (no marks to strip, no hooked letter, no vowel meeting a vowel).
 """
+
 from __future__ import annotations
 
 import random
@@ -43,7 +44,7 @@ def curly_apostrophes(text: str) -> str:
 def _without_final_letter(word: str) -> str:
     decomposed = unicodedata.normalize("NFD", word)
     base_end = len(decomposed.rstrip("".join(set(_MARKS.findall(decomposed)))))
-    return unicodedata.normalize("NFC", decomposed[:base_end - 1])
+    return unicodedata.normalize("NFC", decomposed[: base_end - 1])
 
 
 def elide_vowels(text: str, share: float = 0.5, seed: int = 0) -> str:

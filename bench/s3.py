@@ -7,6 +7,7 @@ evaluation sets used for decontamination), runs the stage local -> local and s3 
 same settings, and prints JSON: files, MB, seconds of each run, lines kept, whether the corpus
 hashes agree. moto is a single-threaded Python server: its seconds say little about a real store.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,15 @@ from pipeline.run import run
 @dataclass
 class S3BenchConfig:
     data_dir: str = "../shared/data"
-    sources: list[str] = field(default_factory=lambda: [
-        "kikuyu_genesis_kik", "yoruba_proverbs_yor", "za_news_titles_ssw", "kinyarwanda_news_kin", "lafand_hau"])
+    sources: list[str] = field(
+        default_factory=lambda: [
+            "kikuyu_genesis_kik",
+            "yoruba_proverbs_yor",
+            "za_news_titles_ssw",
+            "kinyarwanda_news_kin",
+            "lafand_hau",
+        ]
+    )
     sets: list[str] = field(default_factory=lambda: ["yosm", "afrisenti"])
 
 
@@ -59,10 +67,20 @@ def bench(cfg: S3BenchConfig) -> None:
         remote_s = time.time() - start
     finally:
         server.stop()
-    print(json.dumps({"files": len(files), "MB": round(sum(f.stat().st_size for f in files) / 1e6, 1),
-                      "upload_s": round(upload, 1), "local_s": round(local_s, 1), "s3_s": round(remote_s, 1),
-                      "ratio_s3_over_local": round(remote_s / local_s, 2), "kept": local["totals"]["kept"],
-                      "same_corpus_hash": local["corpus_hash"] == remote["corpus_hash"]}))
+    print(
+        json.dumps(
+            {
+                "files": len(files),
+                "MB": round(sum(f.stat().st_size for f in files) / 1e6, 1),
+                "upload_s": round(upload, 1),
+                "local_s": round(local_s, 1),
+                "s3_s": round(remote_s, 1),
+                "ratio_s3_over_local": round(remote_s / local_s, 2),
+                "kept": local["totals"]["kept"],
+                "same_corpus_hash": local["corpus_hash"] == remote["corpus_hash"],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 store stop answering (`outage()`: the relay drops every connection and refuses new ones) and come
 back (`restore()`) without losing what the store holds.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,7 @@ from pathlib import Path
 
 from bench.portable import free_ports
 
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-               "AWS_DEFAULT_REGION": "us-east-1"}
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
 class _Relay(threading.Thread):
@@ -82,13 +82,17 @@ class _Relay(threading.Thread):
 class S3Server:
     def __init__(self, log_dir: Path):
         self.port, moto_port = free_ports(2)
-        self.direct = f"http://127.0.0.1:{moto_port}"      # past the relay: answers during an outage
+        self.direct = f"http://127.0.0.1:{moto_port}"  # past the relay: answers during an outage
         self.endpoint = f"http://127.0.0.1:{self.port}"
         moto = Path(sys.executable).with_name("moto_server")
         self.log = open(log_dir / "moto.log", "wb")
-        self.process = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(moto_port)],
-                                        stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-                                        env={**os.environ, **CREDENTIALS})
+        self.process = subprocess.Popen(
+            [str(moto), "-H", "127.0.0.1", "-p", str(moto_port)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **CREDENTIALS},
+        )
         self._wait_for(moto_port)
         self.relay = _Relay(self.port, moto_port)
         self.relay.start()
@@ -107,12 +111,22 @@ class S3Server:
 
     def client(self, direct: bool = False):
         import boto3
-        return boto3.client("s3", endpoint_url=self.direct if direct else self.endpoint, region_name="us-east-1",
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.direct if direct else self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
 
     def beam_flags(self) -> list[str]:
-        return [f"--s3_endpoint_url={self.endpoint}", "--s3_access_key_id=testing",
-                "--s3_secret_access_key=testing", "--s3_region_name=us-east-1"]
+        return [
+            f"--s3_endpoint_url={self.endpoint}",
+            "--s3_access_key_id=testing",
+            "--s3_secret_access_key=testing",
+            "--s3_region_name=us-east-1",
+        ]
 
     def outage(self):
         self.relay.cut()
@@ -142,5 +156,5 @@ def download_tree(client, bucket: str, prefix: str) -> dict[str, bytes]:
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/"):
         for obj in page.get("Contents", []):
             body = client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
-            objects[obj["Key"][len(prefix) + 1:]] = body
+            objects[obj["Key"][len(prefix) + 1 :]] = body
     return objects

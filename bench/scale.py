@@ -17,6 +17,7 @@ scheduler and workers) are measured from outside. Prints one JSON object
 and writes it, with the config, to <out_dir>/scale.json, and the figure to <out_dir>/scale.png.
 Run logs: <out_dir>/logs/.
 """
+
 from __future__ import annotations
 
 import json
@@ -48,11 +49,11 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "scale.yaml"
 class ScaleBenchConfig:
     data_dir: Path = Path("../shared/data")
     out_dir: Path = Path("out/bench-scale")
-    langs: list[str] | None = None             # corpus languages (default all); a subset for quick runs
+    langs: list[str] | None = None  # corpus languages (default all); a subset for quick runs
     corpus_scales: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
-    workers: int = 2                           # Beam worker processes, both runners
-    portable_scale: int = 4                    # 0: no PortableRunner run
-    dask_scales: list[int] = field(default_factory=lambda: [1, 4])   # []: no DaskRunner runs
+    workers: int = 2  # Beam worker processes, both runners
+    portable_scale: int = 4  # 0: no PortableRunner run
+    dask_scales: list[int] = field(default_factory=lambda: [1, 4])  # []: no DaskRunner runs
     tokenizer_preset: str = "tiny"
     tokenizer_chars: list[int] = field(default_factory=lambda: [2_000_000, 6_000_000, 18_000_000])
     pretrain_preset: str = "tiny"
@@ -83,14 +84,26 @@ def corpus_run(cfg: ScaleBenchConfig, scale: int, beam_flags: list[str], extra_p
     work = Path(cfg.out_dir) / f"corpus-{scale}x-{runner}"
     shutil.rmtree(work, ignore_errors=True)
     data_root, catalog = replicate_data(PIPELINE_DIR / "catalog.yaml", cfg.data_dir, scale, work)
-    settings = [f"data_dir={data_root}", f"catalog={catalog}", f"out_dir={work / 'corpus'}"] + ([f"langs=[{','.join(cfg.langs)}]"] if cfg.langs else [])
-    cost = measure(python_module("pipeline.run", *settings, *beam_flags),
-                   Path(cfg.out_dir) / "logs" / f"corpus-{scale}x-{runner}.log", tuple(extra_pids))
+    settings = [f"data_dir={data_root}", f"catalog={catalog}", f"out_dir={work / 'corpus'}"] + (
+        [f"langs=[{','.join(cfg.langs)}]"] if cfg.langs else []
+    )
+    cost = measure(
+        python_module("pipeline.run", *settings, *beam_flags),
+        Path(cfg.out_dir) / "logs" / f"corpus-{scale}x-{runner}.log",
+        tuple(extra_pids),
+    )
     totals = json.loads((work / "corpus" / "manifest.json").read_text(encoding="utf-8"))["totals"]
     input_mb = totals["bytes_read"] / 1e6
-    return {"scale": scale, "runner": runner, **cost, "input_mb": round(input_mb, 1),
-            "mb_per_s": round(input_mb / cost["seconds"], 3), "read": totals["read"], "kept": totals["kept"],
-            "corpus_dir": str(work / "corpus")}
+    return {
+        "scale": scale,
+        "runner": runner,
+        **cost,
+        "input_mb": round(input_mb, 1),
+        "mb_per_s": round(input_mb / cost["seconds"], 3),
+        "read": totals["read"],
+        "kept": totals["kept"],
+        "corpus_dir": str(work / "corpus"),
+    }
 
 
 def bench_corpus(cfg: ScaleBenchConfig) -> list[dict]:
@@ -135,13 +148,28 @@ def bench_tokenizer(cfg: ScaleBenchConfig, corpus_dir: Path) -> list[dict]:
         progress(f"tokenizer, {chars:,} sample characters ...")
         out = Path(cfg.out_dir) / f"tokenizer-{chars}"
         shutil.rmtree(out, ignore_errors=True)
-        cost = measure(python_module("tokenizer.train", "--preset", cfg.tokenizer_preset, f"corpus_dir={corpus_dir}",
-                                     f"out_dir={out}", f"sampling.char_budget={chars}"),
-                       Path(cfg.out_dir) / "logs" / f"tokenizer-{chars}.log")
+        cost = measure(
+            python_module(
+                "tokenizer.train",
+                "--preset",
+                cfg.tokenizer_preset,
+                f"corpus_dir={corpus_dir}",
+                f"out_dir={out}",
+                f"sampling.char_budget={chars}",
+            ),
+            Path(cfg.out_dir) / "logs" / f"tokenizer-{chars}.log",
+        )
         report = json.loads((out / "report.json").read_text(encoding="utf-8"))
         sample = sum(lang["sample_chars"] for lang in report["languages"].values())
-        runs.append({"char_budget": chars, "sample_chars": sample, **cost,
-                     "chars_per_s": round(sample / cost["seconds"]), "tokenizer_dir": str(out)})
+        runs.append(
+            {
+                "char_budget": chars,
+                "sample_chars": sample,
+                **cost,
+                "chars_per_s": round(sample / cost["seconds"]),
+                "tokenizer_dir": str(out),
+            }
+        )
         progress(f"tokenizer {chars:,}: {cost['seconds']} s")
     return runs
 
@@ -153,16 +181,34 @@ def bench_pretrain(cfg: ScaleBenchConfig, corpus_dir: Path, tokenizer_dir: Path)
         progress(f"pretraining, {steps} steps of sequence length {block_len} ...")
         out = Path(cfg.out_dir) / f"pretrain-{block_len}"
         shutil.rmtree(out, ignore_errors=True)
-        cost = measure(python_module(
-            "pretrain.train", "--preset", cfg.pretrain_preset, f"corpus_dir={corpus_dir}",
-            f"tokenizer_dir={tokenizer_dir}", f"out_dir={out / 'run'}", f"data.cache_dir={out / 'cache'}",
-            f"data.block_len={block_len}", f"train.max_steps={steps}", f"train.log_every={log_every}",
-            f"train.warmup_steps={steps // 4}", f"train.eval_every={steps}", f"train.checkpoint_every={steps}",
-            "selection.strategy=random"),
-            Path(cfg.out_dir) / "logs" / f"pretrain-{block_len}.log")
+        cost = measure(
+            python_module(
+                "pretrain.train",
+                "--preset",
+                cfg.pretrain_preset,
+                f"corpus_dir={corpus_dir}",
+                f"tokenizer_dir={tokenizer_dir}",
+                f"out_dir={out / 'run'}",
+                f"data.cache_dir={out / 'cache'}",
+                f"data.block_len={block_len}",
+                f"train.max_steps={steps}",
+                f"train.log_every={log_every}",
+                f"train.warmup_steps={steps // 4}",
+                f"train.eval_every={steps}",
+                f"train.checkpoint_every={steps}",
+                "selection.strategy=random",
+            ),
+            Path(cfg.out_dir) / "logs" / f"pretrain-{block_len}.log",
+        )
         speeds = [r["tokens_per_s"] for r in read_timing(out / "run" / TIMING)][1:]  # first: warm-up
-        runs.append({"block_len": block_len, "steps": steps, **cost,
-                     "tokens_per_s": round(statistics.median(speeds)) if speeds else None})
+        runs.append(
+            {
+                "block_len": block_len,
+                "steps": steps,
+                **cost,
+                "tokens_per_s": round(statistics.median(speeds)) if speeds else None,
+            }
+        )
         shutil.rmtree(out, ignore_errors=True)
         progress(f"pretraining {block_len}: {runs[-1]['tokens_per_s']} tokens/s")
     return runs
@@ -199,24 +245,39 @@ def summarise(corpus: list[dict]) -> dict:
 
 def run(cfg: ScaleBenchConfig) -> dict:
     started = time.time()
-    machine = {"cpus": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-               "load_average_1min_start": round(os.getloadavg()[0], 1)}
+    machine = {
+        "cpus": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "load_average_1min_start": round(os.getloadavg()[0], 1),
+    }
     corpus = bench_corpus(cfg)
     corpus_1x = Path(next(r["corpus_dir"] for r in corpus if r["scale"] == 1 and r["runner"] == "direct"))
     tokenizer = bench_tokenizer(cfg, corpus_1x)
     pretrain = bench_pretrain(cfg, corpus_1x, Path(tokenizer[0]["tokenizer_dir"]))
     machine["load_average_1min_end"] = round(os.getloadavg()[0], 1)
-    result = {"config": config_to_dict(cfg), "machine": machine, "summary": summarise(corpus),
-              "corpus": corpus, "tokenizer": tokenizer, "pretrain": pretrain,
-              "seconds": round(time.time() - started, 1)}
+    result = {
+        "config": config_to_dict(cfg),
+        "machine": machine,
+        "summary": summarise(corpus),
+        "corpus": corpus,
+        "tokenizer": tokenizer,
+        "pretrain": pretrain,
+        "seconds": round(time.time() - started, 1),
+    }
     write_json(Path(cfg.out_dir) / "scale.json", result)
     from bench.scale_figure import plot_scale  # matplotlib only when there is something to draw
+
     plot_scale(result, Path(cfg.out_dir) / "scale.png")
     return result
 
 
-COMMAND = Command(ScaleBenchConfig, "python -m bench.scale", __doc__, presets=DEFAULT_CONFIG.parent,
-                  default_preset=DEFAULT_CONFIG.stem)
+COMMAND = Command(
+    ScaleBenchConfig,
+    "python -m bench.scale",
+    __doc__,
+    presets=DEFAULT_CONFIG.parent,
+    default_preset=DEFAULT_CONFIG.stem,
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,5 @@
 """The figure of `make bench-scale`: cost of each stage against the size of its input."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,27 +25,28 @@ def plot_scale(result: dict, path: Path) -> None:
         time_ax.plot([r["scale"] for r in portable], [r["seconds"] for r in portable], "s", label="PortableRunner")
     if dask:
         time_ax.plot([r["scale"] for r in dask], [r["seconds"] for r in dask], "D--", label="DaskRunner")
-    time_ax.set(title="corpus stage: wall time", xlabel="corpus size (x shared corpus)", ylabel="seconds",
-               ylim=(0, None))
+    time_ax.set(
+        title="corpus stage: wall time", xlabel="corpus size (x shared corpus)", ylabel="seconds", ylim=(0, None)
+    )
     time_ax.legend()
 
     memory_ax.plot(scales, [r["peak_rss_mib"] for r in direct], "o-", label="DirectRunner, all processes")
     for role, label in (("launcher", "launcher (runner's buffers)"), ("sdk_worker", "largest worker")):
         memory_ax.plot(scales, [r["largest_process_peak_mib"].get(role, 0) for r in direct], ".--", label=label)
     if portable:
-        memory_ax.plot([r["scale"] for r in portable], [r["peak_rss_mib"] for r in portable], "s",
-                       label="PortableRunner")
+        memory_ax.plot(
+            [r["scale"] for r in portable], [r["peak_rss_mib"] for r in portable], "s", label="PortableRunner"
+        )
     if dask:
-        memory_ax.plot([r["scale"] for r in dask], [r["peak_rss_mib"] for r in dask], "D--",
-                       label="DaskRunner, all processes")
-    memory_ax.set(title="corpus stage: peak RSS", xlabel="corpus size (x shared corpus)",
-                  ylabel="MiB", ylim=(0, None))
+        memory_ax.plot(
+            [r["scale"] for r in dask], [r["peak_rss_mib"] for r in dask], "D--", label="DaskRunner, all processes"
+        )
+    memory_ax.set(title="corpus stage: peak RSS", xlabel="corpus size (x shared corpus)", ylabel="MiB", ylim=(0, None))
     memory_ax.legend(loc="lower right", fontsize="small")
 
     tokenizer = result["tokenizer"]
     tokenizer_ax.plot([r["sample_chars"] / 1e6 for r in tokenizer], [r["seconds"] for r in tokenizer], "o-")
-    tokenizer_ax.set(title="tokenizer training", xlabel="sample (million characters)", ylabel="seconds",
-                     ylim=(0, None))
+    tokenizer_ax.set(title="tokenizer training", xlabel="sample (million characters)", ylabel="seconds", ylim=(0, None))
 
     pretrain = result["pretrain"]
     pretrain_ax.bar([str(r["block_len"]) for r in pretrain], [r["tokens_per_s"] or 0 for r in pretrain])

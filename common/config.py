@@ -6,6 +6,7 @@ file into them, applies `key.sub=value` overrides (values parsed as YAML, so `3`
 the offending file, key or override in the error. `config_to_dict` gives the resolved
 config back as plain data, to be echoed into every output.
 """
+
 from __future__ import annotations
 
 import dataclasses

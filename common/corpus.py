@@ -2,6 +2,7 @@
 
 The corpus stage (pipeline/) writes them; every other stage reads them through here.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

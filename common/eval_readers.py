@@ -5,6 +5,7 @@ file and line. Readers do not know label sets: finetuning (finetune/data.py) che
 builds `datasets.Dataset`s from these generators; decontamination (common/eval_sets.py) takes
 only the text.
 """
+
 from __future__ import annotations
 
 import csv
@@ -45,14 +46,22 @@ def detect_format(path: Path, fmt: str) -> str:
         return fmt
     name = str(path).rstrip("/").rsplit("/", 1)[-1]
     name = name[:-3] if name.endswith(".gz") else name
-    for suffix, found in ((".tsv", "tsv"), (".csv", "csv"), (".jsonl", "jsonl"), (".json", "jsonl"),
-                          (".txt", "conll"), (".conll", "conll"), (".iob", "conll")):
+    for suffix, found in (
+        (".tsv", "tsv"),
+        (".csv", "csv"),
+        (".jsonl", "jsonl"),
+        (".json", "jsonl"),
+        (".txt", "conll"),
+        (".conll", "conll"),
+        (".iob", "conll"),
+    ):
         if name.endswith(suffix):
             return found
     raise DataError(f"{path}: cannot tell the format from the name; set reader.format")
 
 
 # --- CoNLL ---------------------------------------------------------------------------------
+
 
 def _conll_fields(raw: str, path: Path, lineno: int) -> tuple[str, str]:
     """`token label` (tab or spaces, extra middle columns ignored) -> (token, label).
@@ -66,9 +75,7 @@ def _conll_fields(raw: str, path: Path, lineno: int) -> tuple[str, str]:
         return fields[0], fields[-1]
     if raw[:1] in (" ", "\t"):
         return "", fields[0]
-    raise DataError(
-        f"{path}:{lineno}: one column {raw.strip()!r}; expected 'token label' "
-        "(tab or space separated)")
+    raise DataError(f"{path}:{lineno}: one column {raw.strip()!r}; expected 'token label' (tab or space separated)")
 
 
 def read_conll(path: str | Path, counts: Counter | None = None) -> Iterator[dict]:
@@ -95,8 +102,7 @@ def read_conll(path: str | Path, counts: Counter | None = None) -> Iterator[dict
                 continue
             token, label = _conll_fields(raw, path, lineno)
             if not IOB2_LABEL.match(label):
-                raise DataError(
-                    f"{path}:{lineno}: label {label!r} is not IOB2 (O, B-TYPE or I-TYPE)")
+                raise DataError(f"{path}:{lineno}: label {label!r} is not IOB2 (O, B-TYPE or I-TYPE)")
             if not token:
                 counts["empty_tokens"] += 1
             if not words:
@@ -108,6 +114,7 @@ def read_conll(path: str | Path, counts: Counter | None = None) -> Iterator[dict
 
 
 # --- classification tables ------------------------------------------------------------------
+
 
 class BadRows:
     """Raise at the first bad row, or count and keep a few examples when skipping is asked."""
@@ -150,8 +157,11 @@ def _records_csv(path: Path, delimiter: str, bad: BadRows) -> Iterator[tuple[int
             except StopIteration:
                 return
             except csv.Error as err:
-                bad(f"{path}:{start}-{reader.line_num}", "bad_quote",
-                    f"malformed quoting ({err}); lines {start}-{reader.line_num} lost")
+                bad(
+                    f"{path}:{start}-{reader.line_num}",
+                    "bad_quote",
+                    f"malformed quoting ({err}); lines {start}-{reader.line_num} lost",
+                )
                 start = reader.line_num + 1
                 continue
             yield start, row
@@ -190,13 +200,13 @@ def _table_dicts(path: Path, spec: ReaderSpec, fmt: str, bad: BadRows) -> Iterat
             if missing:
                 raise DataError(
                     f"{path}:{lineno}: header has no column(s) {missing}; it has {header} "
-                    "(set reader.text_columns / reader.label_column)")
+                    "(set reader.text_columns / reader.label_column)"
+                )
             continue
         if fields == [""] or not fields:
             continue  # blank line
         if len(fields) != len(header):
-            bad(f"{path}:{lineno}", "wrong_field_count",
-                f"{len(fields)} fields, header has {len(header)}")
+            bad(f"{path}:{lineno}", "wrong_field_count", f"{len(fields)} fields, header has {len(header)}")
             continue
         yield lineno, dict(zip(header, fields))
     if header is None:

@@ -7,6 +7,7 @@ common/eval_sets.yaml; a user adds their own in a `tasks_file` (same shape) or i
 that overlaps one of their dev/test items, so a set declared once is evaluated on a model whose
 corpus never saw it.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -22,6 +23,8 @@ from common.eval_readers import BadRows, read_conll, read_table
 
 SPLITS = ("train", "dev", "test")
 REGISTRY_FILE = Path(__file__).resolve().parent / "eval_sets.yaml"
+
+
 @dataclass
 class ReaderSpec:
     """How to read one split's file (or Hub dataset) into `{words, labels}` / `{text, label}`."""
@@ -89,8 +92,8 @@ class TaskSpec:
         return self.split_readers.get(split, self.reader)
 
 
-
 # --- the registry ---------------------------------------------------------------------------
+
 
 def _task_dicts(path: Path | str) -> dict[str, dict]:
     with uri.open_read(path) as handle:
@@ -104,8 +107,9 @@ def builtin_task_names() -> list[str]:
     return list(_task_dicts(REGISTRY_FILE))
 
 
-def task_registry(tasks_file: str | Path | None = None,
-                  custom_tasks: list[TaskSpec] | tuple = ()) -> dict[str, TaskSpec]:
+def task_registry(
+    tasks_file: str | Path | None = None, custom_tasks: list[TaskSpec] | tuple = ()
+) -> dict[str, TaskSpec]:
     """Built-in sets, then the user's `tasks_file`, then inline `custom_tasks` (a later entry
     replaces an earlier one of the same name)."""
     registry = {}
@@ -133,6 +137,7 @@ def resolve(data_dir: str | Path, template: str, lang: str) -> Path | str:
 
 # --- items, for decontamination -------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class EvalItem:
     """One dev/test item's text: an NER sentence, a tweet, a headline with its article."""
@@ -141,7 +146,7 @@ class EvalItem:
     split: str
     lang: str
     text: str
-    where: str      # file:line, for the audit's sample pairs
+    where: str  # file:line, for the audit's sample pairs
 
 
 def split_file(task: TaskSpec, lang: str, split: str, data_dir: str | Path) -> Path | str | None:

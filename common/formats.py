@@ -6,6 +6,7 @@ Given `on_problem(path, line, message)` it is tolerant instead: the bad line is 
 (the message ends in "skipped") and left out, so one torn line (a killed run) never hides the
 rest of a file. The report reads this way and lists what it was told.
 """
+
 from __future__ import annotations
 
 import json

@@ -5,6 +5,7 @@ so a killed process never leaves a half-written file under its final name. A sta
 `manifest.json` records its resolved config, the hashes of its inputs, package versions
 and the hashes of its outputs; `manifest_is_current` tells whether a rerun can be skipped.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -36,9 +37,21 @@ def _current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
 TRACKED_PACKAGES = (
-    "torch", "transformers", "tokenizers", "sentencepiece", "datasets", "apache-beam",
-    "datasketch", "evaluate", "seqeval", "scikit-learn", "huggingface_hub", "numpy",
+    "torch",
+    "transformers",
+    "tokenizers",
+    "sentencepiece",
+    "datasets",
+    "apache-beam",
+    "datasketch",
+    "evaluate",
+    "seqeval",
+    "scikit-learn",
+    "huggingface_hub",
+    "numpy",
 )
 
 
@@ -97,8 +110,11 @@ def write_jsonl_gz(path: str | Path, records: Iterable[dict]) -> int:
 
 def read_jsonl(path: str | Path) -> Iterator[dict]:
     with uri.open_read(path) as raw:
-        stream = gzip.open(raw, "rt", encoding="utf-8") if str(path).endswith(".gz") else \
-            io.TextIOWrapper(raw, encoding="utf-8")
+        stream = (
+            gzip.open(raw, "rt", encoding="utf-8")
+            if str(path).endswith(".gz")
+            else io.TextIOWrapper(raw, encoding="utf-8")
+        )
         for line in stream:
             if line.strip():
                 yield json.loads(line)

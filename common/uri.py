@@ -4,6 +4,7 @@ Local paths use plain file operations; a path with a scheme goes through
 `apache_beam.io.filesystems.FileSystems`, imported only then, so stages that never see a URI
 never import Beam. Paths stay strings: `pathlib.Path("gs://b/x")` is "gs:/b/x".
 """
+
 from __future__ import annotations
 
 import os
@@ -16,6 +17,7 @@ def is_remote(path) -> bool:
 
 def _filesystems():
     from apache_beam.io.filesystems import FileSystems
+
     return FileSystems
 
 
@@ -31,7 +33,7 @@ def relative_to(path, base) -> str:
         prefix = str(base).rstrip("/") + "/"
         if not str(path).startswith(prefix):
             raise ValueError(f"{path} is not under {base}")
-        return str(path)[len(prefix):]
+        return str(path)[len(prefix) :]
     return os.path.relpath(path, base)
 
 
@@ -40,7 +42,7 @@ def below(path, base) -> str:
     the same whether the data folder is local or in a bucket."""
     base = str(base).rstrip("/")
     if is_remote(path):
-        return str(path)[len(base) + 1:] if str(path).startswith(base + "/") else str(path)
+        return str(path)[len(base) + 1 :] if str(path).startswith(base + "/") else str(path)
     absolute, root = os.path.abspath(path), os.path.abspath(base)
     return os.path.relpath(absolute, root) if absolute.startswith(root + os.sep) else str(path)
 
@@ -53,6 +55,7 @@ def open_read(path) -> BinaryIO:
     """The file's bytes as a binary stream (never decompressed for you)."""
     if is_remote(path):
         from apache_beam.io.filesystem import CompressionTypes
+
         return _filesystems().open(str(path), compression_type=CompressionTypes.UNCOMPRESSED)
     return open(path, "rb")
 
@@ -60,6 +63,7 @@ def open_read(path) -> BinaryIO:
 def write_bytes(path, data: bytes) -> None:
     """A whole object in one upload: object stores show it only once complete (atomic)."""
     from apache_beam.io.filesystem import CompressionTypes
+
     handle = _filesystems().create(str(path), compression_type=CompressionTypes.UNCOMPRESSED)
     try:
         handle.write(data)
@@ -73,6 +77,7 @@ def glob(pattern) -> list[str]:
         result = _filesystems().match([str(pattern)])[0]
         return sorted(m.path for m in result.metadata_list)
     import glob as _glob
+
     return sorted(p for p in _glob.glob(str(pattern), recursive=True) if os.path.isfile(p))
 
 

@@ -4,6 +4,7 @@ Tasks are data, not code: each built-in task (common/eval_sets.yaml, the registr
 sets shared with the corpus stage's decontamination) is a `TaskSpec`, and a user adds their own
 CoNLL or TSV/CSV/JSONL set in a `tasks_file` or under `custom_tasks`, see docs/finetune.md.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -52,8 +53,7 @@ class TrainConfig:
             raise ValueError(f"train.lr must be in (0, 1), got {self.lr}")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"train.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        for name in ("max_train_examples", "max_dev_examples", "max_test_examples",
-                     "stride_words", "threads"):
+        for name in ("max_train_examples", "max_dev_examples", "max_test_examples", "stride_words", "threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"train.{name} must be >= 0, got {getattr(self, name)}")
 

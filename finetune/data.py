@@ -5,6 +5,7 @@ Hub dataset and a local file look the same to the training code. Label checks: a
 skipped and counted with `skip_bad_rows=true`); `reader.label_map` is the documented way to
 rename or drop labels, and every use of it is counted and logged as a warning.
 """
+
 from __future__ import annotations
 
 import logging
@@ -52,6 +53,7 @@ def ner_label_list(seen: set[str]) -> list[str]:
 
 # --- reading one split ------------------------------------------------------------------------
 
+
 def _relabel(label: str, spec: ReaderSpec, counts: Counter) -> str | None:
     if spec.lowercase_labels:
         label = label.lower()
@@ -62,8 +64,7 @@ def _relabel(label: str, spec: ReaderSpec, counts: Counter) -> str | None:
     return label
 
 
-def _ner_rows(path: Path, spec: ReaderSpec, allowed: frozenset | None, bad: BadRows,
-              counts: Counter):
+def _ner_rows(path: Path, spec: ReaderSpec, allowed: frozenset | None, bad: BadRows, counts: Counter):
     for sent in read_conll(path, counts):
         labels = []
         for label in sent["labels"]:
@@ -71,34 +72,42 @@ def _ner_rows(path: Path, spec: ReaderSpec, allowed: frozenset | None, bad: BadR
             labels.append("O" if new is None else new)
         unknown = sorted({l for l in labels if allowed is not None and l not in allowed})
         if unknown:
-            bad(f"{path}:{sent['line']}", "unknown_label",
-                f"label(s) {unknown} not in the train label set {sorted(allowed)} "
-                "(map them with reader.label_map)")
+            bad(
+                f"{path}:{sent['line']}",
+                "unknown_label",
+                f"label(s) {unknown} not in the train label set {sorted(allowed)} (map them with reader.label_map)",
+            )
             continue
         yield {"words": sent["words"], "labels": labels, "line": sent["line"]}
 
 
-def _cls_rows(path: Path, spec: ReaderSpec, allowed: frozenset | None, bad: BadRows,
-              counts: Counter):
+def _cls_rows(path: Path, spec: ReaderSpec, allowed: frozenset | None, bad: BadRows, counts: Counter):
     for row in read_table(path, spec, bad):
         label = _relabel(row["label"], spec, counts)
         if label is None:
             continue
         if allowed is not None and label not in allowed:
-            bad(f"{path}:{row['line']}", "unknown_label",
-                f"label {label!r} is not in the label set {sorted(allowed)} "
-                "(map it with reader.label_map)")
+            bad(
+                f"{path}:{row['line']}",
+                "unknown_label",
+                f"label {label!r} is not in the label set {sorted(allowed)} (map it with reader.label_map)",
+            )
             continue
         yield {"text": row["text"], "label": label, "line": row["line"]}
 
 
 def _features(kind: str) -> datasets.Features:
     if kind == "ner":
-        return datasets.Features({"words": datasets.Sequence(datasets.Value("string")),
-                                  "labels": datasets.Sequence(datasets.Value("string")),
-                                  "line": datasets.Value("int64")})
-    return datasets.Features({"text": datasets.Value("string"), "label": datasets.Value("string"),
-                              "line": datasets.Value("int64")})
+        return datasets.Features(
+            {
+                "words": datasets.Sequence(datasets.Value("string")),
+                "labels": datasets.Sequence(datasets.Value("string")),
+                "line": datasets.Value("int64"),
+            }
+        )
+    return datasets.Features(
+        {"text": datasets.Value("string"), "label": datasets.Value("string"), "line": datasets.Value("int64")}
+    )
 
 
 def _from_generator(gen, kwargs: dict, kind: str) -> datasets.Dataset:
@@ -106,13 +115,17 @@ def _from_generator(gen, kwargs: dict, kind: str) -> datasets.Dataset:
     with tempfile.TemporaryDirectory(prefix="finetune-ds-") as cache:
         try:
             ds = datasets.Dataset.from_generator(
-                gen, features=_features(kind), gen_kwargs=kwargs, cache_dir=cache,
-                keep_in_memory=True, fingerprint=os.urandom(8).hex())
+                gen,
+                features=_features(kind),
+                gen_kwargs=kwargs,
+                cache_dir=cache,
+                keep_in_memory=True,
+                fingerprint=os.urandom(8).hex(),
+            )
         except ValueError as err:
             if "corresponds to no data" not in str(err):
                 raise
-            ds = datasets.Dataset.from_dict({k: [] for k in _features(kind)},
-                                            features=_features(kind))
+            ds = datasets.Dataset.from_dict({k: [] for k in _features(kind)}, features=_features(kind))
         except Exception as err:  # datasets wraps generator errors in DatasetGenerationError
             cause = err
             while cause is not None and not isinstance(cause, DataError):
@@ -123,8 +136,9 @@ def _from_generator(gen, kwargs: dict, kind: str) -> datasets.Dataset:
     return ds
 
 
-def read_split(task: TaskSpec, lang: str, split: str, data_dir: Path,
-               allowed: frozenset | None, skip_bad_rows: bool) -> SplitData:
+def read_split(
+    task: TaskSpec, lang: str, split: str, data_dir: Path, allowed: frozenset | None, skip_bad_rows: bool
+) -> SplitData:
     spec = task.reader_for(split)
     if spec.hub_id:
         return load_hub_split(task, spec, split, allowed)
@@ -137,19 +151,23 @@ def read_split(task: TaskSpec, lang: str, split: str, data_dir: Path,
     gen = _ner_rows if task.kind == "ner" else _cls_rows
     if not path.exists():
         raise DataError(f"{path}: file not found (task {task.name}, {lang}, {split})")
-    ds = _from_generator(gen, {"path": path, "spec": spec, "allowed": allowed, "bad": bad,
-                               "counts": counts}, task.kind)
+    ds = _from_generator(gen, {"path": path, "spec": spec, "allowed": allowed, "bad": bad, "counts": counts}, task.kind)
     for key, value in counts.items():
         if key.startswith("label_"):
             log.warning("%s: %s rows (reader.label_map)", path, f"{key}: {value}")
     if any(k.startswith("skipped_") for k in counts):
-        log.warning("%s: skipped bad rows %s; e.g. %s", path,
-                    {k: v for k, v in counts.items() if k.startswith("skipped_")}, examples[:3])
+        log.warning(
+            "%s: skipped bad rows %s; e.g. %s",
+            path,
+            {k: v for k, v in counts.items() if k.startswith("skipped_")},
+            examples[:3],
+        )
     counts["rows"] = len(ds)
     return SplitData(ds, [str(path)], dict(counts), examples)
 
 
 # --- the Hub --------------------------------------------------------------------------------
+
 
 def _hub_reachable(host: str = "huggingface.co", timeout: float = 5.0) -> bool:
     try:
@@ -159,22 +177,23 @@ def _hub_reachable(host: str = "huggingface.co", timeout: float = 5.0) -> bool:
         return False
 
 
-def load_hub_split(task: TaskSpec, spec: ReaderSpec, split: str,
-                   allowed: frozenset | None) -> SplitData:
+def load_hub_split(task: TaskSpec, spec: ReaderSpec, split: str, allowed: frozenset | None) -> SplitData:
     """A split of a Hub dataset, with its columns renamed to ours. Offline: a clear error."""
-    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or \
-        os.environ.get("HF_DATASETS_OFFLINE", "") not in ("", "0")
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or os.environ.get(
+        "HF_DATASETS_OFFLINE", ""
+    ) not in ("", "0")
     where = f"task {task.name}: hub_id {spec.hub_id!r}"
     if not offline and not _hub_reachable():
-        raise DataError(f"{where}: huggingface.co cannot be reached (no internet?); use local "
-                        "files, or set HF_HUB_OFFLINE=1 to use a copy already in the HF cache")
+        raise DataError(
+            f"{where}: huggingface.co cannot be reached (no internet?); use local "
+            "files, or set HF_HUB_OFFLINE=1 to use a copy already in the HF cache"
+        )
     hub_split = spec.hub_split or {"dev": "validation"}.get(split, split)
     try:
         ds = datasets.load_dataset(spec.hub_id, spec.hub_config or None, split=hub_split)
     except Exception as err:
         hint = " (offline: HF_HUB_OFFLINE is set and no cached copy exists)" if offline else ""
-        raise DataError(f"{where}, split {hub_split!r} cannot be loaded{hint}: "
-                        f"{type(err).__name__}: {err}") from None
+        raise DataError(f"{where}, split {hub_split!r} cannot be loaded{hint}: {type(err).__name__}: {err}") from None
     text_col = spec.text_columns[0] if task.kind == "ner" else None
     names = _label_names(ds, spec.label_column)
 
@@ -207,6 +226,7 @@ def _label_names(ds: datasets.Dataset, column: str) -> list[str] | None:
 
 # --- one task and language ------------------------------------------------------------------
 
+
 def fixed_labels(task: TaskSpec, lang: str, data_dir: Path) -> list[str] | None:
     if task.labels:
         return list(task.labels)
@@ -233,8 +253,9 @@ def _cap(ds: datasets.Dataset, n: int) -> datasets.Dataset:
     return ds.shuffle(seed=0).select(range(n)).flatten_indices()
 
 
-def load_task(task: TaskSpec, lang: str, data_dir: Path, skip_bad_rows: bool = False,
-              caps: dict[str, int] | None = None) -> TaskData:
+def load_task(
+    task: TaskSpec, lang: str, data_dir: Path, skip_bad_rows: bool = False, caps: dict[str, int] | None = None
+) -> TaskData:
     """Train, dev and test of one task and language, with a checked label list."""
     caps = caps or {}
     fixed = fixed_labels(task, lang, data_dir)
@@ -256,8 +277,7 @@ def load_task(task: TaskSpec, lang: str, data_dir: Path, skip_bad_rows: bool = F
         raise DataError(f"{train.sources[0]}: fewer than 2 labels in train ({labels})")
     splits = {"train": train}
     for split in ("dev", "test"):
-        splits[split] = read_split(task, lang, split, Path(data_dir), frozenset(labels),
-                                   skip_bad_rows)
+        splits[split] = read_split(task, lang, split, Path(data_dir), frozenset(labels), skip_bad_rows)
         if len(splits[split].dataset) == 0:
             raise DataError(f"{splits[split].sources[0]}: no {split} rows")
     for split in SPLITS:
@@ -274,10 +294,11 @@ def load_task(task: TaskSpec, lang: str, data_dir: Path, skip_bad_rows: bool = F
 def _zero_shot_train(task, lang, data_dir, allowed, skip_bad_rows, empty):
     sources = task.zero_shot_train.get(lang)
     if not sources:
-        raise DataError(f"{empty.sources[0]}: no train rows for {task.name} {lang}; "
-                        f"set zero_shot_train: {{{lang}: [other langs]}} in the task")
-    parts = [read_split(task, src, "train", Path(data_dir), allowed, skip_bad_rows)
-             for src in sources]
+        raise DataError(
+            f"{empty.sources[0]}: no train rows for {task.name} {lang}; "
+            f"set zero_shot_train: {{{lang}: [other langs]}} in the task"
+        )
+    parts = [read_split(task, src, "train", Path(data_dir), allowed, skip_bad_rows) for src in sources]
     ds = datasets.concatenate_datasets([p.dataset for p in parts])
     counts = Counter()
     for p in parts:

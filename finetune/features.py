@@ -7,6 +7,7 @@ and a window may also carry up to `context_words` earlier words as unlabelled le
 `merge_word_predictions` puts the windows back together, so seqeval scores every gold
 entity of the full sentence.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -68,8 +69,7 @@ def plan_windows(pieces: list[int], budget: int, context_words: int) -> list[tup
 
 
 def _encode_window(tokenizer, words, labels, ctx, start, end, max_length):
-    enc = tokenizer(words[ctx:end], is_split_into_words=True, truncation=True,
-                    max_length=max_length)
+    enc = tokenizer(words[ctx:end], is_split_into_words=True, truncation=True, max_length=max_length)
     label_ids, previous = [], None
     for w in enc.word_ids():
         owned = w is not None and w != previous and w + ctx >= start
@@ -78,8 +78,9 @@ def _encode_window(tokenizer, words, labels, ctx, start, end, max_length):
     return enc, label_ids
 
 
-def ner_windows(tokenizer, sentences: list[list[str]], tags: list[list[int]], max_length: int,
-                context_words: int) -> list[NerWindow]:
+def ner_windows(
+    tokenizer, sentences: list[list[str]], tags: list[list[int]], max_length: int, context_words: int
+) -> list[NerWindow]:
     """Windows for every sentence; `tags` are label ids (gold for train/dev/test)."""
     budget = max_length - tokenizer.num_special_tokens_to_add(pair=False)
     out = []
@@ -100,14 +101,20 @@ def ner_windows(tokenizer, sentences: list[list[str]], tags: list[list[int]], ma
                     mid = start + max(1, (end - start) // 2)
                     queue[:0] = [(start, start, mid)] + ([(mid, mid, end)] if mid < end else [])
                 continue
-            out.append(NerWindow(ex, start, end, {"input_ids": enc["input_ids"],
-                                                  "attention_mask": enc["attention_mask"],
-                                                  "labels": label_ids}))
+            out.append(
+                NerWindow(
+                    ex,
+                    start,
+                    end,
+                    {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": label_ids},
+                )
+            )
     return out
 
 
-def merge_word_predictions(windows: list[NerWindow], window_preds: list[list[int]],
-                           lengths: list[int]) -> list[list[int]]:
+def merge_word_predictions(
+    windows: list[NerWindow], window_preds: list[list[int]], lengths: list[int]
+) -> list[list[int]]:
     """Per-window predicted ids at labelled positions -> one id per word of each sentence."""
     merged: list[list[int | None]] = [[None] * n for n in lengths]
     for window, preds in zip(windows, window_preds):
@@ -122,9 +129,10 @@ def merge_word_predictions(windows: list[NerWindow], window_preds: list[list[int
     return merged  # type: ignore[return-value]
 
 
-def classification_features(tokenizer, texts: list[str], labels: list[int],
-                            max_length: int) -> list[dict]:
+def classification_features(tokenizer, texts: list[str], labels: list[int], max_length: int) -> list[dict]:
     """Texts truncated to the window (MasakhaNEWS articles are long; the headline comes first)."""
     enc = tokenizer(texts, truncation=True, max_length=max_length)
-    return [{"input_ids": ids, "attention_mask": mask, "labels": label}
-            for ids, mask, label in zip(enc["input_ids"], enc["attention_mask"], labels)]
+    return [
+        {"input_ids": ids, "attention_mask": mask, "labels": label}
+        for ids, mask, label in zip(enc["input_ids"], enc["attention_mask"], labels)
+    ]

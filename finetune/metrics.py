@@ -6,6 +6,7 @@ The numbers come from the libraries themselves: seqeval in strict IOB2 mode (ent
 P/R/F1, micro-averaged over types, as MasakhaNER reports) and scikit-learn (accuracy,
 macro-F1). tests/test_finetune_metrics.py checks them against direct calls on fixed input.
 """
+
 from __future__ import annotations
 
 import datasets
@@ -20,10 +21,13 @@ class SeqevalStrict(evaluate.Metric):
             description="seqeval strict IOB2 entity P/R/F1 (micro over types) + per type",
             citation="seqeval (Nakayama 2018); MasakhaNER (Adelani et al. 2021)",
             inputs_description="predictions, references: lists of IOB2 tag sequences",
-            features=datasets.Features({
-                "predictions": datasets.Sequence(datasets.Value("string")),
-                "references": datasets.Sequence(datasets.Value("string")),
-            }))
+            features=datasets.Features(
+                {
+                    "predictions": datasets.Sequence(datasets.Value("string")),
+                    "references": datasets.Sequence(datasets.Value("string")),
+                }
+            ),
+        )
 
     def _compute(self, predictions, references):
         from seqeval.metrics import classification_report
@@ -32,18 +36,30 @@ class SeqevalStrict(evaluate.Metric):
         for i, (p, r) in enumerate(zip(predictions, references)):
             if len(p) != len(r):
                 raise ValueError(f"sentence {i}: {len(p)} predicted tags for {len(r)} words")
-        report = classification_report(references, predictions, mode="strict", scheme=IOB2,
-                                       output_dict=True, zero_division=0)
+        report = classification_report(
+            references, predictions, mode="strict", scheme=IOB2, output_dict=True, zero_division=0
+        )
         micro = report["micro avg"]
         tokens = sum(len(r) for r in references)
         correct = sum(pt == rt for p, r in zip(predictions, references) for pt, rt in zip(p, r))
-        per_type = {k: {"precision": float(v["precision"]), "recall": float(v["recall"]),
-                            "f1": float(v["f1-score"]),
-                        "support": int(v["support"])}
-                    for k, v in report.items() if not k.endswith(" avg")}
-        return {"precision": float(micro["precision"]), "recall": float(micro["recall"]),
-                "f1": float(micro["f1-score"]), "entities": int(micro["support"]),
-                "token_accuracy": correct / tokens if tokens else 0.0, "per_type": per_type}
+        per_type = {
+            k: {
+                "precision": float(v["precision"]),
+                "recall": float(v["recall"]),
+                "f1": float(v["f1-score"]),
+                "support": int(v["support"]),
+            }
+            for k, v in report.items()
+            if not k.endswith(" avg")
+        }
+        return {
+            "precision": float(micro["precision"]),
+            "recall": float(micro["recall"]),
+            "f1": float(micro["f1-score"]),
+            "entities": int(micro["support"]),
+            "token_accuracy": correct / tokens if tokens else 0.0,
+            "per_type": per_type,
+        }
 
 
 class ClassificationScores(evaluate.Metric):
@@ -54,16 +70,19 @@ class ClassificationScores(evaluate.Metric):
             description="accuracy and macro-F1 over the labels present in gold or predictions",
             citation="scikit-learn (Pedregosa et al. 2011)",
             inputs_description="predictions, references: label strings",
-            features=datasets.Features({"predictions": datasets.Value("string"),
-                                        "references": datasets.Value("string")}))
+            features=datasets.Features(
+                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
+            ),
+        )
 
     def _compute(self, predictions, references):
         from sklearn.metrics import accuracy_score, f1_score
 
-        return {"accuracy": float(accuracy_score(references, predictions)),
-                "macro_f1": float(f1_score(references, predictions, average="macro",
-                                           zero_division=0)),
-                "examples": len(references)}
+        return {
+            "accuracy": float(accuracy_score(references, predictions)),
+            "macro_f1": float(f1_score(references, predictions, average="macro", zero_division=0)),
+            "examples": len(references),
+        }
 
 
 MAIN_METRIC = {"ner": "f1", "classification": "macro_f1"}

@@ -4,6 +4,7 @@ Checks run before any training: config and weights present and readable, a token
 loads, a tokenizer whose ids all fit the model's embedding table, the same padding id in
 both, and (safetensors) an embedding matrix of the size the config says.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,12 @@ from common.config import ConfigError
 
 log = logging.getLogger("finetune")
 
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                "pytorch_model.bin.index.json")
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 # Models whose position ids start after the padding index (RoBERTa family): 2 slots fewer.
 POSITION_OFFSET_TYPES = {"roberta", "xlm-roberta", "camembert", "xlm-roberta-xl", "longformer"}
 
@@ -61,8 +66,9 @@ def _load_tokenizer(folder: Path):
             "folder must contain its tokenizer files (tokenizer.json or sentencepiece model)"
         ) from None
     if not getattr(tokenizer, "is_fast", False):
-        raise ModelFolderError(f"{folder}: tokenizer is not a fast tokenizer; word_ids() "
-                               "(first-sub-token labels) needs one")
+        raise ModelFolderError(
+            f"{folder}: tokenizer is not a fast tokenizer; word_ids() (first-sub-token labels) needs one"
+        )
     try:
         tokenizer(["a", "b"], is_split_into_words=True)
     except Exception:  # byte-level BPE tokenizers need add_prefix_space for pre-split words
@@ -82,8 +88,7 @@ def check_model_folder(path: str | Path, wanted_length: int) -> CheckedModel:
         raise ModelFolderError(f"{folder}: no config.json (folder has {present})")
     weights = [name for name in WEIGHT_FILES if (folder / name).exists()]
     if not weights:
-        raise ModelFolderError(f"{folder}: no weights ({' or '.join(WEIGHT_FILES)}); "
-                               f"folder has {present}")
+        raise ModelFolderError(f"{folder}: no weights ({' or '.join(WEIGHT_FILES)}); folder has {present}")
     for index in (w for w in weights if w.endswith(".index.json")):
         shards = set(json.loads((folder / index).read_text())["weight_map"].values())
         missing = sorted(s for s in shards if not (folder / s).exists())
@@ -97,17 +102,21 @@ def check_model_folder(path: str | Path, wanted_length: int) -> CheckedModel:
     vocab = getattr(config, "vocab_size", None)
     rows = _embedding_rows(folder)
     if vocab is not None and rows is not None and rows != vocab:
-        raise ModelFolderError(f"{folder}: config.json says vocab_size={vocab} but the weights' "
-                               f"embedding has {rows} rows")
+        raise ModelFolderError(
+            f"{folder}: config.json says vocab_size={vocab} but the weights' embedding has {rows} rows"
+        )
     if vocab is not None and len(tokenizer) > vocab:
         raise ModelFolderError(
             f"{folder}: vocabulary mismatch: the tokenizer has {len(tokenizer)} tokens but the "
             f"model's embedding has {vocab} rows (ids >= {vocab} would crash or be wrong); is "
-            "this the tokenizer the model was trained with?")
+            "this the tokenizer the model was trained with?"
+        )
     cfg_pad = getattr(config, "pad_token_id", None)
     if cfg_pad is not None and tokenizer.pad_token_id is not None and cfg_pad != tokenizer.pad_token_id:
-        raise ModelFolderError(f"{folder}: tokenizer pad id {tokenizer.pad_token_id} != model "
-                               f"pad_token_id {cfg_pad}; tokenizer and model do not belong together")
+        raise ModelFolderError(
+            f"{folder}: tokenizer pad id {tokenizer.pad_token_id} != model "
+            f"pad_token_id {cfg_pad}; tokenizer and model do not belong together"
+        )
     if tokenizer.pad_token_id is None:
         raise ModelFolderError(f"{folder}: tokenizer has no padding token")
     return CheckedModel(folder, tokenizer, config, _max_length(config, tokenizer, wanted_length))
@@ -133,11 +142,15 @@ def load_model(checked: CheckedModel, kind: str, labels: list[str]):
     transformers.utils.logging.disable_progress_bar()
     try:
         model = cls.from_pretrained(
-            str(checked.path), num_labels=len(labels),
-            id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)})
+            str(checked.path),
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={l: i for i, l in enumerate(labels)},
+        )
     except Exception as err:
-        raise ModelFolderError(f"{checked.path}: cannot build a {cls.__name__} "
-                               f"({type(err).__name__}: {str(err)[:300]})") from None
+        raise ModelFolderError(
+            f"{checked.path}: cannot build a {cls.__name__} ({type(err).__name__}: {str(err)[:300]})"
+        ) from None
     finally:
         transformers.logging.set_verbosity(level)
         transformers.utils.logging.enable_progress_bar()

@@ -6,6 +6,7 @@ corpus folder; that corpus's manifest lists the evaluation files it was cleaned 
 (`decontaminated_against`, with their hashes). Scores on a set missing from that list, or on a
 file changed since, may be inflated by test text seen in pretraining: finetuning warns.
 """
+
 from __future__ import annotations
 
 import json

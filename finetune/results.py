@@ -6,6 +6,7 @@ over seeds (ddof=1; 0 with one seed). The per-task average over languages (the p
 writer), `read_results` reads it back (one reader: the report, publish, the benches and the
 study go through it); docs/interfaces.md has the columns.
 """
+
 from __future__ import annotations
 
 import csv
@@ -18,16 +19,38 @@ from typing import TypedDict
 from common.formats import FormatError, OnProblem, problem
 from common.io import atomic_write
 
-COLUMNS = ["task", "lang", "model", "seed", "setting", "metric", "test_score", "dev_score",
-           "best_epoch", "epochs", "test_f1", "test_precision", "test_recall",
-           "test_accuracy", "test_macro_f1", "n_train", "n_dev", "n_test", "seconds",
-           "cpu_seconds"]
-SUMMARY_COLUMNS = ["task", "lang", "model", "metric", "seeds", "test_mean", "test_std",
-                   "dev_mean", "dev_std"]
+COLUMNS = [
+    "task",
+    "lang",
+    "model",
+    "seed",
+    "setting",
+    "metric",
+    "test_score",
+    "dev_score",
+    "best_epoch",
+    "epochs",
+    "test_f1",
+    "test_precision",
+    "test_recall",
+    "test_accuracy",
+    "test_macro_f1",
+    "n_train",
+    "n_dev",
+    "n_test",
+    "seconds",
+    "cpu_seconds",
+]
+SUMMARY_COLUMNS = ["task", "lang", "model", "metric", "seeds", "test_mean", "test_std", "dev_mean", "dev_std"]
 REQUIRED = ("task", "lang", "model", "seed", "test_score")  # what a reader needs in every row
 INTS = ("seed", "best_epoch", "epochs", "n_train", "n_dev", "n_test")
-NUMBERS = ("test_score", *INTS, *(c for c in COLUMNS if c.startswith(("test_", "dev_")) and c != "test_score"),
-           "seconds", "cpu_seconds")
+NUMBERS = (
+    "test_score",
+    *INTS,
+    *(c for c in COLUMNS if c.startswith(("test_", "dev_")) and c != "test_score"),
+    "seconds",
+    "cpu_seconds",
+)
 
 
 class ResultRow(TypedDict, total=False):
@@ -55,19 +78,32 @@ class ResultRow(TypedDict, total=False):
     cpu_seconds: float | None
 
 
-def result_row(task: str, lang: str, model: str, seed: int, setting: str, metric: str,
-               out, epochs: int, sizes: dict[str, int]) -> dict:
+def result_row(
+    task: str, lang: str, model: str, seed: int, setting: str, metric: str, out, epochs: int, sizes: dict[str, int]
+) -> dict:
     pct = lambda x: None if x is None else round(100 * x, 4)  # noqa: E731
     test = out.test
     return {
-        "task": task, "lang": lang, "model": model, "seed": seed, "setting": setting,
-        "metric": metric, "test_score": pct(test[metric]), "dev_score": pct(out.dev[metric]),
-        "best_epoch": out.best_epoch, "epochs": epochs,
-        "test_f1": pct(test.get("f1")), "test_precision": pct(test.get("precision")),
-        "test_recall": pct(test.get("recall")), "test_accuracy": pct(test.get("accuracy")),
+        "task": task,
+        "lang": lang,
+        "model": model,
+        "seed": seed,
+        "setting": setting,
+        "metric": metric,
+        "test_score": pct(test[metric]),
+        "dev_score": pct(out.dev[metric]),
+        "best_epoch": out.best_epoch,
+        "epochs": epochs,
+        "test_f1": pct(test.get("f1")),
+        "test_precision": pct(test.get("precision")),
+        "test_recall": pct(test.get("recall")),
+        "test_accuracy": pct(test.get("accuracy")),
         "test_macro_f1": pct(test.get("macro_f1")),
-        "n_train": sizes["train"], "n_dev": sizes["dev"], "n_test": sizes["test"],
-        "seconds": round(out.seconds, 1), "cpu_seconds": round(out.cpu_seconds, 1),
+        "n_train": sizes["train"],
+        "n_dev": sizes["dev"],
+        "n_test": sizes["test"],
+        "seconds": round(out.seconds, 1),
+        "cpu_seconds": round(out.cpu_seconds, 1),
     }
 
 
@@ -120,20 +156,37 @@ def summarise(rows: list[dict]) -> list[dict]:
     for (task, lang, model), members in sorted(groups.items()):
         test_mean, test_std = _mean_std([r["test_score"] for r in members])
         dev_mean, dev_std = _mean_std([r["dev_score"] for r in members])
-        summary.append({"task": task, "lang": lang, "model": model,
-                        "metric": members[0]["metric"], "seeds": len(members),
-                        "test_mean": round(test_mean, 2), "test_std": round(test_std, 2),
-                        "dev_mean": round(dev_mean, 2), "dev_std": round(dev_std, 2)})
+        summary.append(
+            {
+                "task": task,
+                "lang": lang,
+                "model": model,
+                "metric": members[0]["metric"],
+                "seeds": len(members),
+                "test_mean": round(test_mean, 2),
+                "test_std": round(test_std, 2),
+                "dev_mean": round(dev_mean, 2),
+                "dev_std": round(dev_std, 2),
+            }
+        )
     by_task: dict[tuple, list[dict]] = defaultdict(list)
     for row in summary:
         by_task[(row["task"], row["model"])].append(row)
     for (task, model), members in sorted(by_task.items()):
         if len(members) > 1:
-            summary.append({"task": task, "lang": "avg", "model": model,
-                            "metric": members[0]["metric"], "seeds": members[0]["seeds"],
-                            "test_mean": round(statistics.fmean(m["test_mean"] for m in members), 2),
-                            "test_std": "", "dev_mean": round(statistics.fmean(
-                                m["dev_mean"] for m in members), 2), "dev_std": ""})
+            summary.append(
+                {
+                    "task": task,
+                    "lang": "avg",
+                    "model": model,
+                    "metric": members[0]["metric"],
+                    "seeds": members[0]["seeds"],
+                    "test_mean": round(statistics.fmean(m["test_mean"] for m in members), 2),
+                    "test_std": "",
+                    "dev_mean": round(statistics.fmean(m["dev_mean"] for m in members), 2),
+                    "dev_std": "",
+                }
+            )
     return summary
 
 
@@ -148,27 +201,50 @@ def _csv_text(rows: list[dict], columns: list[str]) -> str:
 def _md_table(rows: list[dict], columns: list[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
-        lines.append("| " + " | ".join("" if row.get(c) is None else str(row.get(c))
-                                       for c in columns) + " |")
+        lines.append("| " + " | ".join("" if row.get(c) is None else str(row.get(c)) for c in columns) + " |")
     return "\n".join(lines)
 
 
 def markdown(rows: list[dict], summary: list[dict], header: str) -> str:
-    pretty = [dict(r, **{"test (mean ± std)": f"{r['test_mean']:.2f}"
-                         + (f" ± {r['test_std']:.2f}" if r["test_std"] != "" else ""),
-                         "dev (mean)": f"{r['dev_mean']:.2f}"}) for r in summary]
+    pretty = [
+        dict(
+            r,
+            **{
+                "test (mean ± std)": f"{r['test_mean']:.2f}"
+                + (f" ± {r['test_std']:.2f}" if r["test_std"] != "" else ""),
+                "dev (mean)": f"{r['dev_mean']:.2f}",
+            },
+        )
+        for r in summary
+    ]
     short = ["task", "lang", "model", "metric", "seeds", "test (mean ± std)", "dev (mean)"]
-    run_cols = ["task", "lang", "model", "seed", "metric", "test_score", "dev_score",
-                "best_epoch", "n_train", "n_dev", "n_test", "seconds", "cpu_seconds"]
-    return (f"{header}\n\n## Summary (test score of the best dev epoch, %, mean ± std over seeds)\n\n"
-            f"{_md_table(pretty, short)}\n\n## Runs\n\n{_md_table(rows, run_cols)}\n")
+    run_cols = [
+        "task",
+        "lang",
+        "model",
+        "seed",
+        "metric",
+        "test_score",
+        "dev_score",
+        "best_epoch",
+        "n_train",
+        "n_dev",
+        "n_test",
+        "seconds",
+        "cpu_seconds",
+    ]
+    return (
+        f"{header}\n\n## Summary (test score of the best dev epoch, %, mean ± std over seeds)\n\n"
+        f"{_md_table(pretty, short)}\n\n## Runs\n\n{_md_table(rows, run_cols)}\n"
+    )
 
 
 def write_tables(out_dir: Path, rows: list[dict], header: str) -> list[Path]:
     summary = summarise(rows)
     paths = [out_dir / "results.csv", out_dir / "summary.csv", out_dir / "results.md"]
-    for path, text in zip(paths, (_csv_text(rows, COLUMNS), _csv_text(summary, SUMMARY_COLUMNS),
-                                  markdown(rows, summary, header))):
+    for path, text in zip(
+        paths, (_csv_text(rows, COLUMNS), _csv_text(summary, SUMMARY_COLUMNS), markdown(rows, summary, header))
+    ):
         with atomic_write(path) as handle:
             handle.write(text)
     return paths

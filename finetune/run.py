@@ -13,6 +13,7 @@ task reruns only what is new; the whole stage is skipped when its manifest is cu
 
 Every process trains (train.batch_size is split between them); only rank 0 writes files.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,15 @@ import yaml
 
 from common.cli import Command
 from common.config import ConfigError, config_to_dict
-from common.io import (atomic_write, manifest_is_current, sha256_file, sha256_json,
-                       write_json, write_jsonl_gz, write_manifest)
+from common.io import (
+    atomic_write,
+    manifest_is_current,
+    sha256_file,
+    sha256_json,
+    write_json,
+    write_jsonl_gz,
+    write_manifest,
+)
 from common.eval_sets import TaskSpec, builtin_task_names, resolve, task_registry as registry_of
 from finetune.config import FinetuneConfig
 from finetune.data import DataError, load_task
@@ -34,8 +42,7 @@ from finetune.metrics import MAIN_METRIC
 from finetune.model import check_model_folder
 from finetune.provenance import cleaning_record, uncleaned
 from finetune.results import result_row, write_tables
-from finetune.train import (Encoded, Placement, broadcast, finetune_once, setup_placement,
-                            teardown_placement)
+from finetune.train import Encoded, Placement, broadcast, finetune_once, setup_placement, teardown_placement
 
 log = logging.getLogger("finetune")
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -44,8 +51,14 @@ PRESETS = PACKAGE_DIR / "presets"
 
 # --- configuration -------------------------------------------------------------------------
 
-COMMAND = Command(FinetuneConfig, "python -m finetune.run", __doc__, presets=PRESETS, default_preset="tiny",
-                  extra_help=lambda: "tasks: " + ", ".join(builtin_task_names()))
+COMMAND = Command(
+    FinetuneConfig,
+    "python -m finetune.run",
+    __doc__,
+    presets=PRESETS,
+    default_preset="tiny",
+    extra_help=lambda: "tasks: " + ", ".join(builtin_task_names()),
+)
 
 
 def task_registry(cfg: FinetuneConfig) -> dict[str, TaskSpec]:
@@ -59,8 +72,9 @@ def task_registry(cfg: FinetuneConfig) -> dict[str, TaskSpec]:
 def plan_runs(cfg: FinetuneConfig, registry: dict[str, TaskSpec]) -> list[tuple[TaskSpec, str]]:
     unknown = [t for t in cfg.tasks if t not in registry]
     if unknown:
-        raise ConfigError(f"tasks: unknown task(s) {unknown}; known: {sorted(registry)} "
-                          "(or define them under custom_tasks)")
+        raise ConfigError(
+            f"tasks: unknown task(s) {unknown}; known: {sorted(registry)} (or define them under custom_tasks)"
+        )
     plan = []
     for name in cfg.tasks:
         task = registry[name]
@@ -74,6 +88,7 @@ def plan_runs(cfg: FinetuneConfig, registry: dict[str, TaskSpec]) -> list[tuple[
 
 
 # --- inputs and identity -----------------------------------------------------------------------
+
 
 def model_tag(path: str) -> str:
     """`out/pretrain/tiny-loss/final` -> `tiny-loss/final`: the folder name alone says little."""
@@ -92,7 +107,7 @@ def task_files(task: TaskSpec, lang: str, data_dir: Path) -> list[Path]:
     for split, template in task.files.items():
         if task.reader_for(split).hub_id:
             continue
-        for l in (langs if split == "train" else [lang]):
+        for l in langs if split == "train" else [lang]:
             files.append(resolve(data_dir, template, l))
     if task.labels_file:
         files.append(resolve(data_dir, task.labels_file, lang))
@@ -114,18 +129,27 @@ def warn_uncleaned(cfg: FinetuneConfig, plan, models: list[str]) -> None:
     for model in models:
         record, where = cleaning_record(model)
         if record is None:
-            log.info("%s: cannot tell which evaluation sets its pretraining corpus was cleaned against: %s",
-                     model, where)
+            log.info(
+                "%s: cannot tell which evaluation sets its pretraining corpus was cleaned against: %s", model, where
+            )
             continue
         for task, lang in plan:
             files = uncleaned(record, task, lang, cfg.data_dir)
             if files:
-                log.warning("%s: its pretraining corpus %s was not cleaned against %s %s (%s); scores may "
-                            "be inflated by test text seen in pretraining (rerun the corpus stage with this "
-                            "set registered: tasks_file)", model, where, task.name, lang, ", ".join(files))
+                log.warning(
+                    "%s: its pretraining corpus %s was not cleaned against %s %s (%s); scores may "
+                    "be inflated by test text seen in pretraining (rerun the corpus stage with this "
+                    "set registered: tasks_file)",
+                    model,
+                    where,
+                    task.name,
+                    lang,
+                    ", ".join(files),
+                )
 
 
 # --- running ----------------------------------------------------------------------------------
+
 
 def run_dir(cfg: FinetuneConfig, model: str, task: str, lang: str, seed: int) -> Path:
     return cfg.out_dir / "runs" / model_tag(model).replace("/", "--") / task / lang / f"seed{seed}"
@@ -144,12 +168,19 @@ def train_identity(train, place=None) -> dict:
     return identity
 
 
-def run_key(cfg: FinetuneConfig, task: TaskSpec, lang: str, seed: int, inputs: dict,
-            model: Path, place=None) -> str:
+def run_key(cfg: FinetuneConfig, task: TaskSpec, lang: str, seed: int, inputs: dict, model: Path, place=None) -> str:
     files = {str(p): inputs.get(str(p)) for p in task_files(task, lang, cfg.data_dir)}
-    return sha256_json({"train": train_identity(cfg.train, place), "task": config_to_dict(task),
-                        "lang": lang, "seed": seed, "skip_bad_rows": cfg.skip_bad_rows,
-                        "model": inputs[f"model:{model}"], "files": files})
+    return sha256_json(
+        {
+            "train": train_identity(cfg.train, place),
+            "task": config_to_dict(task),
+            "lang": lang,
+            "seed": seed,
+            "skip_bad_rows": cfg.skip_bad_rows,
+            "model": inputs[f"model:{model}"],
+            "files": files,
+        }
+    )
 
 
 def _previous(path: Path, key: str) -> dict | None:
@@ -160,8 +191,9 @@ def _previous(path: Path, key: str) -> dict | None:
     return data if data.get("run_key") == key else None
 
 
-def run_task(cfg, checked, task: TaskSpec, lang: str, inputs: dict, rows: list[dict],
-             progress: str, place=None) -> None:
+def run_task(
+    cfg, checked, task: TaskSpec, lang: str, inputs: dict, rows: list[dict], progress: str, place=None
+) -> None:
     """All seeds of one (model, task, language); reuses finished runs."""
     place = place or Placement()
     todo, reused = [], {}
@@ -176,13 +208,20 @@ def run_task(cfg, checked, task: TaskSpec, lang: str, inputs: dict, rows: list[d
     # Rank 0's view decides, so every process trains the same runs in step.
     todo, reused = broadcast(place, (todo, reused))
     for seed, row in reused.items():
-        log.info("%s seed %d: reusing %s", progress, seed,
-                 run_dir(cfg, str(checked.path), task.name, lang, seed) / "result.json")
+        log.info(
+            "%s seed %d: reusing %s",
+            progress,
+            seed,
+            run_dir(cfg, str(checked.path), task.name, lang, seed) / "result.json",
+        )
         rows.append(row)
     if not todo:
         return
-    caps = {"train": cfg.train.max_train_examples, "dev": cfg.train.max_dev_examples,
-            "test": cfg.train.max_test_examples}
+    caps = {
+        "train": cfg.train.max_train_examples,
+        "dev": cfg.train.max_dev_examples,
+        "test": cfg.train.max_test_examples,
+    }
     data = load_task(task, lang, cfg.data_dir, cfg.skip_bad_rows, caps)
     sizes = {s: len(d.dataset) for s, d in data.splits.items()}
     counts = {s: d.counts for s, d in data.splits.items()}
@@ -190,30 +229,47 @@ def run_task(cfg, checked, task: TaskSpec, lang: str, inputs: dict, rows: list[d
     encoded = {s: Encoded(data, s, checked, cfg.train) for s in data.splits}
     metric = MAIN_METRIC[task.kind]
     for seed, path, key in todo:
-        out = finetune_once(checked, data, encoded, cfg.train, seed, f"{progress} seed {seed}",
-                            place)
-        row = result_row(task.name, lang, model_tag(str(checked.path)), seed, data.setting,
-                         metric, out, cfg.train.epochs, sizes)
-        log.info("%s seed %d: test %s %.2f (best dev epoch %d, %.1fs)", progress, seed, metric,
-                 row["test_score"], out.best_epoch, out.seconds)
+        out = finetune_once(checked, data, encoded, cfg.train, seed, f"{progress} seed {seed}", place)
+        row = result_row(
+            task.name, lang, model_tag(str(checked.path)), seed, data.setting, metric, out, cfg.train.epochs, sizes
+        )
+        log.info(
+            "%s seed %d: test %s %.2f (best dev epoch %d, %.1fs)",
+            progress,
+            seed,
+            metric,
+            row["test_score"],
+            out.best_epoch,
+            out.seconds,
+        )
         rows.append(row)
         if not place.main:
             continue
         if cfg.save_predictions:
             write_jsonl_gz(path / "test_predictions.jsonl.gz", _prediction_records(data, out))
-        write_json(path / "result.json", {
-            "run_key": key, "row": row, "dev_by_epoch": out.dev_scores, "dev": out.dev,
-            "test": out.test, "labels": data.labels, "data_counts": counts,
-            "bad_rows": {s: d.bad_examples for s, d in data.splits.items() if d.bad_examples},
-            "sources": {s: d.sources for s, d in data.splits.items()},
-            "device": out.device, "bf16": place.bf16, "processes": place.world})
+        write_json(
+            path / "result.json",
+            {
+                "run_key": key,
+                "row": row,
+                "dev_by_epoch": out.dev_scores,
+                "dev": out.dev,
+                "test": out.test,
+                "labels": data.labels,
+                "data_counts": counts,
+                "bad_rows": {s: d.bad_examples for s, d in data.splits.items() if d.bad_examples},
+                "sources": {s: d.sources for s, d in data.splits.items()},
+                "device": out.device,
+                "bf16": place.bf16,
+                "processes": place.world,
+            },
+        )
 
 
 def _prediction_records(data, out):
     test = data.splits["test"].dataset
     if data.task.kind == "ner":
-        for words, gold, pred, line in zip(test["words"], test["labels"], out.test_predictions,
-                                           test["line"]):
+        for words, gold, pred, line in zip(test["words"], test["labels"], out.test_predictions, test["line"]):
             yield {"line": line, "words": words, "gold": gold, "pred": pred}
     else:
         for gold, pred, line in zip(test["label"], out.test_predictions, test["line"]):
@@ -268,12 +324,16 @@ def _run(cfg: FinetuneConfig, models: list[str], place) -> int:
     if place.main:
         with atomic_write(cfg.out_dir / "config.yaml") as handle:
             yaml.safe_dump(resolved, handle, allow_unicode=True, sort_keys=False)
-    log.info("finetune: device %s%s, %d process(es)", place.device,
-             " with bf16 autocast" if place.bf16 else "", place.world)
+    log.info(
+        "finetune: device %s%s, %d process(es)", place.device, " with bf16 autocast" if place.bf16 else "", place.world
+    )
     started, cpu_started = time.time(), time.process_time()
     rows: list[dict] = []
-    header = ("# Finetuning results\n\nModels: " + ", ".join(model_tag(m) for m in models)
-              + f"; seeds {cfg.seeds}; config: config.yaml")
+    header = (
+        "# Finetuning results\n\nModels: "
+        + ", ".join(model_tag(m) for m in models)
+        + f"; seeds {cfg.seeds}; config: config.yaml"
+    )
     total = len(checked) * len(plan)
     for i, model in enumerate(checked):
         if model.max_length < cfg.train.max_length:
@@ -286,14 +346,26 @@ def _run(cfg: FinetuneConfig, models: list[str], place) -> int:
     if not place.main:
         return 0
     outputs = write_tables(cfg.out_dir, rows, header)
-    write_manifest(cfg.out_dir, "finetune", stage_config, inputs,
-                   outputs + [cfg.out_dir / "config.yaml"],
-                   extra={"seconds": round(time.time() - started, 1),
-                          "cpu_seconds": round(time.process_time() - cpu_started, 1),
-                          "runs": len(rows)})
+    write_manifest(
+        cfg.out_dir,
+        "finetune",
+        stage_config,
+        inputs,
+        outputs + [cfg.out_dir / "config.yaml"],
+        extra={
+            "seconds": round(time.time() - started, 1),
+            "cpu_seconds": round(time.process_time() - cpu_started, 1),
+            "runs": len(rows),
+        },
+    )
     # CPU time as well as wall time: on a shared machine wall time says little.
-    log.info("finetune: %d runs in %.0fs wall, %.0fs CPU; %s", len(rows), time.time() - started,
-             time.process_time() - cpu_started, cfg.out_dir / "results.md")
+    log.info(
+        "finetune: %d runs in %.0fs wall, %.0fs CPU; %s",
+        len(rows),
+        time.time() - started,
+        time.process_time() - cpu_started,
+        cfg.out_dir / "results.md",
+    )
     return 0
 
 

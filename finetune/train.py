@@ -12,6 +12,7 @@ every batch (DDP averages the gradients, weighted so the step equals the single-
 and scores its own share of dev/test, gathered so every process makes the same best-epoch
 choice. On CPU with one process nothing of this changes a single number.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -63,8 +64,10 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("train.device=cuda but no CUDA device is visible "
-                          "(torch.cuda.is_available() is false); use train.device=auto or cpu")
+        raise ConfigError(
+            "train.device=cuda but no CUDA device is visible "
+            "(torch.cuda.is_available() is false); use train.device=auto or cpu"
+        )
     if name not in ("cpu", "cuda"):
         raise ConfigError(f"train.device must be auto, cpu or cuda, got {name!r}")
     return torch.device(name)
@@ -81,13 +84,13 @@ def setup_placement(cfg: TrainConfig, timeout_s: int = 1800) -> Placement:
     rank, local = (int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))) if world > 1 else (0, 0)
     if device.type == "cuda":
         if local >= torch.cuda.device_count():
-            raise ConfigError(f"train.device: process {rank} wants GPU {local} but only "
-                              f"{torch.cuda.device_count()} are visible")
+            raise ConfigError(
+                f"train.device: process {rank} wants GPU {local} but only {torch.cuda.device_count()} are visible"
+            )
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
-                                timeout=timedelta(seconds=timeout_s))
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timedelta(seconds=timeout_s))
     return Placement(device, cfg.bf16 and device.type == "cuda", rank, world, local)
 
 
@@ -144,7 +147,8 @@ class Encoded:
         else:
             self.gold = list(ds["label"])
             self.features = classification_features(
-                tok, list(ds["text"]), [label2id[l] for l in self.gold], checked.max_length)
+                tok, list(ds["text"]), [label2id[l] for l in self.gold], checked.max_length
+            )
         self.n_examples = len(ds)
 
 
@@ -170,8 +174,9 @@ def predict(model, enc: Encoded, collate, batch_size: int) -> list:
     loader = DataLoader(features, batch_size=batch_size, shuffle=False, collate_fn=collate)
     window_preds = []
     for batch in loader:
-        logits = model(input_ids=batch["input_ids"].to(device),
-                       attention_mask=batch["attention_mask"].to(device)).logits
+        logits = model(
+            input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
+        ).logits
         preds = logits.argmax(-1).cpu()
         if enc.kind == "ner":
             window_preds.extend(row.tolist() for row in preds)
@@ -201,8 +206,9 @@ def _optimizer(model, cfg: TrainConfig, steps: int):
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         (no_decay if param.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(param)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
+    )
     sched = get_linear_schedule_with_warmup(opt, math.ceil(cfg.warmup_ratio * steps), steps)
     return opt, sched
 
@@ -219,9 +225,15 @@ def torch_threads(n: int):
         torch.set_num_threads(previous)
 
 
-def finetune_once(checked: CheckedModel, data: TaskData, encoded: dict[str, Encoded],
-                  cfg: TrainConfig, seed: int, progress: str = "",
-                  place: Placement | None = None) -> RunOutput:
+def finetune_once(
+    checked: CheckedModel,
+    data: TaskData,
+    encoded: dict[str, Encoded],
+    cfg: TrainConfig,
+    seed: int,
+    progress: str = "",
+    place: Placement | None = None,
+) -> RunOutput:
     """One seeded run; `place` defaults to one process on the CPU."""
     with torch_threads(cfg.threads):
         return _finetune_once(checked, data, encoded, cfg, seed, progress, place or Placement())
@@ -251,13 +263,15 @@ def _finetune_once(checked, data, encoded, cfg, seed, progress, place: Placement
     trained = model
     if place.world > 1:
         trained = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[place.device.index] if place.device.type == "cuda" else None)
+            model, device_ids=[place.device.index] if place.device.type == "cuda" else None
+        )
     collate = _collator(data.task.kind, checked.tokenizer)
     # Every process draws the same batches (same seed), so the data order does not depend
     # on how many processes share the work.
     order = torch.Generator().manual_seed(seed)
-    train_loader = DataLoader(encoded["train"].features, batch_size=cfg.batch_size, shuffle=True,
-                              generator=order, collate_fn=collate)
+    train_loader = DataLoader(
+        encoded["train"].features, batch_size=cfg.batch_size, shuffle=True, generator=order, collate_fn=collate
+    )
     opt, sched = _optimizer(model, cfg, cfg.epochs * len(train_loader))
     main = MAIN_METRIC[data.task.kind]
     best, best_epoch, best_state, dev_scores, best_dev = -1.0, 0, None, [], {}
@@ -280,13 +294,29 @@ def _finetune_once(checked, data, encoded, cfg, seed, progress, place: Placement
         with place.autocast():
             dev, _ = evaluate_split(model, encoded["dev"], data.labels, collate, cfg.eval_batch_size)
         dev_scores.append(dev[main])
-        log.info("%s epoch %d/%d loss %.4f dev %s %.4f%s", progress, epoch, cfg.epochs,
-                 total / max(batches, 1), main, dev[main], " (best)" if dev[main] > best else "")
+        log.info(
+            "%s epoch %d/%d loss %.4f dev %s %.4f%s",
+            progress,
+            epoch,
+            cfg.epochs,
+            total / max(batches, 1),
+            main,
+            dev[main],
+            " (best)" if dev[main] > best else "",
+        )
         if dev[main] > best:  # ties keep the earlier epoch
             best, best_epoch, best_dev = dev[main], epoch, dev
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)
     with place.autocast():
         test, names = evaluate_split(model, encoded["test"], data.labels, collate, cfg.eval_batch_size)
-    return RunOutput(best_epoch, dev_scores, best_dev, test, names, time.time() - started,
-                     time.process_time() - cpu_started, device=str(next(model.parameters()).device))
+    return RunOutput(
+        best_epoch,
+        dev_scores,
+        best_dev,
+        test,
+        names,
+        time.time() - started,
+        time.process_time() - cpu_started,
+        device=str(next(model.parameters()).device),
+    )

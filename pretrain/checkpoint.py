@@ -5,6 +5,7 @@ sha256 of every other file) is written last and the folder renamed into place. O
 newest folder whose `COMPLETE` matches its files is used; a folder without it (killed while
 saving) or with a mismatching file (corrupted on disk) is skipped with a warning.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -5,6 +5,7 @@
 of `pretrain/selection.py` (self-active data selection). No torch here: importing the settings
 (for --help, the study, the report) stays cheap.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,9 +39,7 @@ class ModelConfig:
             if getattr(self, name) < 1:
                 raise ConfigError(f"model.{name} must be >= 1, got {getattr(self, name)}")
         if self.hidden_size % self.num_heads:
-            raise ConfigError(
-                f"model.num_heads={self.num_heads} must divide model.hidden_size={self.hidden_size}"
-            )
+            raise ConfigError(f"model.num_heads={self.num_heads} must divide model.hidden_size={self.hidden_size}")
         for name in ("dropout", "attention_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"model.{name} must be in [0, 1), got {getattr(self, name)}")
@@ -131,8 +130,16 @@ class TrainConfig:
     max_bad_steps: int = 5  # consecutive non-finite losses/gradients before the run stops
 
     def __post_init__(self) -> None:
-        for name in ("max_steps", "batch_size", "grad_accum", "eval_every", "log_every",
-                     "checkpoint_every", "keep_checkpoints", "max_bad_steps"):
+        for name in (
+            "max_steps",
+            "batch_size",
+            "grad_accum",
+            "eval_every",
+            "log_every",
+            "checkpoint_every",
+            "keep_checkpoints",
+            "max_bad_steps",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
@@ -155,9 +162,13 @@ class TrainConfig:
 class VocabConfig:
     """Vocabulary changes to the `init_from` checkpoint before training (pretrain/vocab.py)."""
 
-    reduce: bool = False  # keep only the checkpoint's pieces seen in the training text (AfroXLMR), special and byte pieces always
+    reduce: bool = (
+        False  # keep only the checkpoint's pieces seen in the training text (AfroXLMR), special and byte pieces always
+    )
     min_count: int = 1  # reduce: times a piece must occur in the train split of the run's languages to be kept
-    extend: bool = False  # add tokenizer_dir's pieces that the checkpoint lacks, each starting at the mean of its old segmentation
+    extend: bool = (
+        False  # add tokenizer_dir's pieces that the checkpoint lacks, each starting at the mean of its old segmentation
+    )
 
     def __post_init__(self) -> None:
         if self.min_count < 1:
@@ -166,7 +177,8 @@ class VocabConfig:
 
 SAMPLINGS = ("gumbel", "topk")
 STRATEGY_HELP = "selection strategy (pretrain/strategies): " + "; ".join(
-    f"{name} = {s.summary}" for name, s in STRATEGIES.items())
+    f"{name} = {s.summary}" for name, s in STRATEGIES.items()
+)
 
 
 @dataclass
@@ -177,8 +189,12 @@ class SelectionConfig:
     select_every: int = 50  # optimizer steps per selection round
     blocks_per_round: int = 256  # blocks the next round trains on (kept)
     kept_share: float = 1 / 3  # kept / candidates, when candidates_per_round is 0: the selection pressure
-    candidates_per_round: int = 0  # blocks drawn and scored per round (> blocks_per_round); 0 = blocks_per_round / kept_share
-    sampling: str = "gumbel"  # gumbel = sampling without replacement P ∝ exp(score/temperature); topk = the highest scores
+    candidates_per_round: int = (
+        0  # blocks drawn and scored per round (> blocks_per_round); 0 = blocks_per_round / kept_share
+    )
+    sampling: str = (
+        "gumbel"  # gumbel = sampling without replacement P ∝ exp(score/temperature); topk = the highest scores
+    )
     alpha: float = 0.3  # language temperature: quota_i ∝ n_i^alpha (1 proportional, 0 uniform)
     exploration: float = 0.1  # share of each language's quota drawn uniformly at random
     gumbel_temperature: float = 1.0  # P(chosen) ∝ exp(score / this); lower is greedier
@@ -188,10 +204,14 @@ class SelectionConfig:
     junk_min_script_share: float = 0.5  # junk if letters in its language's main script < this
     mask_prob: float = 0.15  # share of ordinary tokens masked (all as <mask>) when scoring; fixed per block
     score_batch_size: int = 32  # blocks per forward pass when scoring and generating
-    score_tokens: int = 0  # tokens of each candidate scored, its first N (0 = the whole block): cost falls in proportion
+    score_tokens: int = (
+        0  # tokens of each candidate scored, its first N (0 = the whole block): cost falls in proportion
+    )
     seed: int = 0  # seeds the held-out slice, candidates, masks, choice, order, prompts (with the round index)
     warmup_rounds: int = 1  # first rounds chosen at random (an untrained model's scores are noise)
-    holdout_share: float = 0.05  # share of each language's training blocks held out of every arm (rho/mix's reference data)
+    holdout_share: float = (
+        0.05  # share of each language's training blocks held out of every arm (rho/mix's reference data)
+    )
     rho_reference_steps: int = 200  # rho/mix: AdamW steps of the irreducible-loss model on the held-out slice
     rho_reference_batch: int = 16  # rho/mix: blocks per step of the irreducible-loss model
     rho_reference_lr: float = 1e-3  # rho/mix: learning rate of the irreducible-loss model
@@ -210,13 +230,20 @@ class SelectionConfig:
                 raise ValueError(f"selection.{name} = {getattr(self, name)!r}: {what}")
 
         need(self.strategy in STRATEGIES, "strategy", f"unknown strategy; known: {', '.join(STRATEGIES)}")
-        for name in ("select_every", "blocks_per_round", "score_batch_size",
-                     "afrolm_prompts_per_round", "rho_reference_batch"):
+        for name in (
+            "select_every",
+            "blocks_per_round",
+            "score_batch_size",
+            "afrolm_prompts_per_round",
+            "rho_reference_batch",
+        ):
             need(getattr(self, name) >= 1, name, "must be at least 1")
         need(0.0 < self.kept_share < 1.0, "kept_share", "must be in (0, 1): kept fewer than candidates")
-        need(self.candidates_per_round == 0 or self.candidates_per_round > self.blocks_per_round,
-             "candidates_per_round", f"must be 0 (from kept_share) or more than blocks_per_round "
-             f"({self.blocks_per_round})")
+        need(
+            self.candidates_per_round == 0 or self.candidates_per_round > self.blocks_per_round,
+            "candidates_per_round",
+            f"must be 0 (from kept_share) or more than blocks_per_round ({self.blocks_per_round})",
+        )
         need(self.sampling in SAMPLINGS, "sampling", f"must be one of {', '.join(SAMPLINGS)}")
         need(0.0 <= self.alpha <= 1.0, "alpha", "must be in [0, 1]")
         need(0.0 <= self.exploration <= 1.0, "exploration", "must be in [0, 1]")
@@ -229,8 +256,11 @@ class SelectionConfig:
         need(self.warmup_rounds >= 0, "warmup_rounds", "must be >= 0")
         need(0.0 <= self.holdout_share < 0.5, "holdout_share", "must be in [0, 0.5)")
         needs_reference = "ref_loss" in STRATEGIES[self.strategy].measures
-        need(self.holdout_share > 0 or not needs_reference, "holdout_share",
-             f"must be > 0 for strategy {self.strategy}: its irreducible-loss model trains on the held-out slice")
+        need(
+            self.holdout_share > 0 or not needs_reference,
+            "holdout_share",
+            f"must be > 0 for strategy {self.strategy}: its irreducible-loss model trains on the held-out slice",
+        )
         need(self.rho_reference_steps >= 1, "rho_reference_steps", "must be at least 1")
         need(self.rho_reference_lr > 0, "rho_reference_lr", "must be > 0")
         need(self.mix_step_size >= 0, "mix_step_size", "must be >= 0")
@@ -252,7 +282,9 @@ class PretrainConfig:
     """One pretraining run: inputs, outputs and every group of settings."""
 
     corpus_dir: Path = Path("out/corpus")  # corpus stage output (docs/interfaces.md)
-    tokenizer_dir: Path = Path("out/tokenizer/tiny")  # Hugging Face fast tokenizer folder (with init_from: only for vocab.extend)
+    tokenizer_dir: Path = Path(
+        "out/tokenizer/tiny"
+    )  # Hugging Face fast tokenizer folder (with init_from: only for vocab.extend)
     out_dir: Path = Path("out/pretrain/tiny-loss")  # run folder
     init_from: str = ""  # XLM-R/RoBERTa masked-LM checkpoint folder (or Hub id) to continue from, its tokenizer and shape with it; "" = random init
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -272,11 +304,23 @@ class PretrainConfig:
 # Settings that change nothing in the trained weights, metrics or selection files: they
 # may differ between a run and its resumption (resuming refuses every other change).
 # Input folders are compared by their content hashes (corpus_hash, tokenizer_hash, init_hash), not paths.
-RESUME_SAFE_SETTINGS = frozenset({
-    "corpus_dir", "tokenizer_dir", "out_dir", "init_from", "data.cache_dir", "data.tokenize_batch", "train.log_every",
-    "train.checkpoint_every", "train.keep_checkpoints", "train.device", "train.bf16", "train.cpu_threads",
-    "eval.batch_size",
-})
+RESUME_SAFE_SETTINGS = frozenset(
+    {
+        "corpus_dir",
+        "tokenizer_dir",
+        "out_dir",
+        "init_from",
+        "data.cache_dir",
+        "data.tokenize_batch",
+        "train.log_every",
+        "train.checkpoint_every",
+        "train.keep_checkpoints",
+        "train.device",
+        "train.bf16",
+        "train.cpu_threads",
+        "eval.batch_size",
+    }
+)
 
 
 def flatten(data: dict, prefix: str = "") -> dict:

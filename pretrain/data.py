@@ -7,6 +7,7 @@ pretrain/noise.py) form the selection pool; validation blocks come from the corp
 valid split and are never in the pool. The cache folder's name is a hash of the tokenizer hash,
 the corpus hash and the block length, so any change to them builds a new cache.
 """
+
 from __future__ import annotations
 
 import json
@@ -87,9 +88,9 @@ def tokenize_texts(tokenizer, texts: Iterable[str], batch: int) -> Iterable[list
 
 
 def cache_key(tok_hash: str, corpus_hash: str, block_len: int) -> str:
-    return sha256_json(
-        {"tokenizer": tok_hash, "corpus": corpus_hash, "block_len": block_len, "format": CACHE_FORMAT}
-    )[:20]
+    return sha256_json({"tokenizer": tok_hash, "corpus": corpus_hash, "block_len": block_len, "format": CACHE_FORMAT})[
+        :20
+    ]
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -98,8 +99,13 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 
 def build_block_cache(
-    corpus_dir: Path, tokenizer, tokenizer_dir: Path, block_len: int, cache_root: Path,
-    batch: int = 1000, log=print,
+    corpus_dir: Path,
+    tokenizer,
+    tokenizer_dir: Path,
+    block_len: int,
+    cache_root: Path,
+    batch: int = 1000,
+    log=print,
 ) -> Path:
     """Tokenize and pack every corpus language once; return the cache folder (reused if complete)."""
     key = cache_key(tokenizer_hash(tokenizer_dir), corpus.corpus_hash(corpus_dir), block_len)
@@ -153,8 +159,15 @@ class PackedBlockPool:
     checkpointed; `noise_kind` names it.
     """
 
-    def __init__(self, cache: Path, langs: Sequence[str], tokenizer, corpus_dir: Path, batch: int = 1000,
-                 noise_share: float = 0.0):
+    def __init__(
+        self,
+        cache: Path,
+        langs: Sequence[str],
+        tokenizer,
+        corpus_dir: Path,
+        batch: int = 1000,
+        noise_share: float = 0.0,
+    ):
         index = read_index(cache)
         self.block_len: int = index["block_len"]
         self.tokenizer = tokenizer  # the run's fast tokenizer (the afrolm strategy decodes with it)
@@ -167,7 +180,8 @@ class PackedBlockPool:
         self.n_real = int(self._offsets[-1])
         self._noise, self._noise_codes = self._build_noise(noise_share)
         self._noise_offsets = self.n_real + np.concatenate(
-            [[0], np.cumsum([len(c) for c in self._noise_codes])]).astype(np.int64)
+            [[0], np.cumsum([len(c) for c in self._noise_codes])]
+        ).astype(np.int64)
         self.n_noise = int(self._noise_offsets[-1]) - self.n_real
         self._noise_code_of = np.concatenate(self._noise_codes)  # by id - n_real
         self.n_base = self.n_real + self.n_noise

@@ -1,4 +1,5 @@
 """Data parallelism under `torchrun`: process-group set-up and rank-0 decisions shared by all."""
+
 from __future__ import annotations
 
 import os

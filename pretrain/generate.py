@@ -9,6 +9,7 @@ see the earlier fills), greedily or by sampling from a local seeded `torch.Gener
 Words are SentencePiece words: a piece starting with `▁` opens a word. `generate_round` is a
 selection round's part (pretrain/strategies/afrolm.py): generated blocks up to a budget.
 """
+
 from __future__ import annotations
 
 import unicodedata
@@ -30,6 +31,7 @@ WORD_START = "\u2581"  # SentencePiece's `▁`
 @dataclass
 class Prompt:
     """One tokenized prompt: its ids (with `<s>`…`</s>`) and the positions to fill."""
+
     text: str
     ids: list[int]
     fill: list[int]
@@ -50,8 +52,9 @@ def last_words_positions(pieces: Sequence[str], fill_fraction: float) -> list[in
     return list(range(starts[-n_fill], len(pieces)))
 
 
-def make_prompts(tokenizer, texts: Sequence[str], fill_fraction: float, max_tokens: int,
-                 min_words: int) -> tuple[list[Prompt], Counter]:
+def make_prompts(
+    tokenizer, texts: Sequence[str], fill_fraction: float, max_tokens: int, min_words: int
+) -> tuple[list[Prompt], Counter]:
     """Tokenize `texts` into prompts of at most `max_tokens` ids (a longer text keeps its
     first words, counted as `prompt_truncated`); returns them and counts by reason of the
     texts skipped (`prompt_too_short`) or truncated."""
@@ -63,7 +66,7 @@ def make_prompts(tokenizer, texts: Sequence[str], fill_fraction: float, max_toke
         if len(enc["input_ids"]) > max_tokens:
             counts["prompt_truncated"] += 1
             while len(words) > 1 and len(enc["input_ids"]) > max_tokens:
-                words = words[:-max(1, len(words) // 8)]
+                words = words[: -max(1, len(words) // 8)]
                 text = " ".join(words)
                 enc = tokenizer(text, return_special_tokens_mask=True)
         inner = [i for i, special in enumerate(enc["special_tokens_mask"]) if not special]
@@ -76,8 +79,7 @@ def make_prompts(tokenizer, texts: Sequence[str], fill_fraction: float, max_toke
     return prompts, counts
 
 
-def _pick(logits: torch.Tensor, temperature: float, top_k: int,
-          generator: torch.Generator) -> torch.Tensor:
+def _pick(logits: torch.Tensor, temperature: float, top_k: int, generator: torch.Generator) -> torch.Tensor:
     """Token per row: argmax when temperature is 0, else a seeded top-k sample."""
     if temperature == 0:
         return logits.argmax(dim=-1)
@@ -88,9 +90,15 @@ def _pick(logits: torch.Tensor, temperature: float, top_k: int,
     return torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator).squeeze(1)
 
 
-def fill_prompts(model: nn.Module, prompts: Sequence[Prompt], generator: torch.Generator,
-                 batch_size: int, device: torch.device | str, temperature: float = 0.0,
-                 top_k: int = 0) -> list[list[int]]:
+def fill_prompts(
+    model: nn.Module,
+    prompts: Sequence[Prompt],
+    generator: torch.Generator,
+    batch_size: int,
+    device: torch.device | str,
+    temperature: float = 0.0,
+    top_k: int = 0,
+) -> list[list[int]]:
     """Fill each prompt's `fill` positions left to right; returns the completed ids."""
     model = unwrap(model)
     special = special_token_ids(model)
@@ -98,12 +106,12 @@ def fill_prompts(model: nn.Module, prompts: Sequence[Prompt], generator: torch.G
     done: list[list[int]] = []
     with eval_mode(model):
         for start in range(0, len(prompts), batch_size):
-            batch = prompts[start:start + batch_size]
+            batch = prompts[start : start + batch_size]
             width = max(len(p.ids) for p in batch)
             ids = torch.full((len(batch), width), special["pad"], dtype=torch.long)
             open_ = torch.zeros((len(batch), width), dtype=torch.bool)
             for row, prompt in enumerate(batch):
-                ids[row, :len(prompt.ids)] = torch.tensor(prompt.ids)
+                ids[row, : len(prompt.ids)] = torch.tensor(prompt.ids)
                 open_[row, prompt.fill] = True
             ids = ids.masked_fill(open_, special["mask"]).to(device)
             attention = (ids != special["pad"]).long()
@@ -118,7 +126,7 @@ def fill_prompts(model: nn.Module, prompts: Sequence[Prompt], generator: torch.G
                 tokens = _pick(logits, temperature, top_k, generator).to(device)
                 ids[rows.to(device), cols.to(device)] = tokens
                 open_[rows, cols] = False
-            done.extend(ids[row, :len(p.ids)].tolist() for row, p in enumerate(batch))
+            done.extend(ids[row, : len(p.ids)].tolist() for row, p in enumerate(batch))
     return done
 
 
@@ -143,8 +151,7 @@ def repetitive(text: str, filled: str) -> bool:
     return len(new) >= 3 and len(set(new)) <= MAX_DISTINCT_SHARE * len(new)
 
 
-def check_generated(prompt: str, text: str, filled: str, min_words: int,
-                    min_script_share: float = 0.9) -> str | None:
+def check_generated(prompt: str, text: str, filled: str, min_words: int, min_script_share: float = 0.9) -> str | None:
     """Corpus-style filters for one generated sentence; returns the drop reason or None.
 
     `filled` is the decoded generated part. A small local stand-in for the corpus stage's
@@ -157,8 +164,7 @@ def check_generated(prompt: str, text: str, filled: str, min_words: int,
         return "too_short"
     if " ".join(text.split()) == " ".join(prompt.split()):
         return "same_as_prompt"
-    if "\ufffd" in text or any(unicodedata.category(c) in ("Cc", "Co", "Cs", "Cn")
-                               for c in text if c not in "\t\n"):
+    if "\ufffd" in text or any(unicodedata.category(c) in ("Cc", "Co", "Cs", "Cn") for c in text if c not in "\t\n"):
         return "invalid_characters"
     if repetitive(text, filled):
         return "repetitive"
@@ -171,10 +177,19 @@ def check_generated(prompt: str, text: str, filled: str, min_words: int,
     return None
 
 
-def generate_sentences(model: nn.Module, tokenizer, texts: Sequence[str], fill_fraction: float,
-                       generator: torch.Generator, batch_size: int, device: torch.device | str,
-                       max_tokens: int, min_words: int, temperature: float = 0.0,
-                       top_k: int = 0) -> tuple[list[str], Counter, int]:
+def generate_sentences(
+    model: nn.Module,
+    tokenizer,
+    texts: Sequence[str],
+    fill_fraction: float,
+    generator: torch.Generator,
+    batch_size: int,
+    device: torch.device | str,
+    max_tokens: int,
+    min_words: int,
+    temperature: float = 0.0,
+    top_k: int = 0,
+) -> tuple[list[str], Counter, int]:
     """Prompts -> filled, filtered, deduplicated sentences; counts of every drop by reason;
     the number of prompts truncated to fit."""
     prompts, counts = make_prompts(tokenizer, texts, fill_fraction, max_tokens, min_words)
@@ -196,22 +211,30 @@ def generate_sentences(model: nn.Module, tokenizer, texts: Sequence[str], fill_f
     return kept, dropped, counts["prompt_truncated"]
 
 
-def generate_round(model: nn.Module, pool, cfg, budget: dict[str, int], prompts: dict[str, int],
-                   rng: np.random.Generator, gen: torch.Generator, device
-                   ) -> tuple[dict[str, np.ndarray], dict]:
+def generate_round(
+    model: nn.Module,
+    pool,
+    cfg,
+    budget: dict[str, int],
+    prompts: dict[str, int],
+    rng: np.random.Generator,
+    gen: torch.Generator,
+    device,
+) -> tuple[dict[str, np.ndarray], dict]:
     """Per language: up to `prompts[lang]` training-pool prompts (never validation) are filled in
     chunks until the kept sentences fill `budget[lang]` blocks; they go to `pool.add_generated`.
     Returns the new block ids per language (at most the budget are used this round) and counts."""
     if getattr(pool, "tokenizer", None) is None:
-        raise TypeError("selection.strategy=afrolm needs the pool's `tokenizer` attribute "
-                        "(pretrain/pool.py BlockPool protocol); this pool has none")
+        raise TypeError(
+            "selection.strategy=afrolm needs the pool's `tokenizer` attribute "
+            "(pretrain/pool.py BlockPool protocol); this pool has none"
+        )
     config = unwrap(model).config
     # XLM-R positions start after pad_token_id, so max_position_embeddings - 2 tokens fit.
     max_tokens = min(pool.block_len, config.max_position_embeddings - 2)
     chunk = max(8, cfg.score_batch_size)
     new_ids = {}
-    stats = {"prompts": 0, "truncated": 0, "kept": 0, "blocks": 0, "budget": sum(budget.values()),
-             "dropped": {}}
+    stats = {"prompts": 0, "truncated": 0, "kept": 0, "blocks": 0, "budget": sum(budget.values()), "dropped": {}}
     for lang in pool.languages:
         want_tokens = budget.get(lang, 0) * (pool.block_len - 1)  # `<s>` opens every block
         if not want_tokens or not prompts.get(lang):
@@ -223,10 +246,19 @@ def generate_round(model: nn.Module, pool, cfg, budget: dict[str, int], prompts:
             if tokens >= want_tokens:
                 break
             part, dropped, truncated = generate_sentences(
-                model, pool.tokenizer, texts[start:start + chunk], cfg.afrolm_fill_fraction, gen,
-                cfg.score_batch_size, device, max_tokens, cfg.afrolm_min_words,
-                cfg.afrolm_temperature, cfg.afrolm_top_k)
-            stats["prompts"] += len(texts[start:start + chunk])
+                model,
+                pool.tokenizer,
+                texts[start : start + chunk],
+                cfg.afrolm_fill_fraction,
+                gen,
+                cfg.score_batch_size,
+                device,
+                max_tokens,
+                cfg.afrolm_min_words,
+                cfg.afrolm_temperature,
+                cfg.afrolm_top_k,
+            )
+            stats["prompts"] += len(texts[start : start + chunk])
             stats["truncated"] += truncated
             for reason, n in dropped.items():
                 stats["dropped"][reason] = stats["dropped"].get(reason, 0) + n

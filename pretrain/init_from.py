@@ -6,6 +6,7 @@ embeddings, and `checkpoint_hash` fingerprints its weights, config and tokenizer
 and skip notice a changed checkpoint. `prepare_start` applies the `vocab.*` settings (reduction
 to our corpus, extension with our tokenizer's pieces; pretrain/vocab.py) into `<out_dir>/init/`.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,12 +24,24 @@ from pretrain import vocab
 from pretrain.masking import WORD_START
 
 FAMILIES = ("xlm-roberta", "roberta")  # config.json model_type; both use RobertaLMHead and positions after <pad>
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json",
-                "pytorch_model.bin", "pytorch_model.bin.index.json")
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 # What a Hub checkpoint needs here: no TF/Flax/ONNX copies of the weights.
-HUB_FILES = ["config.json", "model.safetensors", "model-*.safetensors", "model.safetensors.index.json",
-             *TOKENIZER_FILES, "sentencepiece.bpe.model", "vocab.json", "merges.txt"]
+HUB_FILES = [
+    "config.json",
+    "model.safetensors",
+    "model-*.safetensors",
+    "model.safetensors.index.json",
+    *TOKENIZER_FILES,
+    "sentencepiece.bpe.model",
+    "vocab.json",
+    "merges.txt",
+]
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 START_DIR = "init"  # <out_dir>/init/: the checkpoint after vocab.* changes
 RECORD = "init.json"  # in START_DIR: what it was made from, and the vocabulary changes
@@ -53,8 +66,10 @@ def resolve(init_from: str) -> Path:
         if not any((folder / name).exists() for name in WEIGHT_FILES):  # shards come with an index
             folder = Path(snapshot_download(init_from, allow_patterns=[*HUB_FILES, "pytorch_model*.bin*"]))
     except Exception as err:  # offline, unknown repository, no access
-        raise ConfigError(f"init_from={init_from}: no such folder, and not available from the Hugging Face Hub "
-                          f"({type(err).__name__}: {str(err)[:200]})") from None
+        raise ConfigError(
+            f"init_from={init_from}: no such folder, and not available from the Hugging Face Hub "
+            f"({type(err).__name__}: {str(err)[:200]})"
+        ) from None
     return folder
 
 
@@ -91,40 +106,53 @@ def check_checkpoint(folder: Path, cfg) -> Checkpoint:
     except Exception as err:  # unknown model_type, broken JSON
         raise ConfigError(f"{where}: config.json cannot be read ({type(err).__name__}: {str(err)[:200]})") from None
     if config.model_type not in FAMILIES:
-        raise ConfigError(f"{where}: a {config.model_type!r} checkpoint; continued pretraining needs an "
-                          f"XLM-R/RoBERTa-family masked LM (model_type {' or '.join(FAMILIES)})")
+        raise ConfigError(
+            f"{where}: a {config.model_type!r} checkpoint; continued pretraining needs an "
+            f"XLM-R/RoBERTa-family masked LM (model_type {' or '.join(FAMILIES)})"
+        )
     heads = [a for a in (config.architectures or []) if not a.endswith("ForMaskedLM")]
     if heads:
         raise ConfigError(f"{where}: a {heads[0]} checkpoint, not a masked LM (its LM head is missing)")
     if not any((folder / name).exists() for name in WEIGHT_FILES):
         raise ConfigError(f"{where}: no weights ({' or '.join(WEIGHT_FILES)})")
     if not (folder / "tokenizer.json").exists():
-        raise ConfigError(f"{where}: no tokenizer.json; save the checkpoint's fast tokenizer into it "
-                          "(AutoTokenizer.from_pretrained(...).save_pretrained(folder))")
+        raise ConfigError(
+            f"{where}: no tokenizer.json; save the checkpoint's fast tokenizer into it "
+            "(AutoTokenizer.from_pretrained(...).save_pretrained(folder))"
+        )
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     rows = _embedding_rows(folder) or config.vocab_size
     if len(tokenizer) != rows or config.vocab_size != rows:
-        raise ConfigError(f"{where}: its tokenizer has {len(tokenizer):,} ids but the model's embeddings have "
-                          f"{rows:,} rows (config.json vocab_size {config.vocab_size:,}); they must match")
-    missing = [name for name in ("bos_token", "eos_token", "pad_token", "mask_token")
-               if getattr(tokenizer, name) is None]
+        raise ConfigError(
+            f"{where}: its tokenizer has {len(tokenizer):,} ids but the model's embeddings have "
+            f"{rows:,} rows (config.json vocab_size {config.vocab_size:,}); they must match"
+        )
+    missing = [
+        name for name in ("bos_token", "eos_token", "pad_token", "mask_token") if getattr(tokenizer, name) is None
+    ]
     if missing:
         raise ConfigError(f"{where}: its tokenizer has no {', '.join(missing)}")
     if config.pad_token_id != tokenizer.pad_token_id:
-        raise ConfigError(f"{where}: the tokenizer's <pad> id {tokenizer.pad_token_id} is not the model's "
-                          f"pad_token_id {config.pad_token_id}")
+        raise ConfigError(
+            f"{where}: the tokenizer's <pad> id {tokenizer.pad_token_id} is not the model's "
+            f"pad_token_id {config.pad_token_id}"
+        )
     kind = vocab.tokenizer_spec(tokenizer)["model"]["type"]
     if cfg.vocab.extend and kind != "Unigram":
         raise ConfigError(f"vocab.extend=true needs a Unigram tokenizer (as XLM-R's); {folder} has a {kind} one")
     if cfg.masking.whole_word and not any(p.startswith(WORD_START) for p in tokenizer.get_vocab()):
-        raise ConfigError(f"masking.whole_word=true finds words by SentencePiece's {WORD_START} marker; the "
-                          f"tokenizer of {folder} has none (byte-level BPE)")
+        raise ConfigError(
+            f"masking.whole_word=true finds words by SentencePiece's {WORD_START} marker; the "
+            f"tokenizer of {folder} has none (byte-level BPE)"
+        )
     block_len = cfg.data.block_len
     positions = block_len + config.pad_token_id + 1  # XLM-R positions start after the padding id
     if config.max_position_embeddings < positions:
-        raise ConfigError(f"data.block_len={block_len} is too long for {folder}: it has "
-                          f"{config.max_position_embeddings} positions (at most "
-                          f"data.block_len={config.max_position_embeddings - config.pad_token_id - 1})")
+        raise ConfigError(
+            f"data.block_len={block_len} is too long for {folder}: it has "
+            f"{config.max_position_embeddings} positions (at most "
+            f"data.block_len={config.max_position_embeddings - config.pad_token_id - 1})"
+        )
     return Checkpoint(config.model_type, rows)
 
 
@@ -194,8 +222,10 @@ def prepare_start(cfg, source: Path, inputs: dict, log=print) -> Path:
         keep = vocab.kept_ids(tokenizer, counts, vcfg.min_count)
         model, tokenizer = vocab.reduce_vocab(model, tokenizer, keep)
         changes["kept"] = len(keep)
-        log(f"[init] vocabulary reduced to the pieces seen >= {vcfg.min_count} times in {int(counts.sum()):,} "
-            f"train tokens ({', '.join(langs)}): {len(keep):,} of {changes['pieces_before']:,} kept")
+        log(
+            f"[init] vocabulary reduced to the pieces seen >= {vcfg.min_count} times in {int(counts.sum()):,} "
+            f"train tokens ({', '.join(langs)}): {len(keep):,} of {changes['pieces_before']:,} kept"
+        )
     if vcfg.extend:
         pieces = vocab.missing_pieces(tokenizer, AutoTokenizer.from_pretrained(str(cfg.tokenizer_dir)))
         model, tokenizer = vocab.extend_vocab(model, tokenizer, pieces)

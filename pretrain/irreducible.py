@@ -4,6 +4,7 @@ Trained once, at the first round that needs it, on the held-out slice of the tra
 a copy of the model as it is at that round trained `rho_reference_steps` AdamW steps. Its loss
 per block, at the block's fixed scoring mask, is cached by block id (`cached`, `store`).
 """
+
 from __future__ import annotations
 
 import copy
@@ -16,14 +17,22 @@ from torch import nn
 from pretrain.scoring import _masked_logits, scoring_mask, special_token_ids, unwrap
 
 
-def train_reference(model: nn.Module, pool, holdout: np.ndarray, steps: int, batch: int, lr: float,
-                    mask_prob: float, generator: torch.Generator, device) -> dict[str, torch.Tensor]:
+def train_reference(
+    model: nn.Module,
+    pool,
+    holdout: np.ndarray,
+    steps: int,
+    batch: int,
+    lr: float,
+    mask_prob: float,
+    generator: torch.Generator,
+    device,
+) -> dict[str, torch.Tensor]:
     """A copy of `model` trained `steps` AdamW steps on blocks of `holdout` (all-`<mask>` MLM at
     `mask_prob`, batches drawn with `generator`); returns its CPU weights. The global RNG, the
     model and its train flags are left as they were (dropout draws come from a forked RNG)."""
     if not len(holdout):
-        raise ValueError("the irreducible-loss model needs a held-out slice: selection.holdout_share "
-                         "gives no block")
+        raise ValueError("the irreducible-loss model needs a held-out slice: selection.holdout_share gives no block")
     reference = copy.deepcopy(unwrap(model)).to(device)
     special = special_token_ids(reference)
     ignore = [v for v in special.values() if v is not None]
@@ -37,8 +46,7 @@ def train_reference(model: nn.Module, pool, holdout: np.ndarray, steps: int, bat
             blocks = torch.as_tensor(np.asarray(pool.blocks(pick), dtype=np.int64))
             mask = scoring_mask(blocks, mask_prob, generator, ignore)
             inputs = blocks.masked_fill(mask, special["mask"]).to(device)
-            logits = _masked_logits(reference, inputs, (blocks != special["pad"]).long().to(device),
-                                    mask.to(device))
+            logits = _masked_logits(reference, inputs, (blocks != special["pad"]).long().to(device), mask.to(device))
             loss = F.cross_entropy(logits.float(), blocks[mask].to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -6,6 +6,7 @@ masking the choice is made per word (a word starts at a piece beginning with U+2
 SentencePiece's word-start marker) and all its pieces are masked together.
 Randomness comes only from the `generator` argument, so masks are reproducible per step.
 """
+
 from __future__ import annotations
 
 import torch

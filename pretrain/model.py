@@ -1,4 +1,5 @@
 """The XLM-R masked-LM model and the training objective computed on masked positions only."""
+
 from __future__ import annotations
 
 import torch

@@ -17,6 +17,7 @@ comes from a stream seeded by a fixed constant, the language's name and the kind
 resumption and every arm and seed of a study see the same noise blocks, and nothing about them
 is checkpointed.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -71,16 +72,17 @@ def unigram_probs(blocks: np.ndarray, special: np.ndarray) -> np.ndarray:
     """Piece probabilities of `blocks` (counts, special tokens left out)."""
     counts = np.zeros(0, dtype=np.float64)
     for start in range(0, len(blocks), SLICE):
-        part = np.bincount(np.asarray(blocks[start:start + SLICE]).ravel())
+        part = np.bincount(np.asarray(blocks[start : start + SLICE]).ravel())
         if len(part) > len(counts):
             counts = np.concatenate([counts, np.zeros(len(part) - len(counts))])
-        counts[:len(part)] += part
+        counts[: len(part)] += part
     counts[special[special < len(counts)]] = 0.0
     return counts / counts.sum() if counts.sum() else counts
 
 
-def build_noise(lang: str, train: Mapping[str, np.ndarray], share: float, bos: int,
-                special: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+def build_noise(
+    lang: str, train: Mapping[str, np.ndarray], share: float, bos: int, special: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray]:
     """Noise blocks of `lang` and the kind of each (an index into KINDS), noise of each kind
     in one run of rows in KINDS order. `train`: the training blocks of every pool language."""
     own = train[lang]

@@ -1,4 +1,5 @@
 """AdamW with decoupled weight decay and a warm-up + decay learning-rate schedule."""
+
 from __future__ import annotations
 
 import math
@@ -10,8 +11,9 @@ from torch import nn
 from pretrain.config import TrainConfig
 
 
-def lr_factor(step: int, warmup: int, total: int, schedule: str, min_ratio: float,
-              decay_fraction: float = 0.2) -> float:
+def lr_factor(
+    step: int, warmup: int, total: int, schedule: str, min_ratio: float, decay_fraction: float = 0.2
+) -> float:
     """Multiplier of the peak lr before optimizer step `step` (0-based).
 
     Linear warm-up over `warmup` steps (step 0 already gets 1/warmup, so no step is wasted at
@@ -52,7 +54,13 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig):
         eps=cfg.adam_eps,
         fused=True,
     )
-    factor = partial(lr_factor, warmup=cfg.warmup_steps, total=cfg.max_steps,
-                     schedule=cfg.schedule, min_ratio=cfg.min_lr_ratio, decay_fraction=cfg.decay_fraction)
+    factor = partial(
+        lr_factor,
+        warmup=cfg.warmup_steps,
+        total=cfg.max_steps,
+        schedule=cfg.schedule,
+        min_ratio=cfg.min_lr_ratio,
+        decay_fraction=cfg.decay_fraction,
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     return optimizer, scheduler

@@ -10,6 +10,7 @@ Optional: a pool with noise blocks (`data.noise_share`, pretrain/noise.py) has `
 noise out of the held-out slice and reports the share of noise it chose. A pool without them
 has no noise.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol, Sequence

@@ -11,6 +11,7 @@ are strict unless given `on_problem` (common/formats.py); they check a file's JS
 its lines, and report in that order. No torch here: the report, publish,
 the study and the benches read runs without it.
 """
+
 from __future__ import annotations
 
 import json
@@ -99,8 +100,13 @@ class TimingRecord(TypedDict):
 
 
 # Keys every line of an event needs (the reader skips or refuses lines without them).
-EVENT_KEYS = {"train": ("step", "loss"), "eval": ("step", "langs"), "selection": ("round",),
-              "warning": ("message",), "baseline": ("langs",)}
+EVENT_KEYS = {
+    "train": ("step", "loss"),
+    "eval": ("step", "langs"),
+    "selection": ("round",),
+    "warning": ("message",),
+    "baseline": ("langs",),
+}
 
 
 # ------------------------------------------------------------------ writers
@@ -130,8 +136,17 @@ class MetricsLog(JsonlLog):
     """metrics.jsonl: one method per event."""
 
     def train(self, step: int, loss: float, lr: float, grad_norm: float, tokens: int, skipped_steps: int) -> None:
-        self.write(TrainEvent(event="train", step=step, loss=round(loss, 6), lr=lr, grad_norm=round(grad_norm, 6),
-                              tokens=tokens, skipped_steps=skipped_steps))
+        self.write(
+            TrainEvent(
+                event="train",
+                step=step,
+                loss=round(loss, 6),
+                lr=lr,
+                grad_norm=round(grad_norm, 6),
+                tokens=tokens,
+                skipped_steps=skipped_steps,
+            )
+        )
 
     def eval(self, step: int, langs: dict[str, LangEval]) -> None:
         self.write(EvalEvent(event="eval", step=step, langs=langs))
@@ -142,8 +157,16 @@ class MetricsLog(JsonlLog):
     def selection(self, round_index: int, step: int, chosen: int, blocks_needed: int, summary: dict) -> None:
         """Wall-clock figures (keys with "second") stay out: they go to timing.jsonl."""
         clean = {k: v for k, v in summary.items() if "second" not in k}
-        self.write(SelectionEvent(event="selection", round=round_index, step=step, chosen=int(chosen),
-                                  blocks_needed=int(blocks_needed), summary=clean))
+        self.write(
+            SelectionEvent(
+                event="selection",
+                round=round_index,
+                step=step,
+                chosen=int(chosen),
+                blocks_needed=int(blocks_needed),
+                summary=clean,
+            )
+        )
 
     def warning(self, step: int, message: str) -> None:
         self.write(WarningEvent(event="warning", step=step, message=message))
@@ -152,10 +175,16 @@ class MetricsLog(JsonlLog):
 class TimingLog(JsonlLog):
     """timing.jsonl: one line per train line of metrics.jsonl."""
 
-    def record(self, step: int, tokens_per_s: float, elapsed_s: float, scoring_s: float,
-               scoring_share: float) -> None:
-        self.write(TimingRecord(step=step, tokens_per_s=round(tokens_per_s, 1), elapsed_s=round(elapsed_s, 2),
-                                scoring_s=round(scoring_s, 2), scoring_share=round(scoring_share, 4)))
+    def record(self, step: int, tokens_per_s: float, elapsed_s: float, scoring_s: float, scoring_share: float) -> None:
+        self.write(
+            TimingRecord(
+                step=step,
+                tokens_per_s=round(tokens_per_s, 1),
+                elapsed_s=round(elapsed_s, 2),
+                scoring_s=round(scoring_s, 2),
+                scoring_share=round(scoring_share, 4),
+            )
+        )
 
 
 def write_round(path: Path, candidates: list[dict], summary: dict) -> None:
@@ -187,8 +216,12 @@ def read_metrics(path: str | Path, on_problem: OnProblem | None = None) -> Metri
     """Every event of `path`; a line with an unknown event, without its keys or with a
     non-finite train loss is refused (or, given `on_problem`, reported and skipped)."""
     metrics = Metrics()
-    target = {"train": metrics.train, "eval": metrics.evals, "selection": metrics.selections,
-              "warning": metrics.warnings}
+    target = {
+        "train": metrics.train,
+        "eval": metrics.evals,
+        "selection": metrics.selections,
+        "warning": metrics.warnings,
+    }
     for number, row in list(jsonl_objects(path, on_problem)):
         event = row.get("event")
         if event not in EVENT_KEYS:

@@ -1,5 +1,6 @@
 """Run bookkeeping: refusing to resume with changed settings, and clearing a run for --fresh.
 The files a run leaves for later stages (metrics.jsonl, ...) are pretrain/runfiles.py's."""
+
 from __future__ import annotations
 
 import json

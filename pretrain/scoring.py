@@ -10,6 +10,7 @@ Scoring masks differ from training masks on purpose:
   advances the global RNG that drives training (bit-identical resume);
 - `<s>`, `<pad>`, `</s>`, `<unk>` and `<mask>` are never masked.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -78,8 +79,7 @@ def scoring_mask(
     return _mask_from_draws(ids, draws, mask_prob, special)
 
 
-def _mask_from_draws(ids: torch.Tensor, draws: torch.Tensor, mask_prob: float,
-                     special: Iterable[int]) -> torch.Tensor:
+def _mask_from_draws(ids: torch.Tensor, draws: torch.Tensor, mask_prob: float, special: Iterable[int]) -> torch.Tensor:
     """Positions whose draw is under `mask_prob`, specials never; a block left with none gets
     its least-drawn eligible position."""
     eligible = ~torch.isin(ids, torch.tensor(sorted(set(special)), dtype=ids.dtype))
@@ -102,8 +102,9 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def block_mask(input_ids: torch.Tensor, block_ids: np.ndarray, mask_prob: float, seed: int,
-               special: Iterable[int]) -> torch.Tensor:
+def block_mask(
+    input_ids: torch.Tensor, block_ids: np.ndarray, mask_prob: float, seed: int, special: Iterable[int]
+) -> torch.Tensor:
     """Bool (N, T): the fixed scoring mask of each block, the same positions every time a
     block is scored (any round, any strategy, any batch): position t of block b is masked when
     hash(seed, b, t) < mask_prob, specials never. A block whose draw masks nothing gets its
@@ -117,8 +118,9 @@ def block_mask(input_ids: torch.Tensor, block_ids: np.ndarray, mask_prob: float,
     return _mask_from_draws(ids, draws, mask_prob, special)
 
 
-def _masked_logits(model: nn.Module, input_ids: torch.Tensor, attention: torch.Tensor,
-                   mask: torch.Tensor) -> torch.Tensor:
+def _masked_logits(
+    model: nn.Module, input_ids: torch.Tensor, attention: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
     """Logits (M, V) at the masked positions only: the LM head (the costly vocabulary
     projection) runs on the masked ~15% of positions rather than all of them."""
     if hasattr(model, "roberta") and hasattr(model, "lm_head"):
@@ -151,23 +153,23 @@ def masked_scores(
     counts = mask.sum(dim=1).numpy().astype(np.int64)
     with eval_mode(model):
         for start in range(0, n, batch_size):
-            ids = input_ids[start:start + batch_size].to(device)
-            sel = mask[start:start + batch_size].to(device)
+            ids = input_ids[start : start + batch_size].to(device)
+            sel = mask[start : start + batch_size].to(device)
             targets = ids[sel]
             corrupted = ids.masked_fill(sel, mask_id)
             logits = _masked_logits(model, corrupted, (ids != pad_id).long(), sel).float()
-            log_probs = torch.log_softmax(logits, dim=-1)                       # (M, V)
-            nll = -log_probs.gather(1, targets.unsqueeze(1)).squeeze(1)          # (M,)
-            ent = -(log_probs.exp() * log_probs).sum(dim=-1)                     # (M,)
-            row = sel.nonzero(as_tuple=True)[0]                                  # block of each
+            log_probs = torch.log_softmax(logits, dim=-1)  # (M, V)
+            nll = -log_probs.gather(1, targets.unsqueeze(1)).squeeze(1)  # (M,)
+            ent = -(log_probs.exp() * log_probs).sum(dim=-1)  # (M,)
+            row = sel.nonzero(as_tuple=True)[0]  # block of each
             rows = ids.shape[0]
             sums = torch.zeros(rows, 2, dtype=torch.float64, device=ids.device)
             sums.index_add_(0, row, torch.stack([nll, ent], dim=1).double())
             per = sel.sum(dim=1).clamp(min=1).double().unsqueeze(1)
             means = (sums / per).cpu().numpy()
-            valid = counts[start:start + rows] > 0
-            loss[start:start + rows] = np.where(valid, means[:, 0], np.nan)
-            entropy[start:start + rows] = np.where(valid, means[:, 1], np.nan)
+            valid = counts[start : start + rows] > 0
+            loss[start : start + rows] = np.where(valid, means[:, 0], np.nan)
+            entropy[start : start + rows] = np.where(valid, means[:, 1], np.nan)
     return {"loss": loss, "entropy": entropy, "masked": counts}
 
 
@@ -208,9 +210,10 @@ _BYTE_PIECE = re.compile(r"^<0x[0-9A-Fa-f]{2}>$")
 class TokenTable:
     """Per vocabulary id: script code (index into `scripts`, -1 when the piece has no
     letter) and whether it is a byte-fallback piece (`<0x..>`) or `<unk>`."""
+
     scripts: tuple[str, ...]
-    script_of: np.ndarray   # (V,) int16
-    is_byte: np.ndarray     # (V,) bool
+    script_of: np.ndarray  # (V,) int16
+    is_byte: np.ndarray  # (V,) bool
 
 
 _TABLES: dict[tuple[int, int], TokenTable] = {}
@@ -235,8 +238,7 @@ def token_table(tokenizer) -> TokenTable:
     return _TABLES[key]
 
 
-def block_stats(blocks: np.ndarray, table: TokenTable, special: Iterable[int]
-                ) -> dict[str, np.ndarray]:
+def block_stats(blocks: np.ndarray, table: TokenTable, special: Iterable[int]) -> dict[str, np.ndarray]:
     """Per block (N, T): `distinct`, the share of distinct ordinary tokens among its
     ordinary tokens; `bytes`, the share of byte-fallback/`<unk>` tokens; `scripts`, (N, S)
     counts of letter-bearing tokens per script of `table.scripts`."""

@@ -1,5 +1,6 @@
 """The Unicode script of letters: the junk guard's token table (pretrain/scoring.py) and the
 filters of generated text (pretrain/generate.py) both ask it. A leaf: no torch."""
+
 from __future__ import annotations
 
 import functools
@@ -8,8 +9,7 @@ from collections import Counter
 import regex
 
 # Scripts of the project's languages (and their usual intruders); other letters count as "Other".
-SCRIPTS = ("Latin", "Ethiopic", "Arabic", "Tifinagh", "Nko", "Vai", "Adlam", "Greek", "Cyrillic",
-           "Han", "Devanagari")
+SCRIPTS = ("Latin", "Ethiopic", "Arabic", "Tifinagh", "Nko", "Vai", "Adlam", "Greek", "Cyrillic", "Han", "Devanagari")
 _SCRIPT_RES = {name: regex.compile(rf"\p{{Script={name}}}") for name in SCRIPTS}
 _LETTER_RE = regex.compile(r"\p{L}")
 

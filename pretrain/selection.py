@@ -24,6 +24,7 @@ One round, the same frame for every strategy (`pretrain/strategies/`, one module
 
 See docs/pretrain.md ("Selection strategies") and docs/selection.md.
 """
+
 from __future__ import annotations
 
 import copy
@@ -46,7 +47,11 @@ from pretrain.noise import KINDS as NOISE_KINDS
 from pretrain.pool import BlockPool
 from pretrain.runfiles import round_path, write_round
 from pretrain.scoring import (
-    block_mask, block_stats, masked_scores, special_token_ids, token_table,
+    block_mask,
+    block_stats,
+    masked_scores,
+    special_token_ids,
+    token_table,
 )
 from pretrain.strategies import STRATEGIES, afrolm
 
@@ -56,6 +61,8 @@ log = logging.getLogger(__name__)
 CANDIDATES, CHOICE, ORDER, PROMPTS, MASK, SAMPLING, HOLDOUT, REFERENCE = range(8)
 MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution times this = its standard deviation
 STATE_VERSION = 2
+
+
 @dataclass
 class SelectionState:
     """What selection carries from round to round; saved in every checkpoint."""
@@ -74,8 +81,10 @@ class SelectionState:
 
     def state_dict(self) -> dict:
         """Tensors, ints, lists and dicts only: `torch.load(weights_only=True)` reads it."""
-        return {"version": STATE_VERSION, **{f.name: copy.copy(getattr(self, f.name))
-                                             for f in dataclasses.fields(self)}}
+        return {
+            "version": STATE_VERSION,
+            **{f.name: copy.copy(getattr(self, f.name)) for f in dataclasses.fields(self)},
+        }
 
     @classmethod
     def from_state_dict(cls, data: dict) -> "SelectionState":
@@ -89,24 +98,24 @@ class SelectionState:
 
 @dataclass
 class RoundResult:
-    chosen_ids: np.ndarray      # int64, in training order
-    summary: dict               # the round file's summary line (deterministic: no timings)
-    scoring_seconds: float      # wall time spent scoring / generating this round
+    chosen_ids: np.ndarray  # int64, in training order
+    summary: dict  # the round file's summary line (deterministic: no timings)
+    scoring_seconds: float  # wall time spent scoring / generating this round
 
 
 # ---------------------------------------------------------------------------- quotas
 
 
-def language_quotas(pool_sizes: dict[str, int], total: int, alpha: float,
-                    caps: dict[str, int] | None = None) -> dict[str, int]:
+def language_quotas(
+    pool_sizes: dict[str, int], total: int, alpha: float, caps: dict[str, int] | None = None
+) -> dict[str, int]:
     """Split `total` over languages with shares ∝ n_i^alpha (n_i = pool size); see
     `weighted_quotas` (caps default to the pool sizes)."""
     weight = {lang: float(n) ** alpha for lang, n in pool_sizes.items() if n > 0}
     return weighted_quotas(weight, total, dict(pool_sizes if caps is None else caps), pool_sizes)
 
 
-def weighted_quotas(weight: dict[str, float], total: int, caps: dict[str, int],
-                    langs: dict | list) -> dict[str, int]:
+def weighted_quotas(weight: dict[str, float], total: int, caps: dict[str, int], langs: dict | list) -> dict[str, int]:
     """Split `total` over the languages of `weight` with shares ∝ weight.
 
     Water-filling: a language whose share exceeds its cap gets its cap and the rest is shared
@@ -128,15 +137,20 @@ def weighted_quotas(weight: dict[str, float], total: int, caps: dict[str, int],
     exact = _water_fill(weight, {l: caps.get(l, 0) for l in names}, total)
     quotas = {lang: min(math.floor(exact[lang]), caps.get(lang, 0)) for lang in names}
     left = total - sum(quotas.values())
-    order = sorted((l for l in names if quotas[l] < caps.get(l, 0)),
-                   key=lambda l: (-(exact[l] - quotas[l]), -weight[l], l))
+    order = sorted(
+        (l for l in names if quotas[l] < caps.get(l, 0)), key=lambda l: (-(exact[l] - quotas[l]), -weight[l], l)
+    )
     for lang in order[:left]:
         quotas[lang] += 1
     return {lang: quotas.get(lang, 0) for lang in langs}
 
 
-def kept_quotas(pool_sizes: dict[str, int], candidates: dict[str, int], cfg: "SelectionConfig",
-                weights: dict[str, float] | None = None) -> dict[str, int]:
+def kept_quotas(
+    pool_sizes: dict[str, int],
+    candidates: dict[str, int],
+    cfg: "SelectionConfig",
+    weights: dict[str, float] | None = None,
+) -> dict[str, int]:
     """Blocks kept per language. By default the temperature shares of `blocks_per_round`, each at
     most ceil(kept share x its candidates), so a language whose pool caps its candidates still
     chooses among them. With `weights` (mix), shares ∝ weights, each at most its candidates."""
@@ -154,8 +168,9 @@ def holdout_count(n: int, share: float) -> int:
     return min(max(0, n - 1), round(share * n))
 
 
-def check_pressure(cfg: "SelectionConfig", pool_sizes: dict[str, int], where: str,
-                   noise: dict[str, int] | None = None) -> None:
+def check_pressure(
+    cfg: "SelectionConfig", pool_sizes: dict[str, int], where: str, noise: dict[str, int] | None = None
+) -> None:
     """At the start of a run: in every language the candidates fit in its pool (after the held-out
     slice) and fewer blocks are kept than drawn, else a ConfigError naming `where` (the preset),
     the language and the numbers. Without this a preset can ask for more than a pool holds and
@@ -166,20 +181,24 @@ def check_pressure(cfg: "SelectionConfig", pool_sizes: dict[str, int], where: st
     total = sum(sizes.values())
     cand = language_quotas(sizes, cfg.candidates, cfg.alpha)
     kept = kept_quotas(sizes, cand, cfg)
-    fix = ("lower selection.blocks_per_round or selection.candidates_per_round, or raise "
-           "selection.kept_share (fewer candidates per kept block)")
+    fix = (
+        "lower selection.blocks_per_round or selection.candidates_per_round, or raise "
+        "selection.kept_share (fewer candidates per kept block)"
+    )
     for lang in sorted(sizes):
         if cand[lang] > sizes[lang]:
             raise ConfigError(
                 f"{where}: language {lang} would draw {cand[lang]:,} candidates a round but its pool "
                 f"holds {sizes[lang]:,} blocks (selection.candidates {cfg.candidates:,} against "
-                f"{total:,} blocks in all languages, after holdout_share={cfg.holdout_share}); {fix}")
+                f"{total:,} blocks in all languages, after holdout_share={cfg.holdout_share}); {fix}"
+            )
     for lang in sorted(sizes):
         if cand[lang] and kept[lang] >= cand[lang]:
             raise ConfigError(
                 f"{where}: language {lang} would keep {kept[lang]:,} of its {cand[lang]:,} candidates "
                 f"a round (pool {sizes[lang]:,} blocks): nothing left to select; keep fewer than the "
-                f"candidates: {fix}")
+                f"candidates: {fix}"
+            )
 
 
 def _water_fill(weight: dict[str, float], caps: dict[str, int], total: float) -> dict[str, float]:
@@ -231,8 +250,7 @@ def robust_z(scores: np.ndarray) -> np.ndarray:
     return z
 
 
-def gumbel_top_k(scores: np.ndarray, k: int, temperature: float,
-                 rng: np.random.Generator) -> np.ndarray:
+def gumbel_top_k(scores: np.ndarray, k: int, temperature: float, rng: np.random.Generator) -> np.ndarray:
     """Indices of k items drawn without replacement with P ∝ exp(score / temperature):
     the k largest of score / temperature + Gumbel(0, 1) noise (Gumbel-top-k; Vieira 2014,
     Kool et al. 2019). Never a fixed top-k: every item keeps a chance."""
@@ -240,10 +258,14 @@ def gumbel_top_k(scores: np.ndarray, k: int, temperature: float,
     return np.argsort(-keys, kind="stable")[:k]
 
 
-def choose_in_language(scores: np.ndarray | None, quota: int, cfg: SelectionConfig,
-                       rng: np.random.Generator, junk: np.ndarray | None = None,
-                       first: np.ndarray | None = None
-                       ) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+def choose_in_language(
+    scores: np.ndarray | None,
+    quota: int,
+    cfg: SelectionConfig,
+    rng: np.random.Generator,
+    junk: np.ndarray | None = None,
+    first: np.ndarray | None = None,
+) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
     """Choose `quota` of one language's candidates; returns (positions chosen, a reason per
     candidate, robust z, junk kind per candidate: "" when clean).
 
@@ -284,8 +306,7 @@ def choose_in_language(scores: np.ndarray | None, quota: int, cfg: SelectionConf
             take(pool[gumbel_top_k(scores[pool], k, cfg.gumbel_temperature, rng)], "gumbel")
     rest = np.flatnonzero(clean & ~taken)
     size = min(quota - int(taken.sum()), len(rest))
-    take(rng.choice(rest, size=size, replace=False) if size else [],
-         "explore" if scores is not None else "random")
+    take(rng.choice(rest, size=size, replace=False) if size else [], "explore" if scores is not None else "random")
     if taken.sum() < quota:  # only junk left: least extreme first (random order without z)
         dirty = rng.permutation(np.flatnonzero(~clean & ~taken))
         dirty = dirty[np.argsort(np.nan_to_num(z[dirty], nan=np.inf), kind="stable")]
@@ -295,8 +316,7 @@ def choose_in_language(scores: np.ndarray | None, quota: int, cfg: SelectionConf
     return np.array(chosen, dtype=np.int64), reasons, z, junk
 
 
-def content_junk(stats: dict[str, np.ndarray], langs: list[str], cfg: SelectionConfig
-                 ) -> np.ndarray:
+def content_junk(stats: dict[str, np.ndarray], langs: list[str], cfg: SelectionConfig) -> np.ndarray:
     """Junk kind per block from `scoring.block_stats` ("" when clean): "bytes", then
     "repetitive", then "script" (under `junk_min_script_share` of its letter tokens in its
     language's main script, the commonest script among the language's candidates)."""
@@ -328,9 +348,9 @@ def round_torch_generator(cfg: SelectionConfig, round_index: int, stream: int) -
     return torch.Generator().manual_seed(int(seed) & (2**63 - 1))
 
 
-def draw_candidates(pool: BlockPool, langs: list[str], counts: dict[str, int],
-                    rng: np.random.Generator, exclude: list[np.ndarray] = ()
-                    ) -> dict[str, np.ndarray]:
+def draw_candidates(
+    pool: BlockPool, langs: list[str], counts: dict[str, int], rng: np.random.Generator, exclude: list[np.ndarray] = ()
+) -> dict[str, np.ndarray]:
     """`counts[lang]` ids per language, uniformly without replacement, sorted; ids in
     `exclude` are never drawn."""
     out = {}
@@ -358,8 +378,7 @@ def draw_holdout(pool: BlockPool, cfg: SelectionConfig) -> torch.Tensor:
         kinds = noise_kinds(pool, ids)
         if kinds is not None:
             ids = ids[kinds == ""]
-        parts.append(np.sort(rng.choice(ids, size=holdout_count(len(ids), cfg.holdout_share),
-                                        replace=False)))
+        parts.append(np.sort(rng.choice(ids, size=holdout_count(len(ids), cfg.holdout_share), replace=False)))
     return torch.as_tensor(np.concatenate(parts), dtype=torch.int64)
 
 
@@ -371,9 +390,16 @@ def mask_seed(cfg: SelectionConfig) -> int:
     return int(np.random.SeedSequence([cfg.seed, MASK]).generate_state(1, np.uint64)[0])
 
 
-def inspect_candidates(model: nn.Module, pool: BlockPool, ids: np.ndarray, langs: list[str],
-                       cfg: SelectionConfig, state: SelectionState, device,
-                       measures: tuple[str, ...]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def inspect_candidates(
+    model: nn.Module,
+    pool: BlockPool,
+    ids: np.ndarray,
+    langs: list[str],
+    cfg: SelectionConfig,
+    state: SelectionState,
+    device,
+    measures: tuple[str, ...],
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Junk kinds found from the tokens (every strategy) and the `measures` per candidate
     (loss / entropy of the current model, ref_loss of the irreducible-loss model, cached).
     Every measure uses the block's fixed mask (`scoring.block_mask`). One pass over the
@@ -386,15 +412,15 @@ def inspect_candidates(model: nn.Module, pool: BlockPool, ids: np.ndarray, langs
     reference = None
     stats, parts = [], []
     for start in range(0, len(ids), INSPECT_CHUNK):
-        chunk_ids = ids[start:start + INSPECT_CHUNK]
+        chunk_ids = ids[start : start + INSPECT_CHUNK]
         blocks = np.asarray(pool.blocks(chunk_ids), dtype=np.int64)
         if table is not None:
             stats.append(block_stats(blocks, table, special))
         if not measures:
             continue
         tokens = torch.as_tensor(blocks)
-        if cfg.score_tokens:   # a block's first tokens estimate its loss for a share of the cost
-            tokens = tokens[:, :cfg.score_tokens]
+        if cfg.score_tokens:  # a block's first tokens estimate its loss for a share of the cost
+            tokens = tokens[:, : cfg.score_tokens]
         mask = block_mask(tokens, chunk_ids, cfg.mask_prob, mask_seed(cfg), special)
         out = {}
         if {"loss", "entropy"} & set(measures):
@@ -405,15 +431,15 @@ def inspect_candidates(model: nn.Module, pool: BlockPool, ids: np.ndarray, langs
             if len(missing):
                 if reference is None:
                     reference = irreducible.load_reference(model, state.reference, device)
-                ref[missing] = masked_scores(reference, tokens[missing], mask[missing],
-                                             cfg.score_batch_size, device)["loss"]
+                ref[missing] = masked_scores(reference, tokens[missing], mask[missing], cfg.score_batch_size, device)[
+                    "loss"
+                ]
                 state.irreducible = irreducible.store(state.irreducible, chunk_ids[missing], ref[missing])
             out["ref_loss"] = ref
         parts.append({k: v for k, v in out.items() if k in measures})
     del reference
     if stats:
-        kinds = content_junk({k: np.concatenate([s[k] for s in stats]) for k in stats[0]},
-                             langs, cfg)
+        kinds = content_junk({k: np.concatenate([s[k] for s in stats]) for k in stats[0]}, langs, cfg)
     values = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
     return kinds, values
 
@@ -429,8 +455,10 @@ def noise_kinds(pool: BlockPool, ids: np.ndarray) -> np.ndarray | None:
 def _token_table(pool: BlockPool):
     tokenizer = getattr(pool, "tokenizer", None)
     if tokenizer is None:
-        log.warning("selection: the pool has no `tokenizer` (pretrain/pool.py), so the junk "
-                    "guard checks scores only, not repetition, bytes or script")
+        log.warning(
+            "selection: the pool has no `tokenizer` (pretrain/pool.py), so the junk "
+            "guard checks scores only, not repetition, bytes or script"
+        )
         return None
     return token_table(tokenizer)
 
@@ -450,12 +478,27 @@ def _ensure_reference(model, pool, cfg: SelectionConfig, state: SelectionState, 
     model's initial weights)."""
     if state.reference is None:
         state.reference = irreducible.train_reference(
-            model, pool, state.holdout.numpy(), cfg.rho_reference_steps, cfg.rho_reference_batch,
-            cfg.rho_reference_lr, cfg.mask_prob, round_torch_generator(cfg, 0, REFERENCE), device)
+            model,
+            pool,
+            state.holdout.numpy(),
+            cfg.rho_reference_steps,
+            cfg.rho_reference_batch,
+            cfg.rho_reference_lr,
+            cfg.mask_prob,
+            round_torch_generator(cfg, 0, REFERENCE),
+            device,
+        )
 
 
-def run_round(model: nn.Module, pool: BlockPool, cfg: SelectionConfig, state: SelectionState,
-              round_index: int, out_dir: str | Path | None, device) -> RoundResult:
+def run_round(
+    model: nn.Module,
+    pool: BlockPool,
+    cfg: SelectionConfig,
+    state: SelectionState,
+    round_index: int,
+    out_dir: str | Path | None,
+    device,
+) -> RoundResult:
     """Choose the blocks of round `round_index`; write its round file under `out_dir`
     (None: write nothing, e.g. on non-zero ranks); update `state`. Deterministic in
     (cfg.seed, round_index, model weights, pool)."""
@@ -474,8 +517,9 @@ def run_round(model: nn.Module, pool: BlockPool, cfg: SelectionConfig, state: Se
     n_cand = {lang: len(ids) for lang, ids in candidates.items()}
     # `target`: the temperature share, not capped by the pool, so a language that cannot
     # fill it shows a shortfall; `quotas`: what is chosen (see `kept_quotas`).
-    target = language_quotas(pool_sizes, cfg.blocks_per_round, cfg.alpha,
-                             caps=dict.fromkeys(langs, cfg.blocks_per_round))
+    target = language_quotas(
+        pool_sizes, cfg.blocks_per_round, cfg.alpha, caps=dict.fromkeys(langs, cfg.blocks_per_round)
+    )
     all_ids = np.concatenate([candidates[lang] for lang in langs] or [np.zeros(0, np.int64)])
     cand_langs = [lang for lang in langs for _ in range(n_cand[lang])]
     measures = strategy.measures if mode in ("scored", "mixture") else ()
@@ -496,8 +540,15 @@ def run_round(model: nn.Module, pool: BlockPool, cfg: SelectionConfig, state: Se
         budget = afrolm.block_budget(quotas, cfg.afrolm_generated_share)
         prompts = language_quotas(pool_sizes, cfg.afrolm_prompts_per_round, cfg.alpha)
         new, gen_stats = generate.generate_round(
-            model, pool, cfg, budget, prompts, round_rng(cfg, round_index, PROMPTS),
-            round_torch_generator(cfg, round_index, SAMPLING), device)
+            model,
+            pool,
+            cfg,
+            budget,
+            prompts,
+            round_rng(cfg, round_index, PROMPTS),
+            round_torch_generator(cfg, round_index, SAMPLING),
+            device,
+        )
         state_new = {lang: ids for lang, ids in new.items() if len(ids)}
         _remember_generated(state, state_new)
         generated = {lang: ids[: budget[lang]] for lang, ids in state_new.items()}
@@ -517,12 +568,13 @@ def run_round(model: nn.Module, pool: BlockPool, cfg: SelectionConfig, state: Se
         lang_junk = np.concatenate([np.array([""] * len(gen_ids), dtype=object), junk[part]])
         is_gen = np.arange(len(ids)) < len(gen_ids)
         chosen, reasons, z, kinds = choose_in_language(
-            lang_values.get("score"), quotas[lang], cfg, rng, junk=lang_junk,
-            first=is_gen if len(gen_ids) else None)
+            lang_values.get("score"), quotas[lang], cfg, rng, junk=lang_junk, first=is_gen if len(gen_ids) else None
+        )
         chosen_all.append(ids[chosen])
         lang_records = _candidate_records(round_index, lang, ids, lang_values, z, reasons, kinds, is_gen)
-        per_lang[lang] = _lang_summary(pool_sizes[lang], len(ids), target[lang], quotas[lang],
-                                       reasons, kinds, lang_values.get("score"), chosen)
+        per_lang[lang] = _lang_summary(
+            pool_sizes[lang], len(ids), target[lang], quotas[lang], reasons, kinds, lang_values.get("score"), chosen
+        )
         if has_noise:
             noise = noise_kinds(pool, ids)
             for rec, kind in zip(lang_records, noise):
@@ -538,24 +590,27 @@ def run_round(model: nn.Module, pool: BlockPool, cfg: SelectionConfig, state: Se
         summary.update(_noise_summary(_sum_counts([s["noise"] for s in per_lang.values()])))
     summary["chosen_before"] = _chosen_before(state, chosen_ids)
     if summary["shortfall"] or any(s["shortfall"] for s in per_lang.values()):
-        log.warning("selection round %d: %d of blocks_per_round=%d chosen (%d blocks short); "
-                    "languages short of their share: %s", round_index, len(chosen_ids),
-                    cfg.blocks_per_round, summary["shortfall"],
-                    {l: s["shortfall"] for l, s in per_lang.items() if s["shortfall"]})
+        log.warning(
+            "selection round %d: %d of blocks_per_round=%d chosen (%d blocks short); "
+            "languages short of their share: %s",
+            round_index,
+            len(chosen_ids),
+            cfg.blocks_per_round,
+            summary["shortfall"],
+            {l: s["shortfall"] for l, s in per_lang.items() if s["shortfall"]},
+        )
     if out_dir is not None:
         write_round(round_path(out_dir, round_index), records, summary)
     _update_state(state, chosen_ids, round_index)
     order = round_rng(cfg, round_index, ORDER).permutation(chosen_ids)
-    return RoundResult(chosen_ids=order.astype(np.int64), summary=summary,
-                       scoring_seconds=scoring_seconds)
+    return RoundResult(chosen_ids=order.astype(np.int64), summary=summary, scoring_seconds=scoring_seconds)
 
 
-def _split(values: dict[str, np.ndarray], langs: list[str], counts: dict[str, int]
-           ) -> dict[str, dict[str, np.ndarray]]:
+def _split(values: dict[str, np.ndarray], langs: list[str], counts: dict[str, int]) -> dict[str, dict[str, np.ndarray]]:
     """Per-candidate arrays cut into each language's part (candidates are language-major)."""
     out, offset = {}, 0
     for lang in langs:
-        out[lang] = {k: v[offset:offset + counts[lang]] for k, v in values.items()}
+        out[lang] = {k: v[offset : offset + counts[lang]] for k, v in values.items()}
         offset += counts[lang]
     return out
 
@@ -567,10 +622,18 @@ def _clean(x: float) -> float | None:
 def _candidate_records(round_index, lang, ids, scores, z, reasons, kinds, is_gen) -> list[dict]:
     out = []
     for i, block_id in enumerate(ids.tolist()):
-        rec = {"type": "candidate", "round": round_index, "block_id": block_id, "lang": lang,
-               "score": _clean(scores["score"][i]) if "score" in scores else None,
-               "z": _clean(z[i]), "chosen": reasons[i] not in ("not_chosen", "junk_guard"),
-               "reason": reasons[i], "junk": kinds[i] or None, "generated": bool(is_gen[i])}
+        rec = {
+            "type": "candidate",
+            "round": round_index,
+            "block_id": block_id,
+            "lang": lang,
+            "score": _clean(scores["score"][i]) if "score" in scores else None,
+            "z": _clean(z[i]),
+            "chosen": reasons[i] not in ("not_chosen", "junk_guard"),
+            "reason": reasons[i],
+            "junk": kinds[i] or None,
+            "generated": bool(is_gen[i]),
+        }
         for key in ("loss", "entropy", "ref_loss"):
             if key in scores:
                 rec[key] = _clean(scores[key][i])
@@ -580,18 +643,24 @@ def _candidate_records(round_index, lang, ids, scores, z, reasons, kinds, is_gen
 
 def _lang_summary(pool_size, n_cand, target, quota, reasons, kinds, score, chosen) -> dict:
     junk = Counter(k for k in kinds if k)
-    out = {"pool": pool_size, "candidates": n_cand, "target": target, "quota": quota,
-           "chosen": len(chosen), "shortfall": max(0, target - len(chosen)),
-           "junk_flagged": sum(junk.values()), "junk_chosen": reasons.count("junk_fill"),
-           "junk": dict(sorted(junk.items())),
-           "reasons": dict(sorted(Counter(reasons).items()))}
+    out = {
+        "pool": pool_size,
+        "candidates": n_cand,
+        "target": target,
+        "quota": quota,
+        "chosen": len(chosen),
+        "shortfall": max(0, target - len(chosen)),
+        "junk_flagged": sum(junk.values()),
+        "junk_chosen": reasons.count("junk_fill"),
+        "junk": dict(sorted(junk.items())),
+        "reasons": dict(sorted(Counter(reasons).items())),
+    }
     if score is not None:
         finite = np.isfinite(score)
         picked = np.zeros(len(score), dtype=bool)
         picked[chosen] = True
         out["mean_score_candidates"] = _clean(score[finite].mean()) if finite.any() else None
-        out["mean_score_chosen"] = (_clean(score[finite & picked].mean())
-                                    if (finite & picked).any() else None)
+        out["mean_score_chosen"] = _clean(score[finite & picked].mean()) if (finite & picked).any() else None
     return out
 
 
@@ -615,13 +684,18 @@ def _noise_summary(counts: dict) -> dict:
     """The round's (or a language's) noise figures from `_noise_counts`: `noise_share` (of the
     chosen blocks), by kind, and the same share among the candidates and the clean candidates
     (what a uniform choice keeps)."""
+
     def share(part: str, kinds=NOISE_KINDS) -> float | None:
         n = counts[part]["all"]
         return round(sum(counts[part][k] for k in kinds) / n, 6) if n else None
 
-    return {"noise": counts, "noise_share": share("chosen"),
-            "noise_share_by_kind": {k: share("chosen", (k,)) for k in NOISE_KINDS},
-            "noise_candidate_share": share("candidates"), "noise_clean_share": share("clean")}
+    return {
+        "noise": counts,
+        "noise_share": share("chosen"),
+        "noise_share_by_kind": {k: share("chosen", (k,)) for k in NOISE_KINDS},
+        "noise_candidate_share": share("candidates"),
+        "noise_clean_share": share("clean"),
+    }
 
 
 def _summary(cfg, round_index, mode, per_lang, n_chosen, gen_stats) -> dict:
@@ -631,14 +705,21 @@ def _summary(cfg, round_index, mode, per_lang, n_chosen, gen_stats) -> dict:
     junk: Counter = Counter()
     for s in per_lang.values():
         junk.update(s["junk"])
-    summary = {"type": "summary", "round": round_index, "strategy": cfg.strategy, "mode": mode,
-               "requested": cfg.blocks_per_round, "chosen": n_chosen,
-               "candidates": total("candidates"),
-               "shortfall": max(0, cfg.blocks_per_round - n_chosen),
-               "junk_flagged": total("junk_flagged"), "junk_chosen": total("junk_chosen"),
-               "junk": dict(sorted(junk.items())),
-               "explore": sum(s["reasons"].get("explore", 0) for s in per_lang.values()),
-               "languages": per_lang}
+    summary = {
+        "type": "summary",
+        "round": round_index,
+        "strategy": cfg.strategy,
+        "mode": mode,
+        "requested": cfg.blocks_per_round,
+        "chosen": n_chosen,
+        "candidates": total("candidates"),
+        "shortfall": max(0, cfg.blocks_per_round - n_chosen),
+        "junk_flagged": total("junk_flagged"),
+        "junk_chosen": total("junk_chosen"),
+        "junk": dict(sorted(junk.items())),
+        "explore": sum(s["reasons"].get("explore", 0) for s in per_lang.values()),
+        "languages": per_lang,
+    }
     if gen_stats:
         summary["afrolm"] = gen_stats
     return summary
@@ -659,8 +740,7 @@ def _remember_generated(state: SelectionState, generated: dict) -> None:
 def _update_state(state: SelectionState, chosen: np.ndarray, round_index: int) -> None:
     counts = state.times_chosen
     if len(chosen) and chosen.max() >= len(counts):
-        counts = torch.cat([counts, torch.zeros(int(chosen.max()) + 1 - len(counts),
-                                                dtype=torch.int32)])
+        counts = torch.cat([counts, torch.zeros(int(chosen.max()) + 1 - len(counts), dtype=torch.int32)])
     counts[torch.as_tensor(chosen, dtype=torch.long)] += 1
     state.times_chosen = counts
     state.last_chosen = torch.as_tensor(np.sort(chosen), dtype=torch.int64)

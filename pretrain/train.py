@@ -9,6 +9,7 @@ Training proceeds in rounds of `selection.select_every` steps. At the start of e
 blocks the round trains on, in order (AfroLM's self-active learning, warm-started: the model is
 never retrained from scratch). Checkpoints hold everything needed to continue bit for bit.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -90,8 +91,11 @@ class StopFlag:
             signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
             raise KeyboardInterrupt
         self.signum = signum
-        print(f"\n[train] got {signal.Signals(signum).name}: saving a checkpoint at the next step boundary",
-              file=sys.stderr, flush=True)
+        print(
+            f"\n[train] got {signal.Signals(signum).name}: saving a checkpoint at the next step boundary",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def restore(self) -> None:
         for sig, handler in self._previous.items():
@@ -121,8 +125,15 @@ class Progress:
 
 
 class Trainer:
-    def __init__(self, cfg: PretrainConfig, info: ddp_util.DistInfo, device: torch.device, log,
-                 start_dir: Path | None = None, where: str = "this config"):
+    def __init__(
+        self,
+        cfg: PretrainConfig,
+        info: ddp_util.DistInfo,
+        device: torch.device,
+        log,
+        start_dir: Path | None = None,
+        where: str = "this config",
+    ):
         """`start_dir`: the checkpoint folder to continue from (init_from, after any vocab.* changes);
         its model and tokenizer replace model.* and tokenizer_dir. None: random weights.
         `where`: how errors name the settings' origin (e.g. "preset tiny")."""
@@ -136,26 +147,49 @@ class Trainer:
         self.tokenizer.model_max_length = cfg.data.block_len  # what the model's positions allow
         cache_root = cfg.data.cache_dir or self.out_dir.parent / "cache"
         if info.main:
-            self.cache = build_block_cache(cfg.corpus_dir, self.tokenizer, self.tokenizer_dir, cfg.data.block_len,
-                                           cache_root, cfg.data.tokenize_batch, log=log)
+            self.cache = build_block_cache(
+                cfg.corpus_dir,
+                self.tokenizer,
+                self.tokenizer_dir,
+                cfg.data.block_len,
+                cache_root,
+                cfg.data.tokenize_batch,
+                log=log,
+            )
         ddp_util.barrier(info)
         if not info.main:
-            self.cache = build_block_cache(cfg.corpus_dir, self.tokenizer, self.tokenizer_dir, cfg.data.block_len,
-                                           cache_root, cfg.data.tokenize_batch, log=lambda *_: None)
+            self.cache = build_block_cache(
+                cfg.corpus_dir,
+                self.tokenizer,
+                self.tokenizer_dir,
+                cfg.data.block_len,
+                cache_root,
+                cfg.data.tokenize_batch,
+                log=lambda *_: None,
+            )
         self.warnings: list[str] = []
         self.metrics: MetricsLog | None = None  # set once the run's metrics log is open (rank 0)
         self.progress = Progress()
         self.langs = self._choose_languages()
-        self.pool = PackedBlockPool(self.cache, self.langs, self.tokenizer, cfg.corpus_dir, cfg.data.tokenize_batch,
-                                    noise_share=cfg.data.noise_share)
+        self.pool = PackedBlockPool(
+            self.cache,
+            self.langs,
+            self.tokenizer,
+            cfg.corpus_dir,
+            cfg.data.tokenize_batch,
+            noise_share=cfg.data.noise_share,
+        )
         noise = {lang: len(self.pool.noise_ids(lang)) for lang in self.langs}
         if self.pool.n_noise:
             kinds = Counter(self.pool.noise_kind(np.arange(self.pool.n_real, self.pool.n_base)))
-            log(f"[data] data.noise_share={cfg.data.noise_share}: {self.pool.n_noise:,} noise blocks in the pool "
-                f"({', '.join(f'{kind} {n:,}' for kind, n in sorted(kinds.items()))})")
+            log(
+                f"[data] data.noise_share={cfg.data.noise_share}: {self.pool.n_noise:,} noise blocks in the pool "
+                f"({', '.join(f'{kind} {n:,}' for kind, n in sorted(kinds.items()))})"
+            )
         # Before any weights exist: a selection that cannot select is a config error.
-        check_pressure(cfg.selection, {lang: len(self.pool.ids(lang)) - noise[lang] for lang in self.langs},
-                       where, noise)
+        check_pressure(
+            cfg.selection, {lang: len(self.pool.ids(lang)) - noise[lang] for lang in self.langs}, where, noise
+        )
         self.special = special_table(self.tokenizer)
         self.valid, self.baseline = self._validation_sets()
         torch.manual_seed(tcfg.seed)  # same initial weights on every rank
@@ -166,14 +200,15 @@ class Trainer:
         if cfg.model.unigram_output_bias and start_dir is None:
             # The mix training draws from: languages weighted as the selection quotas weight them.
             sizes = {lang: len(validation.load_train_blocks(self.cache, lang)) for lang in self.langs}
-            weights = {lang: n ** cfg.selection.alpha for lang, n in sizes.items()}
+            weights = {lang: n**cfg.selection.alpha for lang, n in sizes.items()}
             set_output_bias(self.model, validation.mixture_log_probs(self.unigram, weights))
         self.model = self.model.to(device)
         self.objective = MaskedLMObjective(self.model)
         self.ddp = None
         if info.active:
             self.ddp = torch.nn.parallel.DistributedDataParallel(
-                self.objective, device_ids=[info.local_rank] if device.type == "cuda" else None)
+                self.objective, device_ids=[info.local_rank] if device.type == "cuda" else None
+            )
         self.optimizer, self.scheduler = build_optimizer(self.model, tcfg)
         self.word_start = word_start_table(self.tokenizer) if cfg.masking.whole_word else None
         self.selection_state = SelectionState()
@@ -201,11 +236,15 @@ class Trainer:
         asked = list(self.cfg.data.langs)
         for lang in asked:
             if lang not in index["langs"]:
-                raise ConfigError(f"data.langs: {lang!r} has no text in {self.cfg.corpus_dir} "
-                                  f"(languages there: {', '.join(sorted(index['langs']))})")
+                raise ConfigError(
+                    f"data.langs: {lang!r} has no text in {self.cfg.corpus_dir} "
+                    f"(languages there: {', '.join(sorted(index['langs']))})"
+                )
             if index["langs"][lang]["train"]["blocks"] == 0:
-                raise ConfigError(f"data.langs: {lang!r} has less training text than one block of "
-                                  f"{block_len} tokens in {self.cfg.corpus_dir}")
+                raise ConfigError(
+                    f"data.langs: {lang!r} has less training text than one block of "
+                    f"{block_len} tokens in {self.cfg.corpus_dir}"
+                )
         langs = []
         for lang in asked or sorted(index["langs"]):
             if index["langs"][lang]["train"]["blocks"] == 0:
@@ -213,8 +252,9 @@ class Trainer:
             else:
                 langs.append(lang)
         if not langs:
-            raise ConfigError(f"no language in {self.cfg.corpus_dir} has a full block of "
-                              f"data.block_len={block_len} tokens")
+            raise ConfigError(
+                f"no language in {self.cfg.corpus_dir} has a full block of data.block_len={block_len} tokens"
+            )
         return langs
 
     def _validation_sets(self) -> tuple[dict, dict]:
@@ -229,34 +269,50 @@ class Trainer:
             if not len(blocks):
                 self._warn(f"{lang}: no validation text in {self.cfg.corpus_dir}/{lang}/valid-*; not evaluated")
                 continue
-            vset = validation.build_validation_set(blocks, self.special, tok.mask_token_id, tok.pad_token_id,
-                                                   chars, lang, ecfg.mask_probability, ecfg.targets_per_lang)
+            vset = validation.build_validation_set(
+                blocks,
+                self.special,
+                tok.mask_token_id,
+                tok.pad_token_id,
+                chars,
+                lang,
+                ecfg.mask_probability,
+                ecfg.targets_per_lang,
+            )
             if not vset.targets:
                 self._warn(f"{lang}: its validation text has no maskable token; not evaluated")
                 continue
             if not vset.complete:
-                self.log(f"[eval] {lang}: the valid split gives {vset.targets:,} targets "
-                         f"(eval.targets_per_lang={ecfg.targets_per_lang:,}); every valid position is used")
+                self.log(
+                    f"[eval] {lang}: the valid split gives {vset.targets:,} targets "
+                    f"(eval.targets_per_lang={ecfg.targets_per_lang:,}); every valid position is used"
+                )
             sets[lang] = vset
             baseline[lang] = validation.unigram_baseline(vset, self.unigram[lang])
             baseline[lang]["bigram"] = validation.bigram_baseline(
-                vset, validation.load_train_blocks(self.cache, lang), self.unigram[lang], tok.mask_token_id)
+                vset, validation.load_train_blocks(self.cache, lang), self.unigram[lang], tok.mask_token_id
+            )
         return sets, baseline
 
     # ---- checkpoints --------------------------------------------------------------------
     def checkpoint_files(self) -> dict[str, bytes]:
         p = self.progress
         state = {
-            "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+            "rng": {
+                "python": random.getstate(),
+                "numpy": np.random.get_state(),
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            },
             "pool": self.pool.state_dict(),
             "selection": self.selection_state.state_dict(),
             "chosen": p.chosen.copy(),
         }
         return {
             "model.pt": ckpt.torch_bytes(self.model.state_dict()),
-            "optimizer.pt": ckpt.torch_bytes({"optimizer": self.optimizer.state_dict(),
-                                              "scheduler": self.scheduler.state_dict()}),
+            "optimizer.pt": ckpt.torch_bytes(
+                {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+            ),
             "state.pt": ckpt.torch_bytes(state),
             "progress.json": json.dumps(p.to_json(), indent=1, sort_keys=True).encode(),
         }
@@ -288,8 +344,10 @@ class Trainer:
         self.selection_state = SelectionState.from_state_dict(state["selection"])
         saved = json.loads((Path(folder) / "progress.json").read_text())
         if saved.get("world", 1) != self.info.world:  # each step's blocks are split by world size
-            raise ConfigError(f"{folder} was written by {saved.get('world', 1)} processes, this run has "
-                              f"{self.info.world}; resume with the same world size (torchrun --nproc_per_node)")
+            raise ConfigError(
+                f"{folder} was written by {saved.get('world', 1)} processes, this run has "
+                f"{self.info.world}; resume with the same world size (torchrun --nproc_per_node)"
+            )
         self.progress = Progress(**saved, chosen=np.asarray(state["chosen"], dtype=np.int64))
 
     # ---- one step -----------------------------------------------------------------------
@@ -299,8 +357,16 @@ class Trainer:
         for start in range(0, len(ids), tcfg.batch_size):
             blocks = torch.from_numpy(self.pool.blocks(ids[start : start + tcfg.batch_size]))
             inputs, labels = mask_tokens(
-                blocks, self.special, self.tokenizer.mask_token_id, len(self.tokenizer), gen,
-                m.probability, m.mask_fraction, m.random_fraction, self.word_start)
+                blocks,
+                self.special,
+                self.tokenizer.mask_token_id,
+                len(self.tokenizer),
+                gen,
+                m.probability,
+                m.mask_fraction,
+                m.random_fraction,
+                self.word_start,
+            )
             yield inputs, blocks != self.tokenizer.pad_token_id, labels
 
     def _autocast(self, cpu_too: bool = False):
@@ -342,9 +408,11 @@ class Trainer:
         else:
             self.progress.bad_steps += 1
             self.progress.skipped_steps += 1
-            self._warn(f"step {self.progress.step + 1}: non-finite loss or gradient; step skipped "
-                       f"({self.progress.bad_steps} in a row, limit train.max_bad_steps="
-                       f"{self.cfg.train.max_bad_steps})")
+            self._warn(
+                f"step {self.progress.step + 1}: non-finite loss or gradient; step skipped "
+                f"({self.progress.bad_steps} in a row, limit train.max_bad_steps="
+                f"{self.cfg.train.max_bad_steps})"
+            )
         self.optimizer.zero_grad(set_to_none=True)
         with warnings.catch_warnings():  # torch warns when a skipped step leaves optimizer.step uncalled
             warnings.simplefilter("ignore", UserWarning)
@@ -353,7 +421,8 @@ class Trainer:
             raise TrainingError(
                 f"loss or gradients non-finite for {self.progress.bad_steps} steps in a row (at step "
                 f"{self.progress.step + 1}); lower train.lr={self.cfg.train.lr} or check the data. "
-                "No checkpoint with non-finite weights was saved.")
+                "No checkpoint with non-finite weights was saved."
+            )
         return ok
 
     # ---- evaluation ---------------------------------------------------------------------
@@ -368,12 +437,19 @@ class Trainer:
             for start in range(0, len(vset.inputs), batch):
                 rows = slice(start, start + batch)
                 with self._autocast():
-                    loss, _ = self.objective(vset.inputs[rows].to(self.device), vset.attention[rows].to(self.device),
-                                             vset.labels[rows].to(self.device))
+                    loss, _ = self.objective(
+                        vset.inputs[rows].to(self.device),
+                        vset.attention[rows].to(self.device),
+                        vset.labels[rows].to(self.device),
+                    )
                 total += float(loss)
             mean = total / vset.targets
-            results[lang] = {"loss": round(mean, 6), "ppl": round(math.exp(min(mean, 50.0)), 4),
-                             "bpc": validation.bits_per_char(total, vset.chars), "targets": vset.targets}
+            results[lang] = {
+                "loss": round(mean, 6),
+                "ppl": round(math.exp(min(mean, 50.0)), 4),
+                "bpc": validation.bits_per_char(total, vset.chars),
+                "targets": vset.targets,
+            }
         self.model.train()
         return results
 
@@ -384,25 +460,39 @@ class Trainer:
         payload = None
         if self.info.main:
             with self._autocast(cpu_too=True):
-                result = run_round(self.model, self.pool, self.cfg.selection, self.selection_state, round_index,
-                                   self.out_dir, self.device)
-            payload = (np.asarray(result.chosen_ids, dtype=np.int64), dict(result.summary),
-                       float(result.scoring_seconds), self.pool.state_dict())
+                result = run_round(
+                    self.model,
+                    self.pool,
+                    self.cfg.selection,
+                    self.selection_state,
+                    round_index,
+                    self.out_dir,
+                    self.device,
+                )
+            payload = (
+                np.asarray(result.chosen_ids, dtype=np.int64),
+                dict(result.summary),
+                float(result.scoring_seconds),
+                self.pool.state_dict(),
+            )
         chosen, summary, _, pool_state = ddp_util.broadcast(self.info, payload)
         if not self.info.main:
             self.pool.load_state_dict(pool_state)
         self.model.train()
         if len(chosen) == 0:
-            raise TrainingError(f"selection round {round_index} chose no blocks "
-                                f"(strategy {self.cfg.selection.strategy})")
+            raise TrainingError(
+                f"selection round {round_index} chose no blocks (strategy {self.cfg.selection.strategy})"
+            )
         needed = self.cfg.selection.select_every * self.global_batch
         self.progress.chosen, self.progress.round_index = chosen, round_index
         self.progress.scoring_seconds += time.perf_counter() - started
         if metrics is not None:  # without the wall-clock figures, so metrics.jsonl stays reproducible
             metrics.selection(round_index, self.progress.step, len(chosen), needed, summary)
         if len(chosen) < needed:
-            self.log(f"[select] round {round_index}: {len(chosen)} blocks chosen for {needed} block-steps; "
-                     "the round cycles through them")
+            self.log(
+                f"[select] round {round_index}: {len(chosen)} blocks chosen for {needed} block-steps; "
+                "the round cycles through them"
+            )
 
 
 def _device(name: str) -> torch.device:
@@ -418,19 +508,25 @@ def eval_line(step: int, results: dict, baseline: dict) -> str:
     vs = validation.compare(results, baseline)
     mean = np.mean([r["loss"] for r in results.values()])
     base = np.mean([baseline[lang]["loss"] for lang in results if lang in baseline]) if baseline else float("nan")
-    head = (f"[eval] step {step}: mean {mean:.3f} nats vs unigram {base:.3f} (margin {vs['mean_margin'] or 0:+.3f}), "
-            f"below unigram in {vs['below']}/{vs['langs']}")
+    head = (
+        f"[eval] step {step}: mean {mean:.3f} nats vs unigram {base:.3f} (margin {vs['mean_margin'] or 0:+.3f}), "
+        f"below unigram in {vs['below']}/{vs['langs']}"
+    )
     bigrams = [baseline[lang]["bigram"]["loss"] for lang in results if "bigram" in baseline.get(lang, {})]
     if bigrams:
         head += f"; bigram counts {np.mean(bigrams):.3f}"
-    langs = ", ".join(f"{lang} {r['loss']:.2f} vs {baseline[lang]['loss']:.2f}" if lang in baseline
-                      else f"{lang} {r['loss']:.2f}" for lang, r in results.items())
+    langs = ", ".join(
+        f"{lang} {r['loss']:.2f} vs {baseline[lang]['loss']:.2f}" if lang in baseline else f"{lang} {r['loss']:.2f}"
+        for lang, r in results.items()
+    )
     return f"{head} | {langs}"
 
 
 def _format_eta(seconds: float) -> str:
     seconds = int(max(0, seconds))
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    return (
+        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    )
 
 
 def write_final(trainer: Trainer, out_dir: Path) -> Path:
@@ -475,8 +571,7 @@ class RunResult:
     trained_ids: list = field(default_factory=list)  # (step's ids, this rank's share) per step
 
 
-def run(cfg: PretrainConfig, fresh: bool = False, record_ids: bool = False,
-        where: str = "this config") -> RunResult:
+def run(cfg: PretrainConfig, fresh: bool = False, record_ids: bool = False, where: str = "this config") -> RunResult:
     """Train (or resume, or skip) the run described by `cfg`; `where` names the settings' origin
     in errors (e.g. "preset tiny")."""
     device = _device(cfg.train.device)
@@ -508,8 +603,7 @@ def _run(cfg, fresh, record_ids, info, device, log, where) -> RunResult:
         clear_run(out_dir)
     ddp_util.barrier(info)
     if manifest_is_current(out_dir, settings, inputs):
-        log(f"[train] {out_dir} is complete and its config and inputs are unchanged; skipped "
-            "(pass --fresh to retrain)")
+        log(f"[train] {out_dir} is complete and its config and inputs are unchanged; skipped (pass --fresh to retrain)")
         return RunResult(out_dir, out_dir / "final", skipped=True)
     resuming = check_same_run(out_dir, settings, inputs)  # refuses changed settings
     ddp_util.barrier(info)
@@ -526,8 +620,10 @@ def _run(cfg, fresh, record_ids, info, device, log, where) -> RunResult:
         ddp_util.barrier(info)
         if not info.main:
             start = init_from.prepare_start(cfg, source, inputs, log=lambda *_: None)
-        log(f"[init] continuing from {source} ({checkpoint.model_type}, {checkpoint.vocab_size:,} pieces); "
-            "model.* settings are not used: its config.json gives the model")
+        log(
+            f"[init] continuing from {source} ({checkpoint.model_type}, {checkpoint.vocab_size:,} pieces); "
+            "model.* settings are not used: its config.json gives the model"
+        )
     trainer = Trainer(cfg, info, device, log, start_dir=start, where=where)
     latest = None
     if resuming:
@@ -544,10 +640,12 @@ def _run(cfg, fresh, record_ids, info, device, log, where) -> RunResult:
             metrics.warning(0, message)
     trainer.metrics = metrics
     n_params = count_parameters(trainer.model)
-    log(f"[train] {n_params:,} parameters; languages: {', '.join(trainer.langs)}; pool {len(trainer.pool):,} "
+    log(
+        f"[train] {n_params:,} parameters; languages: {', '.join(trainer.langs)}; pool {len(trainer.pool):,} "
         f"blocks of {cfg.data.block_len}; {trainer.global_batch} blocks/step "
         f"({trainer.global_batch * cfg.data.block_len:,} tokens) x {tcfg.max_steps} steps; world {info.world}; "
-        f"device {device}")
+        f"device {device}"
+    )
 
     trainer.stop.install()
     session_start = time.perf_counter()
@@ -586,8 +684,10 @@ def _run(cfg, fresh, record_ids, info, device, log, where) -> RunResult:
                 speed = (p.tokens - last_log_tokens) / max(1e-9, now - last_log_time)
                 eta = (now - session_start) / max(1, p.step - start_step) * (tcfg.max_steps - p.step)
                 share = p.scoring_seconds / max(1e-9, p.train_seconds)
-                log(f"step {p.step}/{tcfg.max_steps} | loss {loss:.4f} | lr {lr:.2e} | {speed:,.0f} tok/s | "
-                    f"selection {share:.0%} of time | ETA {_format_eta(eta)}")
+                log(
+                    f"step {p.step}/{tcfg.max_steps} | loss {loss:.4f} | lr {lr:.2e} | {speed:,.0f} tok/s | "
+                    f"selection {share:.0%} of time | ETA {_format_eta(eta)}"
+                )
                 timing.record(p.step, speed, p.train_seconds, p.scoring_seconds, share)
                 last_log_time, last_log_tokens = now, p.tokens
             if metrics is not None and (p.step % tcfg.eval_every == 0 or p.step == tcfg.max_steps) and trainer.valid:
@@ -600,8 +700,10 @@ def _run(cfg, fresh, record_ids, info, device, log, where) -> RunResult:
                 trainer.save(metrics)
             if stopping:
                 signum = trainer.stop.signum or signal.SIGTERM
-                log(f"[train] stopped at step {p.step} after a signal; checkpoint saved in "
-                    f"{out_dir / 'checkpoints'}; run the same command again to resume")
+                log(
+                    f"[train] stopped at step {p.step} after a signal; checkpoint saved in "
+                    f"{out_dir / 'checkpoints'}; run the same command again to resume"
+                )
                 return RunResult(out_dir, None, stopped_by=signum, model=trainer.model, trained_ids=trained_ids)
     finally:
         trainer.stop.restore()
@@ -619,12 +721,16 @@ def _run(cfg, fresh, record_ids, info, device, log, where) -> RunResult:
         write_manifest(out_dir, "pretrain", settings, inputs, outputs, extra=extra)
         vs = summary["vs_unigram"]
         if vs["langs"]:
-            log(f"[train] final validation: below the unigram baseline in {vs['below']}/{vs['langs']} languages, "
-                f"mean margin {vs['mean_margin']:+.3f} nats (worst: {vs['worst']})")
+            log(
+                f"[train] final validation: below the unigram baseline in {vs['below']}/{vs['langs']} languages, "
+                f"mean margin {vs['mean_margin']:+.3f} nats (worst: {vs['worst']})"
+            )
         vb = summary["vs_bigram"]
         if vb["langs"]:
-            log(f"[train] against the left-neighbour bigram counts: below them in {vb['below']}/{vb['langs']} "
-                f"languages, mean margin {vb['mean_margin']:+.3f} nats (how much word order the model uses)")
+            log(
+                f"[train] against the left-neighbour bigram counts: below them in {vb['below']}/{vb['langs']} "
+                f"languages, mean margin {vb['mean_margin']:+.3f} nats (how much word order the model uses)"
+            )
         log(f"[train] done: {final_dir}")
     ddp_util.barrier(info)
     return RunResult(out_dir, final_dir, model=trainer.model, trained_ids=trained_ids)
@@ -645,26 +751,40 @@ def run_summary(metrics_path: Path, p: Progress, n_params: int) -> dict:
             if "bigram" in baseline[lang]:
                 valid[lang].update(bigram=baseline[lang]["bigram"]["loss"], bigram_bpc=baseline[lang]["bigram"]["bpc"])
     return {
-        "parameters": n_params, "steps": p.step, "tokens": p.tokens, "skipped_steps": p.skipped_steps,
-        "train_seconds": round(p.train_seconds, 1), "scoring_seconds": round(p.scoring_seconds, 1),
-        "valid_loss": valid, "vs_unigram": validation.compare(last, baseline),
+        "parameters": n_params,
+        "steps": p.step,
+        "tokens": p.tokens,
+        "skipped_steps": p.skipped_steps,
+        "train_seconds": round(p.train_seconds, 1),
+        "scoring_seconds": round(p.scoring_seconds, 1),
+        "valid_loss": valid,
+        "vs_unigram": validation.compare(last, baseline),
         "vs_bigram": validation.compare(last, {lang: b["bigram"] for lang, b in baseline.items() if "bigram" in b}),
     }
 
 
 COMMAND = Command(
-    PretrainConfig, "python -m pretrain.train", __doc__, presets=PRESETS_DIR,
+    PretrainConfig,
+    "python -m pretrain.train",
+    __doc__,
+    presets=PRESETS_DIR,
     flags=lambda parser: parser.add_argument(
-        "--fresh", action="store_true",
-        help="delete this out_dir's previous run (checkpoints, metrics, final) and start again"))
+        "--fresh",
+        action="store_true",
+        help="delete this out_dir's previous run (checkpoints, metrics, final) and start again",
+    ),
+)
 parse_args = COMMAND.parse
 load_run_config = COMMAND.load
 
 
 def settings_origin(args: argparse.Namespace) -> str:
     """How errors name where the settings came from: the preset, the config file, overrides."""
-    parts = [f"preset {args.preset}" if args.preset else "", f"config {args.config}" if args.config else "",
-             "with overrides" if args.overrides else ""]
+    parts = [
+        f"preset {args.preset}" if args.preset else "",
+        f"config {args.config}" if args.config else "",
+        "with overrides" if args.overrides else "",
+    ]
     return " ".join(p for p in parts if p) or "the default settings"
 
 
@@ -677,10 +797,12 @@ def _train(cfg: PretrainConfig, args: argparse.Namespace) -> int:
         result = run(cfg, fresh=args.fresh, where=settings_origin(args))
     except torch.OutOfMemoryError as err:  # the batch settings and what to lower (untested without a GPU)
         t = cfg.train
-        fail(f"out of GPU memory with train.batch_size={t.batch_size}, train.grad_accum={t.grad_accum}, "
-             f"data.block_len={cfg.data.block_len}, selection.score_batch_size="
-             f"{getattr(cfg.selection, 'score_batch_size', '?')}; lower train.batch_size and raise "
-             f"train.grad_accum (same tokens/step), or lower the scoring batch. ({err})")
+        fail(
+            f"out of GPU memory with train.batch_size={t.batch_size}, train.grad_accum={t.grad_accum}, "
+            f"data.block_len={cfg.data.block_len}, selection.score_batch_size="
+            f"{getattr(cfg.selection, 'score_batch_size', '?')}; lower train.batch_size and raise "
+            f"train.grad_accum (same tokens/step), or lower the scoring batch. ({err})"
+        )
         return 3
     if result.stopped_by is not None:
         return 128 + int(result.stopped_by)  # the shell's convention for "ended by a signal"

@@ -17,6 +17,7 @@ below the unigram but far above the bigram knows the language but hardly uses wo
 Bits per character (total nats / ln 2 / characters of the target pieces) compares runs whose
 tokenizers differ.
 """
+
 from __future__ import annotations
 
 import math
@@ -66,9 +67,16 @@ def language_seed(lang: str) -> int:
     return zlib.crc32(f"validation/{lang}".encode())
 
 
-def build_validation_set(blocks: np.ndarray, special: torch.Tensor, mask_id: int, pad_id: int,
-                         chars_table: np.ndarray, lang: str, mask_probability: float,
-                         targets_per_lang: int) -> ValidationSet:
+def build_validation_set(
+    blocks: np.ndarray,
+    special: torch.Tensor,
+    mask_id: int,
+    pad_id: int,
+    chars_table: np.ndarray,
+    lang: str,
+    mask_probability: float,
+    targets_per_lang: int,
+) -> ValidationSet:
     """Fixed masked rows of `lang` from its valid `blocks` (see the module doc)."""
     blocks_t = torch.from_numpy(np.asarray(blocks, dtype=np.int64))
     n_views = max(1, round(1.0 / mask_probability))
@@ -92,12 +100,19 @@ def build_validation_set(blocks: np.ndarray, special: torch.Tensor, mask_id: int
     inputs = torch.stack(rows_in) if rows_in else torch.zeros((0, width), dtype=torch.int64)
     labels = torch.stack(rows_lab) if rows_lab else torch.zeros((0, width), dtype=torch.int64)
     target_ids = labels[labels != IGNORE_INDEX].numpy()
-    return ValidationSet(inputs=inputs, labels=labels, attention=inputs != pad_id, targets=total,
-                         chars=float(chars_table[target_ids].sum()), complete=total >= targets_per_lang)
+    return ValidationSet(
+        inputs=inputs,
+        labels=labels,
+        attention=inputs != pad_id,
+        targets=total,
+        chars=float(chars_table[target_ids].sum()),
+        complete=total >= targets_per_lang,
+    )
 
 
-def unigram_log_probs(train_blocks: np.ndarray, special: np.ndarray,
-                      smoothing: float = UNIGRAM_SMOOTHING) -> np.ndarray:
+def unigram_log_probs(
+    train_blocks: np.ndarray, special: np.ndarray, smoothing: float = UNIGRAM_SMOOTHING
+) -> np.ndarray:
     """Float64 (vocab,): log p of each non-special piece in `train_blocks`; -inf for specials."""
     vocab = len(special)
     counts = np.zeros(vocab, dtype=np.float64)
@@ -121,12 +136,14 @@ def unigram_baseline(valid: ValidationSet, log_probs: np.ndarray) -> dict:
     """The unigram's mean loss (nats) and bits per character on `valid`'s targets."""
     target_ids = valid.labels[valid.labels != IGNORE_INDEX].numpy()
     total = float(-log_probs[target_ids].sum())
-    return {"loss": round(total / max(1, valid.targets), 6), "bpc": bits_per_char(total, valid.chars),
-            "targets": valid.targets}
+    return {
+        "loss": round(total / max(1, valid.targets), 6),
+        "bpc": bits_per_char(total, valid.chars),
+        "targets": valid.targets,
+    }
 
 
-def bigram_baseline(valid: ValidationSet, train_blocks: np.ndarray, log_probs: np.ndarray,
-                    mask_id: int) -> dict:
+def bigram_baseline(valid: ValidationSet, train_blocks: np.ndarray, log_probs: np.ndarray, mask_id: int) -> dict:
     """A left-neighbour bigram counted on `train_blocks`, Witten-Bell interpolated with the unigram
     `log_probs`, scored on `valid`'s targets from the inputs the model sees (mean loss, bits/char)."""
     vocab = len(log_probs)
@@ -154,11 +171,17 @@ def bits_per_char(total_nats: float, chars: float) -> float | None:
 
 def compare(evals: dict, baseline: dict) -> dict:
     """How a validation result stands against the unigram: languages below it and mean margin."""
-    margins = {lang: baseline[lang]["loss"] - r["loss"] for lang, r in evals.items()
-               if r.get("loss") is not None and lang in baseline}
-    return {"below": sum(m > 0 for m in margins.values()), "langs": len(margins),
-            "mean_margin": round(float(np.mean(list(margins.values()))), 6) if margins else None,
-            "worst": min(margins, key=margins.get) if margins else None}
+    margins = {
+        lang: baseline[lang]["loss"] - r["loss"]
+        for lang, r in evals.items()
+        if r.get("loss") is not None and lang in baseline
+    }
+    return {
+        "below": sum(m > 0 for m in margins.values()),
+        "langs": len(margins),
+        "mean_margin": round(float(np.mean(list(margins.values()))), 6) if margins else None,
+        "worst": min(margins, key=margins.get) if margins else None,
+    }
 
 
 def load_train_blocks(cache: Path, lang: str) -> np.ndarray:

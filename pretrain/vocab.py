@@ -14,6 +14,7 @@ picks it wherever it would have spelled out its text.
 The tokenizers library builds a model from (piece, score) lists but shows the scores only in its
 JSON form, so a tokenizer is changed there and loaded back with `Tokenizer.from_str`.
 """
+
 from __future__ import annotations
 
 import copy
@@ -58,8 +59,7 @@ def model_pieces(spec: dict) -> list[str]:
         return [piece for piece, _ in model["vocab"]]
     if model["type"] == "BPE":
         return sorted(model["vocab"], key=model["vocab"].get)
-    raise ValueError(f"tokenizer model {model['type']!r} is not supported; XLM-R's Unigram and "
-                     "RoBERTa's BPE are")
+    raise ValueError(f"tokenizer model {model['type']!r} is not supported; XLM-R's Unigram and RoBERTa's BPE are")
 
 
 def _merges(model: dict) -> list[tuple[str, str]]:
@@ -215,12 +215,13 @@ def extend_vocab(model, tokenizer, pieces: Sequence[str]):
     spec = tokenizer_spec(tokenizer)
     unigram = spec["model"]
     if unigram["type"] != "Unigram":
-        raise ValueError(f"vocabulary extension needs a Unigram tokenizer (as XLM-R's); this one is "
-                         f"{unigram['type']}")
+        raise ValueError(f"vocabulary extension needs a Unigram tokenizer (as XLM-R's); this one is {unigram['type']}")
     old_size = len(unigram["vocab"])
     if old_size != len(tokenizer) or max(_added_ids(spec), default=0) >= old_size:
-        raise ValueError("vocabulary extension needs every added token inside the tokenizer's model "
-                         f"vocabulary ({old_size} pieces, {len(tokenizer)} ids)")
+        raise ValueError(
+            "vocabulary extension needs every added token inside the tokenizer's model "
+            f"vocabulary ({old_size} pieces, {len(tokenizer)} ids)"
+        )
     have = set(model_pieces(spec))
     if any(p in have for p in pieces) or len(set(pieces)) != len(pieces):
         raise ValueError("pieces to add must be new and distinct")
@@ -235,8 +236,11 @@ def extend_vocab(model, tokenizer, pieces: Sequence[str]):
         old_best = _lattice_score(piece, tokens, scores, unk_id, unk_score)
         unigram["vocab"].append([piece, _new_piece_score(old_best, piece)])
     extended = wrap_tokenizer(spec, tokenizer)
-    unreachable = [p for i, p in enumerate(pieces)
-                   if [t.id for t in extended.backend_tokenizer.model.tokenize(p)] != [old_size + i]]
+    unreachable = [
+        p
+        for i, p in enumerate(pieces)
+        if [t.id for t in extended.backend_tokenizer.model.tokenize(p)] != [old_size + i]
+    ]
     if unreachable:  # cannot happen by the scoring rule above; a guard against tokenizers changes
         raise RuntimeError(f"{len(unreachable)} new pieces are not reachable, e.g. {unreachable[:5]}")
 

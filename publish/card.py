@@ -5,6 +5,7 @@ Metadata (`ModelCardData`): languages (ISO 639-3, from the run), licence, datase
 the finetune results (mean over seeds). The body says how to use the model, what it was
 trained on and under which terms, and shows the results table.
 """
+
 from __future__ import annotations
 
 import csv
@@ -42,20 +43,28 @@ class TaskInfo:
 
 # Finetune task names (finetune/ and shared/data/eval folder names) -> Hub model-index fields.
 TASKS = {
-    "masakhaner1": TaskInfo("token-classification", "Named entity recognition",
-                            "masakhane/masakhaner", "MasakhaNER 1.0"),
-    "masakhaner2": TaskInfo("token-classification", "Named entity recognition",
-                            "masakhane/masakhaner2", "MasakhaNER 2.0"),
-    "masakhanews": TaskInfo("text-classification", "News topic classification",
-                            "masakhane/masakhanews", "MasakhaNEWS"),
-    "hedderich": TaskInfo("text-classification", "News title topic classification",
-                          "hedderich_topics", "Hausa VOA / Yoruba BBC topics"),
+    "masakhaner1": TaskInfo(
+        "token-classification", "Named entity recognition", "masakhane/masakhaner", "MasakhaNER 1.0"
+    ),
+    "masakhaner2": TaskInfo(
+        "token-classification", "Named entity recognition", "masakhane/masakhaner2", "MasakhaNER 2.0"
+    ),
+    "masakhanews": TaskInfo("text-classification", "News topic classification", "masakhane/masakhanews", "MasakhaNEWS"),
+    "hedderich": TaskInfo(
+        "text-classification", "News title topic classification", "hedderich_topics", "Hausa VOA / Yoruba BBC topics"
+    ),
     "yosm": TaskInfo("text-classification", "Sentiment analysis", "yosm", "YOSM (Yoruba movie reviews)"),
     # The paper's out-of-domain setting: train on AfriSenti Yoruba tweets, test on YOSM.
-    "afrisenti_yosm": TaskInfo("text-classification", "Sentiment analysis (tweets to movie reviews)",
-                               "yosm", "YOSM, trained on AfriSenti yor", variant="afrisenti-train"),
-    "afrisenti": TaskInfo("text-classification", "Sentiment analysis",
-                          "shmuhammad/AfriSenti-twitter-sentiment", "AfriSenti"),
+    "afrisenti_yosm": TaskInfo(
+        "text-classification",
+        "Sentiment analysis (tweets to movie reviews)",
+        "yosm",
+        "YOSM, trained on AfriSenti yor",
+        variant="afrisenti-train",
+    ),
+    "afrisenti": TaskInfo(
+        "text-classification", "Sentiment analysis", "shmuhammad/AfriSenti-twitter-sentiment", "AfriSenti"
+    ),
 }
 
 
@@ -101,8 +110,9 @@ def _number_row(row: dict, line: int, path: Path) -> tuple[float, float | None, 
     try:
         return float(raw), (float(std) if std else None), (int(float(seeds)) if seeds else None)
     except (TypeError, ValueError):
-        raise ResultsError(f"{path}:{line}: not a number in score/std/seeds "
-                           f"(score={raw!r}, std={std!r}, seeds={seeds!r})") from None
+        raise ResultsError(
+            f"{path}:{line}: not a number in score/std/seeds (score={raw!r}, std={std!r}, seeds={seeds!r})"
+        ) from None
 
 
 def _only_this_model(rows: list[tuple[int, dict]], run_name: str, path: Path) -> list[tuple[int, dict]]:
@@ -112,8 +122,10 @@ def _only_this_model(rows: list[tuple[int, dict]], run_name: str, path: Path) ->
         return rows
     ours = [m for m in models if run_name and run_name in m]
     if len(ours) != 1:
-        raise ResultsError(f"{path}: results of several models {models}; none or more than one names "
-                           f"run {run_name!r} (point results= at this run's table)")
+        raise ResultsError(
+            f"{path}: results of several models {models}; none or more than one names "
+            f"run {run_name!r} (point results= at this run's table)"
+        )
     return [(line, row) for line, row in rows if (row.get("model") or "") == ours[0]]
 
 
@@ -169,11 +181,19 @@ def eval_results(results: list[Result]) -> list[EvalResult]:
         setting = f", {r.setting}" if r.setting else ""
         # The Hub merges results with equal (task, dataset, config, split): keep variants apart.
         config = "-".join(part for part in (r.lang, info.variant, r.setting.replace(" ", "-")) if part)
-        out.append(EvalResult(
-            task_type=info.task_type, task_name=info.task_name,
-            dataset_type=info.dataset_id, dataset_name=f"{info.dataset_name} ({r.lang}{setting})",
-            dataset_config=config, dataset_split=r.split,
-            metric_type=r.metric, metric_name=f"{r.metric}{seeds}", metric_value=round(r.score, 4)))
+        out.append(
+            EvalResult(
+                task_type=info.task_type,
+                task_name=info.task_name,
+                dataset_type=info.dataset_id,
+                dataset_name=f"{info.dataset_name} ({r.lang}{setting})",
+                dataset_config=config,
+                dataset_split=r.split,
+                metric_type=r.metric,
+                metric_name=f"{r.metric}{seeds}",
+                metric_value=round(r.score, 4),
+            )
+        )
     return out
 
 
@@ -212,8 +232,12 @@ def licence_text(run_name: str, licences: dict[str, list[str]]) -> str:
         "",
     ]
     if licences:
-        lines += ["## Sources and their stated licences (from mono/SOURCES.tsv)", "",
-                  "| source folder | licence as stated |", "|---|---|"]
+        lines += [
+            "## Sources and their stated licences (from mono/SOURCES.tsv)",
+            "",
+            "| source folder | licence as stated |",
+            "|---|---|",
+        ]
         lines += [f"| {folder} | {'; '.join(terms)} |" for folder, terms in licences.items()]
         lines.append("")
     return "\n".join(lines)
@@ -239,13 +263,17 @@ class CardInputs:
 def _results_table(results: list[Result]) -> str:
     if not results:
         return "No finetuning results were published with this model (allow_no_results=true).\n"
-    rows = ["| task | dataset | language | setting | split | metric | score | std | seeds |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| task | dataset | language | setting | split | metric | score | std | seeds |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         info = task_info(r.task)
         std = f"{r.std:.4g}" if r.std is not None else ""
-        rows.append(f"| {info.task_name} | {info.dataset_name} | {r.lang} | {r.setting} | {r.split} "
-                    f"| {r.metric} | {r.score:.4g} | {std} | {r.n_seeds or ''} |")
+        rows.append(
+            f"| {info.task_name} | {info.dataset_name} | {r.lang} | {r.setting} | {r.split} "
+            f"| {r.metric} | {r.score:.4g} | {std} | {r.n_seeds or ''} |"
+        )
     return "\n".join(rows) + "\n"
 
 
@@ -259,16 +287,23 @@ def build_card(inputs: CardInputs) -> ModelCard:
         license_link="LICENSE.md" if inputs.license == "other" else None,
         library_name="transformers",
         pipeline_tag="fill-mask",
-        tags=["xlm-roberta", "masked-language-modeling", "african-languages", "multilingual",
-              "active-learning", f"selection-{inputs.strategy}"],
+        tags=[
+            "xlm-roberta",
+            "masked-language-modeling",
+            "african-languages",
+            "multilingual",
+            "active-learning",
+            f"selection-{inputs.strategy}",
+        ],
         datasets=datasets or None,
         model_name=inputs.run_name,
         eval_results=results or None,
         widget=[{"text": inputs.example}],
     )
     training = "\n".join(f"- {key}: {value}" for key, value in inputs.training.items())
-    report = ("The training report (HTML and figures) is in [`report/`](report/index.html).\n"
-              if inputs.has_report else "")
+    report = (
+        "The training report (HTML and figures) is in [`report/`](report/index.html).\n" if inputs.has_report else ""
+    )
     body = f"""
 # {inputs.run_name}
 
@@ -328,7 +363,8 @@ def training_summary(run: Path, config: dict) -> dict:
     losses = facts.get("valid_loss") or {}
     if losses:
         summary["validation loss (first -> last)"] = ", ".join(
-            f"{lang} {v['first']:.2f} -> {v['last']:.2f}" for lang, v in sorted(losses.items()))
+            f"{lang} {v['first']:.2f} -> {v['last']:.2f}" for lang, v in sorted(losses.items())
+        )
     train = _metrics(run).train
     if train:
         summary.setdefault("steps", train[-1].get("step", "?"))

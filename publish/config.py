@@ -3,6 +3,7 @@
 There is deliberately no `token` setting: the token comes from `HF_TOKEN` or the user's
 login only, so it can never end up in a config file, a manifest or a command line.
 """
+
 from __future__ import annotations
 
 import re

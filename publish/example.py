@@ -9,6 +9,7 @@ the highest probability. The raw top guesses of the chosen sentence are reported
 when no sentence tried gives a word, `sample_text` is kept and the report says so, naming the
 best word among its top guesses.
 """
+
 from __future__ import annotations
 
 import unicodedata
@@ -44,7 +45,7 @@ def is_word_piece(piece: str) -> bool:
     """A vocabulary piece that starts a word and spells one: "▁ilé", not "▁", "▁.", "▁1" or a
     word's inner piece "é" (the mask takes the space before it, so only a word-start piece
     fills the blank with a word)."""
-    return piece.startswith(WORD_START) and _spelled_as_word(piece[len(WORD_START):])
+    return piece.startswith(WORD_START) and _spelled_as_word(piece[len(WORD_START) :])
 
 
 def validation_shards(corpus_dir: str | Path | None, languages: Iterable[str]) -> list[Path]:
@@ -78,7 +79,7 @@ def masked_candidates(lines: list[str]) -> list[str]:
         words = line.split(" ")
         for i, word in enumerate(words):
             if _spelled_as_word(word):
-                out.append(" ".join(words[:i] + [MASK] + words[i + 1:]))
+                out.append(" ".join(words[:i] + [MASK] + words[i + 1 :]))
     return out
 
 
@@ -106,9 +107,14 @@ class Example:
     def summary(self) -> dict:
         """For the manifest: the raw guesses and what was reported."""
         strip = lambda p: {"token": p["token_str"], "score": p["score"]}  # noqa: E731
-        return {"text": self.text, "predictions": [strip(p) for p in self.predictions],
-                "top_is_word": self.top_is_word, "word": strip(self.word) if self.word else None,
-                "word_rank": self.word_rank, "sentences_tried": self.tried}
+        return {
+            "text": self.text,
+            "predictions": [strip(p) for p in self.predictions],
+            "top_is_word": self.top_is_word,
+            "word": strip(self.word) if self.word else None,
+            "word_rank": self.word_rank,
+            "sentences_tried": self.tried,
+        }
 
     def describe(self) -> str:
         """One line for the log: the raw top guess, honestly, and the word when it differs."""
@@ -118,9 +124,11 @@ class Example:
             return f"{line} (chosen from {self.tried} sentence(s) tried)"
         if self.word is None:
             return f"{line}; no word among its top {FALLBACK_TOP_K} guesses"
-        return (f"{line}; the top guess is not a word in any of {self.tried} sentence(s) tried; best word "
-                f"among the top {FALLBACK_TOP_K}: {self.word['token_str']!r} (rank {self.word_rank}, "
-                f"{self.word['score']:.3f})")
+        return (
+            f"{line}; the top guess is not a word in any of {self.tried} sentence(s) tried; best word "
+            f"among the top {FALLBACK_TOP_K}: {self.word['token_str']!r} (rank {self.word_rank}, "
+            f"{self.word['score']:.3f})"
+        )
 
 
 def choose_example(fill, sample_text: str, candidates: list[str]) -> Example:
@@ -141,6 +149,7 @@ def choose_example(fill, sample_text: str, candidates: list[str]) -> Example:
         best = 0 if words[0] == 0 else max(words, key=lambda i: (results[i][0]["score"], -i))
         return Example(texts[best], results[best], True, results[best][0], 1, len(texts))
     deeper = fill(sample_text.replace(MASK, tokenizer.mask_token), top_k=FALLBACK_TOP_K)
-    rank = next((r for r, p in enumerate(deeper, start=1)
-                 if is_word_piece(tokenizer.convert_ids_to_tokens(p["token"]))), None)
+    rank = next(
+        (r for r, p in enumerate(deeper, start=1) if is_word_piece(tokenizer.convert_ids_to_tokens(p["token"]))), None
+    )
     return Example(sample_text, results[0], False, deeper[rank - 1] if rank else None, rank, len(texts))

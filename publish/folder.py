@@ -14,6 +14,7 @@ Layout of `<out_dir>` (default out/publish/<run name>/):
     config.yaml        the resolved settings of the last build
     manifest.json      content settings, input hashes, output hashes (written last)
 """
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,17 @@ import yaml
 from common.config import ConfigError, config_to_dict
 from common.corpus import list_languages
 from common.io import atomic_write, manifest_is_current, sha256_file, write_manifest
-from publish.card import (CardInputs, Result, ResultsError, build_card, evaluated_languages,
-                          licence_text, read_results, source_licences, training_summary)
+from publish.card import (
+    CardInputs,
+    Result,
+    ResultsError,
+    build_card,
+    evaluated_languages,
+    licence_text,
+    read_results,
+    source_licences,
+    training_summary,
+)
 from publish.config import LANG_CODE, PublishConfig, RunPaths
 from publish.example import TOP_K, Example, candidate_texts, choose_example, validation_shards
 from tokenizer.artifacts import make_portable
@@ -38,14 +48,24 @@ UPLOAD_DIR = "upload"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 # Files a training checkpoint may hold that do not belong in a published model; manifest.json
 # is pipeline bookkeeping (local paths), the upload folder's own manifest sits beside it.
-TRAINING_STATE = ("optimizer", "scheduler", "rng_state", "trainer_state", "training_args", "scaler",
-                  "manifest.json")
+TRAINING_STATE = ("optimizer", "scheduler", "rng_state", "trainer_state", "training_args", "scaler", "manifest.json")
 
 
 # Settings that change what is in the upload folder (the manifest's cache key); retry and
 # network settings do not, so changing them never rebuilds the folder.
-CONTENT_SETTINGS = ("folder", "repo_id", "results", "report_dir", "data_dir", "languages", "license",
-                    "license_name", "allow_no_results", "sample_text", "example_candidates")
+CONTENT_SETTINGS = (
+    "folder",
+    "repo_id",
+    "results",
+    "report_dir",
+    "data_dir",
+    "languages",
+    "license",
+    "license_name",
+    "allow_no_results",
+    "sample_text",
+    "example_candidates",
+)
 
 
 class PublishRefused(ConfigError):
@@ -118,16 +138,21 @@ def _check_model(final: Path, reasons: list[str], notes: list[str]) -> None:
     if tokenizer.mask_token is None:
         reasons.append(f"tokenizer in {final} has no mask token (fill-mask needs <mask>)")
     if vocab_size is None or rows is None:
-        reasons.append(f"cannot read the model's vocabulary size (config.json vocab_size={vocab_size}, "
-                       f"embedding rows={rows})")
+        reasons.append(
+            f"cannot read the model's vocabulary size (config.json vocab_size={vocab_size}, embedding rows={rows})"
+        )
     elif rows != vocab_size:
         reasons.append(f"model config vocab_size={vocab_size} but its embedding matrix has {rows} rows")
     elif len(tokenizer) > vocab_size:
-        reasons.append(f"vocabulary size differs: tokenizer has {len(tokenizer)} tokens but the model "
-                       f"only {vocab_size} embeddings (ids >= {vocab_size} would index past the matrix)")
+        reasons.append(
+            f"vocabulary size differs: tokenizer has {len(tokenizer)} tokens but the model "
+            f"only {vocab_size} embeddings (ids >= {vocab_size} would index past the matrix)"
+        )
     elif len(tokenizer) < vocab_size:
-        notes.append(f"model has {vocab_size - len(tokenizer)} embedding rows beyond the tokenizer's "
-                     f"{len(tokenizer)} tokens (padding); they are never used")
+        notes.append(
+            f"model has {vocab_size - len(tokenizer)} embedding rows beyond the tokenizer's "
+            f"{len(tokenizer)} tokens (padding); they are never used"
+        )
 
 
 def _read_run_config(run: Path, reasons: list[str]) -> dict:
@@ -157,15 +182,16 @@ def _find(config: dict, *keys: str):
 def _languages(cfg: PublishConfig, run: Path, run_config: dict, reasons: list[str]) -> list[str]:
     # Asked for here, else the run's explicit data.langs, else what it validated on (metrics.jsonl:
     # data.langs=[] trains every corpus language with text), else its corpus folder.
-    langs = (list(cfg.languages) or _find(run_config, "data.langs", "langs", "languages")
-             or evaluated_languages(run))
+    langs = list(cfg.languages) or _find(run_config, "data.langs", "langs", "languages") or evaluated_languages(run)
     if not langs:
         corpus = _find(run_config, "corpus_dir", "data.corpus_dir")
         if corpus and Path(corpus).is_dir():
             langs = list_languages(corpus)
     if not langs:
-        reasons.append("cannot tell the model's languages: the run's config.yaml has no data.langs, its "
-                       "metrics.jsonl no eval event and its corpus_dir no shards; pass languages=[hau,yor,...]")
+        reasons.append(
+            "cannot tell the model's languages: the run's config.yaml has no data.langs, its "
+            "metrics.jsonl no eval event and its corpus_dir no shards; pass languages=[hau,yor,...]"
+        )
         return []
     bad = [code for code in langs if not LANG_CODE.match(str(code))]
     if bad:
@@ -193,12 +219,15 @@ def check_run(cfg: PublishConfig, paths: RunPaths) -> RunCheck:
     if reasons:
         raise PublishRefused(paths.run, reasons)
     check.model_files = sorted(
-        p for p in paths.final.iterdir()
-        if p.is_file() and not p.name.startswith(".") and not p.name.startswith(TRAINING_STATE))
+        p
+        for p in paths.final.iterdir()
+        if p.is_file() and not p.name.startswith(".") and not p.name.startswith(TRAINING_STATE)
+    )
     check.report = paths.report if paths.report.is_dir() and any(paths.report.iterdir()) else None
     if cfg.example_candidates:
-        check.valid_shards = validation_shards(_find(check.run_config, "corpus_dir", "data.corpus_dir"),
-                                               check.languages)
+        check.valid_shards = validation_shards(
+            _find(check.run_config, "corpus_dir", "data.corpus_dir"), check.languages
+        )
     return check
 
 
@@ -206,8 +235,9 @@ def check_run(cfg: PublishConfig, paths: RunPaths) -> RunCheck:
 def _inputs(paths: RunPaths, check: RunCheck, data_dir: Path) -> dict[str, str]:
     """sha256 of every input file, keyed by path: the manifest's cache key."""
     files = list(check.model_files) + [paths.run / "config.yaml"]
-    files += [p for p in (paths.run / "metrics.jsonl", paths.results,
-                          Path(data_dir) / "mono" / "SOURCES.tsv") if p.is_file()]
+    files += [
+        p for p in (paths.run / "metrics.jsonl", paths.results, Path(data_dir) / "mono" / "SOURCES.tsv") if p.is_file()
+    ]
     files += check.valid_shards  # the card's example may come from them
     if check.report is not None:
         files += sorted(p for p in check.report.rglob("*") if p.is_file())
@@ -233,12 +263,22 @@ def _fill(dest: Path, cfg: PublishConfig, paths: RunPaths, check: RunCheck) -> N
 
 
 def _write_card(dest: Path, cfg: PublishConfig, paths: RunPaths, check: RunCheck, example: str) -> None:
-    card = build_card(CardInputs(
-        repo_id=cfg.repo_id or f"<namespace>/{paths.name}", run_name=paths.name,
-        languages=check.languages, strategy=check.strategy, preset=check.preset,
-        results=check.results, license=cfg.license, license_name=cfg.license_name,
-        training=training_summary(paths.run, check.run_config), has_report=check.report is not None,
-        example=example, sources=sorted(source_licences(cfg.data_dir))))
+    card = build_card(
+        CardInputs(
+            repo_id=cfg.repo_id or f"<namespace>/{paths.name}",
+            run_name=paths.name,
+            languages=check.languages,
+            strategy=check.strategy,
+            preset=check.preset,
+            results=check.results,
+            license=cfg.license,
+            license_name=cfg.license_name,
+            training=training_summary(paths.run, check.run_config),
+            has_report=check.report is not None,
+            example=example,
+            sources=sorted(source_licences(cfg.data_dir)),
+        )
+    )
     card.save(dest / "README.md")
 
 
@@ -274,8 +314,11 @@ def verify_card(folder: Path, example: str) -> None:
         card = ModelCard.load(folder / "README.md")
     except Exception as err:
         raise PublishRefused(folder, [f"the model card does not parse: {type(err).__name__}: {err}"]) from err
-    problems = [f"model card metadata lacks `{key}`" for key in ("language", "license", "pipeline_tag")
-                if not card.data.get(key)]
+    problems = [
+        f"model card metadata lacks `{key}`"
+        for key in ("language", "license", "pipeline_tag")
+        if not card.data.get(key)
+    ]
     if [w.get("text") for w in card.data.get("widget") or []] != [example]:
         problems.append(f"model card widget does not show the fill-mask example {example!r}")
     if problems:

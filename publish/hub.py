@@ -10,6 +10,7 @@ backoff (`backoff_s`, doubling up to `max_backoff_s`, at most `max_attempts`), o
 huggingface_hub's own per-request retries; then it stops with an error naming the endpoint and
 the step. The token comes from `HF_TOKEN` or `hf auth login` and is masked in all output.
 """
+
 from __future__ import annotations
 
 import os
@@ -85,8 +86,15 @@ def _describe(err: BaseException, timeout_s: float) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-def with_retries(step: str, call: Callable[[], T], cfg: PublishConfig, endpoint: str, secrets: list[str],
-                 sleep: Callable[[float], None] = time.sleep, log=print) -> T:
+def with_retries(
+    step: str,
+    call: Callable[[], T],
+    cfg: PublishConfig,
+    endpoint: str,
+    secrets: list[str],
+    sleep: Callable[[float], None] = time.sleep,
+    log=print,
+) -> T:
     """Run `call`, retrying transient failures with exponential backoff; clear error at the end."""
     wait = cfg.backoff_s
     for attempt in range(1, cfg.max_attempts + 1):
@@ -101,8 +109,10 @@ def with_retries(step: str, call: Callable[[], T], cfg: PublishConfig, endpoint:
                     f"{step} at {endpoint} failed after {attempt} attempt(s); last error: {reason}. "
                     "Rerun the same command to resume: files already on the Hub are not sent again."
                 ) from None
-            log(f"publish: {step} failed (attempt {attempt}/{cfg.max_attempts}: {reason}); "
-                f"retrying in {wait:g}s", file=sys.stderr)
+            log(
+                f"publish: {step} failed (attempt {attempt}/{cfg.max_attempts}: {reason}); retrying in {wait:g}s",
+                file=sys.stderr,
+            )
             sleep(wait)
             wait = min(cfg.max_backoff_s, wait * 2)
     raise AssertionError("unreachable")
@@ -160,15 +170,20 @@ def upload(cfg: PublishConfig, folder: Path, token: str | None, sleep=time.sleep
     api = HfApi(endpoint=endpoint, token=token)
     retry = lambda step, call: with_retries(step, call, cfg, endpoint, secrets, sleep=sleep, log=log)  # noqa: E731
     with request_timeout(cfg.timeout_s):
-        url = retry(f"create repo {cfg.repo_id}",
-                    lambda: api.create_repo(cfg.repo_id, private=cfg.private, exist_ok=True, repo_type="model"))
+        url = retry(
+            f"create repo {cfg.repo_id}",
+            lambda: api.create_repo(cfg.repo_id, private=cfg.private, exist_ok=True, repo_type="model"),
+        )
         log(f"publish: repository {url} ready")
         if cfg.revision != "main":
-            retry(f"create branch {cfg.revision}",
-                  lambda: api.create_branch(cfg.repo_id, branch=cfg.revision, exist_ok=True))
+            retry(
+                f"create branch {cfg.revision}",
+                lambda: api.create_branch(cfg.repo_id, branch=cfg.revision, exist_ok=True),
+            )
         message = cfg.commit_message or f"Publish {cfg.folder.name}"
-        info = retry(f"upload {folder} to {cfg.repo_id}@{cfg.revision}",
-                     lambda: _upload_on_head(api, cfg, folder, message))
+        info = retry(
+            f"upload {folder} to {cfg.repo_id}@{cfg.revision}", lambda: _upload_on_head(api, cfg, folder, message)
+        )
     return str(info.commit_url)
 
 
@@ -180,8 +195,14 @@ def _upload_on_head(api, cfg: PublishConfig, folder: Path, message: str):
     re-reads the head, and the Hub reports every file as unchanged: nothing is committed twice.
     """
     head = api.repo_info(cfg.repo_id, revision=cfg.revision, repo_type="model").sha
-    return api.upload_folder(repo_id=cfg.repo_id, folder_path=folder, repo_type="model",
-                             revision=cfg.revision, commit_message=message, parent_commit=head)
+    return api.upload_folder(
+        repo_id=cfg.repo_id,
+        folder_path=folder,
+        repo_type="model",
+        revision=cfg.revision,
+        commit_message=message,
+        parent_commit=head,
+    )
 
 
 def publish(cfg: PublishConfig, log=print) -> Path:
@@ -202,8 +223,9 @@ def publish(cfg: PublishConfig, log=print) -> Path:
 
 
 # ---- command line ----------------------------------------------------------------------
-COMMAND = Command(PublishConfig, "python -m publish.hub", __doc__,
-                  setting_flags={"--folder": "folder", "--dry-run": "dry_run"})
+COMMAND = Command(
+    PublishConfig, "python -m publish.hub", __doc__, setting_flags={"--folder": "folder", "--dry-run": "dry_run"}
+)
 
 
 def main(argv: list[str] | None = None) -> int:

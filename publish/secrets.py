@@ -7,6 +7,7 @@ body, an exception that formats a URL or header, a library log line. So the entr
 every error message through `redact`, and (3) refuses to upload a staged file that contains
 the token (`find_secret`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -65,9 +66,7 @@ class _RedactingFilter(logging.Filter):
 
 
 def _all_handlers() -> list[logging.Handler]:
-    loggers = [logging.getLogger()] + [
-        logging.getLogger(name) for name in list(logging.root.manager.loggerDict)
-    ]
+    loggers = [logging.getLogger()] + [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)]
     return [h for lg in loggers if isinstance(lg, logging.Logger) for h in lg.handlers]
 
 
@@ -97,5 +96,4 @@ def find_secret(folder: Path, secrets: list[str]) -> list[Path]:
     needles = [s.encode("utf-8") for s in secrets if s]
     if not needles:
         return []
-    return sorted(p for p in Path(folder).rglob("*")
-                  if p.is_file() and any(n in p.read_bytes() for n in needles))
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and any(n in p.read_bytes() for n in needles))

@@ -11,6 +11,7 @@ a stage that has not run yet is shown as "not run yet: <path>". Writes `<report_
 in `<report_dir>/figures/`, `config.yaml` and `manifest.json` (last). Skips itself when the
 manifest says the settings and every input file are unchanged.
 """
+
 from __future__ import annotations
 
 import sys
@@ -52,8 +53,10 @@ def build(cfg: ReportConfig, stream=None) -> Path:
     config = dict(content_config(cfg), runs=runs)
     inputs = input_hashes(layout.input_files(runs))
     if not cfg.force and html_path.exists() and manifest_is_current(report_dir, config, inputs):
-        print(f"[report] {report_dir}/manifest.json is current (same settings and inputs); skipped "
-              "(force=true to rebuild)")
+        print(
+            f"[report] {report_dir}/manifest.json is current (same settings and inputs); skipped "
+            "(force=true to rebuild)"
+        )
         return html_path
     started = time.time()
     problems = Problems(stream)
@@ -65,25 +68,37 @@ def build(cfg: ReportConfig, stream=None) -> Path:
         ("contamination", "Contamination audit", sections.contamination_section(ctx)),
         ("tokenizer", "Tokenizer: fertility per language", sections.tokenizer_section(ctx)),
         ("pretraining", "Pretraining: loss curves", _per_run(ctx, sections.pretrain_run, "metrics.jsonl")),
-        ("selection", "Selection: what each round chose", _per_run(ctx, sections.selection_run,
-                                                                   "selection/round-000.jsonl")),
-        ("downstream", "Downstream results", _per_run(ctx, sections.downstream_run, "results.csv",
-                                                      finetune=True)),
+        (
+            "selection",
+            "Selection: what each round chose",
+            _per_run(ctx, sections.selection_run, "selection/round-000.jsonl"),
+        ),
+        ("downstream", "Downstream results", _per_run(ctx, sections.downstream_run, "results.csv", finetune=True)),
     ]
     if len(runs) > 1:
         body.append(("comparison", "Comparison of runs", sections.comparison_section(ctx)))
     problems.finish()
     body.insert(0, ("overview", "Overview", _overview(layout, runs, problems)))
-    meta = (f"out_dir {layout.out_dir.resolve()} · runs: {', '.join(runs) or 'none yet'} · "
-            f"built {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}")
+    meta = (
+        f"out_dir {layout.out_dir.resolve()} · runs: {', '.join(runs) or 'none yet'} · "
+        f"built {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}"
+    )
     write_public(html_path, page(cfg.title, meta, body))
     _remove_stale_figures(report_dir / "figures", sink.written)
     write_public(report_dir / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False, allow_unicode=True))
-    write_manifest(report_dir, "report", config, inputs, [html_path, *sink.written, report_dir / "config.yaml"],
-                   extra={"problems": problems.items, "seconds": round(time.time() - started, 1)})
+    write_manifest(
+        report_dir,
+        "report",
+        config,
+        inputs,
+        [html_path, *sink.written, report_dir / "config.yaml"],
+        extra={"problems": problems.items, "seconds": round(time.time() - started, 1)},
+    )
     if problems.items:
-        print(f"[report] {len(problems.items)} problem(s) with the inputs; listed at the top of the report",
-              file=stream or sys.stderr)
+        print(
+            f"[report] {len(problems.items)} problem(s) with the inputs; listed at the top of the report",
+            file=stream or sys.stderr,
+        )
     print(html_path)
     return html_path
 
@@ -98,8 +113,10 @@ def _per_run(ctx: sections.Context, render, expected: str, finetune: bool = Fals
 def _overview(layout: sections.Layout, runs: list[str], problems: Problems) -> Raw:
     stages = [("corpus", layout.corpus / "stats.json"), ("tokenizer", layout.tokenizer / "report.json")]
     for run in runs:
-        stages += [(f"pretrain {run}", layout.pretrain(run) / "metrics.jsonl"),
-                   (f"finetune {run}", layout.finetune(run) / "results.csv")]
+        stages += [
+            (f"pretrain {run}", layout.pretrain(run) / "metrics.jsonl"),
+            (f"finetune {run}", layout.finetune(run) / "results.csv"),
+        ]
     rows = []
     for name, path in stages:
         done = (path.parent / "manifest.json").exists()
@@ -108,8 +125,12 @@ def _overview(layout: sections.Layout, runs: list[str], problems: Problems) -> R
     parts = [table(["stage", "output", "state"], rows, numeric_from=99)]
     if problems.items:
         items = "".join(f"<li><code>{esc(p)}</code></li>" for p in problems.items)
-        parts.append(Raw(f'<div class="error"><strong>{len(problems.items)} problem(s) with the input files</strong>'
-                         f" (the affected lines were left out):<ul>{items}</ul></div>"))
+        parts.append(
+            Raw(
+                f'<div class="error"><strong>{len(problems.items)} problem(s) with the input files</strong>'
+                f" (the affected lines were left out):<ul>{items}</ul></div>"
+            )
+        )
     else:
         parts.append(para("Every input file that exists was read without problems."))
     return join(parts)

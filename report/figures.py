@@ -3,6 +3,7 @@
 Figures are built with the object-oriented API (`matplotlib.figure.Figure`, Agg canvas), never
 pyplot: no global state, no display needed. `png_bytes` renders one at a fixed dpi.
 """
+
 from __future__ import annotations
 
 import io
@@ -60,12 +61,10 @@ def corpus_outcomes(stats: dict) -> Figure:
     for ax, share in zip(axes, (False, True)):
         left = [0.0] * len(langs)
         for name in ["kept", *reasons]:
-            values = [(e["kept"] if name == "kept" else e.get("dropped_by_reason", {}).get(name, 0))
-                      for e in entries]
+            values = [(e["kept"] if name == "kept" else e.get("dropped_by_reason", {}).get(name, 0)) for e in entries]
             if share:
                 values = [100.0 * v / e["read"] if e["read"] else 0.0 for v, e in zip(values, entries)]
-            ax.barh(langs, values, left=left, label=name,
-                    color=KEPT_COLOR if name == "kept" else colors[name])
+            ax.barh(langs, values, left=left, label=name, color=KEPT_COLOR if name == "kept" else colors[name])
             left = [a + b for a, b in zip(left, values)]
         ax.set_xlabel("% of lines read" if share else "lines")
         ax.grid(axis="x", alpha=0.3)
@@ -85,8 +84,11 @@ def tokenizer_metrics(report: dict) -> Figure:
     rows = [report["languages"][lang] for lang in langs]
     fig = _figure(12, 3.6)
     axes = fig.subplots(1, 3)
-    for ax, key, title in zip(axes, ("fertility", "byte_rate", "unk_rate"),
-                              ("Fertility (tokens per word)", "Byte-fallback tokens (%)", "<unk> tokens (%)")):
+    for ax, key, title in zip(
+        axes,
+        ("fertility", "byte_rate", "unk_rate"),
+        ("Fertility (tokens per word)", "Byte-fallback tokens (%)", "<unk> tokens (%)"),
+    ):
         scale = 1.0 if key == "fertility" else 100.0
         values = [(r.get(key) or 0.0) * scale for r in rows]
         ax.bar(langs, values, color=[palette(langs)[lang] for lang in langs])
@@ -116,13 +118,15 @@ def loss_curves(metrics: Metrics) -> Figure:
     fig = _figure(16 if margins else 12, max(4.0, _height(len(margins)) if margins else 4.0))
     axes = fig.subplots(1, 3 if margins else 2, width_ratios=[1, 1.2, 0.8] if margins else None)
     ax_train, ax_valid = axes[0], axes[1]
-    ax_train.plot([x_of(r["step"]) for r in metrics.train], [r["loss"] for r in metrics.train],
-                  color="#333333", lw=1.2)
+    ax_train.plot([x_of(r["step"]) for r in metrics.train], [r["loss"] for r in metrics.train], color="#333333", lw=1.2)
     ax_train.set_title("Training loss (masked tokens)")
     colors = palette(langs)
     for lang in langs:
-        points = [(x_of(e["step"]), e["langs"][lang]["loss"]) for e in metrics.evals
-                  if isinstance(e["langs"].get(lang), dict) and e["langs"][lang].get("loss") is not None]
+        points = [
+            (x_of(e["step"]), e["langs"][lang]["loss"])
+            for e in metrics.evals
+            if isinstance(e["langs"].get(lang), dict) and e["langs"][lang].get("loss") is not None
+        ]
         if points:
             ax_valid.plot(*zip(*points), marker="o", ms=3, lw=1.2, label=lang, color=colors[lang])
             base = metrics.baseline.get(lang, {}).get("loss")
@@ -130,8 +134,9 @@ def loss_curves(metrics: Metrics) -> Figure:
                 ax_valid.hlines(base, points[0][0], points[-1][0], colors=[colors[lang]], linestyles="dashed", lw=0.9)
     ax_valid.set_title("Validation loss per language (dashed: its unigram baseline)")
     if langs:
-        ax_valid.legend(fontsize=8, ncol=2 if len(langs) > 8 else 1, frameon=False,
-                        loc="center left", bbox_to_anchor=(1.01, 0.5))
+        ax_valid.legend(
+            fontsize=8, ncol=2 if len(langs) > 8 else 1, frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5)
+        )
     for ax in (ax_train, ax_valid):
         ax.set_xlabel(xlabel)
         ax.set_ylabel("loss (nats per masked token)")
@@ -154,9 +159,14 @@ def final_margins(metrics: Metrics) -> dict[str, float]:
     if not metrics.evals or not metrics.baseline:
         return {}
     last = metrics.evals[-1]["langs"]
-    return {lang: metrics.baseline[lang]["loss"] - r["loss"] for lang, r in last.items()
-            if isinstance(r, dict) and r.get("loss") is not None
-            and isinstance(metrics.baseline.get(lang), dict) and metrics.baseline[lang].get("loss") is not None}
+    return {
+        lang: metrics.baseline[lang]["loss"] - r["loss"]
+        for lang, r in last.items()
+        if isinstance(r, dict)
+        and r.get("loss") is not None
+        and isinstance(metrics.baseline.get(lang), dict)
+        and metrics.baseline[lang].get("loss") is not None
+    }
 
 
 # ------------------------------------------------------------------------- selection
@@ -184,8 +194,9 @@ def selection_share(rounds: list[int], shares: dict[str, list[float]]) -> Figure
     ax.set_xlabel("selection round")
     ax.set_ylabel("% of chosen blocks")
     ax.set_title("Share of each language among the chosen blocks")
-    ax.legend(fontsize=8, frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5),
-              ncol=2 if len(langs) > 10 else 1)
+    ax.legend(
+        fontsize=8, frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5), ncol=2 if len(langs) > 10 else 1
+    )
     return fig
 
 
@@ -194,7 +205,9 @@ def pick_rounds(rounds: list[Round], limit: int) -> list[Round]:
     scored = [r for r in rounds if r.scores]
     if len(scored) <= limit:
         return scored
-    picks = sorted({round(i * (len(scored) - 1) / (limit - 1)) for i in range(limit)}) if limit > 1 else [len(scored) - 1]
+    picks = (
+        sorted({round(i * (len(scored) - 1) / (limit - 1)) for i in range(limit)}) if limit > 1 else [len(scored) - 1]
+    )
     return [scored[i] for i in picks]
 
 
@@ -208,8 +221,13 @@ def score_distributions(rounds: list[Round]) -> Figure:
     axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
     for ax, r in zip(axes.flat, rounds):
         present = [lang for lang in langs if r.scores.get(lang)]
-        box = ax.boxplot([r.scores[lang] for lang in present], tick_labels=present, patch_artist=True,
-                         showfliers=True, flierprops={"markersize": 2})
+        box = ax.boxplot(
+            [r.scores[lang] for lang in present],
+            tick_labels=present,
+            patch_artist=True,
+            showfliers=True,
+            flierprops={"markersize": 2},
+        )
         for patch, lang in zip(box["boxes"], present):
             patch.set_facecolor(colors[lang])
             patch.set_alpha(0.6)
@@ -220,7 +238,7 @@ def score_distributions(rounds: list[Round]) -> Figure:
         ax.set_title(f"round {r.index}")
         ax.tick_params(axis="x", rotation=45, labelsize=8)
         ax.grid(axis="y", alpha=0.3)
-    for ax in list(axes.flat)[len(rounds):]:
+    for ax in list(axes.flat)[len(rounds) :]:
         ax.set_visible(False)
     axes[0][0].set_ylabel("score")
     fig.suptitle("Candidate scores per language (box) and mean score of the chosen blocks (dot)")
@@ -263,8 +281,14 @@ def downstream_bars(summary: list[dict], group_key: str = "model") -> Figure:
                 means.append(row["mean"])
                 stds.append(row["std"])
         ax.bar(xs, means, width=width, yerr=stds, capsize=2, label=group, color=colors[group])
-    ax.set_xticks(range(len(cells)), [f"{t} {lang}" for t, lang in cells], fontsize=8, rotation=30, ha="right",
-                  rotation_mode="anchor")
+    ax.set_xticks(
+        range(len(cells)),
+        [f"{t} {lang}" for t, lang in cells],
+        fontsize=8,
+        rotation=30,
+        ha="right",
+        rotation_mode="anchor",
+    )
     top = max((r["mean"] + (r["std"] or 0.0) for r in summary), default=0.0)
     ax.set_ylim(0, max(10.0, top * 1.1))  # scores are % in [0, 100]; all-zero runs still show an axis
     ax.set_ylabel("test score (%)")

@@ -1,5 +1,6 @@
 """HTML building blocks. Every piece of text passes through `html.escape` here: corpus
 samples, file paths and even language codes are data, never markup."""
+
 from __future__ import annotations
 
 import base64
@@ -41,12 +42,14 @@ def table(headers: list[str], rows: Iterable[list[Any]], numeric_from: int = 1, 
     for row in rows:
         cells = "".join(f"<td{' class=num' if i >= numeric_from else ''}>{esc(c)}</td>" for i, c in enumerate(row))
         body.append(f"<tr>{cells}</tr>")
-    return Raw(f'<div class="scroll"><table class="{esc(cls)}"><thead><tr>{head}</tr></thead>'
-               f"<tbody>{''.join(body)}</tbody></table></div>")
+    return Raw(
+        f'<div class="scroll"><table class="{esc(cls)}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
 
 
 def para(text: Any, cls: str = "") -> Raw:
-    return Raw(f'<p{f" class={esc(cls)}" if cls else ""}>{esc(text)}</p>')
+    return Raw(f"<p{f' class={esc(cls)}' if cls else ''}>{esc(text)}</p>")
 
 
 def not_run(what: str, path: Path) -> Raw:
@@ -90,9 +93,11 @@ class FigureSink:
         write_public(path, data)
         self.written.append(path)
         uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-        return Raw(f'<figure><img src="{uri}" alt="{esc(caption)}">'
-                   f"<figcaption>{esc(caption)} <span class=file>(figures/{esc(path.name)})</span>"
-                   "</figcaption></figure>")
+        return Raw(
+            f'<figure><img src="{uri}" alt="{esc(caption)}">'
+            f"<figcaption>{esc(caption)} <span class=file>(figures/{esc(path.name)})</span>"
+            "</figcaption></figure>"
+        )
 
 
 PAGE = Template("""<!DOCTYPE html>
@@ -142,6 +147,7 @@ $body
 def page(title: str, meta: str, sections: list[tuple[str, str, str]]) -> str:
     """`sections`: (anchor id, heading, body HTML)."""
     toc = "".join(f'<li><a href="#{esc(sid)}">{esc(head)}</a></li>' for sid, head, _ in sections)
-    body = "\n".join(f'<section id="{esc(sid)}"><h2>{esc(head)}</h2>\n{html_body}</section>'
-                     for sid, head, html_body in sections)
+    body = "\n".join(
+        f'<section id="{esc(sid)}"><h2>{esc(head)}</h2>\n{html_body}</section>' for sid, head, html_body in sections
+    )
     return PAGE.substitute(title=esc(title), meta=esc(meta), toc=toc, body=body)

@@ -8,6 +8,7 @@ but cannot be read as its format says raises `InputError` naming the file (and l
 line inside a JSON-lines or CSV file is skipped and reported through `Problems`, so one torn
 line never hides a whole run. Nothing is dropped silently.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -92,6 +93,7 @@ def read_yaml(path: Path) -> dict | None:
 
 # ------------------------------------------------------------------------- corpus stage
 
+
 def read_corpus_stats(path: Path) -> dict | None:
     """out/corpus/stats.json: `common.corpus.read_stats`."""
     path = Path(path)
@@ -173,8 +175,8 @@ class Round:
 
     index: int
     summary: dict | None
-    scores: dict[str, list[float]]          # lang -> scores of all scored candidates
-    chosen_scores: dict[str, list[float]]   # lang -> scores of the chosen ones
+    scores: dict[str, list[float]]  # lang -> scores of all scored candidates
+    chosen_scores: dict[str, list[float]]  # lang -> scores of the chosen ones
 
 
 def _round(path: Path, found: runfiles.Round, problems: Problems) -> Round:
@@ -185,8 +187,7 @@ def _round(path: Path, found: runfiles.Round, problems: Problems) -> Round:
             if row.get("chosen"):
                 chosen[row["lang"]].append(float(row["score"]))
     if found.summary is None:
-        problems.add(f"{path}: no summary line (the round file is incomplete); "
-                     "its shares are left out")
+        problems.add(f"{path}: no summary line (the round file is incomplete); its shares are left out")
     return Round(found.index, found.summary, dict(scores), dict(chosen))
 
 
@@ -236,6 +237,7 @@ def selection_shares(rounds: list[Round]) -> tuple[list[int], dict[str, list[flo
 
 # ------------------------------------------------------------------------- finetuning
 
+
 def read_finetune_results(path: Path, problems: Problems) -> list[dict] | None:
     """out/finetune/<run>/results.csv: one row per task, lang, model, seed (scores in %;
     `finetune.results.read_results`)."""
@@ -252,7 +254,15 @@ def summarise_results(rows: list[dict]) -> list[dict]:
     out = []
     for (task, lang, model), members in sorted(groups.items()):
         scores = [r["test_score"] for r in members]
-        out.append({"task": task, "lang": lang, "model": model, "metric": members[0].get("metric", ""),
-                    "seeds": len(scores), "mean": statistics.fmean(scores),
-                    "std": statistics.stdev(scores) if len(scores) > 1 else 0.0})
+        out.append(
+            {
+                "task": task,
+                "lang": lang,
+                "model": model,
+                "metric": members[0].get("metric", ""),
+                "seeds": len(scores),
+                "mean": statistics.fmean(scores),
+                "std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
+            }
+        )
     return out

@@ -140,8 +140,15 @@ def final_diffs(group: list[RunData], control: list[RunData], langs: Sequence[st
 # ------------------------------------------------------------------ the verdict rules
 
 
-def verdict(mean: float, ci: tuple[float, float], p_t_holm: float, p_flip_holm: float, p_tost: float,
-            alpha: float = 0.05, gate: Sequence[str] = ()) -> str:
+def verdict(
+    mean: float,
+    ci: tuple[float, float],
+    p_t_holm: float,
+    p_flip_holm: float,
+    p_tost: float,
+    alpha: float = 0.05,
+    gate: Sequence[str] = (),
+) -> str:
     """The verdict on one strategy from its paired differences (strategy − control, lower is better),
     as docs/study.md states it:
     - gate not met (any failure listed): inconclusive, naming the failures;
@@ -183,12 +190,20 @@ def describe(diffs: Sequence[float], confidence: float = 0.95) -> dict:
     if not len(diffs):
         return {"n": 0, "mean_diff": None, "ci_low": None, "ci_high": None, "p_t": None, "p_sign_flip": None}
     t = stats.paired_t(diffs, confidence)
-    return {"n": t.n, "mean_diff": t.mean, "sd_diff": t.sd, "ci_low": t.ci[0], "ci_high": t.ci[1], "p_t": t.p,
-            "p_sign_flip": stats.sign_flip(diffs)}
+    return {
+        "n": t.n,
+        "mean_diff": t.mean,
+        "sd_diff": t.sd,
+        "ci_low": t.ci[0],
+        "ci_high": t.ci[1],
+        "p_t": t.p,
+        "p_sign_flip": stats.sign_flip(diffs),
+    }
 
 
-def compare_arms(diffs: dict[str, Sequence[float]], alpha: float = 0.05, sesoi: float = 0.02,
-                 gate: Sequence[str] = ()) -> list[dict]:
+def compare_arms(
+    diffs: dict[str, Sequence[float]], alpha: float = 0.05, sesoi: float = 0.02, gate: Sequence[str] = ()
+) -> list[dict]:
     """One row per strategy of the family `diffs` (strategy -> paired differences): mean, 95%
     interval, paired t and sign-flip p, both Holm-adjusted across the family, TOST p against
     ±sesoi, the minimum detectable effect (80% power at alpha / k) and the verdict."""
@@ -198,11 +213,15 @@ def compare_arms(diffs: dict[str, Sequence[float]], alpha: float = 0.05, sesoi: 
     holm_flip = stats.holm([r["p_sign_flip"] for r in rows])
     for row, p_t, p_flip in zip(rows, holm_t, holm_flip):
         equivalence = stats.tost(diffs[row["strategy"]], sesoi, alpha)
-        row.update(p_t_holm=p_t, p_sign_flip_holm=p_flip, p_tost=equivalence.p, tost_ci_low=equivalence.ci[0],
-                   tost_ci_high=equivalence.ci[1],
-                   mde=stats.min_detectable_effect(row["sd_diff"], row["n"], alpha, k=len(rows)),
-                   verdict=verdict(row["mean_diff"], (row["ci_low"], row["ci_high"]), p_t, p_flip,
-                                   equivalence.p, alpha, gate))
+        row.update(
+            p_t_holm=p_t,
+            p_sign_flip_holm=p_flip,
+            p_tost=equivalence.p,
+            tost_ci_low=equivalence.ci[0],
+            tost_ci_high=equivalence.ci[1],
+            mde=stats.min_detectable_effect(row["sd_diff"], row["n"], alpha, k=len(rows)),
+            verdict=verdict(row["mean_diff"], (row["ci_low"], row["ci_high"]), p_t, p_flip, equivalence.p, alpha, gate),
+        )
     return rows
 
 
@@ -255,9 +274,14 @@ def tokens_to_target(group: list[RunData], control: list[RunData], langs: Sequen
         reached.append(next((s for s in steps if r.loss(s, langs) <= goal), None))
     ratios = [s / target for s in reached if s is not None]
     per_step = control[0].tokens / control[0].steps if control[0].steps else 0
-    return {"target_step": target, "target_tokens": round(target * per_step), "seeds": [r.seed for r, _ in matched],
-            "reached_steps": reached, "reached": f"{len(ratios)}/{len(reached)}",
-            "mean_ratio": statistics.fmean(ratios) if ratios else None}
+    return {
+        "target_step": target,
+        "target_tokens": round(target * per_step),
+        "seeds": [r.seed for r, _ in matched],
+        "reached_steps": reached,
+        "reached": f"{len(ratios)}/{len(reached)}",
+        "mean_ratio": statistics.fmean(ratios) if ratios else None,
+    }
 
 
 def mean_curve(runs: list[RunData], langs: Sequence[str]) -> tuple[list[int], list[float], list[float]]:
@@ -296,10 +320,21 @@ def downstream_rows(groups: dict[str, list[RunData]], control: str) -> list[dict
             scores = {r.seed: downstream_scores(r).get((task, lang)) for r in group}
             got = [v for v in scores.values() if v is not None]
             m, sd = mean_sd(got)
-            diffs = [scores[r.seed] - downstream_scores(c)[(task, lang)] for r, c in pairs(group, groups[control])
-                     if scores.get(r.seed) is not None and (task, lang) in downstream_scores(c)]
-            rows.append({"task": task, "lang": lang, "arm": arm, "mean": m, "sd": sd,
-                         **({} if arm == control else describe(diffs))})
+            diffs = [
+                scores[r.seed] - downstream_scores(c)[(task, lang)]
+                for r, c in pairs(group, groups[control])
+                if scores.get(r.seed) is not None and (task, lang) in downstream_scores(c)
+            ]
+            rows.append(
+                {
+                    "task": task,
+                    "lang": lang,
+                    "arm": arm,
+                    "mean": m,
+                    "sd": sd,
+                    **({} if arm == control else describe(diffs)),
+                }
+            )
     return rows
 
 
@@ -309,11 +344,20 @@ def selection_rows(runs: list[RunData]) -> list[dict]:
         for summary in run.rounds:
             total = sum(v["chosen"] for v in summary.get("languages", {}).values()) or 1
             for lang, entry in sorted(summary.get("languages", {}).items()):
-                rows.append({"run": run.name, "arm": run.arm, "seed": run.seed, "round": summary["round"],
-                             "mode": summary.get("mode"), "lang": lang, "chosen": entry["chosen"],
-                             "share": round(entry["chosen"] / total, 6),
-                             "mean_score_candidates": entry.get("mean_score_candidates"),
-                             "mean_score_chosen": entry.get("mean_score_chosen")})
+                rows.append(
+                    {
+                        "run": run.name,
+                        "arm": run.arm,
+                        "seed": run.seed,
+                        "round": summary["round"],
+                        "mode": summary.get("mode"),
+                        "lang": lang,
+                        "chosen": entry["chosen"],
+                        "share": round(entry["chosen"] / total, 6),
+                        "mean_score_candidates": entry.get("mean_score_candidates"),
+                        "mean_score_chosen": entry.get("mean_score_chosen"),
+                    }
+                )
     return rows
 
 
@@ -322,8 +366,10 @@ def selection_shares(rows: list[dict]) -> dict[str, dict[int, dict[str, float]]]
     acc: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     for row in rows:
         acc[row["arm"]][row["round"]][row["lang"]].append(row["share"])
-    return {s: {r: {lang: statistics.fmean(v) for lang, v in langs.items()} for r, langs in rounds.items()}
-            for s, rounds in acc.items()}
+    return {
+        s: {r: {lang: statistics.fmean(v) for lang, v in langs.items()} for r, langs in rounds.items()}
+        for s, rounds in acc.items()
+    }
 
 
 def choice_rows(runs: list[RunData]) -> list[dict]:
@@ -332,17 +378,29 @@ def choice_rows(runs: list[RunData]) -> list[dict]:
     acc: dict = defaultdict(lambda: defaultdict(list))
     for run in runs:
         for s in run.rounds:
-            gaps = [e["mean_score_chosen"] - e["mean_score_candidates"] for e in s.get("languages", {}).values()
-                    if e.get("mean_score_chosen") is not None and e.get("mean_score_candidates") is not None]
+            gaps = [
+                e["mean_score_chosen"] - e["mean_score_candidates"]
+                for e in s.get("languages", {}).values()
+                if e.get("mean_score_chosen") is not None and e.get("mean_score_candidates") is not None
+            ]
             cell = acc[(run.arm, s["round"])]
             cell["mode"].append(s.get("mode"))
             cell["gap"].append(statistics.fmean(gaps) if gaps else math.nan)
             cell["chosen_before"].append(s.get("chosen_before", 0) / max(1, s.get("chosen", 0)))
             cell["junk_flagged"].append(s.get("junk_flagged", 0))
             cell["generated"].append((s.get("afrolm") or {}).get("blocks", 0))
-    return [{"arm": k[0], "round": k[1], "mode": v["mode"][0], "score_gap": statistics.fmean(v["gap"]),
-             "chosen_before": statistics.fmean(v["chosen_before"]), "junk_flagged": statistics.fmean(v["junk_flagged"]),
-             "generated_blocks": statistics.fmean(v["generated"])} for k, v in sorted(acc.items())]
+    return [
+        {
+            "arm": k[0],
+            "round": k[1],
+            "mode": v["mode"][0],
+            "score_gap": statistics.fmean(v["gap"]),
+            "chosen_before": statistics.fmean(v["chosen_before"]),
+            "junk_flagged": statistics.fmean(v["junk_flagged"]),
+            "generated_blocks": statistics.fmean(v["generated"]),
+        }
+        for k, v in sorted(acc.items())
+    ]
 
 
 def noise_rows(runs: list[RunData], order: Sequence[str]) -> list[dict]:
@@ -357,9 +415,17 @@ def noise_rows(runs: list[RunData], order: Sequence[str]) -> list[dict]:
                 acc[(run.arm, s["round"])].append(float(s["noise_share"]))
                 if s.get("noise_candidate_share") is not None:
                     offered[(run.arm, s["round"])].append(float(s["noise_candidate_share"]))
-    return [{"arm": arm, "round": rnd, "n": len(v), "noise_share": mean_sd(v)[0], "sd": mean_sd(v)[1],
-             "candidate_share": mean_sd(offered[(arm, rnd)])[0] if offered[(arm, rnd)] else None}
-            for (arm, rnd), v in sorted(acc.items(), key=lambda kv: (list(order).index(kv[0][0]), kv[0][1]))]
+    return [
+        {
+            "arm": arm,
+            "round": rnd,
+            "n": len(v),
+            "noise_share": mean_sd(v)[0],
+            "sd": mean_sd(v)[1],
+            "candidate_share": mean_sd(offered[(arm, rnd)])[0] if offered[(arm, rnd)] else None,
+        }
+        for (arm, rnd), v in sorted(acc.items(), key=lambda kv: (list(order).index(kv[0][0]), kv[0][1]))
+    ]
 
 
 def result_rows(runs: list[RunData], langs: Sequence[str]) -> list[dict]:
@@ -368,12 +434,23 @@ def result_rows(runs: list[RunData], langs: Sequence[str]) -> list[dict]:
     for r in runs:
         last = r.curve[r.final_step]
         here = [lang for lang in langs if lang in last]
-        rows.append({"grid": r.grid, "run": r.name, "arm": r.arm, "seed": r.seed, "steps": r.steps, "tokens": r.tokens,
-                     "params": r.params, "final_loss": r.loss(r.final_step, here) if here else None,
-                     **{f"loss_{lang}": last.get(lang) for lang in langs},
-                     **{f"unigram_{lang}": r.baseline.get(lang) for lang in langs},
-                     "wall_s": r.wall_s, "scoring_s": r.scoring_s,
-                     "scoring_share": round(r.scoring_s / r.wall_s, 4) if r.wall_s else None})
+        rows.append(
+            {
+                "grid": r.grid,
+                "run": r.name,
+                "arm": r.arm,
+                "seed": r.seed,
+                "steps": r.steps,
+                "tokens": r.tokens,
+                "params": r.params,
+                "final_loss": r.loss(r.final_step, here) if here else None,
+                **{f"loss_{lang}": last.get(lang) for lang in langs},
+                **{f"unigram_{lang}": r.baseline.get(lang) for lang in langs},
+                "wall_s": r.wall_s,
+                "scoring_s": r.scoring_s,
+                "scoring_share": round(r.scoring_s / r.wall_s, 4) if r.wall_s else None,
+            }
+        )
     return rows
 
 
@@ -382,12 +459,31 @@ def raw_tables(runs: list[RunData]) -> dict[str, list[dict]]:
     for run in runs:
         for step, losses in sorted(run.curve.items()):
             for lang, loss in sorted(losses.items()):
-                curves.append({"grid": run.grid, "run": run.name, "arm": run.arm, "seed": run.seed, "step": step,
-                               "lang": lang, "valid_loss": loss})
+                curves.append(
+                    {
+                        "grid": run.grid,
+                        "run": run.name,
+                        "arm": run.arm,
+                        "seed": run.seed,
+                        "step": step,
+                        "lang": lang,
+                        "valid_loss": loss,
+                    }
+                )
         for row in run.downstream:
-            downstream.append({"run": run.name, "arm": run.arm, "seed": run.seed, "task": row["task"],
-                               "lang": row["lang"], "metric": row["metric"], "finetune_seed": row["seed"],
-                               "test_score": row["test_score"], "dev_score": row["dev_score"]})
+            downstream.append(
+                {
+                    "run": run.name,
+                    "arm": run.arm,
+                    "seed": run.seed,
+                    "task": row["task"],
+                    "lang": row["lang"],
+                    "metric": row["metric"],
+                    "finetune_seed": row["seed"],
+                    "test_score": row["test_score"],
+                    "dev_score": row["dev_score"],
+                }
+            )
     return {"curves": curves, "downstream": downstream, "selection": selection_rows(runs)}
 
 
@@ -412,13 +508,23 @@ def block_examples(run: RunData, k: int, width: int = 160) -> list[dict]:
     scored = [r for r in read_rounds(run.folder) if r.summary is not None and r.summary.get("mode") == "scored"]
     if not scored:
         return generated_examples(run, k, width)
-    cands = [c for c in scored[-1].candidates if c.get("score") is not None
-             and not c.get("generated") and not c.get("junk")]
+    cands = [
+        c for c in scored[-1].candidates if c.get("score") is not None and not c.get("generated") and not c.get("junk")
+    ]
     cands.sort(key=lambda c: c["score"])
     picks = [("highest", c) for c in cands[::-1][:k]] + [("lowest", c) for c in cands[:k]]
     texts = decode_blocks(run, [c["block_id"] for _, c in picks])
-    return [{"rank": rank, "round": c["round"], "lang": c["lang"], "score": c["score"], "chosen": c["chosen"],
-             "text": t[:width] + ("…" if len(t) > width else "")} for (rank, c), t in zip(picks, texts)]
+    return [
+        {
+            "rank": rank,
+            "round": c["round"],
+            "lang": c["lang"],
+            "score": c["score"],
+            "chosen": c["chosen"],
+            "text": t[:width] + ("…" if len(t) > width else ""),
+        }
+        for (rank, c), t in zip(picks, texts)
+    ]
 
 
 def generated_examples(run: RunData, k: int, width: int = 160) -> list[dict]:
@@ -440,8 +546,16 @@ def generated_examples(run: RunData, k: int, width: int = 160) -> list[dict]:
     out = []
     for rank, i in picks:
         text = tok.decode([int(x) for x in blocks[i]], skip_special_tokens=True).replace("\n", " ")
-        out.append({"rank": rank, "round": None, "lang": langs[i], "score": None, "chosen": None,
-                    "text": text[:width] + ("…" if len(text) > width else "")})
+        out.append(
+            {
+                "rank": rank,
+                "round": None,
+                "lang": langs[i],
+                "score": None,
+                "chosen": None,
+                "text": text[:width] + ("…" if len(text) > width else ""),
+            }
+        )
     return out
 
 
@@ -456,14 +570,17 @@ def decode_blocks(run: RunData, ids: list[int]) -> list[str]:
 
     cfg = yaml.safe_load((run.folder / "config.yaml").read_text(encoding="utf-8"))
     cache_root = Path(cfg["data"]["cache_dir"] or run.folder.parent / "cache")
-    key = cache_key(tokenizer_hash(Path(cfg["tokenizer_dir"])), corpus_hash(Path(cfg["corpus_dir"])),
-                    cfg["data"]["block_len"])
+    key = cache_key(
+        tokenizer_hash(Path(cfg["tokenizer_dir"])), corpus_hash(Path(cfg["corpus_dir"])), cfg["data"]["block_len"]
+    )
     langs = sorted({lang for s in run.rounds for lang in s.get("languages", {})})
-    pool = PackedBlockPool(cache_root / key, langs, None, Path(cfg["corpus_dir"]),
-                           noise_share=float(cfg["data"].get("noise_share") or 0.0))
+    pool = PackedBlockPool(
+        cache_root / key, langs, None, Path(cfg["corpus_dir"]), noise_share=float(cfg["data"].get("noise_share") or 0.0)
+    )
     tok = Tokenizer.from_file(str(run.folder / "final" / "tokenizer.json"))
-    return [tok.decode([int(i) for i in block], skip_special_tokens=True).replace("\n", " ")
-            for block in pool.blocks(ids)]
+    return [
+        tok.decode([int(i) for i in block], skip_special_tokens=True).replace("\n", " ") for block in pool.blocks(ids)
+    ]
 
 
 # ------------------------------------------------------------------ the analysis
@@ -490,12 +607,16 @@ def compute(cfg, runs: list[RunData], noise_runs: list[RunData] = (), parity: di
     failures = gate_failures(finals, baseline, cfg.gate_margin)
     margins = {lang: baseline[lang] - finals[lang] for lang in langs if lang in baseline}
     if failures:
-        gate_line = (f"**Gate not met**: `{control}` must end at least {cfg.gate_margin:g} nats below the unigram "
-                     f"baseline in every study language; it does not in: {'; '.join(failures)}. "
-                     "Every verdict is therefore inconclusive.")
+        gate_line = (
+            f"**Gate not met**: `{control}` must end at least {cfg.gate_margin:g} nats below the unigram "
+            f"baseline in every study language; it does not in: {'; '.join(failures)}. "
+            "Every verdict is therefore inconclusive."
+        )
     else:
-        gate_line = (f"**Gate met**: `{control}` ends {min(margins.values()):.3f}–{max(margins.values()):.3f} nats "
-                     f"below the unigram baseline in all {len(langs)} study languages (needs {cfg.gate_margin:g}).")
+        gate_line = (
+            f"**Gate met**: `{control}` ends {min(margins.values()):.3f}–{max(margins.values()):.3f} nats "
+            f"below the unigram baseline in all {len(langs)} study languages (needs {cfg.gate_margin:g})."
+        )
 
     diffs = {s: final_diffs(groups[s], groups[control], langs) for s in family}
     verdicts = compare_arms(diffs, cfg.alpha, cfg.sesoi, failures)
@@ -513,36 +634,63 @@ def compute(cfg, runs: list[RunData], noise_runs: list[RunData] = (), parity: di
 
     parity_rows = []
     if parity_arm in groups:
-        parity_rows.append({"comparison": f"{parity_arm} − {control}",
-                            **describe(final_diffs(groups[parity_arm], groups[control], langs))})
-        parity_rows += [{"comparison": f"{s} − {parity_arm}",
-                         **describe(final_diffs(groups[s], groups[parity_arm], langs))} for s in family]
+        parity_rows.append(
+            {
+                "comparison": f"{parity_arm} − {control}",
+                **describe(final_diffs(groups[parity_arm], groups[control], langs)),
+            }
+        )
+        parity_rows += [
+            {"comparison": f"{s} − {parity_arm}", **describe(final_diffs(groups[s], groups[parity_arm], langs))}
+            for s in family
+        ]
 
     noise: dict = {"runs": len(noise_runs)}
     if noise_runs:
         ngroups = by_arm(noise_runs, cfg.strategies)
         nlangs = study_langs(noise_runs)
         noise["rounds"] = noise_rows(noise_runs, cfg.strategies)
-        noise["final"] = [{"comparison": f"{s} − {control}", **describe(final_diffs(g, ngroups[control], nlangs))}
-                          for s, g in ngroups.items() if s != control and control in ngroups]
+        noise["final"] = [
+            {"comparison": f"{s} − {control}", **describe(final_diffs(g, ngroups[control], nlangs))}
+            for s, g in ngroups.items()
+            if s != control and control in ngroups
+        ]
 
-    scoring = [{"arm": arm, "scoring_s": statistics.fmean(r.scoring_s for r in g),
-                "wall_s": statistics.fmean(r.wall_s for r in g),
-                "share": mean_sd([r.scoring_s / r.wall_s for r in g if r.wall_s])} for arm, g in groups.items()]
+    scoring = [
+        {
+            "arm": arm,
+            "scoring_s": statistics.fmean(r.scoring_s for r in g),
+            "wall_s": statistics.fmean(r.wall_s for r in g),
+            "share": mean_sd([r.scoring_s / r.wall_s for r in g if r.wall_s]),
+        }
+        for arm, g in groups.items()
+    ]
     return {
-        "settings": {"control": control, "alpha": cfg.alpha, "sesoi": cfg.sesoi, "gate_margin": cfg.gate_margin,
-                     "parity_arm": parity_arm, "family": family},
-        "langs": langs, "seeds": {arm: [r.seed for r in g] for arm, g in groups.items()},
+        "settings": {
+            "control": control,
+            "alpha": cfg.alpha,
+            "sesoi": cfg.sesoi,
+            "gate_margin": cfg.gate_margin,
+            "parity_arm": parity_arm,
+            "family": family,
+        },
+        "langs": langs,
+        "seeds": {arm: [r.seed for r in g] for arm, g in groups.items()},
         "tokens": {arm: sorted({r.tokens for r in g}) for arm, g in groups.items()},
         "gate": {"met": not failures, "failures": failures, "margins": margins, "line": gate_line},
-        "verdicts": verdicts, "per_language": per_language,
+        "verdicts": verdicts,
+        "per_language": per_language,
         "schedule": {"name": groups[control][0].train.get("schedule"), "decay_start": start},
-        "steps": steps, "tokens_to_target": targets,
-        "parity": {"record": parity, "rows": parity_rows}, "noise": noise,
-        "downstream": downstream_rows(groups, control), "scoring": scoring,
+        "steps": steps,
+        "tokens_to_target": targets,
+        "parity": {"record": parity, "rows": parity_rows},
+        "noise": noise,
+        "downstream": downstream_rows(groups, control),
+        "scoring": scoring,
         "shares": selection_shares(selection_rows(main)),
-        "choice": sorted(choice_rows([r for r in main if r.arm != parity_arm]),
-                         key=lambda r: (order.index(r["arm"]), r["round"])),
+        "choice": sorted(
+            choice_rows([r for r in main if r.arm != parity_arm]), key=lambda r: (order.index(r["arm"]), r["round"])
+        ),
         "curves": {arm: mean_curve(g, langs) for arm, g in groups.items()},
     }
 
@@ -581,18 +729,24 @@ def markdown(result: dict, examples: dict | None = None, figures: Sequence[Path]
     control, langs = s["control"], result["langs"]
     out = ["## Results\n", result["gate"]["line"] + "\n"]
     seeds = ", ".join(f"{arm}: {len(v)}" for arm, v in result["seeds"].items())
-    out.append(f"Primary metric: the final validation loss (nats) averaged over the {len(langs)} study languages "
-               f"({', '.join(langs)}); Δ = strategy − `{control}` per seed (negative: the strategy is better). "
-               f"Seeds per arm: {seeds}. Holm across the {len(s['family'])} strategies, alpha {s['alpha']:g}, "
-               f"sesoi ±{s['sesoi']:g} nats; MDE = the smallest true Δ found with 80% power at alpha / "
-               f"{len(s['family'])}.\n")
-    out.append("| strategy | n | mean Δ | 95% CI | p (t) | p (sign-flip) | Holm p (t) | Holm p (sign-flip) | "
-               "TOST p | MDE | verdict |")
+    out.append(
+        f"Primary metric: the final validation loss (nats) averaged over the {len(langs)} study languages "
+        f"({', '.join(langs)}); Δ = strategy − `{control}` per seed (negative: the strategy is better). "
+        f"Seeds per arm: {seeds}. Holm across the {len(s['family'])} strategies, alpha {s['alpha']:g}, "
+        f"sesoi ±{s['sesoi']:g} nats; MDE = the smallest true Δ found with 80% power at alpha / "
+        f"{len(s['family'])}.\n"
+    )
+    out.append(
+        "| strategy | n | mean Δ | 95% CI | p (t) | p (sign-flip) | Holm p (t) | Holm p (sign-flip) | "
+        "TOST p | MDE | verdict |"
+    )
     out.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in result["verdicts"]:
-        out.append(f"| {r['strategy']} | {r['n']} | {fmt(r['mean_diff'], 4)} | {_ci(r, 4)} | {fmt_p(r['p_t'])} | "
-                   f"{fmt_p(r['p_sign_flip'])} | {fmt_p(r['p_t_holm'])} | {fmt_p(r['p_sign_flip_holm'])} | "
-                   f"{fmt_p(r['p_tost'])} | {fmt(r['mde'], 4)} | {r['verdict']} |")
+        out.append(
+            f"| {r['strategy']} | {r['n']} | {fmt(r['mean_diff'], 4)} | {_ci(r, 4)} | {fmt_p(r['p_t'])} | "
+            f"{fmt_p(r['p_sign_flip'])} | {fmt_p(r['p_t_holm'])} | {fmt_p(r['p_sign_flip_holm'])} | "
+            f"{fmt_p(r['p_tost'])} | {fmt(r['mde'], 4)} | {r['verdict']} |"
+        )
 
     out.append("\n### Final validation loss per language (mean ± sd over seeds; lower is better)\n")
     cells = {(r["arm"], r["lang"]): f"{fmt(r['mean'])} ± {fmt(r['sd'])}" for r in result["per_language"]}
@@ -604,22 +758,39 @@ def markdown(result: dict, examples: dict | None = None, figures: Sequence[Path]
     parity = result["parity"]
     if parity["rows"]:
         record = parity["record"] or {}
-        how = (f"{record['extra_steps']} extra steps ({record['source']}"
-               + (f": {record['scoring_s']} s of scoring / {record['seconds_per_step']} s a step" if "scoring_s" in record
-                  else "") + ")") if record else "extra steps not recorded"
+        how = (
+            (
+                f"{record['extra_steps']} extra steps ({record['source']}"
+                + (
+                    f": {record['scoring_s']} s of scoring / {record['seconds_per_step']} s a step"
+                    if "scoring_s" in record
+                    else ""
+                )
+                + ")"
+            )
+            if record
+            else "extra steps not recorded"
+        )
         out.append(f"\n### At equal compute: `{s['parity_arm']}` ({how})\n")
-        out.append("Descriptive, not part of the verdict: the control given the training steps that the scoring "
-                   "time would have bought.\n")
+        out.append(
+            "Descriptive, not part of the verdict: the control given the training steps that the scoring "
+            "time would have bought.\n"
+        )
         out.append("| comparison | n | mean Δ | 95% CI | p (t) | p (sign-flip) |")
         out.append("|---|---|---|---|---|---|")
         for r in parity["rows"]:
-            out.append(f"| {r['comparison']} | {r['n']} | {fmt(r['mean_diff'], 4)} | {_ci(r, 4)} | {fmt_p(r['p_t'])} | "
-                       f"{fmt_p(r['p_sign_flip'])} |")
+            out.append(
+                f"| {r['comparison']} | {r['n']} | {fmt(r['mean_diff'], 4)} | {_ci(r, 4)} | {fmt_p(r['p_t'])} | "
+                f"{fmt_p(r['p_sign_flip'])} |"
+            )
 
     schedule = result["schedule"]
-    out.append(f"\n### Paired differences at every evaluation step (Δ mean [95% CI], nats; schedule "
-               f"{schedule['name']}" + (f", decay after step {schedule['decay_start']}" if schedule["decay_start"]
-                                        is not None else "") + ")\n")
+    out.append(
+        f"\n### Paired differences at every evaluation step (Δ mean [95% CI], nats; schedule "
+        f"{schedule['name']}"
+        + (f", decay after step {schedule['decay_start']}" if schedule["decay_start"] is not None else "")
+        + ")\n"
+    )
     family = s["family"]
     all_steps = sorted({r["step"] for rows in result["steps"].values() for r in rows})
     if family and all_steps:
@@ -630,8 +801,10 @@ def markdown(result: dict, examples: dict | None = None, figures: Sequence[Path]
         out.append("|---" * (len(family) + 3) + "|")
         for step in all_steps:
             tok, phase = tokens.get(step, ("–", "–"))
-            row = [f"{fmt(get[(a, step)]['mean_diff'], 4)} {_ci(get[(a, step)], 3)}" if (a, step) in get else "–"
-                   for a in family]
+            row = [
+                f"{fmt(get[(a, step)]['mean_diff'], 4)} {_ci(get[(a, step)], 3)}" if (a, step) in get else "–"
+                for a in family
+            ]
             out.append(f"| {step} | {fmt(tok)} | {phase} | " + " | ".join(row) + " |")
 
     out.append("\n### Tokens to reach the control's loss before the learning-rate decay\n")
@@ -642,15 +815,19 @@ def markdown(result: dict, examples: dict | None = None, figures: Sequence[Path]
         out.append(f"Not computed: {why}.")
     else:
         t0 = known[0]
-        out.append(f"Target: the same-seed `{control}` run's loss at step {t0['target_step']} "
-                   f"({t0['target_tokens']:,} tokens), the last evaluation before the decay. Per seed, the first "
-                   "evaluation step at which the strategy is at or below it (– = not by then).\n")
+        out.append(
+            f"Target: the same-seed `{control}` run's loss at step {t0['target_step']} "
+            f"({t0['target_tokens']:,} tokens), the last evaluation before the decay. Per seed, the first "
+            "evaluation step at which the strategy is at or below it (– = not by then).\n"
+        )
         out.append("| strategy | reached | mean step ratio | step reached per seed |")
         out.append("|---|---|---|---|")
         for arm, t in targets.items():
             if t.get("target_step") is None:
                 continue
-            per_seed = ", ".join(f"{seed}: {'–' if s_ is None else s_}" for seed, s_ in zip(t["seeds"], t["reached_steps"]))
+            per_seed = ", ".join(
+                f"{seed}: {'–' if s_ is None else s_}" for seed, s_ in zip(t["seeds"], t["reached_steps"])
+            )
             out.append(f"| {arm} | {t['reached']} | {fmt(t['mean_ratio'])} | {per_seed} |")
 
     noise = result["noise"]
@@ -660,9 +837,11 @@ def markdown(result: dict, examples: dict | None = None, figures: Sequence[Path]
             rounds = sorted({r["round"] for r in noise["rounds"]})
             get = {(r["arm"], r["round"]): r for r in noise["rounds"]}
             arms = list(dict.fromkeys(r["arm"] for r in noise["rounds"]))
-            out.append("Share of chosen blocks that were noise, per round (mean ± sd over seeds; in brackets the "
-                       "share among the round's candidates, what choosing at random keeps). A strategy that works "
-                       "chooses less noise than `random`.\n")
+            out.append(
+                "Share of chosen blocks that were noise, per round (mean ± sd over seeds; in brackets the "
+                "share among the round's candidates, what choosing at random keeps). A strategy that works "
+                "chooses less noise than `random`.\n"
+            )
             out.append("| arm | " + " | ".join(f"round {r}" for r in rounds) + " |")
             out.append("|---" * (len(rounds) + 1) + "|")
 
@@ -671,16 +850,19 @@ def markdown(result: dict, examples: dict | None = None, figures: Sequence[Path]
                 return f"{100 * row['noise_share']:.1f}% ± {100 * row['sd']:.1f}{offered}"
 
             for arm in arms:
-                out.append(f"| {arm} | " + " | ".join(cell(get[(arm, r)]) if (arm, r) in get else "–"
-                                                      for r in rounds) + " |")
+                out.append(
+                    f"| {arm} | " + " | ".join(cell(get[(arm, r)]) if (arm, r) in get else "–" for r in rounds) + " |"
+                )
         else:
             out.append("No round of these runs records a `noise_share`.")
         if noise.get("final"):
             out.append("\n| comparison (final loss) | n | mean Δ | 95% CI | p (t) | p (sign-flip) |")
             out.append("|---|---|---|---|---|---|")
             for r in noise["final"]:
-                out.append(f"| {r['comparison']} | {r['n']} | {fmt(r['mean_diff'], 4)} | {_ci(r, 4)} | "
-                           f"{fmt_p(r['p_t'])} | {fmt_p(r['p_sign_flip'])} |")
+                out.append(
+                    f"| {r['comparison']} | {r['n']} | {fmt(r['mean_diff'], 4)} | {_ci(r, 4)} | "
+                    f"{fmt_p(r['p_t'])} | {fmt_p(r['p_sign_flip'])} |"
+                )
 
     if result["downstream"]:
         out.append("\n### Downstream test scores (%, mean ± sd over pretraining seeds; higher is better)\n")
@@ -688,17 +870,20 @@ def markdown(result: dict, examples: dict | None = None, figures: Sequence[Path]
         out.append("| task | lang | arm | score | Δ | 95% CI | p (t) |")
         out.append("|---|---|---|---|---|---|---|")
         for r in result["downstream"]:
-            out.append(f"| {r['task']} | {r['lang']} | {r['arm']} | {fmt(r['mean'], 2)} ± {fmt(r['sd'], 2)} | "
-                       f"{fmt(r.get('mean_diff'), 2)} | {_ci(r, 2) if 'ci_low' in r else '–'} | "
-                       f"{fmt_p(r.get('p_t'))} |")
+            out.append(
+                f"| {r['task']} | {r['lang']} | {r['arm']} | {fmt(r['mean'], 2)} ± {fmt(r['sd'], 2)} | "
+                f"{fmt(r.get('mean_diff'), 2)} | {_ci(r, 2) if 'ci_low' in r else '–'} | "
+                f"{fmt_p(r.get('p_t'))} |"
+            )
 
     out.append("\n### Scoring time as a share of wall time\n")
     out.append("| arm | share (mean ± sd) | scoring s of wall s (mean) |")
     out.append("|---|---|---|")
     for r in result["scoring"]:
         m, sd = r["share"]
-        out.append(f"| {r['arm']} | {fmt(100 * m, 1)}% ± {fmt(100 * sd, 1)} | {r['scoring_s']:.1f} s of "
-                   f"{r['wall_s']:.1f} s |")
+        out.append(
+            f"| {r['arm']} | {fmt(100 * m, 1)}% ± {fmt(100 * sd, 1)} | {r['scoring_s']:.1f} s of {r['wall_s']:.1f} s |"
+        )
 
     shares = result["shares"]
     all_langs = sorted({lang for a in shares.values() for r in a.values() for lang in r})
@@ -708,15 +893,23 @@ def markdown(result: dict, examples: dict | None = None, figures: Sequence[Path]
         out.append("|---" * (len(all_langs) + 2) + "|")
         for arm, rounds in shares.items():
             for rnd, share in sorted(rounds.items()):
-                out.append(f"| {arm} | {rnd} | " + " | ".join(f"{100 * share.get(x, 0):.1f}%" for x in all_langs) + " |")
-        out.append("\nEvery strategy but `mix` gets the same per-language quotas, so they differ in which blocks "
-                   "they take within a language:\n")
-        out.append("| arm | round | mode | mean score, chosen − candidates | re-chosen from earlier rounds | "
-                   "junk flagged | afrolm generated blocks |")
+                out.append(
+                    f"| {arm} | {rnd} | " + " | ".join(f"{100 * share.get(x, 0):.1f}%" for x in all_langs) + " |"
+                )
+        out.append(
+            "\nEvery strategy but `mix` gets the same per-language quotas, so they differ in which blocks "
+            "they take within a language:\n"
+        )
+        out.append(
+            "| arm | round | mode | mean score, chosen − candidates | re-chosen from earlier rounds | "
+            "junk flagged | afrolm generated blocks |"
+        )
         out.append("|---|---|---|---|---|---|---|")
         for r in result["choice"]:
-            out.append(f"| {r['arm']} | {r['round']} | {r['mode']} | {fmt(r['score_gap'])} | "
-                       f"{100 * r['chosen_before']:.1f}% | {r['junk_flagged']:.1f} | {r['generated_blocks']:.1f} |")
+            out.append(
+                f"| {r['arm']} | {r['round']} | {r['mode']} | {fmt(r['score_gap'])} | "
+                f"{100 * r['chosen_before']:.1f}% | {r['junk_flagged']:.1f} | {r['generated_blocks']:.1f} |"
+            )
 
     if examples and any(examples.values()):
         out.append("\n### Highest and lowest scored blocks (last scored round, first seed; afrolm: generated blocks)\n")
@@ -725,8 +918,10 @@ def markdown(result: dict, examples: dict | None = None, figures: Sequence[Path]
                 out.append(f"**{arm}**\n")
                 for e in items:
                     score = "" if e["score"] is None else f", score {e['score']:.3f}"
-                    out.append(f"- {e['rank']}, {e['lang']}{score}{', chosen' if e['chosen'] else ''}: "
-                               + e["text"].replace("|", "\\|"))
+                    out.append(
+                        f"- {e['rank']}, {e['lang']}{score}{', chosen' if e['chosen'] else ''}: "
+                        + e["text"].replace("|", "\\|")
+                    )
                 out.append("")
     if figures:
         out.append("\n### Figures\n")
@@ -744,11 +939,17 @@ def figure_data(result: dict) -> dict:
     for r in result["downstream"]:
         downstream[r["arm"]][(r["task"], r["lang"])] = (r["mean"], r["sd"])
     return {
-        "arms": list(result["seeds"]), "langs": langs, "final": dict(final), "curves": result["curves"],
-        "differences": {r["strategy"]: (r["diffs"], r["mean_diff"], (r["ci_low"], r["ci_high"]))
-                        for r in result["verdicts"]},
-        "sesoi": result["settings"]["sesoi"], "control": result["settings"]["control"],
-        "shares": result["shares"], "downstream": dict(downstream),
+        "arms": list(result["seeds"]),
+        "langs": langs,
+        "final": dict(final),
+        "curves": result["curves"],
+        "differences": {
+            r["strategy"]: (r["diffs"], r["mean_diff"], (r["ci_low"], r["ci_high"])) for r in result["verdicts"]
+        },
+        "sesoi": result["settings"]["sesoi"],
+        "control": result["settings"]["control"],
+        "shares": result["shares"],
+        "downstream": dict(downstream),
     }
 
 
@@ -784,6 +985,8 @@ def analyse(cfg, log=print) -> dict | None:
         handle.write(markdown(result, examples, figures))
     write_json(out / "analysis.json", _clean({k: v for k, v in result.items() if k != "curves"}))
     verdicts = ", ".join(f"{r['strategy']}: {r['verdict']}" for r in result["verdicts"]) or "no strategy to compare"
-    log(f"[study] analysis of {len(used)} runs: {out / 'analysis.md'}, {out / 'analysis.json'}, "
-        f"{out / 'results.csv'}; {verdicts}")
+    log(
+        f"[study] analysis of {len(used)} runs: {out / 'analysis.md'}, {out / 'analysis.json'}, "
+        f"{out / 'results.csv'}; {verdicts}"
+    )
     return result

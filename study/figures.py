@@ -31,8 +31,15 @@ def _grouped_bars(keys: list, arms: list[str], values: dict, key_width: float):
     x = np.arange(len(keys))
     for i, arm in enumerate(arms):
         pairs = [values.get(arm, {}).get(k, (np.nan, 0.0)) for k in keys]
-        ax.bar(x + (i - (len(arms) - 1) / 2) * width, [m for m, _ in pairs], width,
-               yerr=[sd or 0.0 for _, sd in pairs], capsize=2, label=arm, color=colors[arm])
+        ax.bar(
+            x + (i - (len(arms) - 1) / 2) * width,
+            [m for m, _ in pairs],
+            width,
+            yerr=[sd or 0.0 for _, sd in pairs],
+            capsize=2,
+            label=arm,
+            color=colors[arm],
+        )
     return fig, ax, x
 
 

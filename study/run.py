@@ -56,17 +56,27 @@ class StudyConfig:
     out_dir: Path = Path("out/study")  # runs/<arm>-seed<k>/, runs-noise/, cache/, analysis files
     strategies: list[str] = field(default_factory=lambda: list(STRATEGIES))  # selection strategies compared
     control: str = "random"  # the strategy every other one is compared with
-    seeds: list[int] = field(default_factory=lambda: list(range(1, 9)))  # pretraining seeds, the same in every arm (train.seed = selection.seed)
-    langs: list[str] = field(default_factory=lambda: ["amh", "hau", "ibo", "pcm", "som", "swa", "yor"])  # pretraining languages; those absent from the corpus are left out (printed)
+    seeds: list[int] = field(
+        default_factory=lambda: list(range(1, 9))
+    )  # pretraining seeds, the same in every arm (train.seed = selection.seed)
+    langs: list[str] = field(
+        default_factory=lambda: ["amh", "hau", "ibo", "pcm", "som", "swa", "yor"]
+    )  # pretraining languages; those absent from the corpus are left out (printed)
     preset: str = "auto"  # pretrain preset; auto = `study` on CPU, gpu_preset when CUDA is visible
     gpu_preset: str = "study_gpu"  # the preset `auto` picks on a GPU (its arithmetic is in its comments)
     gpu_overrides: list[str] = field(default_factory=list)  # applied with gpu_preset by `auto`
     overrides: list[str] = field(default_factory=list)  # extra pretrain key=value settings, the same for every run
-    parity_from: str = "loss"  # the arm whose scoring time buys `<control>+parity` its extra training steps; empty = no parity arm
-    parity_steps: int = 0  # extra steps of the parity arm; 0 = measured from parity_from's timing.jsonl once all its runs exist
+    parity_from: str = (
+        "loss"  # the arm whose scoring time buys `<control>+parity` its extra training steps; empty = no parity arm
+    )
+    parity_steps: int = (
+        0  # extra steps of the parity arm; 0 = measured from parity_from's timing.jsonl once all its runs exist
+    )
     noise_share: float = 0.33  # positive control: share of noise blocks in the pool (pretrain's data.noise_share) of a separate grid in runs-noise/; 0 = no such grid
     noise_seeds: list[int] = field(default_factory=lambda: [1, 2, 3])  # seeds of the positive-control grid
-    noise_overrides: list[str] = field(default_factory=list)  # more pretrain key=value settings for the positive-control grid only
+    noise_overrides: list[str] = field(
+        default_factory=list
+    )  # more pretrain key=value settings for the positive-control grid only
     finetune: bool = True  # finetune every run's final model (finetune.run); not the positive-control grid
     finetune_preset: str = "tiny"  # finetune preset (the finetuning protocol)
     finetune_tasks: list[str] = field(default_factory=lambda: ["masakhaner1", "hedderich", "yosm"])  # downstream tasks
@@ -98,8 +108,10 @@ class StudyConfig:
         if not 0 <= self.noise_share <= 0.9:
             raise ConfigError(f"noise_share must be in [0, 0.9] (0 = no positive-control grid), got {self.noise_share}")
         if not 0 < self.alpha < 1 or self.sesoi <= 0 or self.gate_margin < 0:
-            raise ConfigError("need 0 < alpha < 1, sesoi > 0 and gate_margin >= 0, got "
-                              f"alpha={self.alpha}, sesoi={self.sesoi}, gate_margin={self.gate_margin}")
+            raise ConfigError(
+                "need 0 < alpha < 1, sesoi > 0 and gate_margin >= 0, got "
+                f"alpha={self.alpha}, sesoi={self.sesoi}, gate_margin={self.gate_margin}"
+            )
         self.shard_index, self.shard_count = parse_shard(self.shard)
         for name in ("overrides", "gpu_overrides", "noise_overrides"):
             for item in getattr(self, name):
@@ -163,29 +175,57 @@ def study_langs(cfg: StudyConfig, log=print) -> list[str]:
     if missing:
         log(f"[study] not in {cfg.corpus_dir}, left out of every run: {', '.join(missing)}")
     if not langs:
-        raise ConfigError(f"langs={cfg.langs}: none is in corpus_dir={cfg.corpus_dir} "
-                          f"(it has {', '.join(sorted(present))})")
+        raise ConfigError(
+            f"langs={cfg.langs}: none is in corpus_dir={cfg.corpus_dir} (it has {', '.join(sorted(present))})"
+        )
     return langs
 
 
-def _spec(cfg: StudyConfig, shared: list[str], grid: str, arm: str, strategy: str, seed: int,
-          extra: tuple[str, ...] = (), finetune: bool = True) -> RunSpec:
+def _spec(
+    cfg: StudyConfig,
+    shared: list[str],
+    grid: str,
+    arm: str,
+    strategy: str,
+    seed: int,
+    extra: tuple[str, ...] = (),
+    finetune: bool = True,
+) -> RunSpec:
     out = Path(cfg.out_dir) / GRIDS[grid] / run_name(arm, seed)
-    pretrain = (*shared, *extra, f"out_dir={out}", f"selection.strategy={strategy}",
-                f"selection.seed={seed}", f"train.seed={seed}")
+    pretrain = (
+        *shared,
+        *extra,
+        f"out_dir={out}",
+        f"selection.strategy={strategy}",
+        f"selection.seed={seed}",
+        f"train.seed={seed}",
+    )
     tuned = ()
     if finetune and cfg.finetune:
-        tuned = ("--preset", cfg.finetune_preset, f"model={out / 'final'}", f"data_dir={cfg.data_dir}",
-                 f"out_dir={out / 'finetune'}", f"tasks=[{','.join(cfg.finetune_tasks)}]",
-                 f"langs=[{','.join(cfg.finetune_langs)}]",
-                 f"seeds=[{','.join(str(s) for s in cfg.finetune_seeds)}]")
+        tuned = (
+            "--preset",
+            cfg.finetune_preset,
+            f"model={out / 'final'}",
+            f"data_dir={cfg.data_dir}",
+            f"out_dir={out / 'finetune'}",
+            f"tasks=[{','.join(cfg.finetune_tasks)}]",
+            f"langs=[{','.join(cfg.finetune_langs)}]",
+            f"seeds=[{','.join(str(s) for s in cfg.finetune_seeds)}]",
+        )
     return RunSpec(arm, strategy, seed, out, pretrain, tuned, grid)
 
 
 def _shared(cfg: StudyConfig, langs: list[str], cuda: bool | None) -> list[str]:
     preset, overrides = resolve_preset(cfg, cuda)
-    return ["--preset", preset, f"corpus_dir={cfg.corpus_dir}", f"tokenizer_dir={cfg.tokenizer_dir}",
-            f"data.cache_dir={Path(cfg.out_dir) / 'cache'}", f"data.langs=[{','.join(langs)}]", *overrides]
+    return [
+        "--preset",
+        preset,
+        f"corpus_dir={cfg.corpus_dir}",
+        f"tokenizer_dir={cfg.tokenizer_dir}",
+        f"data.cache_dir={Path(cfg.out_dir) / 'cache'}",
+        f"data.langs=[{','.join(langs)}]",
+        *overrides,
+    ]
 
 
 def plan(cfg: StudyConfig, langs: list[str], cuda: bool | None = None) -> list[RunSpec]:
@@ -195,8 +235,11 @@ def plan(cfg: StudyConfig, langs: list[str], cuda: bool | None = None) -> list[R
     specs = [_spec(cfg, shared, "main", s, s, seed) for s in cfg.strategies for seed in cfg.seeds]
     if cfg.noise_share:
         extra = (f"data.noise_share={cfg.noise_share}", *cfg.noise_overrides)
-        specs += [_spec(cfg, shared, "noise", s, s, seed, extra, finetune=False)
-                  for s in cfg.strategies for seed in cfg.noise_seeds]
+        specs += [
+            _spec(cfg, shared, "noise", s, s, seed, extra, finetune=False)
+            for s in cfg.strategies
+            for seed in cfg.noise_seeds
+        ]
     return specs
 
 
@@ -219,8 +262,13 @@ def measure_parity_steps(cfg: StudyConfig) -> dict | None:
         scoring.append(float(last["scoring_s"]))
         per_step.append((float(last["elapsed_s"]) - float(last["scoring_s"])) / steps)
     seconds, step_s = statistics.fmean(scoring), statistics.fmean(per_step)
-    return {"extra_steps": round(seconds / step_s) if step_s > 0 else 0, "source": f"{cfg.parity_from} runs",
-            "scoring_s": round(seconds, 3), "seconds_per_step": round(step_s, 6), "runs": len(scoring)}
+    return {
+        "extra_steps": round(seconds / step_s) if step_s > 0 else 0,
+        "source": f"{cfg.parity_from} runs",
+        "scoring_s": round(seconds, 3),
+        "seconds_per_step": round(step_s, 6),
+        "runs": len(scoring),
+    }
 
 
 def plan_parity(cfg: StudyConfig, langs: list[str], extra_steps: int, cuda: bool | None = None) -> list[RunSpec]:
@@ -228,8 +276,10 @@ def plan_parity(cfg: StudyConfig, langs: list[str], extra_steps: int, cuda: bool
     shared = _shared(cfg, langs, cuda)
     base = _spec(cfg, shared, "main", cfg.control, cfg.control, cfg.seeds[0])
     steps = pretrain_config(base).train.max_steps + extra_steps
-    return [_spec(cfg, shared, "main", cfg.parity_arm, cfg.control, seed, (f"train.max_steps={steps}",))
-            for seed in cfg.seeds]
+    return [
+        _spec(cfg, shared, "main", cfg.parity_arm, cfg.control, seed, (f"train.max_steps={steps}",))
+        for seed in cfg.seeds
+    ]
 
 
 def pretrain_config(spec: RunSpec):
@@ -269,8 +319,14 @@ def _subprocess(module: str, args: tuple[str, ...], log_path: Path, nice: int) -
     with open(log_path, "a", encoding="utf-8") as handle:
         handle.write(f"$ python -m {module} {' '.join(args)}\n")
         handle.flush()
-        proc = subprocess.run([sys.executable, "-m", module, *args], stdout=handle, stderr=subprocess.STDOUT,
-                              env=env, cwd=root, preexec_fn=(lambda: os.nice(nice)) if nice else None)
+        proc = subprocess.run(
+            [sys.executable, "-m", module, *args],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=root,
+            preexec_fn=(lambda: os.nice(nice)) if nice else None,
+        )
     return proc.returncode
 
 
@@ -295,8 +351,10 @@ def execute(spec: RunSpec, cfg: StudyConfig, log=print) -> bool:
         if finetune_is_complete(spec):
             log(f"[study] {spec.name}: finetuning complete, skipped")
         elif _run_step(spec, cfg, "finetuning", "finetune.run", spec.finetune_args, "finetune.log", log):
-            write_json(spec.out_dir / "finetune" / FINETUNE_RECORD,
-                       {"key": finetune_key(spec), "args": list(spec.finetune_args)})
+            write_json(
+                spec.out_dir / "finetune" / FINETUNE_RECORD,
+                {"key": finetune_key(spec), "args": list(spec.finetune_args)},
+            )
         else:
             return False
     log(f"[study] {spec.name}: done in {time.perf_counter() - started:.0f} s")
@@ -321,15 +379,19 @@ def run(cfg: StudyConfig, log=print) -> int:
     failed = []
     if not cfg.analyse_only:
         langs = study_langs(cfg, log)
-        log(f"[study] {len(cfg.strategies)} strategies x {len(cfg.seeds)} seeds, preset {resolve_preset(cfg)[0]}, "
-            f"languages {', '.join(langs)}")
+        log(
+            f"[study] {len(cfg.strategies)} strategies x {len(cfg.seeds)} seeds, preset {resolve_preset(cfg)[0]}, "
+            f"languages {', '.join(langs)}"
+        )
         specs = plan(cfg, langs)
         failed += _execute_all([s for s in specs if s.grid == "main"], cfg, "main grid", log)
         if cfg.parity_from:
             parity = measure_parity_steps(cfg)
             if parity is None:
-                log(f"[study] {cfg.parity_arm}: waits until every {cfg.parity_from} run is complete; "
-                    "run the same command again then")
+                log(
+                    f"[study] {cfg.parity_arm}: waits until every {cfg.parity_from} run is complete; "
+                    "run the same command again then"
+                )
             else:
                 write_json(out / PARITY_RECORD, parity)
                 log(f"[study] {cfg.parity_arm}: {parity['extra_steps']} extra steps ({parity['source']})")

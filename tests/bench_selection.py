@@ -1,6 +1,7 @@
 """Benchmark: wall time of one selection round per strategy against training steps (CPU,
 tiny-preset model shape: 2 layers, hidden 128, vocabulary 8,000, blocks of 128). Prints JSON.
 Run from the repo root: `python tests/bench_selection.py [torch threads]`. Not a test."""
+
 from __future__ import annotations
 
 import json
@@ -27,21 +28,38 @@ def main(threads: int) -> dict:
     train = {lang: fixtures.synthetic_sentences(lang, n * 12, 0) for lang, n in fixtures.LANGS.items()}
     pool = fixtures.MemoryPool(tokenizer, train, {}, block_len=128)
     torch.manual_seed(0)
-    model = XLMRobertaForMaskedLM(XLMRobertaConfig(
-        vocab_size=8000, hidden_size=128, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=512, max_position_embeddings=130, pad_token_id=1))
+    model = XLMRobertaForMaskedLM(
+        XLMRobertaConfig(
+            vocab_size=8000,
+            hidden_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=512,
+            max_position_embeddings=130,
+            pad_token_id=1,
+        )
+    )
     out = {"threads": threads, "pool_blocks": sum(len(pool.ids(l)) for l in pool.languages)}
     out["train_step_s"] = round(time_train_step(model, pool), 4)
     for strategy in STRATEGIES:
-        cfg = SelectionConfig(strategy=strategy, blocks_per_round=1600, candidates_per_round=3200,
-                              warmup_rounds=0, select_every=SELECT_EVERY, score_batch_size=64)
+        cfg = SelectionConfig(
+            strategy=strategy,
+            blocks_per_round=1600,
+            candidates_per_round=3200,
+            warmup_rounds=0,
+            select_every=SELECT_EVERY,
+            score_batch_size=64,
+        )
         state = SelectionState(reference={k: v.clone() for k, v in model.state_dict().items()})
         started = time.perf_counter()
         result = run_round(model, pool, cfg, state, 0, tempfile.mkdtemp(), "cpu")
         wall = time.perf_counter() - started
-        out[strategy] = {"candidates": result.summary["candidates"], "round_s": round(wall, 2),
-                         "scoring_s": round(result.scoring_seconds, 2),
-                         "share": round(wall / (wall + SELECT_EVERY * out["train_step_s"]), 3)}
+        out[strategy] = {
+            "candidates": result.summary["candidates"],
+            "round_s": round(wall, 2),
+            "scoring_s": round(result.scoring_seconds, 2),
+            "share": round(wall / (wall + SELECT_EVERY * out["train_step_s"]), 3),
+        }
     return out
 
 

@@ -1,5 +1,6 @@
 """Shared test set-up: offline Hugging Face, the real data folder, the fuzzing profile.
 Helpers the tests import live in tests/support/."""
+
 from __future__ import annotations
 
 import os
@@ -30,9 +31,13 @@ def data_dir() -> Path:
 from hypothesis import HealthCheck, settings  # noqa: E402
 
 settings.register_profile(
-    "fuzz", max_examples=12_000, deadline=None, database=None, print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                           HealthCheck.filter_too_much])
+    "fuzz",
+    max_examples=12_000,
+    deadline=None,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
 if os.environ.get("HYPOTHESIS_PROFILE"):
     settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
 
@@ -46,7 +51,9 @@ def pytest_terminal_summary(terminalreporter):
         return
     failed = len(terminalreporter.stats.get("failed", []))
     write = terminalreporter.write_line
-    write(f"fuzz: {sum(fuzz.EXAMPLES.values()):,} examples in total "
-          f"(profile {os.environ.get('HYPOTHESIS_PROFILE', 'default')}), {failed} failed tests")
+    write(
+        f"fuzz: {sum(fuzz.EXAMPLES.values()):,} examples in total "
+        f"(profile {os.environ.get('HYPOTHESIS_PROFILE', 'default')}), {failed} failed tests"
+    )
     for name, n in sorted(fuzz.EXAMPLES.items()):
         write(f"fuzz:   {name:32} {n:>9,}")

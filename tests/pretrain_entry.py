@@ -6,6 +6,7 @@ AFRO_TEST_SIGNAL_RANK=R          ... only on rank R (torchrun)
 AFRO_TEST_RANK_HASH=1      each rank writes the sha256 of its final weights to out_dir/rank-R.sha256
                            and the block ids it trained to out_dir/rank-R.ids.json (DDP test)
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -69,7 +70,9 @@ def main() -> int:
         digest.update(tensor.detach().cpu().numpy().tobytes())
     out = Path(cfg.out_dir)
     (out / f"rank-{rank}.sha256").write_text(digest.hexdigest())
-    (out / f"rank-{rank}.ids.json").write_text(json.dumps([[step.tolist(), mine.tolist()] for step, mine in result.trained_ids]))
+    (out / f"rank-{rank}.ids.json").write_text(
+        json.dumps([[step.tolist(), mine.tolist()] for step, mine in result.trained_ids])
+    )
     return 0
 
 

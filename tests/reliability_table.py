@@ -5,6 +5,7 @@ A row passes when it has at least one test and none of its tests failed; skipped
 shown (a test that needs a GPU may be skipped on a CPU machine). Exit status 1 when a
 row fails or has no test.
 """
+
 from __future__ import annotations
 
 import re

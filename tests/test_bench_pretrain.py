@@ -1,5 +1,6 @@
 """make bench-pretrain: the generated tokenizer and blocks, and one tiny end-to-end comparison
 (both arms in their own processes) whose JSON is checked for a fair, complete comparison."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,18 @@ import pytest
 from bench.pretrain import PretrainBenchConfig, build_tokenizer, make_blocks
 from common.config import ConfigError, load_config
 
-TINY = ["vocab_sizes=[300,600]", "hidden_size=32", "num_layers=1", "num_heads=2", "ffn_size=64",
-        "batch_size=4", "seq_len=16", "warmup_steps=1", "steps=2", "threads=1"]
+TINY = [
+    "vocab_sizes=[300,600]",
+    "hidden_size=32",
+    "num_layers=1",
+    "num_heads=2",
+    "ffn_size=64",
+    "batch_size=4",
+    "seq_len=16",
+    "warmup_steps=1",
+    "steps=2",
+    "threads=1",
+]
 
 
 def test_tokenizer_has_the_size_asked_and_the_xlmr_special_ids():
@@ -48,8 +59,7 @@ def test_bad_settings_are_refused():
 
 
 def test_tiny_comparison_end_to_end_prints_a_fair_side_by_side():
-    done = subprocess.run([sys.executable, "-m", "bench.pretrain", *TINY], capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run([sys.executable, "-m", "bench.pretrain", *TINY], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)  # stdout is the JSON alone (the Trainer's prints go to stderr)
     assert result["config"]["vocab_sizes"] == [300, 600] and result["config"]["hidden_size"] == 32
@@ -73,7 +83,8 @@ def test_tiny_comparison_end_to_end_prints_a_fair_side_by_side():
         assert row["ratio_tokens_per_s"] == pytest.approx(ours["tokens_per_s"] / hf["tokens_per_s"], rel=1e-2)
         assert row["goal_ratio"] is None and row["meets_goal"] is None  # goals are set for 8k and 64k only
     # The vocabulary reaches the model: the larger one has 300 more embedding rows (+ output bias).
-    groups = {v: dict((wd, n) for wd, n in result["vocab"][v]["ours"]["optimizer"]["decay_groups"])
-              for v in ("300", "600")}
+    groups = {
+        v: dict((wd, n) for wd, n in result["vocab"][v]["ours"]["optimizer"]["decay_groups"]) for v in ("300", "600")
+    }
     assert groups["600"][0.01] - groups["300"][0.01] == 300 * 32
     assert groups["600"][0.0] - groups["300"][0.0] == 300

@@ -1,5 +1,6 @@
 """make bench-scale: the replicated corpus, the process-tree memory meter, the local portable
 runner with 2 SDK workers, and one small end-to-end run on real data."""
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,7 @@ def real_entries() -> list[dict]:
 def test_every_source_is_copied_under_a_new_name_and_folder():
     entries = real_entries()
     tripled = replicated_entries(entries, 3)
-    assert tripled[:len(entries)] == entries  # the originals come first, unchanged
+    assert tripled[: len(entries)] == entries  # the originals come first, unchanged
     names = [e["name"] for e in tripled]
     assert len(tripled) == 3 * len(entries) and len(set(names)) == len(names)
     for k in (2, 3):
@@ -67,21 +68,38 @@ def test_a_failed_command_names_its_log(tmp_path):
 
 
 def test_settings_that_cannot_measure_growth_are_refused(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "bench.scale", f"out_dir={tmp_path}", "corpus_scales=[2,4]"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.scale", f"out_dir={tmp_path}", "corpus_scales=[2,4]"],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
     assert "corpus_scales must be positive and include 1" in result.stderr
 
 
-@pytest.mark.slow   # about 5 minutes on 2 cores: every runner at two scales; each runner has its own test
+@pytest.mark.slow  # about 5 minutes on 2 cores: every runner at two scales; each runner has its own test
 def test_small_scaling_run_end_to_end(tmp_path, data_dir):
     # Two small languages at 1x and 2x; the 2x also through the PortableRunner with 2 SDK workers
     # and through the DaskRunner on a local scheduler with 2 worker processes.
     result = subprocess.run(
-        [sys.executable, "-m", "bench.scale", f"data_dir={data_dir}", f"out_dir={tmp_path}", "langs=[hau,yor]",
-         "corpus_scales=[1,2]", "portable_scale=2", "dask_scales=[2]", "tokenizer_chars=[300000,600000]",
-         "pretrain_block_lens=[32,64]", "pretrain_steps=10"],
-        capture_output=True, text=True, timeout=900)
+        [
+            sys.executable,
+            "-m",
+            "bench.scale",
+            f"data_dir={data_dir}",
+            f"out_dir={tmp_path}",
+            "langs=[hau,yor]",
+            "corpus_scales=[1,2]",
+            "portable_scale=2",
+            "dask_scales=[2]",
+            "tokenizer_chars=[300000,600000]",
+            "pretrain_block_lens=[32,64]",
+            "pretrain_steps=10",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     printed = json.loads(result.stdout)
     saved = json.loads((tmp_path / "scale.json").read_text(encoding="utf-8"))
@@ -93,7 +111,12 @@ def test_small_scaling_run_end_to_end(tmp_path, data_dir):
     assert printed["summary"]["kept_same_at_every_scale"]  # ... and every copy deduplicated away
     # launcher + job service + worker pool + 2 SDK workers
     assert runs[2, "portable"]["peak_processes"] >= 5
-    assert set(runs[2, "portable"]["largest_process_peak_mib"]) >= {"launcher", "job_service", "worker_pool", "sdk_worker"}
+    assert set(runs[2, "portable"]["largest_process_peak_mib"]) >= {
+        "launcher",
+        "job_service",
+        "worker_pool",
+        "sdk_worker",
+    }
     assert "portable_over_direct_time" in printed["summary"]
     assert runs[2, "dask"]["read"] == runs[2, "direct"]["read"] and runs[2, "dask"]["kept_same_as_1x"]
     # launcher + scheduler + nanny + 2 worker processes

@@ -1,4 +1,5 @@
 """Catalog loading, validation, file expansion and --check."""
+
 from __future__ import annotations
 
 import csv
@@ -8,8 +9,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.catalog import (DEFAULT_CATALOG, KNOWN_LANGS, CatalogError, SourceEntry, expand_braces,
-                              expand_entry, load_catalog, main)
+from pipeline.catalog import (
+    DEFAULT_CATALOG,
+    KNOWN_LANGS,
+    CatalogError,
+    SourceEntry,
+    expand_braces,
+    expand_entry,
+    load_catalog,
+    main,
+)
 
 GOOD = {"name": "yor_lines", "path": "mono/*.txt", "format": "lines", "lang": "yor"}
 
@@ -21,9 +30,14 @@ def write_catalog(tmp_path: Path, *entries: dict) -> Path:
 
 
 def test_valid_catalog_loads_with_defaults(tmp_path):
-    entries = load_catalog(write_catalog(tmp_path, GOOD, {
-        "name": "lafand_hau", "path": "mono/x.json", "format": "jsonl", "lang": "hau",
-        "field": "translation.hau"}), tmp_path)
+    entries = load_catalog(
+        write_catalog(
+            tmp_path,
+            GOOD,
+            {"name": "lafand_hau", "path": "mono/x.json", "format": "jsonl", "lang": "hau", "field": "translation.hau"},
+        ),
+        tmp_path,
+    )
     assert [e.name for e in entries] == ["yor_lines", "lafand_hau"]
     first = entries[0]
     assert isinstance(first, SourceEntry)
@@ -31,25 +45,28 @@ def test_valid_catalog_loads_with_defaults(tmp_path):
     assert entries[1].field == "translation.hau"
 
 
-@pytest.mark.parametrize("change, field, words", [
-    ({"lang": "aaf"}, "lang", "unknown ISO 639-3 code 'aaf'"),
-    ({"lang": "xx"}, "lang", "unknown ISO 639-3"),
-    ({"format": "parquet"}, "format", "unknown format 'parquet'"),
-    ({"format": "csv"}, "column", "needs a 'column'"),
-    ({"format": "tsv", "column": 0}, "column", "1-based"),
-    ({"format": "jsonl"}, "field", "needs a 'field'"),
-    ({"format": "js_json", "field": ""}, "field", "needs a 'field'"),
-    ({"format": "tar", "inner_format": "lines"}, "member", "needs a 'member'"),
-    ({"format": "tar", "member": "*.txt", "inner_format": "xlsx"}, "inner_format", "is not one of"),
-    ({"format": "tar", "member": "*.csv", "inner_format": "csv"}, "column", "needs a 'column'"),
-    ({"column": "text"}, "column", "does not apply to format 'lines'"),
-    ({"colum": "text"}, "colum", "unknown field"),
-    ({"line_sep": "crlf"}, "line_sep", "is not one of"),
-    ({"strip_regex": "(["}, "strip_regex", "bad regular expression"),
-    ({"optional": "yes"}, "optional", "expected bool"),
-    ({"enabled": False}, "notes", "must say why"),
-    ({"format": "csv", "column": "text", "header": False}, "column", "needs header: true"),
-])
+@pytest.mark.parametrize(
+    "change, field, words",
+    [
+        ({"lang": "aaf"}, "lang", "unknown ISO 639-3 code 'aaf'"),
+        ({"lang": "xx"}, "lang", "unknown ISO 639-3"),
+        ({"format": "parquet"}, "format", "unknown format 'parquet'"),
+        ({"format": "csv"}, "column", "needs a 'column'"),
+        ({"format": "tsv", "column": 0}, "column", "1-based"),
+        ({"format": "jsonl"}, "field", "needs a 'field'"),
+        ({"format": "js_json", "field": ""}, "field", "needs a 'field'"),
+        ({"format": "tar", "inner_format": "lines"}, "member", "needs a 'member'"),
+        ({"format": "tar", "member": "*.txt", "inner_format": "xlsx"}, "inner_format", "is not one of"),
+        ({"format": "tar", "member": "*.csv", "inner_format": "csv"}, "column", "needs a 'column'"),
+        ({"column": "text"}, "column", "does not apply to format 'lines'"),
+        ({"colum": "text"}, "colum", "unknown field"),
+        ({"line_sep": "crlf"}, "line_sep", "is not one of"),
+        ({"strip_regex": "(["}, "strip_regex", "bad regular expression"),
+        ({"optional": "yes"}, "optional", "expected bool"),
+        ({"enabled": False}, "notes", "must say why"),
+        ({"format": "csv", "column": "text", "header": False}, "column", "needs header: true"),
+    ],
+)
 def test_bad_entry_is_an_error_naming_entry_and_field_row22(tmp_path, change, field, words):
     entry = {**GOOD, "name": "bad_one", **change}
     with pytest.raises(CatalogError) as err:
@@ -77,7 +94,13 @@ def test_disabled_entries_are_left_out_unless_asked(tmp_path):
 
 def test_expand_braces():
     assert expand_braces("a/{x,y}/b{1..3}.js") == [
-        "a/x/b1.js", "a/x/b2.js", "a/x/b3.js", "a/y/b1.js", "a/y/b2.js", "a/y/b3.js"]
+        "a/x/b1.js",
+        "a/x/b2.js",
+        "a/x/b3.js",
+        "a/y/b1.js",
+        "a/y/b2.js",
+        "a/y/b3.js",
+    ]
     assert expand_braces("{08..10}") == ["08", "09", "10"]
     assert expand_braces("{a,{b,c}}.txt") == ["a.txt", "b.txt", "c.txt"]
     assert expand_braces("plain{}.txt") == ["plain{}.txt"]
@@ -136,8 +159,11 @@ def test_real_catalog_validates_and_every_entry_matches(data_dir):
 def test_every_monolingual_file_is_reachable(data_dir):
     """Each file of mono/ (bar licences, SOURCES.tsv, bible-tools info.js) is in some entry."""
     mono = data_dir / "mono"
-    reached = {Path(f) for e in load_catalog(DEFAULT_CATALOG, data_dir, include_disabled=True)
-               for f in expand_entry(e, data_dir)}
+    reached = {
+        Path(f)
+        for e in load_catalog(DEFAULT_CATALOG, data_dir, include_disabled=True)
+        for f in expand_entry(e, data_dir)
+    }
     skipped = {"LICENSE", "LICENSE.md", "SOURCES.tsv", "info.js"}
     files = {p for p in mono.rglob("*") if p.is_file() and p.name not in skipped}
     assert len(files) > 1000

@@ -4,6 +4,7 @@ Runs `make all` (corpus -> tokenizer -> pretrain -> finetune -> report) with the
 shrunk further, then the publish dry run, checks each stage's outputs, and reruns `make all`
 to check that every stage skips itself when nothing changed.
 """
+
 from __future__ import annotations
 
 import csv
@@ -22,16 +23,26 @@ LANGS = ["hau", "yor"]
 
 def make(*targets: str, out: Path, data_dir: Path, extra: list[str] = ()) -> str:
     """Run make in the repo; `-o` keeps it from reinstalling the venv."""
-    args = ["make", "-C", str(REPO_ROOT), "-o", STAMP, *targets, f"OUT={out}", f"DATA={data_dir}",
-            f"CORPUS_ARGS=langs=[{','.join(LANGS)}]",
-            "TOKENIZER_ARGS=spm.vocab_size=2000 sampling.char_budget=400000",
-            "PRETRAIN_ARGS=train.max_steps=40 train.warmup_steps=5 model.unigram_output_bias=false train.eval_every=20 train.log_every=10 "
-            "train.checkpoint_every=20 eval.at_start=true selection.select_every=20 selection.blocks_per_round=320 "
-            "selection.candidates_per_round=400",
-            "TASKS=masakhaner1,yosm", f"LANGS={','.join(LANGS)}", "SEEDS=1",
-            "FINETUNE_ARGS=train.epochs=1 train.max_train_examples=64 train.max_dev_examples=32 "
-            "train.max_test_examples=64",
-            *extra]
+    args = [
+        "make",
+        "-C",
+        str(REPO_ROOT),
+        "-o",
+        STAMP,
+        *targets,
+        f"OUT={out}",
+        f"DATA={data_dir}",
+        f"CORPUS_ARGS=langs=[{','.join(LANGS)}]",
+        "TOKENIZER_ARGS=spm.vocab_size=2000 sampling.char_budget=400000",
+        "PRETRAIN_ARGS=train.max_steps=40 train.warmup_steps=5 model.unigram_output_bias=false train.eval_every=20 train.log_every=10 "
+        "train.checkpoint_every=20 eval.at_start=true selection.select_every=20 selection.blocks_per_round=320 "
+        "selection.candidates_per_round=400",
+        "TASKS=masakhaner1,yosm",
+        f"LANGS={','.join(LANGS)}",
+        "SEEDS=1",
+        "FINETUNE_ARGS=train.epochs=1 train.max_train_examples=64 train.max_dev_examples=32 train.max_test_examples=64",
+        *extra,
+    ]
     done = subprocess.run(args, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, f"make {' '.join(targets)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
     return done.stdout + done.stderr

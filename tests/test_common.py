@@ -1,4 +1,5 @@
 """common/: typed config loading and atomic, manifest-checked writes."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
 """Presets, overrides and the errors a user sees for bad settings."""
+
 from __future__ import annotations
 
 import re
@@ -21,20 +22,28 @@ def test_tiny_is_the_default_preset_and_make_overrides_apply():
 def test_default_task_list_is_the_issue_preset():
     cfg = load_config(FinetuneConfig, PRESETS / "tiny.yaml", ["model=m"])
     names = [(t.name, lang) for t, lang in plan_runs(cfg, task_registry(cfg))]
-    assert names == [("masakhaner1", "hau"), ("masakhaner1", "yor"), ("hedderich", "hau"),
-                     ("hedderich", "yor"), ("yosm", "yor")]
+    assert names == [
+        ("masakhaner1", "hau"),
+        ("masakhaner1", "yor"),
+        ("hedderich", "hau"),
+        ("hedderich", "yor"),
+        ("yosm", "yor"),
+    ]
     assert len(cfg.seeds) == 3
     full = load_config(FinetuneConfig, PRESETS / "default.yaml", ["model=m"])
     assert full.train.max_train_examples == 0 and full.train.epochs >= 5
 
 
-@pytest.mark.parametrize("override, message", [
-    ("train.lr=2", r"train\.lr must be in \(0, 1\)"),
-    ("tasks=[masakhaner3]", r"unknown task\(s\) \['masakhaner3'\]"),
-    ("train.epochs=0", r"train\.epochs must be >= 1"),
-    ("seeds=[1,1]", r"seeds has duplicates"),
-    ("trian.lr=0.1", r"unknown setting\(s\) trian"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.lr=2", r"train\.lr must be in \(0, 1\)"),
+        ("tasks=[masakhaner3]", r"unknown task\(s\) \['masakhaner3'\]"),
+        ("train.epochs=0", r"train\.epochs must be >= 1"),
+        ("seeds=[1,1]", r"seeds has duplicates"),
+        ("trian.lr=0.1", r"unknown setting\(s\) trian"),
+    ],
+)
 def test_bad_settings_are_named(override, message, capsys):
     assert main(["model=m", override]) == 2
     err = capsys.readouterr().err

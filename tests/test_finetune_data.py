@@ -1,4 +1,5 @@
 """Task loading: label checks, label mappings, zero-shot, the Hub offline, BYO tasks."""
+
 from __future__ import annotations
 
 import csv
@@ -16,19 +17,21 @@ from finetune.run import plan_runs, task_registry
 
 
 def conll(path: Path, sentences) -> str:
-    path.write_text("\n\n".join("\n".join(f"{w} {l}" for w, l in s) for s in sentences) + "\n",
-                    encoding="utf-8")
+    path.write_text("\n\n".join("\n".join(f"{w} {l}" for w, l in s) for s in sentences) + "\n", encoding="utf-8")
     return str(path)
 
 
 def ner_task(tmp_path, dev_sentences, **reader) -> TaskSpec:
-    train = [[("Adébáyọ̀", "B-PER"), ("lọ", "O"), ("sí", "O"), ("Ìbàdàn", "O")],
-             [("Musa", "B-PER"), ("Bello", "I-PER"), ("ya", "O")]]
-    files = {"train": conll(tmp_path / "train.txt", train),
-             "dev": conll(tmp_path / "dev.txt", dev_sentences),
-             "test": conll(tmp_path / "test.txt", train)}
-    return TaskSpec(name="myner", kind="ner", langs=["yor"], files=files,
-                    reader=ReaderSpec(format="conll", **reader))
+    train = [
+        [("Adébáyọ̀", "B-PER"), ("lọ", "O"), ("sí", "O"), ("Ìbàdàn", "O")],
+        [("Musa", "B-PER"), ("Bello", "I-PER"), ("ya", "O")],
+    ]
+    files = {
+        "train": conll(tmp_path / "train.txt", train),
+        "dev": conll(tmp_path / "dev.txt", dev_sentences),
+        "test": conll(tmp_path / "test.txt", train),
+    }
+    return TaskSpec(name="myner", kind="ner", langs=["yor"], files=files, reader=ReaderSpec(format="conll", **reader))
 
 
 def test_ner_label_list_completes_bio_pairs():
@@ -55,14 +58,18 @@ def test_label_map_renames_with_warning_row30(tmp_path, caplog):
 
 def _cls_task(tmp_path, test_rows, labels=()):
     def tsv(name, rows):
-        (tmp_path / name).write_text("text\tlabel\n" + "".join(f"{t}\t{l}\n" for t, l in rows),
-                                     encoding="utf-8")
+        (tmp_path / name).write_text("text\tlabel\n" + "".join(f"{t}\t{l}\n" for t, l in rows), encoding="utf-8")
         return str(tmp_path / name)
+
     train = [("Ó dára púpọ̀ 🙂", "positive"), ("Kò dára rárá", "negative")] * 3
-    return TaskSpec(name="mysent", kind="classification", langs=["yor"], labels=list(labels),
-                    files={"train": tsv("train.tsv", train), "dev": tsv("dev.tsv", train),
-                           "test": tsv("test.tsv", test_rows)},
-                    reader=ReaderSpec(format="tsv", quoting="none"))
+    return TaskSpec(
+        name="mysent",
+        kind="classification",
+        langs=["yor"],
+        labels=list(labels),
+        files={"train": tsv("train.tsv", train), "dev": tsv("dev.tsv", train), "test": tsv("test.tsv", test_rows)},
+        reader=ReaderSpec(format="tsv", quoting="none"),
+    )
 
 
 def test_unknown_test_label_row30_31(tmp_path):
@@ -115,24 +122,34 @@ def test_hedderich_labels_lowercased_and_masakhanews_labels_file(data_dir):
 def test_hub_dataset_offline_fails_fast_and_clearly(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    task = TaskSpec(name="hubner", kind="ner", langs=["hau"],
-                    reader=ReaderSpec(hub_id="masakhane/masakhaner2-no-such-copy",
-                                      hub_config="hau", text_columns=["tokens"],
-                                      label_column="ner_tags"))
+    task = TaskSpec(
+        name="hubner",
+        kind="ner",
+        langs=["hau"],
+        reader=ReaderSpec(
+            hub_id="masakhane/masakhaner2-no-such-copy",
+            hub_config="hau",
+            text_columns=["tokens"],
+            label_column="ner_tags",
+        ),
+    )
     started = time.monotonic()
-    with pytest.raises(DataError, match=r"hub_id 'masakhane/masakhaner2-no-such-copy'.*"
-                                        r"cannot be loaded \(offline"):
+    with pytest.raises(
+        DataError,
+        match=r"hub_id 'masakhane/masakhaner2-no-such-copy'.*"
+        r"cannot be loaded \(offline",
+    ):
         load_task(task, "hau", tmp_path)
     assert time.monotonic() - started < 60  # no hanging on retries
 
 
 def test_byo_tasks_from_a_config_file(tmp_path):
     """A user CSV and a JSONL set, declared in YAML only: no code change."""
-    (tmp_path / "tr.csv").write_text('body,topic\n"Ìròyìn, ọjà",economy\nBọ́ọ̀lù,sport\n'
-                                     "ልጁ,sport\n", encoding="utf-8")
+    (tmp_path / "tr.csv").write_text('body,topic\n"Ìròyìn, ọjà",economy\nBọ́ọ̀lù,sport\nልጁ,sport\n', encoding="utf-8")
     (tmp_path / "te.jsonl").write_text('{"body": "Ọjà", "topic": "economy"}\n', encoding="utf-8")
     cfg_file = tmp_path / "my.yaml"
-    cfg_file.write_text(f"""
+    cfg_file.write_text(
+        f"""
 tasks: [mytopics]
 langs: []
 custom_tasks:
@@ -141,7 +158,9 @@ custom_tasks:
     langs: [yor]
     files: {{train: "{tmp_path}/tr.csv", dev: "{tmp_path}/tr.csv", test: "{tmp_path}/te.jsonl"}}
     reader: {{text_columns: [body], label_column: topic}}
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     cfg = load_config(FinetuneConfig, cfg_file, ["model=m"])
     [(task, lang)] = plan_runs(cfg, task_registry(cfg))
     data = load_task(task, lang, tmp_path)

@@ -1,4 +1,5 @@
 """Finetuning on a device: the choice of device, bf16, data-parallel sharding, and a CUDA run."""
+
 from __future__ import annotations
 
 import csv
@@ -17,10 +18,10 @@ from finetune.config import FinetuneConfig, TrainConfig
 from finetune.data import load_task
 from finetune.model import check_model_folder
 from finetune.run import COMMAND, main, task_registry
-from finetune.train import (Encoded, Placement, _collator, _shard_loss, finetune_once,
-                            resolve_device, setup_placement)
+from finetune.train import Encoded, Placement, _collator, _shard_loss, finetune_once, resolve_device, setup_placement
 from tests.support import REPO_ROOT
 from tests.support.finetune import CLS_ROWS, NER_SENTS, build_tiny_model, write_user_config
+
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
@@ -38,6 +39,7 @@ def read_csv(path):
 
 
 # --- the device setting -----------------------------------------------------------------------
+
 
 def test_auto_is_cpu_without_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -61,8 +63,7 @@ def test_cuda_without_cuda_is_refused_naming_the_setting(monkeypatch):
 def test_cuda_refused_before_any_work(tiny_model, user_config, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     out = tmp_path / "out"
-    assert main(["--config", str(user_config), f"model={tiny_model}", f"out_dir={out}",
-                 "train.device=cuda"]) == 2
+    assert main(["--config", str(user_config), f"model={tiny_model}", f"out_dir={out}", "train.device=cuda"]) == 2
     assert "train.device=cuda" in capsys.readouterr().err
     assert not out.exists()  # nothing trained or written
 
@@ -89,11 +90,11 @@ def test_help_and_docs_list_the_device_settings():
 
 # --- CPU behaviour ----------------------------------------------------------------------------
 
+
 def _data(tiny_model, tmp_path, user_config, task="mysent", lang="yor", **train):
     cfg = load_config(FinetuneConfig, user_config, [f"model={tiny_model}"])
     data = load_task(task_registry(cfg)[task], lang, tmp_path)
-    train = TrainConfig(**{"epochs": 2, "batch_size": 4, "max_length": 16, "lr": 1e-3,
-                           "threads": 1, **train})
+    train = TrainConfig(**{"epochs": 2, "batch_size": 4, "max_length": 16, "lr": 1e-3, "threads": 1, **train})
     checked = check_model_folder(tiny_model, train.max_length)
     encoded = {s: Encoded(data, s, checked, train) for s in data.splits}
     return data, checked, encoded, train
@@ -103,8 +104,7 @@ def test_cpu_run_is_the_same_whatever_the_device_settings(tiny_model, tmp_path, 
     data, checked, encoded, train = _data(tiny_model, tmp_path, user_config)
     plain = finetune_once(checked, data, encoded, train, seed=3)
     _, _, _, explicit = _data(tiny_model, tmp_path, user_config, device="cpu", bf16=False)
-    other = finetune_once(checked, data, encoded, explicit, seed=3,
-                          place=setup_placement(explicit))
+    other = finetune_once(checked, data, encoded, explicit, seed=3, place=setup_placement(explicit))
     assert plain.device == other.device == "cpu"
     assert plain.dev_scores == other.dev_scores and plain.test_predictions == other.test_predictions
     assert plain.test == other.test
@@ -126,9 +126,9 @@ def test_cpu_results_are_reused_across_device_settings(tiny_model, user_config, 
 
 # --- data parallel ----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("task, lang", [("mysent", "yor"), ("myner", "mul")])
-def test_shard_losses_average_to_the_whole_batch_gradient(tiny_model, tmp_path, user_config,
-                                                          task, lang):
+def test_shard_losses_average_to_the_whole_batch_gradient(tiny_model, tmp_path, user_config, task, lang):
     """What DDP averages over 3 processes equals the single-process gradient of the batch,
     also when a process gets fewer labelled targets or none at all."""
     from transformers import set_seed
@@ -175,10 +175,27 @@ def test_torchrun_two_processes_on_cpu(tiny_model, user_config, tmp_path):
         port = sock.getsockname()[1]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO_ROOT))
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
-         "-m", "finetune.run", "--config", str(user_config), f"model={tiny_model}",
-         f"out_dir={out}", "tasks=[mysent,myner]", "train.device=cpu"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            f"--master_port={port}",
+            "-m",
+            "finetune.run",
+            "--config",
+            str(user_config),
+            f"model={tiny_model}",
+            f"out_dir={out}",
+            "tasks=[mysent,myner]",
+            "train.device=cpu",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = read_csv(out / "results.csv")
     assert sorted(r["task"] for r in rows) == ["myner", "mysent"]  # written once, not per process
@@ -190,6 +207,7 @@ def test_torchrun_two_processes_on_cpu(tiny_model, user_config, tmp_path):
 
 
 # --- on a GPU ---------------------------------------------------------------------------------
+
 
 @pytest.mark.gpu
 def test_finetune_on_cuda(tiny_model, user_config, tmp_path, monkeypatch):
@@ -205,8 +223,19 @@ def test_finetune_on_cuda(tiny_model, user_config, tmp_path, monkeypatch):
 
     monkeypatch.setattr(train_module, "load_model", spy)
     out = tmp_path / "out"
-    assert main(["--config", str(user_config), f"model={tiny_model}", f"out_dir={out}",
-                 "tasks=[mysent,myner]", "train.device=cuda"]) == 0
+    assert (
+        main(
+            [
+                "--config",
+                str(user_config),
+                f"model={tiny_model}",
+                f"out_dir={out}",
+                "tasks=[mysent,myner]",
+                "train.device=cuda",
+            ]
+        )
+        == 0
+    )
     assert len(models) == 2
     for model in models:
         assert all(p.device.type == "cuda" for p in model.parameters())

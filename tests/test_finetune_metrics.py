@@ -1,4 +1,5 @@
 """Our evaluate.Metric modules give exactly seqeval's / scikit-learn's numbers."""
+
 from __future__ import annotations
 
 import random
@@ -20,10 +21,10 @@ REFS = [
     ["O", "O", "O"],
 ]
 PREDS = [
-    ["B-PER", "I-PER", "O", "I-LOC", "O"],      # I-LOC starts an entity: not an entity in strict
+    ["B-PER", "I-PER", "O", "I-LOC", "O"],  # I-LOC starts an entity: not an entity in strict
     ["O", "B-ORG", "I-ORG", "O", "O", "B-DATE", "I-DATE"],  # ORG boundary wrong
-    ["B-PER", "O", "B-PER", "I-LOC"],            # type switch
-    ["O", "B-LOC", "O"],                         # false positive
+    ["B-PER", "O", "B-PER", "I-LOC"],  # type switch
+    ["O", "B-LOC", "O"],  # false positive
 ]
 
 

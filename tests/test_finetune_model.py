@@ -1,4 +1,5 @@
 """Model folders that cannot work are refused before training."""
+
 from __future__ import annotations
 
 import json
@@ -27,11 +28,14 @@ def test_good_folder_passes(tiny_model):
     assert checked.max_length == 128  # the position table (130 - padding offset 2) wins
 
 
-@pytest.mark.parametrize("remove, message", [
-    ("model.safetensors", r"no weights"),
-    ("config.json", r"no config\.json"),
-    ("tokenizer.json", r"no usable tokenizer"),
-])
+@pytest.mark.parametrize(
+    "remove, message",
+    [
+        ("model.safetensors", r"no weights"),
+        ("config.json", r"no config\.json"),
+        ("tokenizer.json", r"no usable tokenizer"),
+    ],
+)
 def test_incomplete_folder_row33(tiny_model, tmp_path, remove, message):
     folder = copy(tiny_model, tmp_path)
     (folder / remove).unlink()
@@ -70,8 +74,7 @@ def test_entry_point_stops_before_training_row33(tiny_model, tmp_path, data_dir,
     folder = copy(tiny_model, tmp_path)
     (folder / "model.safetensors").unlink()
     out = tmp_path / "out"
-    code = main([f"model={folder}", f"data_dir={data_dir}", f"out_dir={out}", "tasks=[yosm]",
-                 "seeds=[1]"])
+    code = main([f"model={folder}", f"data_dir={data_dir}", f"out_dir={out}", "tasks=[yosm]", "seeds=[1]"])
     assert code == 2
     assert "no weights" in capsys.readouterr().err
     assert not (out / "results.csv").exists() and not (out / "runs").exists()

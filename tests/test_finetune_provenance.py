@@ -1,4 +1,5 @@
 """Finetuning warns when the model's pretraining corpus was not cleaned against a set it scores."""
+
 from __future__ import annotations
 
 import json
@@ -36,9 +37,11 @@ def test_warns_for_a_set_the_corpus_was_not_cleaned_against(tmp_path, caplog):
     assert record == cleaned and where.endswith("corpus")
     registry = task_registry()
     assert uncleaned(record, registry["masakhaner1"], "yor", data) == []
-    assert uncleaned(record, registry["yosm"], "yor", data) == [str(data / "eval/yosm/dev.tsv"),
-                                                                 str(data / "eval/yosm/test.tsv")]
-    test_file.write_text(test_file.read_text() + "\nỌ̀rọ̀ O\n")        # the test set changed since
+    assert uncleaned(record, registry["yosm"], "yor", data) == [
+        str(data / "eval/yosm/dev.tsv"),
+        str(data / "eval/yosm/test.tsv"),
+    ]
+    test_file.write_text(test_file.read_text() + "\nỌ̀rọ̀ O\n")  # the test set changed since
     assert uncleaned(record, registry["masakhaner1"], "yor", data) == [str(test_file)]
     cfg = FinetuneConfig(model=str(model), data_dir=data)
     with caplog.at_level(logging.WARNING, logger="finetune"):

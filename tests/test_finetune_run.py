@@ -1,4 +1,5 @@
 """End to end on a tiny model: results table, seeds, reuse, skip, best-dev selection."""
+
 from __future__ import annotations
 
 import csv
@@ -17,6 +18,7 @@ from finetune.model import check_model_folder
 from finetune.run import main, task_registry
 from finetune.train import Encoded, finetune_once
 from tests.support.finetune import NER_SENTS, build_tiny_model, write_user_config
+
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
@@ -39,7 +41,11 @@ def test_results_table_seeds_reuse_and_skip(tiny_model, user_config, tmp_path, c
     assert main(args) == 0
     rows = read_csv(out / "results.csv")
     assert sorted((r["task"], r["lang"], r["seed"]) for r in rows) == [
-        ("myner", "mul", "1"), ("myner", "mul", "2"), ("mysent", "yor", "1"), ("mysent", "yor", "2")]
+        ("myner", "mul", "1"),
+        ("myner", "mul", "2"),
+        ("mysent", "yor", "1"),
+        ("mysent", "yor", "2"),
+    ]
     assert {r["model"] for r in rows} == {f"{tiny_model.parent.name}/final"}
     summary = {(r["task"], r["lang"]): r for r in read_csv(out / "summary.csv")}
     for task in ("myner", "mysent"):
@@ -48,12 +54,16 @@ def test_results_table_seeds_reuse_and_skip(tiny_model, user_config, tmp_path, c
         assert float(summary[(task, lang)]["test_mean"]) == pytest.approx(statistics.fmean(scores), abs=0.006)
         assert float(summary[(task, lang)]["test_std"]) == pytest.approx(statistics.stdev(scores), abs=0.006)
     assert "± " in (out / "results.md").read_text(encoding="utf-8")
-    result = json.loads((out / "runs" / f"{tiny_model.parent.name}--final" / "myner" / "mul" /
-                         "seed1" / "result.json").read_text())
+    result = json.loads(
+        (out / "runs" / f"{tiny_model.parent.name}--final" / "myner" / "mul" / "seed1" / "result.json").read_text()
+    )
     assert result["data_counts"]["train"]["docstart_lines"] == 1
     assert result["row"]["best_epoch"] == 1 + result["dev_by_epoch"].index(max(result["dev_by_epoch"]))
-    with gzip.open(out / "runs" / f"{tiny_model.parent.name}--final" / "myner" / "mul" / "seed1" /
-                   "test_predictions.jsonl.gz", "rt", encoding="utf-8") as handle:
+    with gzip.open(
+        out / "runs" / f"{tiny_model.parent.name}--final" / "myner" / "mul" / "seed1" / "test_predictions.jsonl.gz",
+        "rt",
+        encoding="utf-8",
+    ) as handle:
         preds = [json.loads(line) for line in handle]
     assert len(preds) == len(NER_SENTS) * 3
     assert all(len(p["pred"]) == len(p["words"]) == len(p["gold"]) for p in preds)
@@ -116,8 +126,7 @@ def test_tiny_model_can_fit_a_small_ner_set(tiny_model, tmp_path, user_config, m
     """
     cfg = load_config(FinetuneConfig, user_config, [f"model={tiny_model}"])
     data = load_task(task_registry(cfg)["myner"], "mul", tmp_path)
-    train = TrainConfig(epochs=15, batch_size=4, max_length=max_length, lr=5e-3,
-                        warmup_ratio=0.0, threads=1)
+    train = TrainConfig(epochs=15, batch_size=4, max_length=max_length, lr=5e-3, warmup_ratio=0.0, threads=1)
     checked = check_model_folder(tiny_model, train.max_length)
     encoded = {s: Encoded(data, s, checked, train) for s in data.splits}
     if max_length == 8:
@@ -137,15 +146,31 @@ def _expected_test_rows(data_dir, name, lang, key):
 def test_real_tasks_small_run(tiny_model, data_dir, tmp_path):
     """The built-in tasks end to end on the real files (small caps, one seed, full test sets)."""
     out = tmp_path / "out"
-    assert main([f"model={tiny_model}", f"data_dir={data_dir}", f"out_dir={out}", "langs=[yor]",
-                 "seeds=[7]", "train.epochs=1", "train.max_train_examples=32",
-                 "train.max_dev_examples=32", "tasks=[masakhaner1,hedderich,yosm,afrisenti_yosm]"]) == 0
+    assert (
+        main(
+            [
+                f"model={tiny_model}",
+                f"data_dir={data_dir}",
+                f"out_dir={out}",
+                "langs=[yor]",
+                "seeds=[7]",
+                "train.epochs=1",
+                "train.max_train_examples=32",
+                "train.max_dev_examples=32",
+                "tasks=[masakhaner1,hedderich,yosm,afrisenti_yosm]",
+            ]
+        )
+        == 0
+    )
     rows = {r["task"]: r for r in read_csv(out / "results.csv")}
     assert sorted(rows) == ["afrisenti_yosm", "hedderich", "masakhaner1", "yosm"]
     assert int(rows["masakhaner1"]["n_test"]) == _expected_test_rows(data_dir, "masakhaner1", "yor", "sentences")
     assert int(rows["hedderich"]["n_test"]) == _expected_test_rows(data_dir, "hedderich_topics", "yor", "rows")
-    assert int(rows["yosm"]["n_test"]) == int(rows["afrisenti_yosm"]["n_test"]) == \
-        _expected_test_rows(data_dir, "yosm", "yor", "rows")
+    assert (
+        int(rows["yosm"]["n_test"])
+        == int(rows["afrisenti_yosm"]["n_test"])
+        == _expected_test_rows(data_dir, "yosm", "yor", "rows")
+    )
     assert all(int(r["n_train"]) == 32 for r in rows.values())
     assert "YOSM" in rows["afrisenti_yosm"]["setting"]
 
@@ -159,8 +184,14 @@ def test_make_finetune_default_preset(tiny_model, data_dir, tmp_path):
     assert len(rows) == 15
     summary = read_csv(out / "summary.csv")
     assert {(r["task"], r["lang"]) for r in summary} >= {
-        ("masakhaner1", "hau"), ("masakhaner1", "yor"), ("hedderich", "hau"), ("hedderich", "yor"),
-        ("yosm", "yor"), ("masakhaner1", "avg"), ("hedderich", "avg")}
+        ("masakhaner1", "hau"),
+        ("masakhaner1", "yor"),
+        ("hedderich", "hau"),
+        ("hedderich", "yor"),
+        ("yosm", "yor"),
+        ("masakhaner1", "avg"),
+        ("hedderich", "avg"),
+    }
 
 
 def test_several_models_one_table(tiny_model, user_config, tmp_path):
@@ -170,8 +201,21 @@ def test_several_models_one_table(tiny_model, user_config, tmp_path):
     other = tmp_path / "other-model"
     shutil.copytree(tiny_model, other)
     out = tmp_path / "out"
-    assert main(["--config", str(user_config), f"model={tiny_model}", f"models=[{other}]",
-                 f"out_dir={out}", "tasks=[mysent]", "seeds=[1]", "train.epochs=1"]) == 0
+    assert (
+        main(
+            [
+                "--config",
+                str(user_config),
+                f"model={tiny_model}",
+                f"models=[{other}]",
+                f"out_dir={out}",
+                "tasks=[mysent]",
+                "seeds=[1]",
+                "train.epochs=1",
+            ]
+        )
+        == 0
+    )
     rows = read_csv(out / "results.csv")
     assert sorted(r["model"] for r in rows) == sorted([f"{tiny_model.parent.name}/final", "other-model"])
     # Same weights, same seed: the same score, whichever folder they came from.

@@ -1,12 +1,12 @@
 """Long sentences are split into word windows; every word is predicted."""
+
 from __future__ import annotations
 
 import random
 
 import pytest
 
-from finetune.features import (IGNORE, merge_word_predictions, ner_windows, plan_windows,
-                               usable_words)
+from finetune.features import IGNORE, merge_word_predictions, ner_windows, plan_windows, usable_words
 from finetune.metrics import score
 from tests.support.finetune import build_tiny_tokenizer
 
@@ -20,8 +20,23 @@ def tokenizer(tmp_path_factory):
 
 def long_sentence(n_words: int, seed: int = 0):
     rng = random.Random(seed)
-    vocab = ["Ọmọ", "náà", "lọ", "sí", "ilé-ìwé", "Yaron", "makaranta", "ልጁ", "ትምህርት", "🙂",
-             "Mtoto", "anaenda", "shule", "ụlọ", "Nwaanyị"]
+    vocab = [
+        "Ọmọ",
+        "náà",
+        "lọ",
+        "sí",
+        "ilé-ìwé",
+        "Yaron",
+        "makaranta",
+        "ልጁ",
+        "ትምህርት",
+        "🙂",
+        "Mtoto",
+        "anaenda",
+        "shule",
+        "ụlọ",
+        "Nwaanyị",
+    ]
     words, tags = [], []
     while len(words) < n_words:
         if rng.random() < 0.1:
@@ -36,8 +51,9 @@ def long_sentence(n_words: int, seed: int = 0):
     return words, tags
 
 
-@pytest.mark.parametrize("pieces, budget, context", [
-    ([1] * 10, 4, 0), ([3, 1, 5, 2, 2, 9, 1], 6, 2), ([2] * 7, 5, 10), ([1], 8, 3)])
+@pytest.mark.parametrize(
+    "pieces, budget, context", [([1] * 10, 4, 0), ([3, 1, 5, 2, 2, 9, 1], 6, 2), ([2] * 7, 5, 10), ([1], 8, 3)]
+)
 def test_plan_windows_owns_each_word_once(pieces, budget, context):
     windows = plan_windows(pieces, budget, context)
     owned = [i for _, start, end in windows for i in range(start, end)]

@@ -9,6 +9,7 @@ The default suite runs a few dozen examples a test; `make fuzz` selects the `fuz
 (tests/conftest.py: HYPOTHESIS_PROFILE=fuzz), >= 100,000 examples in total, and prints the
 count at the end of the run.
 """
+
 from __future__ import annotations
 
 import csv
@@ -29,9 +30,21 @@ from pipeline.normalise import normalise_text
 from pipeline.readers import read_stream
 
 # Every reason a reader may give (docs/corpus-sources.md, "Decoding policy and reject reasons").
-REASONS = {"decode", "encoding", "malformed", "too_long", "too_deep", "corrupt_file",
-           "corrupt_archive", "unsafe_member", "unreadable", "pivot", "bomb", "too_large"}
-EXAMPLES: Counter[str] = Counter()   # examples run per test; printed by tests/conftest.py
+REASONS = {
+    "decode",
+    "encoding",
+    "malformed",
+    "too_long",
+    "too_deep",
+    "corrupt_file",
+    "corrupt_archive",
+    "unsafe_member",
+    "unreadable",
+    "pivot",
+    "bomb",
+    "too_large",
+}
+EXAMPLES: Counter[str] = Counter()  # examples run per test; printed by tests/conftest.py
 
 _FUZZING = os.environ.get("HYPOTHESIS_PROFILE") == "fuzz"
 
@@ -41,8 +54,13 @@ def budget(n_default: int) -> settings:
     profile's count (random, >= 100,000 in total) under `make fuzz`."""
     if _FUZZING:
         return settings()
-    return settings(max_examples=n_default, derandomize=True, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    return settings(
+        max_examples=n_default,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
 
 
 def count(name: str) -> None:
@@ -64,7 +82,7 @@ def check_units(units: list) -> None:
         if unit.text is None:
             assert unit.reason in REASONS, unit
             assert isinstance(unit.detail, str)
-            unit.detail.encode("utf-8")      # rejects are always writable
+            unit.detail.encode("utf-8")  # rejects are always writable
         else:
             assert isinstance(unit.text, str) and unit.reason is None, unit
         by_path.setdefault(unit.path, []).append(unit.line_no)
@@ -82,7 +100,7 @@ CHARS = st.one_of(
     st.sampled_from("ẹọṣńàáèéìíòóùú\u0300\u0301\u0323\u0331ሀለሐመሠረ።፡👩\u200d🌾🙂\u200b\u00a0\t \"',;|"),
 )
 LINE = st.text(CHARS, max_size=40)
-BAD_BYTE = st.integers(0x80, 0xFF).map(lambda b: bytes([b]))   # never valid between characters
+BAD_BYTE = st.integers(0x80, 0xFF).map(lambda b: bytes([b]))  # never valid between characters
 SEPARATORS = st.sampled_from(["\n", "\r\n", "\r"])
 
 
@@ -101,7 +119,7 @@ def lines_file(draw):
         encoded = line.encode("utf-8")
         bad = draw(st.booleans()) and draw(st.integers(0, 9)) == 0
         if bad:
-            cut = len(line[:draw(st.integers(0, len(line)))].encode("utf-8"))
+            cut = len(line[: draw(st.integers(0, len(line)))].encode("utf-8"))
             encoded = encoded[:cut] + draw(BAD_BYTE) + encoded[cut:]
         data += encoded + sep.encode()
         expected.append((line, bad, len(encoded)))
@@ -112,15 +130,21 @@ def lines_file(draw):
 
 
 @budget(150)
-@given(data=st.binary(max_size=2000),
-       fmt=st.sampled_from([f for f in FORMATS if f not in ("tar", "xlsx")]),
-       gz=st.booleans())
+@given(
+    data=st.binary(max_size=2000),
+    fmt=st.sampled_from([f for f in FORMATS if f not in ("tar", "xlsx")]),
+    gz=st.booleans(),
+)
 def test_every_text_reader_survives_random_bytes(data, fmt, gz):
     count("random_bytes_text_formats")
-    options = {"tsv": {"column": 2, "header": False}, "csv": {"column": 1},
-               "jsonl": {"field": "t"}, "json_array": {"field": "*.t"}, "js_json": {"field": "*"}}
-    units = read(entry(fmt, **options.get(fmt, {})), gzip.compress(data) if gz else data,
-                 "f.gz" if gz else "f")
+    options = {
+        "tsv": {"column": 2, "header": False},
+        "csv": {"column": 1},
+        "jsonl": {"field": "t"},
+        "json_array": {"field": "*.t"},
+        "js_json": {"field": "*"},
+    }
+    units = read(entry(fmt, **options.get(fmt, {})), gzip.compress(data) if gz else data, "f.gz" if gz else "f")
     check_units(units)
 
 
@@ -132,8 +156,11 @@ def test_tar_reader_survives_random_bytes(data, prefix):
 
 
 @budget(60)
-@given(cut=st.integers(0, 4000), flips=st.lists(st.tuples(st.integers(0, 4000), st.integers(1, 255)), max_size=5),
-       member_data=st.binary(max_size=300))
+@given(
+    cut=st.integers(0, 4000),
+    flips=st.lists(st.tuples(st.integers(0, 4000), st.integers(1, 255)), max_size=5),
+    member_data=st.binary(max_size=300),
+)
 def test_tar_reader_survives_damaged_archives(cut, flips, member_data):
     count("damaged_tar")
     buffer = io.BytesIO()
@@ -142,7 +169,7 @@ def test_tar_reader_survives_damaged_archives(cut, flips, member_data):
             info = tarfile.TarInfo(name)
             info.size = len(member_data)
             archive.addfile(info, io.BytesIO(member_data))
-    data = bytearray(buffer.getvalue()[:cut or None])
+    data = bytearray(buffer.getvalue()[: cut or None])
     for at, xor in flips:
         if at < len(data):
             data[at] ^= xor
@@ -165,12 +192,14 @@ _WORKBOOK = _workbook_bytes()
 
 
 @budget(40)
-@given(cut=st.integers(0, len(_WORKBOOK)),
-       flips=st.lists(st.tuples(st.integers(0, len(_WORKBOOK) - 1), st.integers(1, 255)), max_size=4),
-       noise=st.binary(max_size=200))
+@given(
+    cut=st.integers(0, len(_WORKBOOK)),
+    flips=st.lists(st.tuples(st.integers(0, len(_WORKBOOK) - 1), st.integers(1, 255)), max_size=4),
+    noise=st.binary(max_size=200),
+)
 def test_xlsx_reader_survives_damaged_workbooks_and_random_bytes(cut, flips, noise):
     count("damaged_xlsx")
-    data = bytearray(_WORKBOOK[:cut or None])
+    data = bytearray(_WORKBOOK[: cut or None])
     for at, xor in flips:
         if at < len(data):
             data[at] ^= xor
@@ -187,7 +216,7 @@ def test_lines_reader_accounts_for_every_line(case, max_chars, final_newline):
     count("lines_accounted")
     data, expected = case
     if not final_newline and expected and data.endswith(b"\n") and not data.endswith(b"\r\n"):
-        if expected[-1][0]:              # drop the last line end: the unit is still there
+        if expected[-1][0]:  # drop the last line end: the unit is still there
             data = data[:-1]
     units = read(entry("lines", max_unit_chars=max_chars), data)
     check_units(units)
@@ -210,43 +239,53 @@ CELL = st.text(st.one_of(CHARS, st.sampled_from('"\n,;|\t')), max_size=20)
 
 
 @budget(150)
-@given(rows=st.lists(st.lists(CELL, min_size=3, max_size=3), max_size=15),
-       delimiter=st.sampled_from([",", ";", "|", "\t", "ጽ"]), column=st.integers(1, 3),
-       crlf=st.booleans())
+@given(
+    rows=st.lists(st.lists(CELL, min_size=3, max_size=3), max_size=15),
+    delimiter=st.sampled_from([",", ";", "|", "\t", "ጽ"]),
+    column=st.integers(1, 3),
+    crlf=st.booleans(),
+)
 def test_csv_cells_round_trip_with_random_delimiters_and_quotes(rows, delimiter, column, crlf):
     count("csv_round_trip")
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=delimiter, quotechar='"', lineterminator="\r\n" if crlf else "\n")
     writer.writerows(rows)
-    units = read(entry("csv", column=column, header=False, delimiter=delimiter),
-                 buffer.getvalue().encode("utf-8"))
+    units = read(entry("csv", column=column, header=False, delimiter=delimiter), buffer.getvalue().encode("utf-8"))
     check_units(units)
     assert [u.text for u in units] == [row[column - 1] for row in rows]
 
 
 @budget(150)
-@given(rows=st.lists(st.lists(st.text(st.one_of(CHARS, st.just('"')), max_size=20).filter(
-           lambda c: "\t" not in c), min_size=2, max_size=2), max_size=15),
-       column=st.integers(1, 2), quoting=st.sampled_from(["none", "line"]))
+@given(
+    rows=st.lists(
+        st.lists(
+            st.text(st.one_of(CHARS, st.just('"')), max_size=20).filter(lambda c: "\t" not in c), min_size=2, max_size=2
+        ),
+        max_size=15,
+    ),
+    column=st.integers(1, 2),
+    quoting=st.sampled_from(["none", "line"]),
+)
 def test_tsv_one_unit_per_line_whatever_the_quotes(rows, column, quoting):
     count("tsv_lines")
     data = "".join("\t".join(row) + "\n" for row in rows).encode("utf-8")
     units = read(entry("tsv", column=column, header=False, quoting=quoting), data)
     check_units(units)
-    assert len(units) == len(rows)   # a stray quote never glues lines together
+    assert len(units) == len(rows)  # a stray quote never glues lines together
     if quoting == "none":
         assert [u.text for u in units] == [row[column - 1] for row in rows]
 
 
-JSON_VALUE = st.one_of(st.none(), st.text(CHARS, max_size=30), st.integers(), st.booleans(),
-                       st.lists(st.integers(), max_size=3))
+JSON_VALUE = st.one_of(
+    st.none(), st.text(CHARS, max_size=30), st.integers(), st.booleans(), st.lists(st.integers(), max_size=3)
+)
 
 
 @budget(150)
 @given(values=st.lists(JSON_VALUE, max_size=15), junk=st.lists(st.binary(max_size=20), max_size=3))
 def test_jsonl_one_unit_per_line(values, junk):
     count("jsonl_lines")
-    values = ["start", *values]   # a first JSON line: junk never forms a BOM at the start
+    values = ["start", *values]  # a first JSON line: junk never forms a BOM at the start
     lines = [json.dumps({"t": v}, ensure_ascii=bool(i % 2)).encode() for i, v in enumerate(values)]
     lines += [j.translate(None, b"\n\r\x00") for j in junk]
     units = read(entry("jsonl", field="t"), b"\n".join(lines) + b"\n")
@@ -265,8 +304,10 @@ def test_jsonl_one_unit_per_line(values, junk):
 
 # XML 1.0 cannot carry C0 controls or U+FFFE/U+FFFF (such documents are "malformed", covered
 # by the random-bytes test); everything else, marks and astral emoji included, must survive.
-XML_CHARS = st.one_of(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufffe\uffff"),
-                      st.sampled_from("ẹọ\u0300\u0301\u0323ሀ።👩\u200d🌾\t <>&\"'"))
+XML_CHARS = st.one_of(
+    st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufffe\uffff"),
+    st.sampled_from("ẹọ\u0300\u0301\u0323ሀ።👩\u200d🌾\t <>&\"'"),
+)
 
 
 @budget(100)
@@ -284,11 +325,15 @@ def test_ces_xml_segments_round_trip(segs, nest):
 # ---------------------------------------------------------------- the normaliser
 
 MARKS = st.sampled_from("\u0300\u0301\u0302\u0303\u0304\u0308\u0323\u0327\u0331\u0358\u035c")
-NORM_TEXT = st.text(st.one_of(
-    st.characters(blacklist_categories=("Cs",)), MARKS,
-    st.sampled_from("\u200b\u200c\u200d\u2060\ufeff\u00ad\u00a0\u202f\u3000\t\r\n \u2028\u0085"),
-    st.sampled_from("ẹọṣeoasnEOSÃ©â€™"),
-), max_size=40)
+NORM_TEXT = st.text(
+    st.one_of(
+        st.characters(blacklist_categories=("Cs",)),
+        MARKS,
+        st.sampled_from("\u200b\u200c\u200d\u2060\ufeff\u00ad\u00a0\u202f\u3000\t\r\n \u2028\u0085"),
+        st.sampled_from("ẹọṣeoasnEOSÃ©â€™"),
+    ),
+    max_size=40,
+)
 
 
 _INVISIBLE = set("\u200b\u2060\ufeff\u180e\u00ad\r\t\u2028\u2029\x85")

@@ -1,4 +1,5 @@
 """`make gpu-check` (bench/gpu_check.py): its arithmetic, the no-CUDA path, and its glue on CPU."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,7 @@ import pytest
 import torch
 
 from bench import gpu_check
-from bench.gpu_check import (GpuCheckConfig, flop_parameters, flops_per_token, main, mfu,
-                             steady_tokens_per_s)
+from bench.gpu_check import GpuCheckConfig, flop_parameters, flops_per_token, main, mfu, steady_tokens_per_s
 from common.config import ConfigError, load_config
 from tests.support import REPO_ROOT
 
@@ -30,9 +30,18 @@ def test_flop_parameters_leave_out_tables_and_count_the_head_at_the_masked_share
     from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
 
     H, F, L, V = 16, 64, 2, 100
-    model = XLMRobertaForMaskedLM(XLMRobertaConfig(
-        vocab_size=V, hidden_size=H, num_hidden_layers=L, num_attention_heads=2,
-        intermediate_size=F, max_position_embeddings=40, type_vocab_size=1, tie_word_embeddings=True))
+    model = XLMRobertaForMaskedLM(
+        XLMRobertaConfig(
+            vocab_size=V,
+            hidden_size=H,
+            num_hidden_layers=L,
+            num_attention_heads=2,
+            intermediate_size=F,
+            max_position_embeddings=40,
+            type_vocab_size=1,
+            tie_word_embeddings=True,
+        )
+    )
     # per layer: Q, K, V, output (4H^2 + 4H), FFN in and out (2HF + F + H), two LayerNorms (4H);
     # plus the embeddings' LayerNorm (2H). Word/position/type tables are lookups.
     body = L * (4 * H * H + 4 * H + 2 * H * F + F + H + 4 * H) + 2 * H
@@ -44,9 +53,11 @@ def test_flop_parameters_leave_out_tables_and_count_the_head_at_the_masked_share
 
 
 def test_steady_speed_leaves_out_the_first_window():
-    timing = [{"step": 10, "tokens_per_s": 1000.0, "elapsed_s": 50.0},  # start-up, eval, selection
-              {"step": 20, "tokens_per_s": 8000.0, "elapsed_s": 52.0},
-              {"step": 30, "tokens_per_s": 4000.0, "elapsed_s": 56.0}]
+    timing = [
+        {"step": 10, "tokens_per_s": 1000.0, "elapsed_s": 50.0},  # start-up, eval, selection
+        {"step": 20, "tokens_per_s": 8000.0, "elapsed_s": 52.0},
+        {"step": 30, "tokens_per_s": 4000.0, "elapsed_s": 56.0},
+    ]
     steady, first = steady_tokens_per_s(timing)
     assert first == 1000.0
     assert steady == pytest.approx((8000 * 2 + 4000 * 4) / 6)
@@ -89,8 +100,13 @@ def test_make_gpu_check_command_on_a_cpu_machine(tmp_path):
     """The real command, in a fresh process: on this CUDA-less machine it skips cleanly."""
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is visible: the command would really run")
-    proc = subprocess.run([sys.executable, "-m", "bench.gpu_check", f"out_dir={tmp_path / 'g'}"],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.gpu_check", f"out_dir={tmp_path / 'g'}"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["skipped"] is True and "no CUDA device is visible" in report["reason"]
@@ -101,10 +117,20 @@ def test_make_gpu_check_command_on_a_cpu_machine(tmp_path):
 def test_missing_inputs_name_their_settings(tmp_path, data_dir, monkeypatch, capsys):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # get past the gate only
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
-    monkeypatch.setattr(torch, "use_deterministic_algorithms",
-                        lambda *a, **k: pytest.fail("must stop before running anything"))
-    assert main([f"corpus_dir={tmp_path / 'nope'}", f"tokenizer_dir={tmp_path / 'tok'}",
-                 f"data_dir={data_dir}", f"out_dir={tmp_path / 'g'}"]) == 2
+    monkeypatch.setattr(
+        torch, "use_deterministic_algorithms", lambda *a, **k: pytest.fail("must stop before running anything")
+    )
+    assert (
+        main(
+            [
+                f"corpus_dir={tmp_path / 'nope'}",
+                f"tokenizer_dir={tmp_path / 'tok'}",
+                f"data_dir={data_dir}",
+                f"out_dir={tmp_path / 'g'}",
+            ]
+        )
+        == 2
+    )
     report = json.loads(capsys.readouterr().out)
     assert "corpus_dir=" in report["error"] and "tokenizer_dir=" in report["error"]
     assert "data_dir" not in report["error"]  # the real data has masakhaner2 hau
@@ -117,17 +143,28 @@ def test_pretrain_and_finetune_glue_on_cpu(tmp_path, data_dir, monkeypatch):
     from tests.support.pretrain import TEST_SETTINGS, build_inputs
 
     corpus_dir, tok_dir = build_inputs(tmp_path / "inputs", langs=("hau", "yor"), n=100)
-    own = ("train.max_steps", "train.warmup_steps", "train.log_every", "train.eval_every",
-           "train.checkpoint_every")
+    own = ("train.max_steps", "train.warmup_steps", "train.log_every", "train.eval_every", "train.checkpoint_every")
     pretrain_args = [s for s in TEST_SETTINGS if not s.startswith(own)] + ["train.device=cpu"]
     monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda: None)
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda: 3 * 2**30)
-    cfg = GpuCheckConfig(corpus_dir=corpus_dir, tokenizer_dir=tok_dir, data_dir=data_dir,
-                         out_dir=tmp_path / "g", steps=20, task="hedderich", lang="hau",
-                         pretrain_args=pretrain_args,
-                         finetune_args=["train.device=cpu", "train.max_train_examples=32",
-                                        "train.max_dev_examples=32", "train.max_test_examples=40",
-                                        "train.max_length=32", "train.threads=1"])
+    cfg = GpuCheckConfig(
+        corpus_dir=corpus_dir,
+        tokenizer_dir=tok_dir,
+        data_dir=data_dir,
+        out_dir=tmp_path / "g",
+        steps=20,
+        task="hedderich",
+        lang="hau",
+        pretrain_args=pretrain_args,
+        finetune_args=[
+            "train.device=cpu",
+            "train.max_train_examples=32",
+            "train.max_dev_examples=32",
+            "train.max_test_examples=40",
+            "train.max_length=32",
+            "train.threads=1",
+        ],
+    )
     assert gpu_check.missing_inputs(cfg) == []
     pre, model_dir = gpu_check.run_pretraining(cfg)
     assert pre["steps"] == 20 and pre["tokens_per_s"] > 0 and pre["peak_memory_gib"] == 3.0

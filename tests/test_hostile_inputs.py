@@ -5,6 +5,7 @@ The archive and bomb cases run the reader in a subprocess whose working director
 are empty folders, so that "nothing written anywhere" and the peak RSS (getrusage) are
 measured for real, not inside pytest's own process.
 """
+
 from __future__ import annotations
 
 import bz2
@@ -70,14 +71,22 @@ def read_isolated(tmp_path: Path, path: Path, **options) -> dict:
     warm.write_text("warm\n", encoding="utf-8")
     before = tree(tmp_path)
     env = {**os.environ, "TMPDIR": str(tmp), "PYTHONPATH": str(REPO_ROOT)}
-    done = subprocess.run([sys.executable, "-c", _CHILD, str(path), json.dumps(options), str(warm)],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(path), json.dumps(options), str(warm)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert tree(tmp_path) == before and not any(cwd.iterdir()) and not any(tmp.iterdir())
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    print(f"{path.name}: {len(result['units'])} units, peak RSS grew {result['rss_growth_mb']:.1f} MB, "
-          f"traced peak {result['traced_peak_mb']:.1f} MB")
-    assert result["traced_peak_mb"] < 32   # chunks and one unit at a time, never the whole input
+    print(
+        f"{path.name}: {len(result['units'])} units, peak RSS grew {result['rss_growth_mb']:.1f} MB, "
+        f"traced peak {result['traced_peak_mb']:.1f} MB"
+    )
+    assert result["traced_peak_mb"] < 32  # chunks and one unit at a time, never the whole input
     result["reasons"] = [u[1] for u in result["units"]]
     result["texts"] = [u[0] for u in result["units"]]
     return result
@@ -107,13 +116,19 @@ def special(name: str, kind: bytes, linkname: str = "") -> tarfile.TarInfo:
 
 def test_tar_traversal_absolute_links_and_devices_rejected_never_written_row21(tmp_path):
     good = ("pcm/1_1.txt", "God tell Moses:\n".encode())
-    hostile = [("pcm/../../../evil.txt", b"owned\n"), ("/tmp/pcm/abs.txt", b"owned\n"),
-               ("pcm/..\\..\\win.txt", b"owned\n"), ("C:\\pcm\\drive.txt", b"owned\n"),
-               special("pcm/passwd.txt", tarfile.SYMTYPE, "/etc/passwd"),
-               special("pcm/up.txt", tarfile.SYMTYPE, "../../../../etc/shadow"),
-               special("pcm/hard.txt", tarfile.LNKTYPE, "pcm/1_1.txt"),
-               special("pcm/tty.txt", tarfile.CHRTYPE), special("pcm/disk.txt", tarfile.BLKTYPE),
-               special("pcm/pipe.txt", tarfile.FIFOTYPE), special("pcm/sub", tarfile.DIRTYPE)]
+    hostile = [
+        ("pcm/../../../evil.txt", b"owned\n"),
+        ("/tmp/pcm/abs.txt", b"owned\n"),
+        ("pcm/..\\..\\win.txt", b"owned\n"),
+        ("C:\\pcm\\drive.txt", b"owned\n"),
+        special("pcm/passwd.txt", tarfile.SYMTYPE, "/etc/passwd"),
+        special("pcm/up.txt", tarfile.SYMTYPE, "../../../../etc/shadow"),
+        special("pcm/hard.txt", tarfile.LNKTYPE, "pcm/1_1.txt"),
+        special("pcm/tty.txt", tarfile.CHRTYPE),
+        special("pcm/disk.txt", tarfile.BLKTYPE),
+        special("pcm/pipe.txt", tarfile.FIFOTYPE),
+        special("pcm/sub", tarfile.DIRTYPE),
+    ]
     path = tmp_path / "pcm.tar.gz"
     path.write_bytes(gzip.compress(tar_bytes([good, *hostile])))
     result = read_isolated(tmp_path, path, format="tar", member="*")
@@ -122,8 +137,7 @@ def test_tar_traversal_absolute_links_and_devices_rejected_never_written_row21(t
     assert result["texts"][0] == "God tell Moses:"
     assert result["reasons"] == [None] + ["unsafe_member"] * 10
     raws = "\n".join(u[2] for u in result["units"][1:])
-    for words in ("escapes the archive", "link to '/etc/passwd'", "link to 'pcm/1_1.txt'",
-                  "device or FIFO"):
+    for words in ("escapes the archive", "link to '/etc/passwd'", "link to 'pcm/1_1.txt'", "device or FIFO"):
         assert words in raws
     assert not Path("/tmp/pcm/abs.txt").exists() and not (tmp_path.parent / "evil.txt").exists()
 
@@ -142,24 +156,23 @@ def test_tar_bomb_stopped_by_ratio_in_bounded_memory_row24(tmp_path, kind):
         handle.write(compress(info.tobuf(format=tarfile.GNU_FORMAT)))
         for _ in range(64):
             handle.write(packed)
-    assert len(packed) * 100 < len(block)   # the ratio is far beyond 100x
+    assert len(packed) * 100 < len(block)  # the ratio is far beyond 100x
     result = read_isolated(tmp_path, path, format="tar", member="clean/en_af/*.af")
     assert result["reasons"][-1] == "bomb" and set(result["reasons"][:-1]) == {None}
     assert "max_expand_ratio" in result["units"][-1][2]
-    assert result["rss_growth_mb"] < 64   # it read a few MiB, never the 64 GiB
+    assert result["rss_growth_mb"] < 64  # it read a few MiB, never the 64 GiB
 
 
 def test_gzip_bomb_ratio_and_size_limits_row24(tmp_path):
-    block = ("ọ̀rọ̀ " * 200 + "\n").encode() * 4000          # ~5 MB of lines
+    block = ("ọ̀rọ̀ " * 200 + "\n").encode() * 4000  # ~5 MB of lines
     path = tmp_path / "speech.txt.gz"
-    path.write_bytes(gzip.compress(block, 9) * 200)          # one file, 200 gzip members: ~1 GB
+    path.write_bytes(gzip.compress(block, 9) * 200)  # one file, 200 gzip members: ~1 GB
     result = read_isolated(tmp_path, path, format="lines")
     assert result["reasons"][-1] == "bomb" and set(result["reasons"][:-1]) == {None}
     assert result["texts"][0] == "ọ̀rọ̀ " * 200
     assert result["rss_growth_mb"] < 64
     # the same file with the ratio check off stops at the size limit instead
-    sized = read_isolated(tmp_path, path,
-                          format="lines", max_expand_ratio=10**9, max_decompressed_bytes=8 * MB)
+    sized = read_isolated(tmp_path, path, format="lines", max_expand_ratio=10**9, max_decompressed_bytes=8 * MB)
     assert sized["reasons"][-1] == "too_large" and set(sized["reasons"][:-1]) == {None}
     assert "max_decompressed_bytes" in sized["units"][-1][2]
     n_lines = 8 * MB // len(block.splitlines()[0])
@@ -178,9 +191,11 @@ def test_small_repetitive_gz_is_not_a_bomb(tmp_path):
 
 
 def test_xlsx_that_is_not_a_zip_or_not_a_workbook_is_corrupt_file(tmp_path):
-    cases = {"text.xlsx": "Ẹ kú àárọ̀ — not a workbook".encode(),
-             "fake_zip_header.xlsx": b"PK\x03\x04" + bytes(range(256)) * 4,
-             "empty.xlsx": b""}
+    cases = {
+        "text.xlsx": "Ẹ kú àárọ̀ — not a workbook".encode(),
+        "fake_zip_header.xlsx": b"PK\x03\x04" + bytes(range(256)) * 4,
+        "empty.xlsx": b"",
+    }
     plain_zip = io.BytesIO()
     with zipfile.ZipFile(plain_zip, "w") as archive:
         archive.writestr("hello.txt", "a zip, but no workbook inside")
@@ -224,7 +239,7 @@ def test_xlsx_with_broken_sheet_xml_is_corrupt_file_after_good_rows(tmp_path):
     (tmp_path / "broken.xlsx").write_bytes(broken.getvalue())
     units = list(read_file(entry("xlsx", lang="amh", column=1, header=False), str(tmp_path / "broken.xlsx")))
     assert units[-1].reason == "corrupt_file"
-    assert [u.text for u in units[:-1]] == AMH[:len(units) - 1]
+    assert [u.text for u in units[:-1]] == AMH[: len(units) - 1]
 
 
 # ---------------------------------------------------------------- deep and long
@@ -232,8 +247,7 @@ def test_xlsx_with_broken_sheet_xml_is_corrupt_file_after_good_rows(tmp_path):
 
 def test_json_nested_100000_levels_is_too_deep_not_a_crash(tmp_path):
     deep = "[" * 100_000 + "]" * 100_000
-    (tmp_path / "d.jsonl").write_text(f'{{"t": "{YOR[0]}"}}\n{{"t": {deep}}}\n{{"t": "{YOR[1]}"}}\n',
-                                      encoding="utf-8")
+    (tmp_path / "d.jsonl").write_text(f'{{"t": "{YOR[0]}"}}\n{{"t": {deep}}}\n{{"t": "{YOR[1]}"}}\n', encoding="utf-8")
     units = list(read_file(entry("jsonl", field="t"), str(tmp_path / "d.jsonl")))
     assert [(u.text, u.reason) for u in units] == [(YOR[0], None), (None, "too_deep"), (YOR[1], None)]
     for fmt, body in (("json_array", deep), ("js_json", "var book = " + '{"a":' * 100_000 + "1" + "}" * 100_000)):
@@ -266,8 +280,7 @@ def test_xhtml_unclosed_tag_over_many_lines_is_too_long_not_quadratic(tmp_path):
     assert any("unclosed markup" in (u.detail or "") for u in units)
 
 
-@pytest.mark.parametrize("fmt, quoted, rest_kept", [("csv", True, False), ("csv", False, False),
-                                                     ("tsv", False, True)])
+@pytest.mark.parametrize("fmt, quoted, rest_kept", [("csv", True, False), ("csv", False, False), ("tsv", False, True)])
 def test_csv_field_of_50mb_is_too_long_in_bounded_memory_row24(tmp_path, fmt, quoted, rest_kept):
     path = tmp_path / f"big.{fmt}"
     cell = ("ọ̀rọ̀ " * 10_000 + ("\n" if quoted else " ")).encode()
@@ -280,14 +293,23 @@ def test_csv_field_of_50mb_is_too_long_in_bounded_memory_row24(tmp_path, fmt, qu
     result = read_isolated(tmp_path, path, format=fmt, column="text")
     assert result["texts"][0] == YOR[0] and result["reasons"][1] == "too_long"
     assert result["texts"][2:] == ([YOR[1]] if rest_kept else [])
-    assert result["rss_growth_mb"] < 48   # bounded by max_unit_chars, not the 50 MB field
+    assert result["rss_growth_mb"] < 48  # bounded by max_unit_chars, not the 50 MB field
 
 
 # ---------------------------------------------------------------- file names
 
 
-NAMES = ["ልጁ በየቀኑ.txt", "Ọmọ náà ń lọ.txt", "ఒక పేరు.txt", "مرحبا بالعالم.txt", "👩‍🌾 farm 🙂.txt",
-         "e\u0301 combining.txt", "\u202eevil\u202c.txt", "brackets [1] {a,b} *.txt", "new\nline.txt"]
+NAMES = [
+    "ልጁ በየቀኑ.txt",
+    "Ọmọ náà ń lọ.txt",
+    "ఒక పేరు.txt",
+    "مرحبا بالعالم.txt",
+    "👩‍🌾 farm 🙂.txt",
+    "e\u0301 combining.txt",
+    "\u202eevil\u202c.txt",
+    "brackets [1] {a,b} *.txt",
+    "new\nline.txt",
+]
 
 
 def test_file_names_in_any_script(tmp_path):
@@ -295,7 +317,7 @@ def test_file_names_in_any_script(tmp_path):
     folder.mkdir()
     for i, name in enumerate(NAMES):
         (folder / name).write_text(f"{YOR[i % 2]}\n", encoding="utf-8")
-    raw_name = os.fsencode(folder) + b"/legacy \x93cp1252\x94.txt"   # not UTF-8 at all
+    raw_name = os.fsencode(folder) + b"/legacy \x93cp1252\x94.txt"  # not UTF-8 at all
     with open(raw_name, "wb") as handle:
         handle.write(f"{AMH[0]}\n".encode())
     files = expand_entry(entry(path="names/*"), tmp_path)
@@ -303,7 +325,7 @@ def test_file_names_in_any_script(tmp_path):
     for path in files:
         units = list(read_file(entry(), path))
         assert len(units) == 1 and units[0].text in YOR + AMH, path
-        units[0].path.encode("utf-8")   # always writable, even for the cp1252 name
+        units[0].path.encode("utf-8")  # always writable, even for the cp1252 name
     # names inside an archive, too
     archive = tmp_path / "names.tar"
     archive.write_bytes(tar_bytes([(f"d/{name}", f"{AMH[1]}\n".encode()) for name in NAMES]))

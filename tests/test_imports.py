@@ -3,6 +3,7 @@ modules without torch (their --help, the report and the study stay fast), and no
 import each other, directly or round about, not even from inside a function (a cycle hidden
 that way breaks as soon as someone moves the import up). Imports under `if TYPE_CHECKING:`
 are for annotations only and do not count."""
+
 from __future__ import annotations
 
 import ast
@@ -15,8 +16,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # pipeline/ and study/ are checked by their own tests.
 PACKAGES = ("common", "tokenizer", "pretrain", "finetune", "report", "publish", "bench")
-CONFIG_MODULES = ("common.config", "tokenizer.config", "pretrain.config", "finetune.config", "report.config",
-                  "publish.config")
+CONFIG_MODULES = (
+    "common.config",
+    "tokenizer.config",
+    "pretrain.config",
+    "finetune.config",
+    "report.config",
+    "publish.config",
+)
 
 
 def modules(package: str) -> list[str]:
@@ -50,7 +57,8 @@ def test_settings_modules_load_no_torch(name):
 def _is_type_checking(node: ast.If) -> bool:
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def imported(path: Path, name: str, known: set[str]) -> set[str]:
@@ -80,9 +88,13 @@ def imported(path: Path, name: str, known: set[str]) -> set[str]:
 
 
 def test_no_import_cycles():
-    paths = {name: ROOT / Path(*name.split("."), "__init__.py") if (ROOT / Path(*name.split("."))).is_dir()
-             else ROOT / Path(*name.split(".")).with_suffix(".py")
-             for package in PACKAGES for name in modules(package)}
+    paths = {
+        name: ROOT / Path(*name.split("."), "__init__.py")
+        if (ROOT / Path(*name.split("."))).is_dir()
+        else ROOT / Path(*name.split(".")).with_suffix(".py")
+        for package in PACKAGES
+        for name in modules(package)
+    }
     known = set(paths)
     graph = {name: imported(path, name, known) for name, path in paths.items()}
     cycles = _cycles(graph)

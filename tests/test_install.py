@@ -4,6 +4,7 @@ and the Makefile's install recipe picks the torch build that fits the machine.
 The Makefile tests run the real recipes with a stub `python` (it records its arguments) and a
 stub `nvidia-smi`, so nothing is downloaded and the GPU detection is exercised both ways.
 """
+
 from __future__ import annotations
 
 import ast
@@ -36,7 +37,7 @@ THROUGH = {
 }
 # Declared although nothing imports them: distribution -> the imported name that needs it.
 # transformers.Trainer raises ImportError without accelerate; bench/pretrain.py runs it.
-NEEDED_BY = {"accelerate": "transformers.Trainer", "dask": "distributed"}   # Beam's DaskRunner uses dask
+NEEDED_BY = {"accelerate": "transformers.Trainer", "dask": "distributed"}  # Beam's DaskRunner uses dask
 # Declared command-line tools, run by a Makefile target rather than imported: distribution -> target.
 TOOLS = {"ruff": "lint"}
 
@@ -49,7 +50,7 @@ def declared() -> list[Requirement]:
     project = PYPROJECT["project"]
     extras = [req for group in project.get("optional-dependencies", {}).values() for req in group]
     reqs = [Requirement(req) for req in project["dependencies"] + extras]
-    return [r for r in reqs if normalise(r.name) != normalise(project["name"])]   # extras naming extras
+    return [r for r in reqs if normalise(r.name) != normalise(project["name"])]  # extras naming extras
 
 
 def local_modules() -> set[str]:
@@ -59,8 +60,9 @@ def local_modules() -> set[str]:
 def imported_modules() -> dict[str, set[str]]:
     """Top-level module name -> files importing it, over the project's packages and the tests
     (`import x`, `from x import y`, and the strings given to import_module/importorskip)."""
-    roots = [REPO / "tests"] + [REPO / pattern.rstrip("*")
-                                for pattern in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]]
+    roots = [REPO / "tests"] + [
+        REPO / pattern.rstrip("*") for pattern in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
+    ]
     found: dict[str, set[str]] = {}
     for root in roots:
         for path in root.rglob("*.py"):
@@ -70,9 +72,13 @@ def imported_modules() -> dict[str, set[str]]:
                     names = [alias.name for alias in node.names]
                 elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                     names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-                elif (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
-                      and isinstance(node.args[0].value, str)
-                      and getattr(node.func, "attr", getattr(node.func, "id", None)) in ("import_module", "importorskip")):
+                elif (
+                    isinstance(node, ast.Call)
+                    and node.args
+                    and isinstance(node.args[0], ast.Constant)
+                    and isinstance(node.args[0].value, str)
+                    and getattr(node.func, "attr", getattr(node.func, "id", None)) in ("import_module", "importorskip")
+                ):
                     names = [node.args[0].value]
                 for name in names:
                     for key in (name.split(".")[0], name):  # the module, and the full dotted name
@@ -116,15 +122,19 @@ def test_every_declared_tool_is_run_by_the_makefile():
     env = {k: v for k, v in os.environ.items() if k != "MAKEFLAGS"}
     for tool, target in TOOLS.items():
         assert tool in names, f"{tool} is not declared in pyproject.toml"
-        dry = subprocess.run(["make", "-n", "-C", str(REPO), target], capture_output=True, text=True, env=env,
-                             timeout=60)
+        dry = subprocess.run(
+            ["make", "-n", "-C", str(REPO), target], capture_output=True, text=True, env=env, timeout=60
+        )
         assert dry.returncode == 0, dry.stderr
         assert re.search(rf"-m {tool}\b", dry.stdout), f"`make -n {target}` does not run {tool}: {dry.stdout}"
 
 
 def test_ci_lints_before_it_tests():
-    steps = [line.strip() for line in (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
-             if line.strip().startswith("make ")]
+    steps = [
+        line.strip()
+        for line in (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+        if line.strip().startswith("make ")
+    ]
     assert steps.index("make lint") < steps.index("make test"), steps
 
 
@@ -177,8 +187,9 @@ def test_constraints_pin_every_declared_dependency_within_its_range():
     for req in declared():
         version = pins.get(normalise(req.name))
         assert version is not None, f"constraints.txt does not pin {req.name}; run `make lock`"
-        assert req.specifier.contains(version, prereleases=True), \
+        assert req.specifier.contains(version, prereleases=True), (
             f"constraints.txt pins {req.name}=={version}, outside pyproject.toml's {req}; run `make lock`"
+        )
     # A local label (2.13.0+cpu) would make the file unusable for the CUDA build.
     labelled = {name: v for name, v in pins.items() if "+" in v}
     assert not labelled, f"pins with a local version label: {labelled}"
@@ -214,13 +225,21 @@ def fake_machine(tmp_path):
     def run(target: str, *args: str, gpu: bool, probe_ok: bool = True) -> tuple[str, list[str]]:
         _stub(tmp_path / "fakebin" / "nvidia-smi", f"#!/bin/sh\nexit {0 if gpu else 9}\n")
         log.write_text("")
-        env = {**os.environ, "PATH": f"{tmp_path / 'fakebin'}:{os.environ['PATH']}",
-               "FAKE_LOG": str(log), "FAKE_PROBE_RC": "0" if probe_ok else "1"}
+        env = {
+            **os.environ,
+            "PATH": f"{tmp_path / 'fakebin'}:{os.environ['PATH']}",
+            "FAKE_LOG": str(log),
+            "FAKE_PROBE_RC": "0" if probe_ok else "1",
+        }
         env.pop("TORCH_INDEX_URL", None)
         env.pop("MAKEFLAGS", None)
-        proc = subprocess.run(["make", "-s", "-B", "-C", str(REPO), target, f"VENV={tmp_path / 'venv'}",
-                               f"PYTHON={python}", *args],
-                              capture_output=True, text=True, env=env, timeout=120)
+        proc = subprocess.run(
+            ["make", "-s", "-B", "-C", str(REPO), target, f"VENV={tmp_path / 'venv'}", f"PYTHON={python}", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
         assert proc.returncode == 0, proc.stderr
         return proc.stdout + proc.stderr, log.read_text().splitlines()
 
@@ -280,7 +299,9 @@ def test_lock_writes_freeze_without_local_labels(fake_machine):
 def test_the_corpus_stage_imports_no_training_stack():
     """A worker that only cleans text installs the `corpus` extra: nothing it imports may need torch."""
     heavy = ("torch", "transformers", "datasets", "tokenizers", "sentencepiece", "sklearn", "matplotlib")
-    code = ("import sys, pipeline.run, pipeline.contamination, pipeline.readers, pipeline.catalog; "
-            f"print([m for m in {heavy!r} if m in sys.modules])")
+    code = (
+        "import sys, pipeline.run, pipeline.contamination, pipeline.readers, pipeline.catalog; "
+        f"print([m for m in {heavy!r} if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout

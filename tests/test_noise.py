@@ -4,6 +4,7 @@ The pool is the real `PackedBlockPool` over a block cache written from test_sele
 in-memory pool (Yoruba, Hausa, Amharic in Ge'ez, Swahili), rounds run on its tiny model; one
 end-to-end run trains with noise and resumes bit-identically.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,13 @@ from pretrain.data import PackedBlockPool, load_valid_blocks, pack_documents, sp
 from pretrain.runlog import result_settings
 from pretrain.selection import SelectionState, check_pressure, holdout_count, run_round
 from tests.test_selection import (  # noqa: F401  (fixtures: one_thread, tokenizer, trained)
-    MemoryPool, cfg_for, corpus, one_thread, read_round, tokenizer, trained,
+    MemoryPool,
+    cfg_for,
+    corpus,
+    one_thread,
+    read_round,
+    tokenizer,
+    trained,
 )
 
 SHARE = 0.33
@@ -62,8 +69,8 @@ def test_noise_kinds_shares_and_contents(cache, tokenizer):
     for lang in pool.languages:
         ids, own = pool.ids(lang), real_blocks(cache, lang)
         kinds = pool.noise_kind(ids)
-        assert (kinds[:len(own)] == "").all() and np.array_equal(pool.blocks(ids[:len(own)]), own)
-        assert np.array_equal(ids[len(own):], pool.noise_ids(lang))
+        assert (kinds[: len(own)] == "").all() and np.array_equal(pool.blocks(ids[: len(own)]), own)
+        assert np.array_equal(ids[len(own) :], pool.noise_ids(lang))
         n_noise = len(ids) - len(own)
         assert n_noise == noise.noise_count(len(own), SHARE)
         assert abs(n_noise / len(ids) - SHARE) <= 1 / len(ids)  # the share of the pool, to rounding
@@ -73,8 +80,12 @@ def test_noise_kinds_shares_and_contents(cache, tokenizer):
         blocks = pool.blocks(ids)
         assert (blocks[:, 0] == tokenizer.bos_token_id).all()
         own_sorted = {tuple(np.sort(row)) for row in own}
-        others = {row.tobytes() for other in pool.languages if other != lang
-                  for row in real_blocks(cache, other).astype(np.int64)}
+        others = {
+            row.tobytes()
+            for other in pool.languages
+            if other != lang
+            for row in real_blocks(cache, other).astype(np.int64)
+        }
         pieces = set(np.unique(own).tolist()) - set(special.tolist())
         for row, kind in zip(blocks, kinds):
             if kind == "shuffled":  # a real block's tokens, its special tokens in place
@@ -94,8 +105,10 @@ def test_noise_is_deterministic_and_needs_no_tokenizer_or_seed(cache, tokenizer)
     assert np.array_equal(a.blocks(every), b.blocks(every))
     assert a.noise_kind(every).tolist() == b.noise_kind(every).tolist()
     # the seed is fixed per language and kind, never train.seed or selection.seed
-    assert noise._rng("yor", "unigram").random() == np.random.default_rng(
-        [noise.NOISE_SEED, zlib.crc32(b"yor"), 2]).random()
+    assert (
+        noise._rng("yor", "unigram").random()
+        == np.random.default_rng([noise.NOISE_SEED, zlib.crc32(b"yor"), 2]).random()
+    )
     # shuffling keeps every special token where it was
     special = np.asarray(tokenizer.all_special_ids)
     rows = real_blocks(cache, "hau")[:20]
@@ -133,7 +146,8 @@ def test_noise_is_never_validation_nor_held_out(cache, tokenizer, trained):
     assert held and not held & noise_ids
     for lang in pool.languages:  # the share of the language's real blocks, as without noise
         assert len(held & set(range(*_real_range(pool, lang)))) == holdout_count(
-            len(real_blocks(cache, lang)), cfg.holdout_share)
+            len(real_blocks(cache, lang)), cfg.holdout_share
+        )
     # and the same held-out slice as a pool without noise
     plain_state = SelectionState()
     run_round(model, noisy(cache, tokenizer, share=0.0), cfg, plain_state, 0, None, "cpu")
@@ -153,8 +167,9 @@ def test_pressure_check_counts_noise_as_candidates_never_as_holdout():
     noise_blocks = {lang: noise.noise_count(n, SHARE) for lang, n in pools.items()}
     check_pressure(cfg, pools, "preset x", noise_blocks)  # 285 + 148 blocks each: they fit
     with pytest.raises(ConfigError, match="its pool holds 433 blocks"):
-        check_pressure(selection.SelectionConfig(blocks_per_round=300, candidates_per_round=900),
-                       pools, "preset x", noise_blocks)
+        check_pressure(
+            selection.SelectionConfig(blocks_per_round=300, candidates_per_round=900), pools, "preset x", noise_blocks
+        )
 
 
 # ------------------------------------------------------------------ rounds report it
@@ -226,6 +241,7 @@ def fake_scorer(pool, current, noise_shift: float, reference_shift: float = 0.0)
         is_noise = np.array([row.tobytes() in noise_rows for row in rows])
         loss = 3.0 + base + shift * is_noise
         return {"loss": loss, "entropy": loss}
+
     return scores
 
 
@@ -234,8 +250,14 @@ def noise_of_rounds(model, pool, strategy, tmp_path, rounds=3) -> tuple[int, int
     k = n = 0
     expected = 0.0
     for r in range(rounds):
-        cfg = cfg_for(strategy, warmup_rounds=0, blocks_per_round=120, candidates_per_round=360,
-                      exploration=0.0, rho_reference_steps=2)
+        cfg = cfg_for(
+            strategy,
+            warmup_rounds=0,
+            blocks_per_round=120,
+            candidates_per_round=360,
+            exploration=0.0,
+            rho_reference_steps=2,
+        )
         state = SelectionState()
         result = run_round(model, pool, cfg, state, r, tmp_path / strategy, "cpu")
         summary = result.summary
@@ -253,9 +275,9 @@ def test_loss_follows_a_scorer_that_makes_noise_hard_or_easy(cache, tokenizer, t
     k, n, uniform = noise_of_rounds(model, pool, "loss", tmp_path)
     lo = n * uniform - 4 * math.sqrt(n * uniform * (1 - uniform))
     hi = n * uniform + 4 * math.sqrt(n * uniform * (1 - uniform))
-    if shift > 0:   # noise looks hard: `loss` chooses more of it than a uniform choice would
+    if shift > 0:  # noise looks hard: `loss` chooses more of it than a uniform choice would
         assert k > hi, (k, n, uniform)
-    else:           # noise looks easy: less
+    else:  # noise looks easy: less
         assert k < lo, (k, n, uniform)
 
 
@@ -276,12 +298,15 @@ def test_rho_ignores_noise_that_is_hard_for_its_reference_too(cache, tokenizer, 
 
 
 @pytest.mark.parametrize("strategy", ["loss", "rho", "random"])
-def test_zero_noise_share_writes_the_same_round_files_as_a_pool_without_noise(cache, tokenizer, trained,
-                                                                            tmp_path, strategy):
+def test_zero_noise_share_writes_the_same_round_files_as_a_pool_without_noise(
+    cache, tokenizer, trained, tmp_path, strategy
+):
     _, model = trained
     train, valid = corpus()
-    pools = {"plain": MemoryPool(tokenizer, dict(sorted(train.items())), valid),  # no noise support at all
-             "zero": noisy(cache, tokenizer, share=0.0)}
+    pools = {
+        "plain": MemoryPool(tokenizer, dict(sorted(train.items())), valid),  # no noise support at all
+        "zero": noisy(cache, tokenizer, share=0.0),
+    }
     for name, pool in pools.items():
         state = SelectionState()
         for r in range(2):

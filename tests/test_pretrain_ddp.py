@@ -1,4 +1,5 @@
 """Data-parallel training under torchrun: 2 CPU processes, gloo backend."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,15 @@ def free_port() -> int:
 
 
 def torchrun(inputs, out, env=None) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
-           str(ENTRY), *run_args(*inputs, out, *EXTRA)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={free_port()}",
+        str(ENTRY),
+        *run_args(*inputs, out, *EXTRA),
+    ]
     env = {**os.environ, "AFRO_TEST_RANK_HASH": "1", "OMP_NUM_THREADS": "1", **(env or {})}
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
 

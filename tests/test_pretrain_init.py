@@ -4,6 +4,7 @@ Every checkpoint is built here: tiny XLM-R masked LMs with tokenizers trained by
 stage's own code, and one saved by our own pretraining on two languages, then adapted to others.
 Nothing is downloaded.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,9 +53,13 @@ def _tokenizer(folder: Path, texts_by_lang: dict, model_type: str = "unigram") -
     from tokenizer.train import run_stage
 
     corpus = write_corpus(folder.parent / f"{folder.name}-corpus", texts_by_lang)
-    cfg = TokenizerConfig(corpus_dir=corpus, out_dir=folder, sampling=SamplingConfig(char_budget=200_000),
-                          spm=SentencePieceConfig(model_type=model_type, vocab_size=600, hard_vocab_limit=False),
-                          report=ReportConfig(max_lines=100))
+    cfg = TokenizerConfig(
+        corpus_dir=corpus,
+        out_dir=folder,
+        sampling=SamplingConfig(char_budget=200_000),
+        spm=SentencePieceConfig(model_type=model_type, vocab_size=600, hard_vocab_limit=False),
+        report=ReportConfig(max_lines=100),
+    )
     return run_stage(cfg, log=lambda *_: None, progress=False)
 
 
@@ -79,8 +84,9 @@ def load_tokenizer(folder):
 def tiny_mlm(tokenizer, tie: bool = True):
     """A tiny XLM-R masked LM (our build_model), with random LM-head biases so slicing them shows."""
     torch.manual_seed(0)
-    shape = ModelConfig(hidden_size=32, num_layers=2, num_heads=2, ffn_size=64, dropout=0.0,
-                        attention_dropout=0.0, tie_embeddings=tie)
+    shape = ModelConfig(
+        hidden_size=32, num_layers=2, num_heads=2, ffn_size=64, dropout=0.0, attention_dropout=0.0, tie_embeddings=tie
+    )
     model = build_model(shape, tokenizer, BLOCK_LEN)
     with torch.no_grad():
         model.lm_head.bias.normal_()
@@ -131,8 +137,10 @@ def test_reduction_keeps_logits_over_kept_pieces(tie, texts, tok_dirs, tmp_path)
     ids = new_id[batch["input_ids"]]
     assert bool((ids >= 0).all())
     assert torch.equal(small_tok(lines, padding=True, return_tensors="pt")["input_ids"], ids)
-    torch.testing.assert_close(logits(small, ids, batch["attention_mask"]),
-                               logits(model, batch["input_ids"], batch["attention_mask"])[..., keep])
+    torch.testing.assert_close(
+        logits(small, ids, batch["attention_mask"]),
+        logits(model, batch["input_ids"], batch["attention_mask"])[..., keep],
+    )
 
 
 def test_min_count_keeps_frequent_pieces_and_always_special_and_byte_pieces(texts, tok_dirs):
@@ -190,8 +198,10 @@ def test_extension_keeps_old_vectors_and_reaches_every_new_piece(tie, texts, tok
         if piece.startswith("\u2581") and len(piece) > 1:
             assert big_tok(piece[1:], add_special_tokens=False)["input_ids"] == [old + i], piece
     batch = tokenizer(texts["yor"][:4], padding=True, return_tensors="pt")
-    torch.testing.assert_close(logits(big, batch["input_ids"], batch["attention_mask"])[..., :old],
-                               logits(model, batch["input_ids"], batch["attention_mask"]))
+    torch.testing.assert_close(
+        logits(big, batch["input_ids"], batch["attention_mask"])[..., :old],
+        logits(model, batch["input_ids"], batch["attention_mask"]),
+    )
 
 
 def test_extension_needs_a_unigram_tokenizer(tok_dirs):
@@ -211,8 +221,15 @@ def test_vocab_settings_need_init_from():
 @pytest.fixture(scope="module")
 def refused_checkpoints(tok_dirs, tmp_path_factory):
     """Folders that must be refused, and the words the error must contain."""
-    from transformers import (BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadModel, XLMRobertaConfig,
-                              XLMRobertaForMaskedLM, XLMRobertaForSequenceClassification)
+    from transformers import (
+        BertConfig,
+        BertForMaskedLM,
+        GPT2Config,
+        GPT2LMHeadModel,
+        XLMRobertaConfig,
+        XLMRobertaForMaskedLM,
+        XLMRobertaForSequenceClassification,
+    )
 
     root = tmp_path_factory.mktemp("refused")
     tokenizer = load_tokenizer(tok_dirs["checkpoint"])
@@ -222,16 +239,26 @@ def refused_checkpoints(tok_dirs, tmp_path_factory):
     cases = {
         "bert": (BertForMaskedLM(BertConfig(vocab_size=n, **small)), ["a 'bert' checkpoint", "XLM-R/RoBERTa"]),
         "gpt2": (GPT2LMHeadModel(GPT2Config(vocab_size=n, n_embd=32, n_layer=1, n_head=2)), ["a 'gpt2' checkpoint"]),
-        "mismatch": (XLMRobertaForMaskedLM(XLMRobertaConfig(vocab_size=n + 7, **xlmr)),
-                     [f"tokenizer has {n} ids", f"embeddings have {n + 7} rows"]),
-        "classifier": (XLMRobertaForSequenceClassification(XLMRobertaConfig(vocab_size=n, **xlmr)),
-                       ["XLMRobertaForSequenceClassification", "not a masked LM"]),
-        "short": (XLMRobertaForMaskedLM(XLMRobertaConfig(vocab_size=n, **dict(xlmr, max_position_embeddings=20))),
-                  ["data.block_len=32 is too long", "at most data.block_len=18"]),
+        "mismatch": (
+            XLMRobertaForMaskedLM(XLMRobertaConfig(vocab_size=n + 7, **xlmr)),
+            [f"tokenizer has {n} ids", f"embeddings have {n + 7} rows"],
+        ),
+        "classifier": (
+            XLMRobertaForSequenceClassification(XLMRobertaConfig(vocab_size=n, **xlmr)),
+            ["XLMRobertaForSequenceClassification", "not a masked LM"],
+        ),
+        "short": (
+            XLMRobertaForMaskedLM(XLMRobertaConfig(vocab_size=n, **dict(xlmr, max_position_embeddings=20))),
+            ["data.block_len=32 is too long", "at most data.block_len=18"],
+        ),
     }
     folders = {name: (save_checkpoint(root / name, model, tokenizer), words) for name, (model, words) in cases.items()}
-    folders["bpe-extend"] = (save_checkpoint(root / "bpe-extend", tiny_mlm(load_tokenizer(tok_dirs["bpe"])),
-                                             load_tokenizer(tok_dirs["bpe"])), ["vocab.extend=true needs a Unigram"])
+    folders["bpe-extend"] = (
+        save_checkpoint(
+            root / "bpe-extend", tiny_mlm(load_tokenizer(tok_dirs["bpe"])), load_tokenizer(tok_dirs["bpe"])
+        ),
+        ["vocab.extend=true needs a Unigram"],
+    )
     folders["offline-hub"] = (Path("nobody-here/no-such-model"), ["not available from the Hugging Face Hub"])
     return folders
 
@@ -257,8 +284,9 @@ def run_inprocess(corpus_dir, tok_dir, out_dir, *extra):
 
 
 def metric_records(out_dir, event):
-    return [r for r in map(json.loads, (Path(out_dir) / "metrics.jsonl").read_text().splitlines())
-            if r["event"] == event]
+    return [
+        r for r in map(json.loads, (Path(out_dir) / "metrics.jsonl").read_text().splitlines()) if r["event"] == event
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -315,8 +343,10 @@ def test_continued_pretraining_starts_from_the_checkpoint(source_run, corpus_dir
 @pytest.mark.parametrize("change", ["reduce", "extend"])
 def test_changed_vocabulary_run_resumes_bit_identical(change, source_run, corpus_dir, tok_dirs, tmp_path):
     checkpoint = source_run / "final"
-    settings = {"reduce": ["vocab.reduce=true", "vocab.min_count=2", "data.langs=[amh, hau]"],
-                "extend": ["vocab.extend=true"]}[change]
+    settings = {
+        "reduce": ["vocab.reduce=true", "vocab.min_count=2", "data.langs=[amh, hau]"],
+        "extend": ["vocab.extend=true"],
+    }[change]
     args = (corpus_dir, tok_dirs["ours"], tmp_path / "run", f"init_from={checkpoint}", *settings)
     out = tmp_path / "run"
     run_inprocess(*args)
@@ -349,8 +379,13 @@ def test_make_pretrain_init_skips_the_tokenizer_stage(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "MAKEFLAGS"}
 
     def dry_run(*args):
-        proc = subprocess.run(["make", "-n", "-C", str(REPO), "pretrain", f"OUT={tmp_path}", *args],
-                              capture_output=True, text=True, env=env, timeout=60)
+        proc = subprocess.run(
+            ["make", "-n", "-C", str(REPO), "pretrain", f"OUT={tmp_path}", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
 
@@ -370,16 +405,35 @@ def test_roberta_checkpoint_with_byte_level_bpe_reduces_and_trains(texts, corpus
     from transformers import PreTrainedTokenizerFast, RobertaConfig, RobertaForMaskedLM
 
     trainer = ByteLevelBPETokenizer()
-    trainer.train_from_iterator(texts["hau"] + texts["yor"], vocab_size=500, show_progress=False,
-                                special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    trainer.train_from_iterator(
+        texts["hau"] + texts["yor"],
+        vocab_size=500,
+        show_progress=False,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+    )
     backend = Tokenizer.from_str(trainer.to_str())
     backend.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", pad_token="<pad>",
-                                        eos_token="</s>", unk_token="<unk>", mask_token="<mask>")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token="<s>",
+        pad_token="<pad>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        mask_token="<mask>",
+    )
     torch.manual_seed(0)
-    model = RobertaForMaskedLM(RobertaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-        max_position_embeddings=BLOCK_LEN + 2, pad_token_id=1, type_vocab_size=1)).eval()
+    model = RobertaForMaskedLM(
+        RobertaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=BLOCK_LEN + 2,
+            pad_token_id=1,
+            type_vocab_size=1,
+        )
+    ).eval()
     folder = save_checkpoint(tmp_path / "roberta", model, tokenizer)
 
     keep = vocab.kept_ids(tokenizer, vocab.count_pieces(tokenizer, texts["hau"]), min_count=1)
@@ -388,15 +442,29 @@ def test_roberta_checkpoint_with_byte_level_bpe_reduces_and_trains(texts, corpus
     batch = tokenizer(texts["hau"][:4], padding=True, return_tensors="pt")
     ids = small_tok(texts["hau"][:4], padding=True, return_tensors="pt")["input_ids"]
     assert torch.equal(torch.as_tensor(keep)[ids], batch["input_ids"])
-    torch.testing.assert_close(logits(small.eval(), ids, batch["attention_mask"]),
-                               logits(model, batch["input_ids"], batch["attention_mask"])[..., keep])
+    torch.testing.assert_close(
+        logits(small.eval(), ids, batch["attention_mask"]),
+        logits(model, batch["input_ids"], batch["attention_mask"])[..., keep],
+    )
 
     # Whole-word masking looks for ▁: refused up front. Plain masking trains, reduced to our text.
-    assert train.main(run_args(corpus_dir, tmp_path / "none", tmp_path / "ww", f"init_from={folder}",
-                               "masking.whole_word=true")) == 2
+    assert (
+        train.main(
+            run_args(corpus_dir, tmp_path / "none", tmp_path / "ww", f"init_from={folder}", "masking.whole_word=true")
+        )
+        == 2
+    )
     assert "masking.whole_word=true" in capsys.readouterr().err and not (tmp_path / "ww").exists()
     out = tmp_path / "run"
-    run_inprocess(corpus_dir, tmp_path / "none", out, f"init_from={folder}", "vocab.reduce=true", "data.langs=[hau]",
-                  "selection.blocks_per_round=8", "selection.candidates_per_round=24")  # hau alone: 37 blocks
+    run_inprocess(
+        corpus_dir,
+        tmp_path / "none",
+        out,
+        f"init_from={folder}",
+        "vocab.reduce=true",
+        "data.langs=[hau]",
+        "selection.blocks_per_round=8",
+        "selection.candidates_per_round=24",
+    )  # hau alone: 37 blocks
     final, final_tok = reload(out / "final")
     assert final.config.model_type == "roberta" and final.config.vocab_size == len(final_tok) < len(tokenizer)

@@ -1,4 +1,5 @@
 """GPU out of memory gives a message with the batch settings and what to lower."""
+
 from __future__ import annotations
 
 import pytest
@@ -27,7 +28,10 @@ def test_real_gpu_out_of_memory_is_reported_row8(tmp_path, capsys):
     from tests.support.pretrain import build_inputs, run_args
 
     corpus, tok = build_inputs(tmp_path)
-    code = train.main(run_args(corpus, tok, tmp_path / "run", "train.device=cuda",
-                               "train.batch_size=1000000", "model.hidden_size=1024"))
+    code = train.main(
+        run_args(
+            corpus, tok, tmp_path / "run", "train.device=cuda", "train.batch_size=1000000", "model.hidden_size=1024"
+        )
+    )
     assert code == 3
     assert "out of GPU memory with train.batch_size=1000000" in capsys.readouterr().err

@@ -4,6 +4,7 @@ Faults are provoked for real: the training process is SIGKILLed or SIGTERMed, a 
 file truncated, a write made to fail with ENOSPC. Checkpoint pruning is also tested in
 test_pretrain_units.py.
 """
+
 from __future__ import annotations
 
 import errno
@@ -21,7 +22,13 @@ from pretrain import checkpoint as ckpt
 from pretrain import train
 from pretrain.strategies import STRATEGIES
 from tests.support.pretrain import (
-    build_inputs, files_of, final_weights, make_corpus, run_args, same_weights, sentences,
+    build_inputs,
+    files_of,
+    final_weights,
+    make_corpus,
+    run_args,
+    same_weights,
+    sentences,
 )
 
 ENTRY = Path(__file__).resolve().parent / "pretrain_entry.py"
@@ -33,13 +40,19 @@ def run_inprocess(corpus_dir, tok_dir, out_dir, *extra, fresh=False):
 
 
 def run_subprocess(corpus_dir, tok_dir, out_dir, *extra, env=None):
-    return subprocess.run([sys.executable, str(ENTRY), *run_args(corpus_dir, tok_dir, out_dir, *extra)],
-                          capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(ENTRY), *run_args(corpus_dir, tok_dir, out_dir, *extra)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
 
 
 def metric_records(out_dir, event):
-    return [r for r in map(json.loads, (Path(out_dir) / "metrics.jsonl").read_text().splitlines())
-            if r["event"] == event]
+    return [
+        r for r in map(json.loads, (Path(out_dir) / "metrics.jsonl").read_text().splitlines()) if r["event"] == event
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +95,10 @@ def test_run_writes_loadable_model_metrics_and_rounds(reference, inputs):
     assert [r["step"] for r in trains] == list(range(2, 13, 2))
     # Rounds every 4 steps: 3 round files, one selection record each.
     assert sorted(p.name for p in (reference / "selection").glob("round-*.jsonl")) == [
-        "round-000.jsonl", "round-001.jsonl", "round-002.jsonl"]
+        "round-000.jsonl",
+        "round-001.jsonl",
+        "round-002.jsonl",
+    ]
     assert [r["round"] for r in metric_records(reference, "selection")] == [0, 1, 2]
     manifest = json.loads((reference / "manifest.json").read_text())
     assert set(manifest["summary"]["valid_loss"]) == {"amh", "hau", "yor"}
@@ -108,8 +124,12 @@ def test_changed_settings_are_refused_row4(reference, inputs, tmp_path):
     with pytest.raises(ConfigError) as err:
         run_inprocess(*inputs, reference, "model.hidden_size=64", "train.seed=7", "selection.strategy=loss")
     text = str(err.value)
-    for name in ("model.hidden_size: 32 -> 64", "train.seed: 0 -> 7", 'selection.strategy: "random" -> "loss"',
-                 "--fresh"):
+    for name in (
+        "model.hidden_size: 32 -> 64",
+        "train.seed: 0 -> 7",
+        'selection.strategy: "random" -> "loss"',
+        "--fresh",
+    ):
         assert name in text
     assert (reference / "manifest.json").read_bytes() == before  # nothing touched
     # Another tokenizer is another input.
@@ -222,6 +242,7 @@ def test_nan_loss_is_skipped_then_stops_row7(inputs, tmp_path, monkeypatch):
             if self.model.training and poisoned["count"] in calls:
                 loss = loss * float("nan")
             return loss, n
+
         return forward
 
     # Training forwards are 2 per step (grad_accum=2); poison one micro-batch of step 3.
@@ -269,7 +290,8 @@ def test_every_strategy_runs(strategy, inputs, tmp_path):
 
 
 def test_cpu_bf16_falls_back_to_fp32_without_the_instructions_and_learns_with_them(
-        reference, inputs, tmp_path, monkeypatch, capsys):
+    reference, inputs, tmp_path, monkeypatch, capsys
+):
     # Without bf16 instructions the setting changes nothing (same run as fp32) and the log says why.
     monkeypatch.setattr(train, "cpu_has_bf16", lambda: False)
     run_inprocess(*inputs, tmp_path / "fallback", "train.cpu_bf16=true")

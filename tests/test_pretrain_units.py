@@ -1,4 +1,5 @@
 """Pure pieces of pretraining: packing, masking, schedule, data order, pool, checkpoints."""
+
 from __future__ import annotations
 
 import json
@@ -75,8 +76,15 @@ def test_whole_word_masking_masks_all_pieces_of_a_word(tokenizer):
     text = "ልጁቤት በየቀኑ ወደ ትምህርትቤት ይሄዳል ọmọnáà ń lọsí ilé ìwélójoojúmọ́ " * 6  # glued: several pieces
     ids = torch.tensor([tokenizer(text)["input_ids"]] * 16)
     starts = word_start_table(tokenizer)
-    _, labels = mask_tokens(ids, special_table(tokenizer), tokenizer.mask_token_id, len(tokenizer),
-                            torch.Generator().manual_seed(3), probability=0.3, word_start=starts)
+    _, labels = mask_tokens(
+        ids,
+        special_table(tokenizer),
+        tokenizer.mask_token_id,
+        len(tokenizer),
+        torch.Generator().manual_seed(3),
+        probability=0.3,
+        word_start=starts,
+    )
     chosen = labels != IGNORE_INDEX
     assert chosen.any()
     multi_piece_words = 0
@@ -138,8 +146,15 @@ def test_help_lists_the_settings(capsys):
         parse_args(["--help"])
     assert exit_.value.code == 0
     text = capsys.readouterr().out
-    for name in ("--preset", "--fresh", "model.hidden_size", "train.grad_accum", "masking.whole_word",
-                 "selection.strategy", "data.block_len"):
+    for name in (
+        "--preset",
+        "--fresh",
+        "model.hidden_size",
+        "train.grad_accum",
+        "masking.whole_word",
+        "selection.strategy",
+        "data.block_len",
+    ):
         assert name in text
 
 
@@ -187,7 +202,9 @@ def test_block_pool_ids_blocks_and_generated_state(inputs, tokenizer, tmp_path):
 
 
 def _save(root, step, payload=b"x"):
-    return ckpt.save_checkpoint(root, step, {"a.bin": payload * 10, "progress.json": json.dumps({"step": step}).encode()})
+    return ckpt.save_checkpoint(
+        root, step, {"a.bin": payload * 10, "progress.json": json.dumps({"step": step}).encode()}
+    )
 
 
 def test_checkpoint_keeps_newest_k_row13(tmp_path):

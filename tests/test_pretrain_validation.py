@@ -1,4 +1,5 @@
 """Exact validation (fixed all-<mask> positions) and the per-language unigram baseline."""
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,16 @@ def random_blocks(tokenizer, n: int, length: int = 32, seed: int = 0) -> np.ndar
 
 def build(tokenizer, blocks, lang="yor", probability=0.15, targets=100):
     chars = validation.piece_chars(tokenizer)
-    return validation.build_validation_set(blocks, special_table(tokenizer), tokenizer.mask_token_id,
-                                           tokenizer.pad_token_id, chars, lang, probability, targets)
+    return validation.build_validation_set(
+        blocks,
+        special_table(tokenizer),
+        tokenizer.mask_token_id,
+        tokenizer.pad_token_id,
+        chars,
+        lang,
+        probability,
+        targets,
+    )
 
 
 def test_every_target_is_masked_and_no_position_is_scored_twice(tokenizer):
@@ -50,9 +59,11 @@ def test_every_target_is_masked_and_no_position_is_scored_twice(tokenizer):
     # Rows are (block, view) pairs: map each row back to its block and count uses per position.
     uses = Counter()
     for row_inputs, row_labels in zip(vset.inputs, vset.labels):
-        block = next(i for i, b in enumerate(blocks)
-                     if torch.equal(torch.where(row_labels != IGNORE_INDEX, row_labels, row_inputs),
-                                    torch.from_numpy(b)))
+        block = next(
+            i
+            for i, b in enumerate(blocks)
+            if torch.equal(torch.where(row_labels != IGNORE_INDEX, row_labels, row_inputs), torch.from_numpy(b))
+        )
         uses.update((block, int(p)) for p in torch.nonzero(row_labels != IGNORE_INDEX).ravel())
     maskable = ~special_table(tokenizer)[torch.from_numpy(blocks)]
     assert max(uses.values()) == 1

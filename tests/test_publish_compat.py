@@ -11,6 +11,7 @@ is the same build as ours, so `2.13.0+cpu` comes from the CPU index when it is n
 without network it is skipped. Run it with `make test-all` or
 `python -m pytest -q -m slow tests/test_publish_compat.py`.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,9 +35,18 @@ TRANSFORMERS_4 = "4.57.6"
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 STAMP = "afrolm-compat.json"  # written into the venv once everything is installed
 # pip's words for "could not reach the index" (then the test is skipped, not failed).
-NO_NETWORK = ("NewConnectionError", "Temporary failure in name resolution", "Name or service not known",
-              "Network is unreachable", "ConnectTimeoutError", "ProxyError", "Max retries exceeded",
-              "connection broken", "Connection refused", "No route to host")
+NO_NETWORK = (
+    "NewConnectionError",
+    "Temporary failure in name resolution",
+    "Name or service not known",
+    "Network is unreachable",
+    "ConnectTimeoutError",
+    "ProxyError",
+    "Max retries exceeded",
+    "connection broken",
+    "Connection refused",
+    "No route to host",
+)
 
 # Real sentences (conftest's five languages: tone marks, Ge'ez, an emoji), the same Yoruba
 # sentence decomposed (NFD, as some keyboards type it), a number, and the mask token itself.
@@ -107,8 +117,10 @@ def compat_python() -> Path:
         output = (done.stdout + done.stderr).strip()
         reached = [line.strip() for line in output.splitlines() if any(m in line for m in NO_NETWORK)]
         if reached:
-            pytest.skip(f"cannot install transformers=={TRANSFORMERS_4} into {venv}: no network? "
-                        f"({output.splitlines()[-1]}; {reached[-1][:300]})")
+            pytest.skip(
+                f"cannot install transformers=={TRANSFORMERS_4} into {venv}: no network? "
+                f"({output.splitlines()[-1]}; {reached[-1][:300]})"
+            )
         pytest.fail(f"installing {requirements} into {venv} failed:\n{output[-3000:]}")
     stamp.write_text(json.dumps(requirements))
     return python
@@ -133,16 +145,24 @@ def test_upload_folder_loads_in_transformers_4_with_the_same_ids(trained_out, co
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     payload = json.dumps({"folder": str(upload), "sentences": SENTENCES, "masked": PublishConfig.sample_text})
-    done = subprocess.run([str(compat_python), "-c", SCRIPT, payload], capture_output=True, text=True,
-                          env=env, cwd=trained_out, timeout=600)
+    done = subprocess.run(
+        [str(compat_python), "-c", SCRIPT, payload],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=trained_out,
+        timeout=600,
+    )
     assert done.returncode == 0, f"transformers {TRANSFORMERS_4} could not load {upload}:\n{done.stderr[-3000:]}"
     theirs = json.loads(done.stdout.strip().splitlines()[-1])
-    print(f"\ncompat: transformers {theirs['transformers']} (tokenizers {theirs['tokenizers']}, torch "
-          f"{theirs['torch']}, {theirs['tokenizer_class']}) vs ours {transformers.__version__}: "
-          f"ids {'equal' if theirs['ids'] == ours else 'DIFFERENT'} on {len(SENTENCES)} sentences "
-          f"({sum(map(len, ours))} tokens); "
-          f"fill-mask top guess {theirs['fill_mask'][0]['token_str']!r} ({theirs['fill_mask'][0]['score']:.3f}), "
-          f"ours {our_fill[0]['token_str']!r} ({our_fill[0]['score']:.3f})")
+    print(
+        f"\ncompat: transformers {theirs['transformers']} (tokenizers {theirs['tokenizers']}, torch "
+        f"{theirs['torch']}, {theirs['tokenizer_class']}) vs ours {transformers.__version__}: "
+        f"ids {'equal' if theirs['ids'] == ours else 'DIFFERENT'} on {len(SENTENCES)} sentences "
+        f"({sum(map(len, ours))} tokens); "
+        f"fill-mask top guess {theirs['fill_mask'][0]['token_str']!r} ({theirs['fill_mask'][0]['score']:.3f}), "
+        f"ours {our_fill[0]['token_str']!r} ({our_fill[0]['score']:.3f})"
+    )
 
     assert theirs["transformers"].startswith("4.57"), theirs["transformers"]
     assert theirs["tokenizer_class"] == "PreTrainedTokenizerFast"

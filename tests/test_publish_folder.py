@@ -1,4 +1,5 @@
 """publish/: checks before upload, the upload folder, the model card (offline dry run)."""
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,13 @@ from publish.example import choose_example, is_word_piece, masked_candidates
 from publish.hub import main
 
 from tests.support.publish import (  # noqa: F401  (fixtures)
-    RUN, FakeHub, build_tiny_run, out, pristine, trained_out, trained_pristine,
+    RUN,
+    FakeHub,
+    build_tiny_run,
+    out,
+    pristine,
+    trained_out,
+    trained_pristine,
 )
 
 
@@ -29,10 +36,20 @@ def test_dry_run_builds_exact_folder_that_loads_offline_row18(out, capsys):
     assert run_cli(out, "--dry-run") == 0
     upload = out / "publish" / RUN / "upload"
     names = {p.relative_to(upload).as_posix() for p in upload.rglob("*") if p.is_file()}
-    assert {"model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json", "README.md",
-            "sentencepiece.model",
-            "LICENSE.md", "training_config.yaml", "training_metrics.jsonl", "eval_results.csv",
-            "report/index.html", "report/loss.png"} <= names
+    assert {
+        "model.safetensors",
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "README.md",
+        "sentencepiece.model",
+        "LICENSE.md",
+        "training_config.yaml",
+        "training_metrics.jsonl",
+        "eval_results.csv",
+        "report/index.html",
+        "report/loss.png",
+    } <= names
     assert not any(n.startswith(".") for n in names)
     # The folder as a user gets it: load it offline, fill a Yoruba mask.
     tok = AutoTokenizer.from_pretrained(upload, local_files_only=True)
@@ -65,8 +82,10 @@ def test_model_card_metadata_and_results(out):
     assert yor_ner["metrics"][0] == {"type": "f1", "value": 42.3, "name": "f1 (mean of 2 seeds)"}
     yosm = [r for r in results if r["dataset"]["type"] == "yosm"]
     assert {r["dataset"]["config"] for r in yosm} == {"yor", "yor-afrisenti-train-out-of-domain"}
-    assert {r["dataset"]["name"] for r in yosm} == {"YOSM (Yoruba movie reviews) (yor)",
-                                                     "YOSM, trained on AfriSenti yor (yor, out-of-domain)"}
+    assert {r["dataset"]["name"] for r in yosm} == {
+        "YOSM (Yoruba movie reviews) (yor)",
+        "YOSM, trained on AfriSenti yor (yor, out-of-domain)",
+    }
     assert all(r["task"]["type"] == "text-classification" for r in yosm)
     assert 'pipeline("fill-mask", model="masakhane-lab/tiny-loss")' in card.text
     assert "non-commercial" in card.text
@@ -78,8 +97,11 @@ def test_licence_lists_every_source_of_the_real_catalogue(out, data_dir):
     assert run_cli(out, "--dry-run", f"data_dir={data_dir}") == 0
     upload = out / "publish" / RUN / "upload"
     licence = (upload / "LICENSE.md").read_text()
-    folders = {line.split("\t", 1)[0].split("/", 1)[0]
-               for line in (data_dir / "mono" / "SOURCES.tsv").read_text().splitlines()[1:] if line}
+    folders = {
+        line.split("\t", 1)[0].split("/", 1)[0]
+        for line in (data_dir / "mono" / "SOURCES.tsv").read_text().splitlines()[1:]
+        if line
+    }
     assert all(f"| {folder} |" in licence for folder in folders)
     assert "| w_afrolm_mlm_al | CC BY-NC-SA 4.0" in licence
     data = ModelCard.load(upload / "README.md").data.to_dict()
@@ -93,13 +115,16 @@ def test_per_seed_results_are_averaged_and_bad_tables_name_the_file(tmp_path):
     assert (only.task, only.lang, only.n_seeds) == ("masakhaner2", "ibo", 2)
     assert only.score == pytest.approx(0.60) and only.std == pytest.approx(0.1414, abs=1e-4)
     # The finetune stage's summary.csv: already averaged, `avg` rows left out.
-    table.write_text("task,lang,model,metric,seeds,test_mean,test_std\nyosm,yor,m,accuracy,3,70.5,1.2\n"
-                     "yosm,avg,m,accuracy,3,70.5,\n")
+    table.write_text(
+        "task,lang,model,metric,seeds,test_mean,test_std\nyosm,yor,m,accuracy,3,70.5,1.2\nyosm,avg,m,accuracy,3,70.5,\n"
+    )
     (only,) = read_results(table)
     assert (only.lang, only.score, only.std, only.n_seeds) == ("yor", 70.5, 1.2, 3)
     # Several models in one table: the one whose path names the run is taken.
-    table.write_text("task,lang,model,seed,metric,test_score\nyosm,yor,out/pretrain/tiny-loss/final,1,accuracy,70\n"
-                     "yosm,yor,Davlan/afro-xlmr-base,1,accuracy,80\n")
+    table.write_text(
+        "task,lang,model,seed,metric,test_score\nyosm,yor,out/pretrain/tiny-loss/final,1,accuracy,70\n"
+        "yosm,yor,Davlan/afro-xlmr-base,1,accuracy,80\n"
+    )
     (only,) = read_results(table, run_name="tiny-loss")
     assert only.score == 70
     with pytest.raises(ResultsError, match="results of several models"):
@@ -244,7 +269,7 @@ def test_fill_mask_example_of_a_trained_model_is_a_word(trained_out, capsys):
     assert f"top guesses {top!r}" in capsys.readouterr().out
     card = ModelCard.load(upload / "README.md")
     assert card.data.to_dict()["widget"] == [{"text": check["text"]}]
-    assert f'fill({json.dumps(check["text"], ensure_ascii=False)})' in card.text
+    assert f"fill({json.dumps(check['text'], ensure_ascii=False)})" in card.text
     # What a user of the published folder gets for it: the same top guess.
     fill = pipeline("fill-mask", model=str(upload))
     assert fill(check["text"], top_k=1)[0]["token_str"] == top
@@ -264,8 +289,10 @@ class FakeFill:
         return self.pieces[token]
 
     def _guesses(self, text: str, top_k: int) -> list[dict]:
-        return [{"token": self.pieces.index(piece), "token_str": piece.lstrip("\u2581"), "score": score,
-                 "sequence": text} for piece, score in self.table[text][:top_k]]
+        return [
+            {"token": self.pieces.index(piece), "token_str": piece.lstrip("\u2581"), "score": score, "sequence": text}
+            for piece, score in self.table[text][:top_k]
+        ]
 
     def __call__(self, texts, top_k: int):
         if isinstance(texts, str):
@@ -276,14 +303,17 @@ class FakeFill:
 
 
 def guesses(*pieces: str, start: float = 0.5) -> list[tuple[str, float]]:
-    return [(piece, start / 2 ** i) for i, piece in enumerate(pieces)]
+    return [(piece, start / 2**i) for i, piece in enumerate(pieces)]
 
 
 def test_choose_example_prefers_sample_then_most_confident_word_and_reports_raw_guesses():
     sample, a, b, c = "S <mask> s.", "A <mask> a.", "B <mask> b.", "C <mask> c."
-    table = {sample: guesses("\u2581ilé", ".", ",", "\u2581", "s"),
-             a: guesses("\u2581ọjà", ".", ",", "\u2581", "s", start=0.9),
-             b: guesses("\u2581", ".", ",", "e", "s"), c: guesses("\u2581ni", ".", ",", "e", "s", start=0.6)}
+    table = {
+        sample: guesses("\u2581ilé", ".", ",", "\u2581", "s"),
+        a: guesses("\u2581ọjà", ".", ",", "\u2581", "s", start=0.9),
+        b: guesses("\u2581", ".", ",", "e", "s"),
+        c: guesses("\u2581ni", ".", ",", "e", "s", start=0.6),
+    }
     # The sample's top guess is a word: kept, although another sentence is more confident.
     example = choose_example(FakeFill(table), sample, [a, b, c])
     assert (example.text, example.top_is_word, example.word["token_str"], example.tried) == (sample, True, "ilé", 4)

@@ -1,5 +1,6 @@
 """publish.hub against a local fake Hub: token never leaks, retries and resumable,
 duplicate-free uploads."""
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,17 @@ class RecordingSleep:
 
 
 def publish_cli(out: Path, hub: FakeHub, *extra: str) -> int:
-    return main(["--folder", str(out / "pretrain" / RUN), f"repo_id={REPO}", f"endpoint={hub.url}",
-                 "backoff_s=0.01", "timeout_s=2", *extra])
+    return main(
+        [
+            "--folder",
+            str(out / "pretrain" / RUN),
+            f"repo_id={REPO}",
+            f"endpoint={hub.url}",
+            "backoff_s=0.01",
+            "timeout_s=2",
+            *extra,
+        ]
+    )
 
 
 def local_files(out: Path) -> dict[str, bytes]:
@@ -133,8 +143,19 @@ def test_token_never_appears_in_output_files_or_uploads_row16(out, token, capfd,
         hub.fail(1, status=500)
         assert publish_cli(out, hub) == 0  # one echoed error on the way, then success
         hub.fail(1000, status=500)
-        assert main(["--folder", str(out / "pretrain" / RUN), "repo_id=org/other", f"endpoint={hub.url}",
-                     "backoff_s=0", "max_attempts=2"]) == 2
+        assert (
+            main(
+                [
+                    "--folder",
+                    str(out / "pretrain" / RUN),
+                    "repo_id=org/other",
+                    f"endpoint={hub.url}",
+                    "backoff_s=0",
+                    "max_attempts=2",
+                ]
+            )
+            == 2
+        )
         # The fake token really went to the server, in the Authorization header only.
         assert {r.authorization for r in hub.requests()} == {f"Bearer {token}"}
         sent = hub.received_bytes()
@@ -162,8 +183,12 @@ def test_private_repo_on_a_branch(out, token):
     with FakeHub() as hub:
         assert publish_cli(out, hub, "private=true", "revision=v0.1", "commit_message=First tiny model") == 0
         (create,) = hub.requests("/api/repos/create")
-        assert json.loads(create.body) == {"name": "tiny-loss", "organization": "masakhane-lab",
-                                           "visibility": "private", "type": "model"}
+        assert json.loads(create.body) == {
+            "name": "tiny-loss",
+            "organization": "masakhane-lab",
+            "visibility": "private",
+            "type": "model",
+        }
         assert hub.files(REPO, "v0.1") == local_files(out) and hub.files(REPO, "main") == {}
         (commit,) = hub.commits(REPO)
         assert (commit.revision, commit.summary) == ("v0.1", "First tiny model")
@@ -195,9 +220,22 @@ def test_retry_waits_double_up_to_the_cap():
 
     cfg = PublishConfig(max_attempts=5, backoff_s=0.5, max_backoff_s=2.0)
     logged: list[str] = []
-    result = with_retries("create repo x/y", flaky, cfg, "http://127.0.0.1:9", ["tok"], sleep=waits.append,
-                          log=lambda *a, **k: logged.append(a[0]))
+    result = with_retries(
+        "create repo x/y",
+        flaky,
+        cfg,
+        "http://127.0.0.1:9",
+        ["tok"],
+        sleep=waits.append,
+        log=lambda *a, **k: logged.append(a[0]),
+    )
     assert result == "ok" and waits == [0.5, 1.0, 2.0, 2.0] and len(logged) == 4
     with pytest.raises(PublishError, match=r"create repo x/y at http://127.0.0.1:9 failed: ValueError"):
-        with_retries("create repo x/y", lambda: (_ for _ in ()).throw(ValueError("bad")), cfg,
-                     "http://127.0.0.1:9", ["tok"], sleep=waits.append)
+        with_retries(
+            "create repo x/y",
+            lambda: (_ for _ in ()).throw(ValueError("bad")),
+            cfg,
+            "http://127.0.0.1:9",
+            ["tok"],
+            sleep=waits.append,
+        )

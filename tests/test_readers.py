@@ -1,4 +1,5 @@
 """Readers on hostile synthetic files and on the real data."""
+
 from __future__ import annotations
 
 import gzip
@@ -56,7 +57,7 @@ def test_bom_crlf_and_utf16_decoded_row20(tmp_path):
     body = "\r\n".join(YOR + AMH) + "\r\n"
     expected = YOR + AMH
     assert texts(read(tmp_path, b"\xef\xbb\xbf" + body.encode())) == expected
-    assert texts(read(tmp_path, body.encode("utf-16"))) == expected        # BOM + native order
+    assert texts(read(tmp_path, body.encode("utf-16"))) == expected  # BOM + native order
     assert texts(read(tmp_path, b"\xfe\xff" + body.encode("utf-16-be"))) == expected
     csv16 = ("t,x\r\n" + "\r\n".join(f"{line},1" for line in AMH)).encode("utf-16")
     assert texts(read(tmp_path, csv16, name="g.csv", fmt="csv", column="t")) == AMH
@@ -70,7 +71,7 @@ def test_bom_crlf_and_utf16_decoded_row20(tmp_path):
 
 
 def test_invalid_utf8_line_rejected_rest_kept_row19(tmp_path):
-    bad = b"Naw \x93Evribody\x94 go hear.\n"   # cp1252 smart quotes inside UTF-8 text
+    bad = b"Naw \x93Evribody\x94 go hear.\n"  # cp1252 smart quotes inside UTF-8 text
     data = (YOR[0] + "\n").encode() + bad + (YOR[1] + "\n").encode()
     units = read(tmp_path, data)
     assert texts(units) == [YOR[0], None, YOR[1]]
@@ -95,11 +96,11 @@ def test_single_10mb_line_rejected_in_bounded_memory_row24(tmp_path):
         handle.write((YOR[0] + "\n").encode())
         chunk = ("ọ̀rọ̀ " * 20_000).encode()
         for _ in range(10 * 2**20 // len(chunk) + 1):
-            handle.write(chunk)          # > 10 MB with no newline
+            handle.write(chunk)  # > 10 MB with no newline
         handle.write(("\n" + YOR[1]).encode())
     assert path.stat().st_size > 10 * 2**20
     peaks = {}
-    for max_chars in (1_000_000, 100_000):   # the default, and a tenth of it
+    for max_chars in (1_000_000, 100_000):  # the default, and a tenth of it
         tracemalloc.start()
         units = list(read_file(entry(max_unit_chars=max_chars), str(path)))
         peaks[max_chars] = tracemalloc.get_traced_memory()[1]
@@ -122,7 +123,7 @@ def test_100k_line_document_streams_row24(tmp_path):
     path.write_text("\n".join(f"{YOR[i % 2]} {i}" for i in range(100_000)), encoding="utf-8")
     units = read_file(entry(), str(path))
     tracemalloc.start()
-    first = next(units)                 # streaming: the first unit costs one chunk, not the file
+    first = next(units)  # streaming: the first unit costs one chunk, not the file
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert first.text == f"{YOR[0]} 0"
@@ -134,8 +135,14 @@ def test_block_first_line_counts_glosses_as_pivot(tmp_path):
     body = f"\n{YOR[0]}\nWe prepare the saddle.\nGoats know their place.\n\n{YOR[1]}\nA gloss.\n"
     units = read(tmp_path, body, block_first_line=True)
     assert [(u.text, u.reason) for u in units] == [
-        ("", None), (YOR[0], None), (None, "pivot"), (None, "pivot"), ("", None),
-        (YOR[1], None), (None, "pivot")]
+        ("", None),
+        (YOR[0], None),
+        (None, "pivot"),
+        (None, "pivot"),
+        ("", None),
+        (YOR[1], None),
+        (None, "pivot"),
+    ]
 
 
 def test_split_and_strip_regex(tmp_path):
@@ -143,21 +150,26 @@ def test_split_and_strip_regex(tmp_path):
     units = read(tmp_path, body, split_regex=r"\s*\bMTR?\d+:\s*")
     assert texts(units) == ["Ina kwana https://t.co/x", "Lafiya lau", ""]
     assert texts(read(tmp_path, "5316- Mɛ ɖo\n  12-Ée\n1990 wɛ\n", strip_regex=r"^\s*\d+-\s*")) == [
-        "Mɛ ɖo", "Ée", "1990 wɛ"]
+        "Mɛ ɖo",
+        "Ée",
+        "1990 wɛ",
+    ]
 
 
 # ---------------------------------------------------------------- delimited
 
 
 def test_csv_multiline_quoted_cells_and_doubled_quotes(tmp_path):
-    data = ('File_Path,Kirundi_Transcription,English\n'
-            ',"""Ni wewé watōyé aryá maherá???""\n- Umurùúndi: Indé? Jēwé?","""It\'s you?""\n- Who? Me?"\n'
-            'x.wav,Amahoro,Peace\n')
+    data = (
+        "File_Path,Kirundi_Transcription,English\n"
+        ',"""Ni wewé watōyé aryá maherá???""\n- Umurùúndi: Indé? Jēwé?","""It\'s you?""\n- Who? Me?"\n'
+        "x.wav,Amahoro,Peace\n"
+    )
     units = read(tmp_path, data, name="k.csv", fmt="csv", column="Kirundi_Transcription")
     assert texts(units) == ['"Ni wewé watōyé aryá maherá???"\n- Umurùúndi: Indé? Jēwé?', "Amahoro"]
     split = read(tmp_path, data, name="k.csv", fmt="csv", column="Kirundi_Transcription", split_lines=True)
     assert texts(split) == ['"Ni wewé watōyé aryá maherá???"', "- Umurùúndi: Indé? Jēwé?", "Amahoro"]
-    assert not any("you" in (t or "") for t in texts(split))   # the English pivot never leaks
+    assert not any("you" in (t or "") for t in texts(split))  # the English pivot never leaks
 
 
 def test_pipe_csv_with_unnamed_index_column(tmp_path):
@@ -176,12 +188,13 @@ def test_csv_missing_column_and_short_row_are_malformed(tmp_path):
 
 def test_tsv_quoting_line_unwraps_without_spanning_rows(tmp_path):
     # lafand's fra-fon: one cell CSV-quoted, the next only starts with a stray quote
-    data = ('fra\tfon\n'
-            'Les neuf.\t"""Mɛ tɛ́nwe"" mɔ̌ ɖɔ énɛ́."\n'
-            'Le total.\t"4889- Mɛ ée kú é ɔ\n'
-            'Selon le ministre.\t79- Nú gǎn\n')
-    units = read(tmp_path, data, name="t.tsv", fmt="tsv", column="fon", quoting="line",
-                 strip_regex=r'^"?\d+-\s*')
+    data = (
+        "fra\tfon\n"
+        'Les neuf.\t"""Mɛ tɛ́nwe"" mɔ̌ ɖɔ énɛ́."\n'
+        'Le total.\t"4889- Mɛ ée kú é ɔ\n'
+        "Selon le ministre.\t79- Nú gǎn\n"
+    )
+    units = read(tmp_path, data, name="t.tsv", fmt="tsv", column="fon", quoting="line", strip_regex=r'^"?\d+-\s*')
     assert texts(units) == ['"Mɛ tɛ́nwe" mɔ̌ ɖɔ énɛ́.', "Mɛ ée kú é ɔ", "Nú gǎn"]
     glued = read(tmp_path, data, name="t.tsv", fmt="tsv", column="fon", quoting="csv")
     assert any("Selon le ministre" in (t or "") for t in texts(glued))  # why `line` exists
@@ -197,36 +210,59 @@ def test_tsv_by_position_without_header(tmp_path):
 
 
 def test_jsonl_nested_field_malformed_and_missing(tmp_path):
-    data = "\n".join([
-        json.dumps({"translation": {"en": "Journalist arrested", "hau": "An kama ɗan jarida"}}),
-        '{"translation": {"en": "broken"',
-        json.dumps({"translation": {"en": "only english"}}),
-        json.dumps({"translation": {"en": "x", "hau": ["a"]}}),
-    ])
+    data = "\n".join(
+        [
+            json.dumps({"translation": {"en": "Journalist arrested", "hau": "An kama ɗan jarida"}}),
+            '{"translation": {"en": "broken"',
+            json.dumps({"translation": {"en": "only english"}}),
+            json.dumps({"translation": {"en": "x", "hau": ["a"]}}),
+        ]
+    )
     units = read(tmp_path, data, name="d.json", fmt="jsonl", lang="hau", field="translation.hau")
     assert [(u.text, u.reason) for u in units] == [
-        ("An kama ɗan jarida", None), (None, "malformed"), (None, "malformed"), (None, "malformed")]
+        ("An kama ɗan jarida", None),
+        (None, "malformed"),
+        (None, "malformed"),
+        (None, "malformed"),
+    ]
     assert "line 2: not JSON" in units[1].detail and "translation.hau" in units[2].detail
 
 
 def test_json_array_pretty_printed(tmp_path):
-    data = json.dumps([{"id": "1", "english": "Hello", "amharic": AMH[0]},
-                       {"id": "2", "english": "How are you", "amharic": AMH[1]}], indent=2, ensure_ascii=False)
+    data = json.dumps(
+        [{"id": "1", "english": "Hello", "amharic": AMH[0]}, {"id": "2", "english": "How are you", "amharic": AMH[1]}],
+        indent=2,
+        ensure_ascii=False,
+    )
     units = read(tmp_path, data, name="s.json", fmt="json_array", lang="amh", field="*.amharic")
     assert texts(units) == AMH
 
 
 def test_js_json_wrapper_and_sup_removed(tmp_path):
-    book = {"name": "Matio", "numChapters": "2", "chapters": {
-        "1": {"1": "<sup>1</sup> NY filazana ny razan’i Jesosy Kristy.", "2": "<sup>2</sup> Abrahama niteraka."},
-        "2": {"1": "<sup>1</sup> Ary rehefa teraka tao Betlehema i Jesosy."}}}
+    book = {
+        "name": "Matio",
+        "numChapters": "2",
+        "chapters": {
+            "1": {"1": "<sup>1</sup> NY filazana ny razan’i Jesosy Kristy.", "2": "<sup>2</sup> Abrahama niteraka."},
+            "2": {"1": "<sup>1</sup> Ary rehefa teraka tao Betlehema i Jesosy."},
+        },
+    }
     data = "var book = " + json.dumps(book, ensure_ascii=False, indent="\t") + ";\nmodule.exports = book;"
-    units = read(tmp_path, data, name="40.js", fmt="js_json", lang="mlg", field="chapters.*.*",
-                 strip_regex=r"<sup>[^<]*</sup>\s*")
-    assert texts(units) == ["NY filazana ny razan’i Jesosy Kristy.", "Abrahama niteraka.",
-                            "Ary rehefa teraka tao Betlehema i Jesosy."]
-    broken = read(tmp_path, "var book = {\"chapters\": {", name="41.js", fmt="js_json", lang="mlg",
-                  field="chapters.*.*")
+    units = read(
+        tmp_path,
+        data,
+        name="40.js",
+        fmt="js_json",
+        lang="mlg",
+        field="chapters.*.*",
+        strip_regex=r"<sup>[^<]*</sup>\s*",
+    )
+    assert texts(units) == [
+        "NY filazana ny razan’i Jesosy Kristy.",
+        "Abrahama niteraka.",
+        "Ary rehefa teraka tao Betlehema i Jesosy.",
+    ]
+    broken = read(tmp_path, 'var book = {"chapters": {', name="41.js", fmt="js_json", lang="mlg", field="chapters.*.*")
     assert [u.reason for u in broken] == ["malformed"]
 
 
@@ -234,10 +270,12 @@ def test_js_json_wrapper_and_sup_removed(tmp_path):
 
 
 def test_ces_xml_segments_and_broken_xml(tmp_path):
-    data = ('<?xml version="1.0" ?>\n<cesDoc version="4"><cesHeader><language iso639="ssw">Swahili'
-            '</language></cesHeader><text><body><div type="book">\n'
-            '\t\t<seg id="b.MAT.1.1" type="verse">\n\t\t\tYesu Kristo alikuwa mzawa wa Daudi.\n\t\t</seg>\n'
-            '\t\t<seg id="b.MAT.1.2" type="verse">Abrahamu alimzaa Isaka,</seg>\n')
+    data = (
+        '<?xml version="1.0" ?>\n<cesDoc version="4"><cesHeader><language iso639="ssw">Swahili'
+        '</language></cesHeader><text><body><div type="book">\n'
+        '\t\t<seg id="b.MAT.1.1" type="verse">\n\t\t\tYesu Kristo alikuwa mzawa wa Daudi.\n\t\t</seg>\n'
+        '\t\t<seg id="b.MAT.1.2" type="verse">Abrahamu alimzaa Isaka,</seg>\n'
+    )
     whole = data + "</div></body></text></cesDoc>\n"
     units = read(tmp_path, whole, name="b.xml", fmt="ces_xml", lang="swa")
     assert texts(units) == ["Yesu Kristo alikuwa mzawa wa Daudi.", "Abrahamu alimzaa Isaka,"]
@@ -246,10 +284,12 @@ def test_ces_xml_segments_and_broken_xml(tmp_path):
 
 
 def test_xhtml_bom_prolog_blocks_and_entities(tmp_path):
-    page = ("\ufeff<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE html>\n"
-            "<html xmlns=\"http://www.w3.org/1999/xhtml\"><head><title>ርዕስ</title>"
-            "<script>var x = 1;</script></head>\n<body>\n\n<h2 class=\"c\">መለስ ዜናዊ</h2>\n\n"
-            f"<p>{AMH[0]} <a href=\"#\">ሊንክ</a> &amp; ሌላ</p>\n<p>{AMH[1]}<br/>ሁለተኛ</p>\n</body></html>\n")
+    page = (
+        '\ufeff<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE html>\n'
+        '<html xmlns="http://www.w3.org/1999/xhtml"><head><title>ርዕስ</title>'
+        '<script>var x = 1;</script></head>\n<body>\n\n<h2 class="c">መለስ ዜናዊ</h2>\n\n'
+        f'<p>{AMH[0]} <a href="#">ሊንክ</a> &amp; ሌላ</p>\n<p>{AMH[1]}<br/>ሁለተኛ</p>\n</body></html>\n'
+    )
     units = read(tmp_path, page, name="ጋዜጣ/ልሳነ፡ሕዝብ.19971003.1.html", fmt="xhtml", lang="amh")
     assert texts(units) == ["መለስ ዜናዊ", f"{AMH[0]} ሊንክ & ሌላ", AMH[1], "ሁለተኛ"]
     assert read(tmp_path, b"\xef\xbb\xbf", name="empty.html", fmt="xhtml", lang="amh") == []
@@ -291,8 +331,13 @@ def make_tar(path: Path, members: dict[str, bytes], extra=()) -> None:
 
 def test_tar_members_cr_only_and_only_matching(tmp_path):
     path = tmp_path / "en_af.train.tar.gz"
-    make_tar(path, {"clean/en_af/enaf.train.af": "( 3 ) indien .\rek dank u .\rissued by".encode(),
-                    "clean/en_af/enaf.train.en": b"( 3 ) if .\rI thank you .\r"})
+    make_tar(
+        path,
+        {
+            "clean/en_af/enaf.train.af": "( 3 ) indien .\rek dank u .\rissued by".encode(),
+            "clean/en_af/enaf.train.en": b"( 3 ) if .\rI thank you .\r",
+        },
+    )
     tar = entry("tar", lang="afr", member="clean/en_af/*.af", inner_format="lines")
     units = list(read_file(tar, str(path)))
     assert texts(units) == ["( 3 ) indien .", "ek dank u .", "issued by"]
@@ -306,21 +351,27 @@ def test_tar_unsafe_members_and_links_row21(tmp_path):
     device = tarfile.TarInfo("pcm/dev.txt")
     device.type = tarfile.CHRTYPE
     path = tmp_path / "pcm.tar.gz"
-    make_tar(path, {"pcm/../../evil.txt": b"owned\n", "/pcm/abs.txt": b"owned\n",
-                    "pcm/1_1.txt": b"God tell Moses:\n"}, extra=(link, device))
+    make_tar(
+        path,
+        {"pcm/../../evil.txt": b"owned\n", "/pcm/abs.txt": b"owned\n", "pcm/1_1.txt": b"God tell Moses:\n"},
+        extra=(link, device),
+    )
     tar = entry("tar", lang="pcm", member="*pcm/*.txt")
     units = list(read_file(tar, str(path)))
     # links and devices are never followed, but counted with a reason
     assert [(u.text, u.reason) for u in units] == [
-        (None, "unsafe_member"), (None, "unsafe_member"), ("God tell Moses:", None),
-        (None, "unsafe_member"), (None, "unsafe_member")]
+        (None, "unsafe_member"),
+        (None, "unsafe_member"),
+        ("God tell Moses:", None),
+        (None, "unsafe_member"),
+        (None, "unsafe_member"),
+    ]
     assert "link to '/etc/passwd'" in units[3].detail and "device" in units[4].detail
     assert not (tmp_path.parent / "evil.txt").exists()
 
 
 def test_truncated_tar_gz_yields_what_was_read_then_one_reject_row21(tmp_path):
-    members = {f"pcm/{i}.txt": "".join(f"Verse {i}.{j} na di word.\n" for j in range(400)).encode()
-               for i in range(40)}
+    members = {f"pcm/{i}.txt": "".join(f"Verse {i}.{j} na di word.\n" for j in range(400)).encode() for i in range(40)}
     whole = tmp_path / "whole.tar.gz"
     make_tar(whole, members)
     cut = tmp_path / "cut.tar.gz"
@@ -354,11 +405,22 @@ def test_truncated_gz_text_file_row21(tmp_path):
 # ---------------------------------------------------------------- real data
 
 
-SPOT_CHECKED = {"autshumato_afr", "naija_bible_pcm_cp1252", "bible_corpus_swa", "bible_tools_mlg",
-                "lafand_hau", "lafand_bbj", "lafand_twi", "lafand_doc_fon",
-                *(f"sona_{lang}" for lang in ("xho", "sot", "tsn", "nbl", "tso", "ven")),
-                *(f"{name}{suffix}" for name in ("hornmt_aar", "kikuyu_genesis_kik",
-                                                 "amharic_learning_amh") for suffix in ("", "_xlsx"))}
+SPOT_CHECKED = {
+    "autshumato_afr",
+    "naija_bible_pcm_cp1252",
+    "bible_corpus_swa",
+    "bible_tools_mlg",
+    "lafand_hau",
+    "lafand_bbj",
+    "lafand_twi",
+    "lafand_doc_fon",
+    *(f"sona_{lang}" for lang in ("xho", "sot", "tsn", "nbl", "tso", "ven")),
+    *(
+        f"{name}{suffix}"
+        for name in ("hornmt_aar", "kikuyu_genesis_kik", "amharic_learning_amh")
+        for suffix in ("", "_xlsx")
+    ),
+}
 
 
 @pytest.fixture(scope="module")
@@ -417,10 +479,12 @@ def test_real_spot_checks(real_units, data_dir):
 def test_real_parallel_pivots_never_leak(real_units, data_dir):
     """No English/French sentence of a lafand file appears as a unit of its African side."""
     mono = data_dir / "mono" / "w_lafand_mt"
-    checks = {"lafand_hau": ("json_files/en-hau/train.json", "en"),
-              "lafand_bbj": ("json_files/fr-bbj/train.json", "fr"),
-              "lafand_twi": ("tsv_files/en-twi/train.tsv", "en"),
-              "lafand_doc_fon": ("doc_level_tsv/fra-fon/train.tsv", "fra")}
+    checks = {
+        "lafand_hau": ("json_files/en-hau/train.json", "en"),
+        "lafand_bbj": ("json_files/fr-bbj/train.json", "fr"),
+        "lafand_twi": ("tsv_files/en-twi/train.tsv", "en"),
+        "lafand_doc_fon": ("doc_level_tsv/fra-fon/train.tsv", "fra"),
+    }
     for name, (rel, pivot) in checks.items():
         raw = (mono / rel).read_text(encoding="utf-8").splitlines()
         lang = name.rsplit("_", 1)[1]
@@ -441,9 +505,11 @@ def test_real_parallel_pivots_never_leak(real_units, data_dir):
 
 def test_real_disabled_twins_hold_the_same_text(real_units):
     """The disabled xlsx entries duplicate enabled ones (the reason they are disabled)."""
-    for twin, main in [("hornmt_aar_xlsx", "hornmt_aar"),
-                       ("kikuyu_genesis_kik_xlsx", "kikuyu_genesis_kik"),
-                       ("amharic_learning_amh_xlsx", "amharic_learning_amh")]:
+    for twin, main in [
+        ("hornmt_aar_xlsx", "hornmt_aar"),
+        ("kikuyu_genesis_kik_xlsx", "kikuyu_genesis_kik"),
+        ("amharic_learning_amh_xlsx", "amharic_learning_amh"),
+    ]:
         a = Counter(u.text.strip() for u in real_units[twin] if u.text)
         b = Counter(u.text.strip() for u in real_units[main] if u.text)
         overlap = sum((a & b).values())

@@ -1,6 +1,7 @@
 """The report in a real browser: headless Chromium renders it to a PNG.
 
 Slow (a browser start); skipped when `chromium` is not on PATH (`apt-get install chromium`)."""
+
 from __future__ import annotations
 
 import shutil
@@ -17,10 +18,21 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def screenshot(html_path, png_path, profile, width=1400, height=3000) -> None:
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={profile}", f"--screenshot={png_path}", f"--window-size={width},{height}",
-           html_path.resolve().as_uri()]
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        f"--screenshot={png_path}",
+        f"--window-size={width},{height}",
+        html_path.resolve().as_uri(),
+    ]
     subprocess.run(cmd, check=True, capture_output=True, timeout=120)
 
 

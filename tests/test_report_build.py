@@ -1,4 +1,5 @@
 """The whole report from a fake run folder in every stage's real format (tests/support/report.py)."""
+
 from __future__ import annotations
 
 import base64
@@ -15,8 +16,15 @@ from report.build import build, main
 from report.config import ReportConfig
 from tests.support.report import PLANTED, write_corpus, write_fake_run, write_pretrain
 
-HEADINGS = ("Overview", "Corpus: lines kept and dropped", "Decontamination", "Tokenizer: fertility per language",
-            "Pretraining: loss curves", "Selection: what each round chose", "Downstream results")
+HEADINGS = (
+    "Overview",
+    "Corpus: lines kept and dropped",
+    "Decontamination",
+    "Tokenizer: fertility per language",
+    "Pretraining: loss curves",
+    "Selection: what each round chose",
+    "Downstream results",
+)
 
 
 def make(out, **kw) -> str:
@@ -165,7 +173,8 @@ def test_validation_is_shown_against_the_unigram_baseline(full):
     margins = {lang: baseline[lang]["loss"] - last[lang]["loss"] for lang in last}
     below = sum(m > 0 for m in margins.values())
     mean = statistics.fmean(margins.values())
-    assert (f"below the per-language unigram baseline in {below} of {len(margins)} languages; "
-            f"mean margin {mean:+.3f} nats") in text
+    assert (
+        f"below the per-language unigram baseline in {below} of {len(margins)} languages; mean margin {mean:+.3f} nats"
+    ) in text
     for lang, margin in margins.items():
         assert f"<td class=num>{baseline[lang]['loss']:.4f}</td><td class=num>{margin:.4f}</td>" in text, lang

@@ -1,4 +1,5 @@
 """Figure helpers: which rounds are drawn, edge cases that must still give a PNG."""
+
 from __future__ import annotations
 
 from report import figures

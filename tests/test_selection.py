@@ -3,6 +3,7 @@
 A tiny real tokenizer (tests.support.tokenizer, SentencePiece -> HF fast), a 2-layer hidden-32
 XLM-R MLM and an in-memory BlockPool over Yoruba, Hausa, Amharic (Ge'ez) and Swahili text.
 """
+
 from __future__ import annotations
 
 import copy
@@ -20,8 +21,14 @@ from common.config import ConfigError, load_config
 from pretrain import generate, runfiles
 from pretrain.scoring import eval_mode, mlm_scores, scoring_mask, special_token_ids
 from pretrain.selection import (
-    SelectionConfig, SelectionState, choose_in_language, gumbel_top_k, holdout_count,
-    language_quotas, robust_z, run_round,
+    SelectionConfig,
+    SelectionState,
+    choose_in_language,
+    gumbel_top_k,
+    holdout_count,
+    language_quotas,
+    robust_z,
+    run_round,
 )
 from pretrain.strategies import STRATEGIES
 from tests.support.tokenizer import TINY_TEXTS, build_tiny_tokenizer
@@ -45,8 +52,7 @@ def synthetic_sentences(lang: str, n: int, seed: int) -> list[str]:
 class MemoryPool:
     """The BlockPool protocol over in-memory token blocks (what pretrain/data.py provides)."""
 
-    def __init__(self, tokenizer, train: dict[str, list[str]], valid: dict[str, list[str]],
-                 block_len: int = BLOCK_LEN):
+    def __init__(self, tokenizer, train: dict[str, list[str]], valid: dict[str, list[str]], block_len: int = BLOCK_LEN):
         self.tokenizer, self.block_len = tokenizer, block_len
         self.train, self.valid = train, valid  # valid is here only to prove it is never used
         self.rows: list[np.ndarray] = []
@@ -65,7 +71,7 @@ class MemoryPool:
         for start in range(0, len(ids), step):
             if len(ids) - start < 2:  # a lone trailing `</s>` is no block
                 break
-            row = [0] + ids[start:start + step]
+            row = [0] + ids[start : start + step]
             out.append(np.array(row + [1] * (self.block_len - len(row)), dtype=np.int64))
         return out
 
@@ -129,9 +135,16 @@ def make_pool(tokenizer) -> MemoryPool:
 
 def tiny_model(tokenizer, seed: int = 0) -> XLMRobertaForMaskedLM:
     config = XLMRobertaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=BLOCK_LEN + 2, pad_token_id=1,
-        bos_token_id=0, eos_token_id=2)
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=BLOCK_LEN + 2,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+    )
     torch.manual_seed(seed)
     return XLMRobertaForMaskedLM(config)
 
@@ -148,8 +161,11 @@ def train_briefly(model, pool: MemoryPool, steps: int = 150, seed: int = 0) -> N
         batch = blocks[torch.randint(len(blocks), (32,), generator=gen)]
         mask = scoring_mask(batch, 0.15, gen, special)
         labels = batch.masked_fill(~mask, -100)
-        loss = model(input_ids=batch.masked_fill(mask, len(pool.tokenizer) - 1),
-                     attention_mask=(batch != 1).long(), labels=labels).loss
+        loss = model(
+            input_ids=batch.masked_fill(mask, len(pool.tokenizer) - 1),
+            attention_mask=(batch != 1).long(),
+            labels=labels,
+        ).loss
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -172,8 +188,14 @@ def read_round(path):
 
 
 def cfg_for(strategy: str, **kw) -> SelectionConfig:
-    base = dict(strategy=strategy, blocks_per_round=40, candidates_per_round=120,
-                score_batch_size=64, afrolm_prompts_per_round=24, rho_reference_steps=10)
+    base = dict(
+        strategy=strategy,
+        blocks_per_round=40,
+        candidates_per_round=120,
+        score_batch_size=64,
+        afrolm_prompts_per_round=24,
+        rho_reference_steps=10,
+    )
     return SelectionConfig(**{**base, **kw})
 
 
@@ -184,7 +206,7 @@ def test_quotas_sum_and_follow_n_to_the_alpha():
     sizes = {"yor": 90_000, "hau": 10_000, "amh": 1_000, "swa": 100}
     for alpha in (0.0, 0.3, 0.5, 1.0):
         quotas = language_quotas(sizes, 300, alpha)
-        weights = {l: n ** alpha for l, n in sizes.items()}
+        weights = {l: n**alpha for l, n in sizes.items()}
         exact = {l: 300 * w / sum(weights.values()) for l, w in weights.items()}
         assert sum(quotas.values()) == 300
         assert all(abs(quotas[l] - exact[l]) < 1 for l in sizes), (alpha, quotas, exact)
@@ -208,9 +230,11 @@ def test_quotas_beyond_the_whole_pool_exceed_caps_only_then():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.dictionaries(st.sampled_from(["yor", "hau", "amh", "swa", "ibo"]),
-                       st.integers(0, 5000), min_size=1),
-       st.integers(0, 3000), st.floats(0.0, 1.0))
+@given(
+    st.dictionaries(st.sampled_from(["yor", "hau", "amh", "swa", "ibo"]), st.integers(0, 5000), min_size=1),
+    st.integers(0, 3000),
+    st.floats(0.0, 1.0),
+)
 def test_quotas_properties(sizes, total, alpha):
     quotas = language_quotas(sizes, total, alpha)
     assert set(quotas) == set(sizes) and all(q >= 0 for q in quotas.values())
@@ -253,15 +277,15 @@ def test_gumbel_prefers_high_scores_but_is_not_a_top_k():
         sets.add(tuple(sorted(picked)))
     top, bottom = counts[-10:].mean(), counts[:10].mean()
     assert top > 3 * bottom > 0  # strongly preferred, yet the lowest still get picked
-    assert len(sets) > 250       # no collapse onto one deterministic set
+    assert len(sets) > 250  # no collapse onto one deterministic set
     assert np.corrcoef(scores, counts)[0, 1] > 0.9
 
 
 def test_choose_in_language_guards_junk_and_explores():
     rng = np.random.default_rng(0)
     scores = rng.normal(5.0, 0.3, 100)
-    scores[:5] = 20.0      # far above the norm: junk
-    scores[5] = np.nan     # unscorable: junk
+    scores[:5] = 20.0  # far above the norm: junk
+    scores[5] = np.nan  # unscorable: junk
     cfg = SelectionConfig(exploration=0.2, blocks_per_round=30, candidates_per_round=100)
     chosen, reasons, z, junk = choose_in_language(scores, 30, cfg, rng)
     assert len(chosen) == len(set(chosen.tolist())) == 30
@@ -301,8 +325,9 @@ def test_scores_match_a_plain_forward_and_never_mask_specials(tokenizer):
     assert (mask.sum(1) >= 1).all()
     model.eval()
     with torch.no_grad():  # reference: the full standard forward and cross-entropy
-        logits = model(input_ids=blocks.masked_fill(mask, len(tokenizer) - 1),
-                       attention_mask=(blocks != 1).long()).logits
+        logits = model(
+            input_ids=blocks.masked_fill(mask, len(tokenizer) - 1), attention_mask=(blocks != 1).long()
+        ).logits
         nll = torch.nn.functional.cross_entropy(logits[mask], blocks[mask], reduction="none")
         logp = logits[mask].log_softmax(-1)
         ent = -(logp.exp() * logp).sum(-1)
@@ -321,8 +346,7 @@ def test_scoring_leaves_global_rng_train_mode_and_weights_alone(tokenizer):
     weights = copy.deepcopy(model.state_dict())
     torch.manual_seed(123)
     before = torch.get_rng_state()
-    run_round(model, make_pool(tokenizer), cfg_for("loss", warmup_rounds=0), SelectionState(),
-              0, None, "cpu")
+    run_round(model, make_pool(tokenizer), cfg_for("loss", warmup_rounds=0), SelectionState(), 0, None, "cpu")
     assert torch.equal(torch.get_rng_state(), before)
     assert [m.training for m in model.modules()] == modes
     assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())
@@ -345,8 +369,9 @@ def test_round_counts_equal_quotas_for_every_strategy(tokenizer, trained, strate
     records, summary = read_round(tmp_path / "selection" / "round-001.jsonl")
     expected = {"random": "random", "afrolm": "generate", "mix": "mixture"}.get(strategy, "scored")
     assert summary["mode"] == expected
-    sizes = {lang: len(pool.ids(lang)) - holdout_count(len(pool.ids(lang)), cfg.holdout_share)
-             for lang in pool.languages}
+    sizes = {
+        lang: len(pool.ids(lang)) - holdout_count(len(pool.ids(lang)), cfg.holdout_share) for lang in pool.languages
+    }
     quotas = language_quotas(sizes, cfg.blocks_per_round, cfg.alpha)
     if strategy == "mix":  # the mix sets its own language shares
         quotas = {lang: s["quota"] for lang, s in summary["languages"].items()}
@@ -371,8 +396,7 @@ def test_rounds_are_deterministic_and_resume_from_state(tokenizer, trained, tmp_
         state = SelectionState()
         for r in range(3):
             run_round(model, make_pool(tokenizer), cfg, state, r, tmp_path / run, "cpu")
-        files.append([(tmp_path / run / "selection" / f"round-{r:03d}.jsonl").read_bytes()
-                      for r in range(3)])
+        files.append([(tmp_path / run / "selection" / f"round-{r:03d}.jsonl").read_bytes() for r in range(3)])
     assert files[0] == files[1]
     # resume: a state saved after round 1 and reloaded gives the same round 2
     state = SelectionState()
@@ -383,8 +407,9 @@ def test_rounds_are_deterministic_and_resume_from_state(tokenizer, trained, tmp_
     run_round(model, make_pool(tokenizer), cfg, resumed, 2, tmp_path / "c", "cpu")
     assert (tmp_path / "c" / "selection" / "round-002.jsonl").read_bytes() == files[0][2]
     # another round index draws other candidates
-    cands = [{r["block_id"] for r in read_round(tmp_path / "a" / "selection" / f"round-{i:03d}.jsonl")[0]}
-             for i in (1, 2)]
+    cands = [
+        {r["block_id"] for r in read_round(tmp_path / "a" / "selection" / f"round-{i:03d}.jsonl")[0]} for i in (1, 2)
+    ]
     assert cands[0] != cands[1]
 
 
@@ -413,8 +438,9 @@ def test_fewer_candidates_than_quota_row10(tokenizer, tmp_path, caplog):
     train["swa"] = train["swa"][:1]  # swa: 1 block, far below its quota
     pool = MemoryPool(tokenizer, train, valid)
     total = sum(len(pool.ids(lang)) for lang in pool.languages)
-    cfg = cfg_for("loss", warmup_rounds=0, blocks_per_round=total + 10,
-                  candidates_per_round=total + 50, holdout_share=0.0)  # every block can be chosen
+    cfg = cfg_for(
+        "loss", warmup_rounds=0, blocks_per_round=total + 10, candidates_per_round=total + 50, holdout_share=0.0
+    )  # every block can be chosen
     with caplog.at_level(logging.WARNING, logger="pretrain.selection"):
         result = run_round(model, pool, cfg, SelectionState(), 0, tmp_path, "cpu")
     chosen = result.chosen_ids.tolist()
@@ -456,8 +482,7 @@ def test_junk_blocks_keep_their_share_row11(tokenizer, trained, strategy, tmp_pa
         junk |= plant_junk(pool, lang, 4, seed=i)
     all_ids = np.concatenate([pool.ids(l) for l in pool.languages])
     pool_share = len(junk) / len(all_ids)
-    cfg = cfg_for(strategy, warmup_rounds=1, blocks_per_round=60, candidates_per_round=400,
-                  gumbel_temperature=0.5)
+    cfg = cfg_for(strategy, warmup_rounds=1, blocks_per_round=60, candidates_per_round=400, gumbel_temperature=0.5)
     state = SelectionState()
     for r in range(2):  # round 0: random warm-up; round 1: the strategy
         result = run_round(model, pool, cfg, state, r, tmp_path, "cpu")
@@ -478,8 +503,9 @@ def test_afrolm_generates_filters_and_adds_to_the_pool(tokenizer, trained, tmp_p
     pool = make_pool(tokenizer)
     before = {lang: len(pool.ids(lang)) for lang in pool.languages}
     # sampled: greedy fills of this 150-step model are all `▁` and fail the filters (no letters)
-    cfg = cfg_for("afrolm", warmup_rounds=0, afrolm_prompts_per_round=40, afrolm_temperature=1.0,
-                  afrolm_generated_share=0.5)
+    cfg = cfg_for(
+        "afrolm", warmup_rounds=0, afrolm_prompts_per_round=40, afrolm_temperature=1.0, afrolm_generated_share=0.5
+    )
     state = SelectionState()
     result = run_round(model, pool, cfg, state, 0, tmp_path, "cpu")
     records, summary = read_round(tmp_path / "selection" / "round-000.jsonl")
@@ -513,14 +539,12 @@ def test_fill_keeps_the_prompt_head_and_never_emits_special_tokens(tokenizer, tr
     assert prompts and counts["prompt_too_short"] + len(prompts) == len(texts)
     assert counts["prompt_truncated"] > 0 and all(len(p.ids) <= BLOCK_LEN for p in prompts)
     for sample in (dict(temperature=0.0), dict(temperature=1.0, top_k=20)):
-        outs = generate.fill_prompts(model, prompts, torch.Generator().manual_seed(0), 4, "cpu",
-                                     **sample)
+        outs = generate.fill_prompts(model, prompts, torch.Generator().manual_seed(0), 4, "cpu", **sample)
         for prompt, ids in zip(prompts, outs):
             keep = [i for i in range(len(ids)) if i not in prompt.fill]
             assert [ids[i] for i in keep] == [prompt.ids[i] for i in keep]
             assert not {ids[i] for i in prompt.fill} & {0, 1, 2, 3, len(tokenizer) - 1}
-    first = generate.fill_prompts(model, prompts, torch.Generator().manual_seed(0), 4, "cpu",
-                                  temperature=1.0, top_k=20)
+    first = generate.fill_prompts(model, prompts, torch.Generator().manual_seed(0), 4, "cpu", temperature=1.0, top_k=20)
     assert first == outs  # seeded: the same generator seed gives the same sentences
 
 
@@ -536,8 +560,7 @@ def test_last_words_and_filters():
     assert generate.check_generated(prompt, prompt, "lójoojúmọ́.", 4) == "same_as_prompt"
     assert generate.check_generated(prompt, "Ọmọ náà", "náà", 4) == "too_short"
     assert generate.check_generated(prompt, "Ọmọ náà ń lọ sí 🙂", "🙂", 4) == "no_letters"
-    assert generate.check_generated(prompt, "Ọmọ náà ń lọ sí \ufffd", "\ufffd", 4) == \
-        "invalid_characters"
+    assert generate.check_generated(prompt, "Ọmọ náà ń lọ sí \ufffd", "\ufffd", 4) == "invalid_characters"
     assert generate.main_script("ልጁ በየቀኑ ወደ school") == "Ethiopic"
 
 

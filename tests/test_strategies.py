@@ -1,6 +1,7 @@
 """pretrain/strategies/: the registry, each strategy's scoring on a tiny model, the shared frame
 (same candidates, same junk guard for every arm), fixed scoring masks, and the start-of-run
 check of selection pressure. Fixtures and the in-memory pool come from test_selection."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,11 +14,23 @@ from common.config import ConfigError
 from pretrain import generate, irreducible, strategies
 from pretrain.scoring import block_mask, masked_scores, special_token_ids
 from pretrain.selection import (
-    SelectionConfig, SelectionState, check_pressure, choose_in_language, mask_seed, run_round,
+    SelectionConfig,
+    SelectionState,
+    check_pressure,
+    choose_in_language,
+    mask_seed,
+    run_round,
 )
 from pretrain.strategies import STRATEGIES, mix
 from tests.test_selection import (  # noqa: F401  (fixtures: one_thread, tokenizer, trained)
-    cfg_for, make_pool, one_thread, plant_junk, read_round, tiny_model, tokenizer, trained,
+    cfg_for,
+    make_pool,
+    one_thread,
+    plant_junk,
+    read_round,
+    tiny_model,
+    tokenizer,
+    trained,
 )
 
 STRATEGY_DIR = Path(strategies.__file__).parent
@@ -44,8 +57,11 @@ def test_registry_is_one_module_per_strategy_and_what_help_and_study_list(capsys
 
 
 def test_unknown_strategy_is_a_clear_error():
-    with pytest.raises(ValueError, match=r"selection.strategy = 'reducible': unknown strategy; known: "
-                                         r"random, loss, rho, entropy, afrolm, mix"):
+    with pytest.raises(
+        ValueError,
+        match=r"selection.strategy = 'reducible': unknown strategy; known: "
+        r"random, loss, rho, entropy, afrolm, mix",
+    ):
         SelectionConfig(strategy="reducible")
     with pytest.raises(ValueError, match="unknown strategy"):
         strategies.get("hardest")
@@ -67,8 +83,15 @@ def test_every_strategy_draws_the_same_candidates_and_holds_out_the_same_blocks(
     for name in STRATEGIES:
         pool, state = make_pool(tokenizer), SelectionState()
         for r in range(3):
-            run_round(model, pool, cfg_for(name, afrolm_temperature=1.0, afrolm_generated_share=0.5),
-                      state, r, tmp_path / name, "cpu")
+            run_round(
+                model,
+                pool,
+                cfg_for(name, afrolm_temperature=1.0, afrolm_generated_share=0.5),
+                state,
+                r,
+                tmp_path / name,
+                "cpu",
+            )
         rounds = [candidates_of(tmp_path / name / "selection" / f"round-{r:03d}.jsonl") for r in range(3)]
         seen[name] = (rounds, set(state.holdout.tolist()))
         assert not set().union(*rounds) & seen[name][1]  # the held-out slice is never a candidate
@@ -141,8 +164,11 @@ def test_rho_scores_loss_minus_the_cached_irreducible_loss(tokenizer, trained, t
     expected = masked_scores(reference, blocks, mask, 64, "cpu")["loss"]
     assert [rec["ref_loss"] for rec in records] == pytest.approx(expected.tolist(), abs=1e-5)
     assert irreducible.cached(state.irreducible, ids) == pytest.approx(expected, abs=1e-5)
-    assert not any(torch.equal(state.reference[k], v) for k, v in model.state_dict().items()
-                   if v.dtype.is_floating_point and v.numel() > 100)  # it was trained: not the model
+    assert not any(
+        torch.equal(state.reference[k], v)
+        for k, v in model.state_dict().items()
+        if v.dtype.is_floating_point and v.numel() > 100
+    )  # it was trained: not the model
     # a later round reuses the model and the cache: only blocks never scored get a reference forward
     weights, calls = state.reference, []
     real = irreducible.load_reference
@@ -161,7 +187,9 @@ def test_rho_reference_trains_on_the_held_out_slice_only(tokenizer):
     real = pool.blocks
     pool.blocks = lambda ids: read.extend(int(i) for i in ids) or real(ids)
     rng_before = torch.get_rng_state()
-    weights = irreducible.train_reference(model, pool, holdout, 5, 4, 1e-3, 0.15, torch.Generator().manual_seed(0), "cpu")
+    weights = irreducible.train_reference(
+        model, pool, holdout, 5, 4, 1e-3, 0.15, torch.Generator().manual_seed(0), "cpu"
+    )
     assert set(read) <= set(holdout.tolist()) and len(read) == 20
     assert torch.equal(torch.get_rng_state(), rng_before)
     assert any(not torch.equal(weights[k], v) for k, v in model.state_dict().items())
@@ -200,26 +228,33 @@ def test_mix_round_shifts_kept_blocks_to_the_language_with_more_excess(tokenizer
     assert mixed["hau"]["chosen"] <= mixed["hau"]["candidates"]  # never beyond the shared candidates
     assert state.mix_weights["hau"] == max(state.mix_weights.values())
     assert min(state.mix_weights.values()) >= 0.2 / 4 and len(result.chosen_ids) == cfg.blocks_per_round
-    assert {r["reason"] for r in read_round(tmp_path / "mix" / "selection" / "round-000.jsonl")[0]
-            if r["chosen"]} == {"random"}
+    assert {r["reason"] for r in read_round(tmp_path / "mix" / "selection" / "round-000.jsonl")[0] if r["chosen"]} == {
+        "random"
+    }
 
 
 def test_afrolm_repetition_filter_rejects_fills_like_dey_dey_dey():
     prompt = "Wetin you dey do for house today make we go market"
     assert generate.check_generated(prompt, "Wetin you dey do for house dey dey dey", "dey dey dey", 4) == "repetitive"
-    assert generate.check_generated(prompt, "Wetin you dey do for house na dey na dey", "na dey na dey", 4) \
-        == "repetitive"
-    assert generate.check_generated(prompt, "Wetin you dey do dey dey dey", "dey dey", 4) == "repetitive"  # continues the prompt
+    assert (
+        generate.check_generated(prompt, "Wetin you dey do for house na dey na dey", "na dey na dey", 4) == "repetitive"
+    )
+    assert (
+        generate.check_generated(prompt, "Wetin you dey do dey dey dey", "dey dey", 4) == "repetitive"
+    )  # continues the prompt
     assert generate.check_generated("Ọmọ náà ń lọ sí ilé", "Ọmọ náà ń lọ sí ẹẹẹẹẹ", "ẹẹẹẹẹ", 4) == "repetitive"
     assert generate.check_generated(prompt, "Wetin you dey do for house make we go go", "make we go go", 4) is None
-    assert generate.check_generated(prompt, "Wetin you dey do for house make we chop rice", "make we chop rice", 4) is None
+    assert (
+        generate.check_generated(prompt, "Wetin you dey do for house make we chop rice", "make we chop rice", 4) is None
+    )
 
 
 def test_afrolm_generated_share_is_counted_in_the_round_budget(tokenizer, trained, tmp_path):
     _, model = trained
     pool = make_pool(tokenizer)
-    cfg = cfg_for("afrolm", warmup_rounds=0, afrolm_temperature=1.0, afrolm_generated_share=0.25,
-                  afrolm_prompts_per_round=60)
+    cfg = cfg_for(
+        "afrolm", warmup_rounds=0, afrolm_temperature=1.0, afrolm_generated_share=0.25, afrolm_prompts_per_round=60
+    )
     result = run_round(model, pool, cfg, SelectionState(), 0, tmp_path, "cpu")
     _, summary = read_round(tmp_path / "selection" / "round-000.jsonl")
     assert len(result.chosen_ids) == cfg.blocks_per_round  # generated blocks replace pool blocks
@@ -249,8 +284,11 @@ def test_topk_takes_the_highest_scores_and_exploration_the_rest():
 def test_pressure_check_names_the_preset_the_language_and_the_numbers():
     pools = {"hau": 5000, "yor": 4000, "ssw": 60}
     check_pressure(SelectionConfig(blocks_per_round=1000), pools, "preset x")  # 3,000 candidates fit
-    with pytest.raises(ConfigError, match=r"preset small: language hau would draw [\d,]+ candidates a round "
-                                          r"but its pool holds 4,750 blocks"):
+    with pytest.raises(
+        ConfigError,
+        match=r"preset small: language hau would draw [\d,]+ candidates a round "
+        r"but its pool holds 4,750 blocks",
+    ):
         check_pressure(SelectionConfig(blocks_per_round=6000), pools, "preset small")
     # ssw's pool caps its candidates; keeping all of them would select nothing there
     cfg = SelectionConfig(blocks_per_round=2990, candidates_per_round=3000, holdout_share=0.0)
@@ -279,9 +317,19 @@ def test_training_refuses_a_preset_whose_candidates_exceed_a_pool(tmp_path, caps
     from pretrain import train
 
     corpus_dir, tok_dir = build_inputs(tmp_path, n=60)
-    code = train.main(["--preset", "tiny", *run_args(corpus_dir, tok_dir, tmp_path / "run",
-                                                      "selection.blocks_per_round=5000",
-                                                      "selection.candidates_per_round=0")])
+    code = train.main(
+        [
+            "--preset",
+            "tiny",
+            *run_args(
+                corpus_dir,
+                tok_dir,
+                tmp_path / "run",
+                "selection.blocks_per_round=5000",
+                "selection.candidates_per_round=0",
+            ),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "preset tiny with overrides: language amh would draw" in err
     assert "candidates a round but its pool holds" in err and not (tmp_path / "run" / "checkpoints").exists()

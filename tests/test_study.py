@@ -1,6 +1,7 @@
 """The selection study's runner and analysis: equal budgets across strategies, validation text
 never selectable, complete runs skipped, shards, the compute-parity arm, the verdict rules on
 synthetic paired numbers, the analysis of hand-written run folders, and the command line."""
+
 from __future__ import annotations
 
 import json
@@ -21,20 +22,30 @@ MARKER = "zzvalidonly"  # a word only validation text contains
 
 # A run small enough for tests (every strategy gets these; the study sets strategy and seeds).
 TINY = [
-    "model.hidden_size=32", "model.num_layers=1", "model.num_heads=2", "model.ffn_size=64",
-    "data.block_len=32", "eval.targets_per_lang=200",
-    "train.max_steps=8", "train.batch_size=4", "train.warmup_steps=2", "train.eval_every=4",
-    "train.log_every=4", "train.checkpoint_every=4", "selection.select_every=4",
-    "selection.blocks_per_round=16", "selection.candidates_per_round=32",
-    "selection.afrolm_prompts_per_round=6", "selection.afrolm_generated_share=0.5",  # a round keeps ~5 blocks a language
+    "model.hidden_size=32",
+    "model.num_layers=1",
+    "model.num_heads=2",
+    "model.ffn_size=64",
+    "data.block_len=32",
+    "eval.targets_per_lang=200",
+    "train.max_steps=8",
+    "train.batch_size=4",
+    "train.warmup_steps=2",
+    "train.eval_every=4",
+    "train.log_every=4",
+    "train.checkpoint_every=4",
+    "selection.select_every=4",
+    "selection.blocks_per_round=16",
+    "selection.candidates_per_round=32",
+    "selection.afrolm_prompts_per_round=6",
+    "selection.afrolm_generated_share=0.5",  # a round keeps ~5 blocks a language
 ]
 
 
 def _sentences(lang: str, n: int, seed: int, marker: str = "") -> list[str]:
     rng = random.Random(f"{lang}-{seed}")
     words = WORDS[lang]
-    return [" ".join([*(rng.choice(words) for _ in range(rng.randint(5, 12))), marker]).strip() + "."
-            for _ in range(n)]
+    return [" ".join([*(rng.choice(words) for _ in range(rng.randint(5, 12))), marker]).strip() + "." for _ in range(n)]
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +63,19 @@ def inputs(tmp_path_factory):
 
 def _cfg(inputs, out: Path, **kw) -> study.StudyConfig:
     corpus_dir, tok, _, _ = inputs
-    settings = dict(corpus_dir=corpus_dir, tokenizer_dir=tok, out_dir=out, data_dir=out / "no-data",
-                    langs=["amh", "hau", "yor", "swa"], preset="study", overrides=list(TINY),
-                    finetune=False, seeds=[1, 2], parity_from="", noise_share=0.0)
+    settings = dict(
+        corpus_dir=corpus_dir,
+        tokenizer_dir=tok,
+        out_dir=out,
+        data_dir=out / "no-data",
+        langs=["amh", "hau", "yor", "swa"],
+        preset="study",
+        overrides=list(TINY),
+        finetune=False,
+        seeds=[1, 2],
+        parity_from="",
+        noise_share=0.0,
+    )
     settings.update(kw)
     return study.StudyConfig(**settings)
 
@@ -73,8 +94,14 @@ def test_equal_budgets_configs_differ_only_in_strategy_and_seed(inputs, tmp_path
             assert settings["selection.seed"] == settings["train.seed"] == spec.seed
             assert settings["data.langs"] == ["amh", "hau", "yor"]  # swa is not in this corpus
         # equal training tokens and equal scoring budget, stated as the numbers themselves
-        budget = {(f["train.max_steps"] * f["train.batch_size"] * f["train.grad_accum"] * f["data.block_len"],
-                   f["selection.candidates_per_round"], f["selection.select_every"]) for f in flat}
+        budget = {
+            (
+                f["train.max_steps"] * f["train.batch_size"] * f["train.grad_accum"] * f["data.block_len"],
+                f["selection.candidates_per_round"],
+                f["selection.select_every"],
+            )
+            for f in flat
+        }
         assert len(budget) == 1
         assert {f["selection.strategy"] for f in flat} == set(study.STRATEGIES)
 
@@ -145,23 +172,51 @@ def test_block_examples_decode_the_noise_blocks_of_a_positive_control_run(inputs
     from tokenizer import load_tokenizer
 
     corpus_dir, tok, _, _ = inputs
-    cache = data.build_block_cache(corpus_dir, load_tokenizer(tok), tok, 32, tmp_path / "cache",
-                                   log=lambda *_: None)
+    cache = data.build_block_cache(corpus_dir, load_tokenizer(tok), tok, 32, tmp_path / "cache", log=lambda *_: None)
     pool = data.PackedBlockPool(cache, LANGS, None, corpus_dir, noise_share=0.33)
     noisy, clean = int(pool.noise_ids("hau")[0]), int(pool.ids("hau")[0])
     assert noisy >= pool.n_real > clean
     folder = tmp_path / "runs-noise" / "loss-seed1"
     (folder / "final").mkdir(parents=True)
     (folder / "final" / "tokenizer.json").write_bytes((tok / "tokenizer.json").read_bytes())
-    (folder / "config.yaml").write_text(json.dumps({
-        "corpus_dir": str(corpus_dir), "tokenizer_dir": str(tok),
-        "data": {"cache_dir": str(tmp_path / "cache"), "block_len": 32, "noise_share": 0.33}}))
+    (folder / "config.yaml").write_text(
+        json.dumps(
+            {
+                "corpus_dir": str(corpus_dir),
+                "tokenizer_dir": str(tok),
+                "data": {"cache_dir": str(tmp_path / "cache"), "block_len": 32, "noise_share": 0.33},
+            }
+        )
+    )
     summary = {"type": "summary", "round": 0, "mode": "scored", "languages": {lang: {} for lang in LANGS}}
-    write_round(folder / "selection" / "round-000.jsonl", [
-        {"type": "candidate", "round": 0, "block_id": noisy, "lang": "hau", "score": 2.0, "chosen": False,
-         "noise": "shuffled", "generated": False, "junk": None},
-        {"type": "candidate", "round": 0, "block_id": clean, "lang": "hau", "score": 1.0, "chosen": True,
-         "noise": None, "generated": False, "junk": None}], summary)
+    write_round(
+        folder / "selection" / "round-000.jsonl",
+        [
+            {
+                "type": "candidate",
+                "round": 0,
+                "block_id": noisy,
+                "lang": "hau",
+                "score": 2.0,
+                "chosen": False,
+                "noise": "shuffled",
+                "generated": False,
+                "junk": None,
+            },
+            {
+                "type": "candidate",
+                "round": 0,
+                "block_id": clean,
+                "lang": "hau",
+                "score": 1.0,
+                "chosen": True,
+                "noise": None,
+                "generated": False,
+                "junk": None,
+            },
+        ],
+        summary,
+    )
     run = study_analysis.RunData(folder.name, "loss", 1, folder, "noise", rounds=[summary])
     highest, lowest = study_analysis.block_examples(run, 1, width=10_000)
     decoder = Tokenizer.from_file(str(tok / "tokenizer.json"))
@@ -225,8 +280,16 @@ def test_finetune_record_is_tied_to_model_and_arguments(inputs, tmp_path):
 
 
 def test_parity_arm_and_positive_control_grid_are_planned_apart(inputs, tmp_path):
-    cfg = _cfg(inputs, tmp_path, overrides=[], seeds=[1, 2], strategies=["random", "loss"], parity_from="loss",
-               noise_share=0.25, noise_overrides=["masking.probability=0.2"])
+    cfg = _cfg(
+        inputs,
+        tmp_path,
+        overrides=[],
+        seeds=[1, 2],
+        strategies=["random", "loss"],
+        parity_from="loss",
+        noise_share=0.25,
+        noise_overrides=["masking.probability=0.2"],
+    )
     langs = study.study_langs(cfg, log=lambda *_: None)
     specs = study.plan(cfg, langs, cuda=False)
     noise = [s for s in specs if s.grid == "noise"]
@@ -240,7 +303,10 @@ def test_parity_arm_and_positive_control_grid_are_planned_apart(inputs, tmp_path
         _cfg(inputs, tmp_path, overrides=["data.noise_share=0.3"])  # noise in every arm: not the main grid
     base = study.pretrain_config(specs[0])
     parity = study.plan_parity(cfg, langs, extra_steps=5, cuda=False)
-    assert [(s.arm, s.strategy, s.seed) for s in parity] == [("random+parity", "random", 1), ("random+parity", "random", 2)]
+    assert [(s.arm, s.strategy, s.seed) for s in parity] == [
+        ("random+parity", "random", 1),
+        ("random+parity", "random", 2),
+    ]
     flat = flatten(config_to_dict(study.pretrain_config(parity[0])))
     ref = flatten(config_to_dict(base))
     assert {k for k in flat if flat[k] != ref[k]} <= study.PER_RUN_SETTINGS | {"train.max_steps"}
@@ -255,8 +321,11 @@ def test_parity_steps_are_measured_from_the_scoring_arms_timing(tmp_path):
         folder.mkdir(parents=True)
         (folder / "manifest.json").write_text(json.dumps({"summary": {"steps": 100}}))
         (folder / "timing.jsonl").write_text(
-            json.dumps({"step": 50, "elapsed_s": 1.0, "scoring_s": 0.5}) + "\n"
-            + json.dumps({"step": 100, "elapsed_s": elapsed, "scoring_s": scoring}) + "\n")
+            json.dumps({"step": 50, "elapsed_s": 1.0, "scoring_s": 0.5})
+            + "\n"
+            + json.dumps({"step": 100, "elapsed_s": elapsed, "scoring_s": scoring})
+            + "\n"
+        )
         if seed == 1:
             assert study.measure_parity_steps(cfg) is None  # seed 2 not there yet
     got = study.measure_parity_steps(cfg)
@@ -283,8 +352,12 @@ def _verdicts(diffs, **kw):
 
 def test_verdicts_confirmed_refuted_inconclusive():
     got = _verdicts({"loss": BETTER, "entropy": SAME, "afrolm": WORSE, "rho": NOISY})
-    assert got == {"loss": "confirmed", "entropy": "refuted at this scale (equivalent within ±sesoi)",
-                   "afrolm": "refuted at this scale (worse)", "rho": "inconclusive"}
+    assert got == {
+        "loss": "confirmed",
+        "entropy": "refuted at this scale (equivalent within ±sesoi)",
+        "afrolm": "refuted at this scale (worse)",
+        "rho": "inconclusive",
+    }
     # a real but tiny gain, also inside ±sesoi: confirmed, and marked as smaller than sesoi
     tiny = [d / 10 for d in BETTER]
     assert _verdicts({"loss": tiny})["loss"] == "confirmed (gain smaller than sesoi)"
@@ -297,13 +370,21 @@ def test_verdict_needs_both_tests_after_holm():
     rows = {r["strategy"]: r for r in study_analysis.compare_arms({"loss": seven})}
     assert rows["loss"]["p_sign_flip"] == pytest.approx(4 / 256) and rows["loss"]["verdict"] == "confirmed"
     # ... but with four more arms Holm multiplies it past 0.05: not confirmed
-    rows = {r["strategy"]: r for r in study_analysis.compare_arms(
-        {"loss": seven, "entropy": NOISY, "afrolm": NOISY, "rho": NOISY, "mix": NOISY})}
+    rows = {
+        r["strategy"]: r
+        for r in study_analysis.compare_arms(
+            {"loss": seven, "entropy": NOISY, "afrolm": NOISY, "rho": NOISY, "mix": NOISY}
+        )
+    }
     assert rows["loss"]["p_t_holm"] < 0.05 and rows["loss"]["p_sign_flip_holm"] == pytest.approx(5 * 4 / 256)
     assert rows["loss"]["verdict"] == "inconclusive"
     # every seed better: 2/256 x 5 < 0.05 still confirms
-    rows = {r["strategy"]: r for r in study_analysis.compare_arms({"loss": BETTER, "entropy": NOISY, "afrolm": NOISY,
-                                                                    "rho": NOISY, "mix": NOISY})}
+    rows = {
+        r["strategy"]: r
+        for r in study_analysis.compare_arms(
+            {"loss": BETTER, "entropy": NOISY, "afrolm": NOISY, "rho": NOISY, "mix": NOISY}
+        )
+    }
     assert rows["loss"]["verdict"] == "confirmed" and rows["loss"]["mde"] > 0
     # three seeds can never confirm: the sign-flip test cannot go below 2/8
     assert _verdicts({"loss": BETTER[:3]})["loss"] == "inconclusive"
@@ -316,8 +397,10 @@ def test_gate_not_met_makes_every_verdict_inconclusive():
     assert failures == ["hau +0.100 < 0.3"]
     assert study_analysis.gate_failures(final, {"amh": 6.5}, 0.3) == ["hau: no unigram baseline"]
     got = _verdicts({"loss": BETTER, "entropy": SAME}, gate=failures)
-    assert got == {"loss": "inconclusive (gate not met: hau +0.100 < 0.3)",
-                   "entropy": "inconclusive (gate not met: hau +0.100 < 0.3)"}
+    assert got == {
+        "loss": "inconclusive (gate not met: hau +0.100 < 0.3)",
+        "entropy": "inconclusive (gate not met: hau +0.100 < 0.3)",
+    }
 
 
 # ---------------------------------------------------------------- the analysis of hand-written run folders
@@ -325,26 +408,51 @@ def test_gate_not_met_makes_every_verdict_inconclusive():
 FAKE_LANGS = ("hau", "yor")
 
 
-def _fake_run(folder: Path, seed: int, final: float, *, steps: int = 100, every: int = 20, slope: float = 0.0,
-              unigram: float = 7.0, schedule: str = "wsd", noise: list[float] | None = None) -> None:
+def _fake_run(
+    folder: Path,
+    seed: int,
+    final: float,
+    *,
+    steps: int = 100,
+    every: int = 20,
+    slope: float = 0.0,
+    unigram: float = 7.0,
+    schedule: str = "wsd",
+    noise: list[float] | None = None,
+) -> None:
     """A complete run folder: manifest, config.yaml, metrics.jsonl (baseline, eval every `every`
     steps with the language mean ending at `final`, selection rounds), timing.jsonl."""
     folder.mkdir(parents=True)
-    (folder / "manifest.json").write_text(json.dumps({"summary": {"steps": steps, "tokens": steps * 64,
-                                                                  "parameters": 1000}}))
+    (folder / "manifest.json").write_text(
+        json.dumps({"summary": {"steps": steps, "tokens": steps * 64, "parameters": 1000}})
+    )
     (folder / "config.yaml").write_text(
-        f"train: {{schedule: {schedule}, decay_fraction: 0.2, max_steps: {steps}, warmup_steps: 10}}\n")
-    events = [{"event": "baseline", "step": 0, "kind": "unigram",
-               "langs": {lang: {"loss": unigram, "bpc": 1.0} for lang in FAKE_LANGS}}]
+        f"train: {{schedule: {schedule}, decay_fraction: 0.2, max_steps: {steps}, warmup_steps: 10}}\n"
+    )
+    events = [
+        {
+            "event": "baseline",
+            "step": 0,
+            "kind": "unigram",
+            "langs": {lang: {"loss": unigram, "bpc": 1.0} for lang in FAKE_LANGS},
+        }
+    ]
     for step in sorted({*range(0, steps + 1, every), steps}):
         # 9 nats at step 0, down to `final` at the end; `slope` bends the middle (a faster start when > 0)
         x = step / steps
         mean = 9.0 + (final - 9.0) * min(1.0, x * (1 + slope))
-        events.append({"event": "eval", "step": step,
-                       "langs": {"hau": {"loss": mean - 0.1}, "yor": {"loss": mean + 0.1}}})
+        events.append(
+            {"event": "eval", "step": step, "langs": {"hau": {"loss": mean - 0.1}, "yor": {"loss": mean + 0.1}}}
+        )
     for rnd in range(2):  # two selection rounds
-        summary = {"round": rnd, "mode": "scored", "chosen": 10, "languages": {
-            lang: {"chosen": 5, "mean_score_candidates": 1.0, "mean_score_chosen": 1.2} for lang in FAKE_LANGS}}
+        summary = {
+            "round": rnd,
+            "mode": "scored",
+            "chosen": 10,
+            "languages": {
+                lang: {"chosen": 5, "mean_score_candidates": 1.0, "mean_score_chosen": 1.2} for lang in FAKE_LANGS
+            },
+        }
         if noise is not None:
             summary["noise_share"] = noise[rnd]
         events.append({"event": "selection", "round": rnd, "step": rnd * steps // 2, "summary": summary})
@@ -392,7 +500,10 @@ def test_analysis_of_hand_written_runs(tmp_path):
     assert result["tokens_to_target"]["entropy"]["reached"] == "4/8"
     # the parity arm: described against the control and against each strategy, no verdict
     assert [r["comparison"] for r in result["parity"]["rows"]] == [
-        "random+parity − random", "loss − random+parity", "entropy − random+parity"]
+        "random+parity − random",
+        "loss − random+parity",
+        "entropy − random+parity",
+    ]
     assert result["parity"]["rows"][0]["mean_diff"] == pytest.approx(-0.01)
     # the positive-control grid: noise share per arm and round
     noise = {(r["arm"], r["round"]): r for r in result["noise"]["rounds"]}
@@ -435,12 +546,21 @@ def test_command_line(tmp_path):
 
     root = Path(__file__).resolve().parents[1]
     for module in ("study", "study.run"):
-        done = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, cwd=root,
-                              timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", module, "--help"], capture_output=True, text=True, cwd=root, timeout=120
+        )
         assert done.returncode == 0, done.stderr
         assert done.stdout.startswith("usage: python -m study")
-        for name in ("strategies", "seeds", "shard", "sesoi", "gate_margin", "parity_from",
-                     "noise_share", "finetune_tasks"):
+        for name in (
+            "strategies",
+            "seeds",
+            "shard",
+            "sesoi",
+            "gate_margin",
+            "parity_from",
+            "noise_share",
+            "finetune_tasks",
+        ):
             assert name in done.stdout
     assert study.main(["seeds=[1,1]"]) == 2  # a bad setting: one error line, exit 2
     assert study.main([f"out_dir={tmp_path}", "analyse_only=true"]) == 0  # nothing on disk yet: says so

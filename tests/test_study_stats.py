@@ -43,18 +43,27 @@ def test_paired_t_edge_cases():
         stats.paired_t([0.1, float("nan")])
 
 
-@pytest.mark.parametrize("diffs", [
-    DIFFS,
-    [-0.031, -0.012, -0.004, -0.027, -0.019, -0.008, -0.022, -0.006],  # every seed better: 2 / 256
-    [0.5, -0.1, 0.2],
-    [-0.01, 0.01, -0.01, 0.01],  # mean 0, ties in the null distribution
-    np.linspace(-0.05, 0.02, 12),
-])
+@pytest.mark.parametrize(
+    "diffs",
+    [
+        DIFFS,
+        [-0.031, -0.012, -0.004, -0.027, -0.019, -0.008, -0.022, -0.006],  # every seed better: 2 / 256
+        [0.5, -0.1, 0.2],
+        [-0.01, 0.01, -0.01, 0.01],  # mean 0, ties in the null distribution
+        np.linspace(-0.05, 0.02, 12),
+    ],
+)
 def test_sign_flip_is_scipys_exact_paired_permutation_test(diffs):
     diffs = np.asarray(diffs, dtype=float)
     control = np.full(len(diffs), 7.0)
-    ref = sp.permutation_test((control + diffs, control), lambda x, y: np.mean(x - y), vectorized=False,
-                              permutation_type="samples", n_resamples=np.inf, alternative="two-sided")
+    ref = sp.permutation_test(
+        (control + diffs, control),
+        lambda x, y: np.mean(x - y),
+        vectorized=False,
+        permutation_type="samples",
+        n_resamples=np.inf,
+        alternative="two-sided",
+    )
     assert len(ref.null_distribution) == 2 ** len(diffs)  # really exact
     assert stats.sign_flip(diffs) == pytest.approx(ref.pvalue, rel=1e-12)
 

@@ -1,4 +1,5 @@
 """The tokenizer stage end to end on tiny multilingual corpora."""
+
 from __future__ import annotations
 
 import json
@@ -36,7 +37,9 @@ def sp(tiny_dir):
 
 def tiny_config(corpus: Path, out: Path, **spm) -> TokenizerConfig:
     return TokenizerConfig(
-        corpus_dir=corpus, out_dir=out, sampling=SamplingConfig(char_budget=30_000),
+        corpus_dir=corpus,
+        out_dir=out,
+        sampling=SamplingConfig(char_budget=30_000),
         spm=SentencePieceConfig(**{"vocab_size": 500, "hard_vocab_limit": False, **spm}),
         report=ReportConfig(max_lines=50),
     )
@@ -50,8 +53,15 @@ def test_folder_loads_offline_with_xlmr_layout(tiny_dir, tok):
     assert auto.convert_ids_to_tokens([0, 1, 2, 3]) == ["<s>", "<pad>", "</s>", "<unk>"]
     assert auto.mask_token == "<mask>" and auto.mask_token_id == len(auto) - 1
     assert auto.model_max_length == 512
-    assert {"tokenizer.json", "tokenizer_config.json", "sentencepiece.model", "report.json", "report.md",
-            "manifest.json", "config.yaml"} <= {p.name for p in tiny_dir.iterdir()}
+    assert {
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "sentencepiece.model",
+        "report.json",
+        "report.md",
+        "manifest.json",
+        "config.yaml",
+    } <= {p.name for p in tiny_dir.iterdir()}
     assert not [p for p in tiny_dir.iterdir() if p.name.startswith(".")]  # no work files left
 
 
@@ -82,7 +92,11 @@ def test_same_ids_as_sentencepiece_and_lossless_on_every_language(tok, sp):
     "variants",
     [
         # Yoruba ẹ́ (e + dot below + acute) precomposed, decomposed, and marks swapped.
-        ["Ẹ́ kú àárọ̀ ọ̀rẹ́ mi", None, "E\u0301\u0323 ku\u0301 a\u0300a\u0301ro\u0300\u0323 o\u0300\u0323re\u0301\u0323 mi"],
+        [
+            "Ẹ́ kú àárọ̀ ọ̀rẹ́ mi",
+            None,
+            "E\u0301\u0323 ku\u0301 a\u0300a\u0301ro\u0300\u0323 o\u0300\u0323re\u0301\u0323 mi",
+        ],
         # Igbo ị ụ ọ with tone: dot below + grave in both orders.
         ["Ọ̀ bụ̀ ezigbo mmadụ̀ ị̀", None, "O\u0300\u0323 bu\u0300\u0323 ezigbo mmadu\u0300\u0323 i\u0300\u0323"],
     ],
@@ -161,8 +175,13 @@ def test_language_with_empty_shard_is_a_clear_error_row36(tmp_path, capsys):
 
 def test_vocabulary_too_large_names_the_setting(tmp_path, capsys):
     corpus = write_corpus(tmp_path / "corpus", {"hau": TINY_TEXTS["hau"]})
-    err = _cli_error(capsys, f"corpus_dir={corpus}", f"out_dir={tmp_path / 'tok'}", "spm.vocab_size=5000",
-                     "sampling.char_budget=5000")
+    err = _cli_error(
+        capsys,
+        f"corpus_dir={corpus}",
+        f"out_dir={tmp_path / 'tok'}",
+        "spm.vocab_size=5000",
+        "sampling.char_budget=5000",
+    )
     assert "spm.vocab_size=5000" in err and "hard_vocab_limit" in err
 
 
@@ -282,7 +301,9 @@ def test_a_tied_best_segmentation_is_not_a_mismatch(sp):
     from tokenizer.train import is_equal_score_tie
 
     vocab = {sp.id_to_piece(i): i for i in range(sp.get_piece_size())}
-    single, double = next((vocab[c], vocab[c + c]) for c in "abcdefghijklmnopqrstuvwxyz" if c in vocab and c + c in vocab)
+    single, double = next(
+        (vocab[c], vocab[c + c]) for c in "abcdefghijklmnopqrstuvwxyz" if c in vocab and c + c in vocab
+    )
     assert is_equal_score_tie(sp, [single, double], [double, single])
     assert not is_equal_score_tie(sp, [single, single, single], [single, double])  # same text, other score
     assert not is_equal_score_tie(sp, [single, double], [single, single])  # other text

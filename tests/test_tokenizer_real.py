@@ -1,4 +1,5 @@
 """The stage on a corpus-layout folder built from real raw files of the shared data."""
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,8 @@ def real(tmp_path_factory, data_dir):
     root = tmp_path_factory.mktemp("real")
     corpus = corpus_from_line_files(root / "corpus", data_dir, max_lines=400)
     cfg = TokenizerConfig(
-        corpus_dir=corpus, out_dir=root / "tokenizer",
+        corpus_dir=corpus,
+        out_dir=root / "tokenizer",
         sampling=SamplingConfig(char_budget=200_000),
         spm=SentencePieceConfig(vocab_size=1000),
         report=ReportConfig(max_lines=100),
@@ -71,8 +73,7 @@ def real_tools(real):
 def test_mixed_real_lines_and_odd_characters_round_trip_row35(real_tools, data):
     tok, sp, lines = real_tools
     chars = st.characters(exclude_categories=("Cs", "Cn"), exclude_characters="\u2581")
-    parts = data.draw(st.lists(st.one_of(st.sampled_from(lines), st.text(chars, max_size=8)),
-                               min_size=1, max_size=4))
+    parts = data.draw(st.lists(st.one_of(st.sampled_from(lines), st.text(chars, max_size=8)), min_size=1, max_size=4))
     text = " ".join(parts)
     assume(not any(special in unicodedata.normalize("NFC", text) for special in tok.all_special_tokens))
     ids = tok(text, add_special_tokens=False)["input_ids"]

@@ -1,4 +1,5 @@
 """Temperature sampling arithmetic on hand-made counts, and the sample written from a corpus."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -43,7 +44,11 @@ def test_upsample_gives_budget_times_share_not_share_times_size():
 
 def test_max_repeat_caps_upsampling_and_redistributes():
     # alpha 0.5, budget 111,000 wants fub = 1,000 = 10 passes over its 100 chars.
-    assert allocate_chars(COUNTS, 0.5, 111_000, "upsample", max_repeat=10) == {"hau": 100_000, "yor": 10_000, "fub": 1_000}
+    assert allocate_chars(COUNTS, 0.5, 111_000, "upsample", max_repeat=10) == {
+        "hau": 100_000,
+        "yor": 10_000,
+        "fub": 1_000,
+    }
     # With at most 4 passes fub gets 400; the 600 left is split 1000:100 between hau and yor.
     targets = allocate_chars(COUNTS, 0.5, 111_000, "upsample", max_repeat=4)
     assert targets == {"fub": 400, "hau": round(110_600 * 1000 / 1100), "yor": round(110_600 * 100 / 1100)}

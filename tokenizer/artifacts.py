@@ -1,4 +1,5 @@
 """Reading a finished tokenizer folder: what later stages call (docs/interfaces.md)."""
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,9 @@ def tokenizer_hash(tokenizer_dir: str | Path) -> str:
     checkpoint, a changed vocabulary) is hashed by its tokenizer.json alone."""
     tokenizer_dir = Path(tokenizer_dir)
     _require(tokenizer_dir, HASHED_FILES[:1])
-    return sha256_json({name: sha256_file(tokenizer_dir / name) for name in HASHED_FILES
-                        if (tokenizer_dir / name).is_file()})
+    return sha256_json(
+        {name: sha256_file(tokenizer_dir / name) for name in HASHED_FILES if (tokenizer_dir / name).is_file()}
+    )
 
 
 def load_tokenizer(tokenizer_dir: str | Path):

@@ -7,6 +7,7 @@
 2. Encoding throughput in MB/s (UTF-8 bytes) of the saved fast tokenizer with batch
    encoding (`tokenizer(batch)`), against raw SentencePiece batch encoding.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -57,8 +58,13 @@ def time_stage(cfg: TokenizerConfig, out_dir: Path) -> dict:
     out = run_stage(dataclasses.replace(cfg, out_dir=out_dir, force=True), log=lambda *_: None, progress=False)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     parts = json.loads((out / "report.json").read_text(encoding="utf-8"))["timings"]
-    return {"total_s": wall, "total_cpu_s": cpu, "without_report_s": wall - parts["report_s"],
-            "without_report_cpu_s": cpu - parts["report_cpu_s"], "parts": parts}
+    return {
+        "total_s": wall,
+        "total_cpu_s": cpu,
+        "without_report_s": wall - parts["report_s"],
+        "without_report_cpu_s": cpu - parts["report_cpu_s"],
+        "parts": parts,
+    }
 
 
 def time_raw(cfg: TokenizerConfig, sample: Path, prefix: Path) -> dict:
@@ -79,14 +85,16 @@ def bench_training(cfg: TokenizerConfig, work: Path, repeat: int = 1) -> tuple[d
     out, raw_prefix = work / "tokenizer", work / "raw"
     stages, raws, checks = [], [], []
     for round_ in range(repeat):
-        for arm in (("stage", "raw") if round_ % 2 == 0 else ("raw", "stage")):
+        for arm in ("stage", "raw") if round_ % 2 == 0 else ("raw", "stage"):
             if arm == "stage":
                 stages.append(time_stage(cfg, out))
             else:
                 raws.append(time_raw(cfg, sample, raw_prefix))
         checks.append(compare_pieces(out / "sentencepiece.model", raw_prefix.with_suffix(".model")))
-        log(f"round {round_ + 1}/{repeat}: stage without report {stages[-1]['without_report_s']:.1f} s, "
-            f"raw {raws[-1]['s']:.1f} s, pieces identical: {checks[-1]['pieces_identical']}")
+        log(
+            f"round {round_ + 1}/{repeat}: stage without report {stages[-1]['without_report_s']:.1f} s, "
+            f"raw {raws[-1]['s']:.1f} s, pieces identical: {checks[-1]['pieces_identical']}"
+        )
     best = min(stages, key=lambda r: r["without_report_s"])
     best_raw_s, best_raw_cpu = min(r["s"] for r in raws), min(r["cpu_s"] for r in raws)
     best_stage_cpu = min(r["without_report_cpu_s"] for r in stages)
@@ -103,14 +111,22 @@ def bench_training(cfg: TokenizerConfig, work: Path, repeat: int = 1) -> tuple[d
         "raw_sentencepiece_cpu_s": round(best_raw_cpu, 3),
         "cpu_ratio_stage_without_report_vs_raw": round(best_stage_cpu / best_raw_cpu, 3),
         "median_ratio_stage_without_report_vs_raw": round(
-            median(r["without_report_s"] for r in stages) / median(r["s"] for r in raws), 3),
-        "all_rounds": [{"stage_without_report_s": round(st["without_report_s"], 3),
-                        "stage_without_report_cpu_s": round(st["without_report_cpu_s"], 3),
-                        "raw_sentencepiece_s": round(raw["s"], 3), "raw_sentencepiece_cpu_s": round(raw["cpu_s"], 3)}
-                       for st, raw in zip(stages, raws)],
+            median(r["without_report_s"] for r in stages) / median(r["s"] for r in raws), 3
+        ),
+        "all_rounds": [
+            {
+                "stage_without_report_s": round(st["without_report_s"], 3),
+                "stage_without_report_cpu_s": round(st["without_report_cpu_s"], 3),
+                "raw_sentencepiece_s": round(raw["s"], 3),
+                "raw_sentencepiece_cpu_s": round(raw["cpu_s"], 3),
+            }
+            for st, raw in zip(stages, raws)
+        ],
         **{key: all(c[key] for c in checks) for key in ("pieces_identical", "scores_identical")},
         "pieces": checks[-1]["pieces"],
-        "first_different_id": next((c["first_different_id"] for c in checks if c["first_different_id"] is not None), None),
+        "first_different_id": next(
+            (c["first_different_id"] for c in checks if c["first_different_id"] is not None), None
+        ),
         "sample_chars": sum(len(line) for line in sample.read_text(encoding="utf-8").splitlines()),
         "vocab_size": len(load_tokenizer(out)),
     }, out
@@ -118,8 +134,10 @@ def bench_training(cfg: TokenizerConfig, work: Path, repeat: int = 1) -> tuple[d
 
 def encode_texts(corpus_dir: Path, megabytes: float) -> list[str]:
     """Lines of every language, round robin, until `megabytes` of UTF-8."""
-    streams = [itertools.chain(iter_texts(corpus_dir, lang, "valid"), iter_texts(corpus_dir, lang, "train"))
-               for lang in list_languages(corpus_dir)]
+    streams = [
+        itertools.chain(iter_texts(corpus_dir, lang, "valid"), iter_texts(corpus_dir, lang, "train"))
+        for lang in list_languages(corpus_dir)
+    ]
     texts, size, limit = [], 0, megabytes * 1e6
     for group in itertools.zip_longest(*streams):
         for text in group:
@@ -135,7 +153,7 @@ def bench_encoding(out: Path, texts: list[str], batch_size: int) -> dict:
     mb = sum(len(t.encode("utf-8")) for t in texts) / 1e6
     tok = load_tokenizer(out)
     sp = load_processor(out / "sentencepiece.model")
-    batches = [texts[i:i + batch_size] for i in range(0, len(texts), batch_size)]
+    batches = [texts[i : i + batch_size] for i in range(0, len(texts), batch_size)]
     tok(batches[0])  # warm up
 
     def throughput(fn) -> dict:
@@ -143,7 +161,10 @@ def bench_encoding(out: Path, texts: list[str], batch_size: int) -> dict:
         t0, c0 = time.perf_counter(), time.process_time()
         for batch in batches:
             fn(batch)
-        return {"mb_s": round(mb / (time.perf_counter() - t0), 2), "mb_per_cpu_s": round(mb / (time.process_time() - c0), 2)}
+        return {
+            "mb_s": round(mb / (time.perf_counter() - t0), 2),
+            "mb_per_cpu_s": round(mb / (time.process_time() - c0), 2),
+        }
 
     threads = len(os.sched_getaffinity(0))
     return {
@@ -161,12 +182,17 @@ def bench_encoding(out: Path, texts: list[str], batch_size: int) -> dict:
 def _flags(parser) -> None:
     parser.add_argument("--encode-mb", type=float, default=20.0, help="MB of corpus text to encode")
     parser.add_argument("--batch-size", type=int, default=1000, help="texts per encoding batch")
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="rounds of (stage, raw trainer), alternating order; best round counts (default 3)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="rounds of (stage, raw trainer), alternating order; best round counts (default 3)",
+    )
 
 
-COMMAND = Command(TokenizerConfig, "python -m tokenizer.bench", __doc__, presets=PRESET_DIR, default_preset="tiny",
-                  flags=_flags)
+COMMAND = Command(
+    TokenizerConfig, "python -m tokenizer.bench", __doc__, presets=PRESET_DIR, default_preset="tiny", flags=_flags
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,12 +204,17 @@ def bench(cfg: TokenizerConfig, args) -> int:
     with tempfile.TemporaryDirectory(prefix="tokenizer-bench-") as tmp:
         log(f"training preset {args.preset} on {cfg.corpus_dir}")
         training, out = bench_training(cfg, Path(tmp), max(1, args.repeat))
-        log(f"pieces identical to the raw trainer's: {training['pieces_identical']} "
-            f"({training['pieces']:,} pieces; scores identical: {training['scores_identical']})")
+        log(
+            f"pieces identical to the raw trainer's: {training['pieces_identical']} "
+            f"({training['pieces']:,} pieces; scores identical: {training['scores_identical']})"
+        )
         log("encoding")
         encoding = bench_encoding(out, encode_texts(Path(cfg.corpus_dir), args.encode_mb), args.batch_size)
     result = {
-        "preset": args.preset, "corpus_dir": str(cfg.corpus_dir), "training": training, "encoding": encoding,
+        "preset": args.preset,
+        "corpus_dir": str(cfg.corpus_dir),
+        "training": training,
+        "encoding": encoding,
         "cores": len(os.sched_getaffinity(0)),
         "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
     }

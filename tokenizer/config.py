@@ -3,6 +3,7 @@
 Presets live in `tokenizer/presets/*.yaml`; every field can be overridden on the command
 line as `key.sub=value`. Field help (metadata "help") is what `--help` prints.
 """
+
 from __future__ import annotations
 
 import os
@@ -92,7 +93,9 @@ class SentencePieceConfig:
     def __post_init__(self) -> None:
         # 4 special pieces + 256 bytes + at least a few characters.
         if self.vocab_size < 300:
-            raise ValueError(f"spm.vocab_size must be at least 300 (4 specials + 256 bytes + text), got {self.vocab_size}")
+            raise ValueError(
+                f"spm.vocab_size must be at least 300 (4 specials + 256 bytes + text), got {self.vocab_size}"
+            )
         if not 0.98 <= self.character_coverage <= 1.0:
             raise ValueError(f"spm.character_coverage must be in [0.98, 1], got {self.character_coverage}")
         if self.num_threads < 0 or self.input_sentence_size < 0:
@@ -129,4 +132,3 @@ class TokenizerConfig:
             raise ValueError(f"model_max_length must be at least 8, got {self.model_max_length}")
         if len(set(self.langs)) != len(self.langs):
             raise ValueError(f"langs lists a language twice: {self.langs}")
-

@@ -18,6 +18,7 @@ and U+2581 decodes as a space, as in SentencePiece itself (see docs/tokenizer.md
 "<0x41>" stays text: byte pieces score far below everything, and spm_train makes "<>x0-9A-F"
 single-character pieces, so spelling it out is always the cheaper Unigram path.
 """
+
 from __future__ import annotations
 
 import sentencepiece as spm
@@ -28,8 +29,9 @@ from tokenizer.artifacts import make_portable
 
 SPACE = "\u2581"
 MASK = "<mask>"
-SPECIAL_TOKENS = dict(bos_token="<s>", pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
-                      cls_token="<s>", sep_token="</s>")
+SPECIAL_TOKENS = dict(
+    bos_token="<s>", pad_token="<pad>", eos_token="</s>", unk_token="<unk>", cls_token="<s>", sep_token="</s>"
+)
 # Byte pieces get a score far below any real piece so the Unigram lattice never prefers
 # reading a literal "<0x41>" in the text as a byte (SentencePiece never matches byte pieces).
 BYTE_PIECE_SCORE = -1e6
@@ -53,8 +55,11 @@ def _bpe_merges(sp: spm.SentencePieceProcessor, vocab: dict[str, int]) -> list[t
     SentencePiece BPE ids are in merge order, so piece k is built from two pieces of lower
     rank; every split of a piece into two known normal pieces is a candidate merge.
     """
-    normal = {p: i for p, i in vocab.items()
-              if i < sp.get_piece_size() and not (sp.is_unknown(i) or sp.is_control(i) or sp.is_byte(i))}
+    normal = {
+        p: i
+        for p, i in vocab.items()
+        if i < sp.get_piece_size() and not (sp.is_unknown(i) or sp.is_control(i) or sp.is_byte(i))
+    }
     merges = []
     for piece, rank in normal.items():
         for cut in range(1, len(piece)):
@@ -72,8 +77,9 @@ def build_backend(sp: spm.SentencePieceProcessor, model_type: str) -> Tokenizer:
         model = models.Unigram(table, unk_id=unk_id, byte_fallback=True)
     elif model_type == "bpe":
         vocab = {piece: i for i, (piece, _) in enumerate(table)}
-        model = models.BPE(vocab, _bpe_merges(sp, vocab), unk_token=sp.id_to_piece(unk_id),
-                           fuse_unk=True, byte_fallback=True)
+        model = models.BPE(
+            vocab, _bpe_merges(sp, vocab), unk_token=sp.id_to_piece(unk_id), fuse_unk=True, byte_fallback=True
+        )
     else:
         raise ValueError(f"spm.model_type must be unigram or bpe, got {model_type!r}")
     backend = Tokenizer(model)
@@ -102,7 +108,9 @@ class PortableTokenizerFast(PreTrainedTokenizerFast):
         return files
 
 
-def to_fast_tokenizer(sp: spm.SentencePieceProcessor, model_type: str, model_max_length: int) -> PreTrainedTokenizerFast:
+def to_fast_tokenizer(
+    sp: spm.SentencePieceProcessor, model_type: str, model_max_length: int
+) -> PreTrainedTokenizerFast:
     """The Hugging Face tokenizer; ids 0-3 as in SentencePiece, <mask> = last id."""
     return PortableTokenizerFast(
         tokenizer_object=build_backend(sp, model_type),

@@ -7,6 +7,7 @@ For every language, on up to `report.max_lines` lines of the corpus `valid` spli
   roundtrip_errors   lines where decode(encode(x)) != NFC(x)
 plus the language's share of the training sample. Written as report.json and report.md.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -33,7 +34,7 @@ def measure_language(tokenizer, texts: list[str], batch_size: int) -> dict:
     unk_id = tokenizer.unk_token_id
     byte_ids = byte_piece_ids(tokenizer)
     for start in range(0, len(texts), batch_size):
-        batch = texts[start:start + batch_size]
+        batch = texts[start : start + batch_size]
         encoded = tokenizer(batch, add_special_tokens=False, verbose=False)["input_ids"]
         decoded = tokenizer.batch_decode(encoded, skip_special_tokens=False)
         for text, ids, back in zip(batch, encoded, decoded):
@@ -58,7 +59,9 @@ def measure_language(tokenizer, texts: list[str], batch_size: int) -> dict:
     }
 
 
-def build_report(tokenizer, corpus_dir: Path, samples: dict[str, LanguageSample], max_lines: int, batch_size: int) -> dict:
+def build_report(
+    tokenizer, corpus_dir: Path, samples: dict[str, LanguageSample], max_lines: int, batch_size: int
+) -> dict:
     drawn_total = sum(s.drawn_chars for s in samples.values()) or 1
     languages = {}
     for lang, sample in sorted(samples.items()):
@@ -87,8 +90,10 @@ def _fmt(value, spec: str) -> str:
 
 
 def report_table(report: dict) -> str:
-    head = ("| lang | valid lines | fertility | chars/token | unk rate | byte rate | round-trip errors "
-            "| train chars | sample share | repeat |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    head = (
+        "| lang | valid lines | fertility | chars/token | unk rate | byte rate | round-trip errors "
+        "| train chars | sample share | repeat |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )
     rows = [
         f"| {lang} | {r['lines']} | {_fmt(r['fertility'], '.3f')} | {_fmt(r['chars_per_token'], '.2f')} "
         f"| {_fmt(r['unk_rate'], '.5f')} | {_fmt(r['byte_rate'], '.5f')} | {r['roundtrip_errors']} "

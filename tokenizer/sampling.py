@@ -16,6 +16,7 @@ plain spill file beside the sample, and the draw reads that back (no gzip, JSON 
 time). Languages are counted in parallel, one process per core. Disk for the spill is about the
 size of the train text; memory is one language's lines per process.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -175,8 +176,9 @@ def resolve_languages(corpus_dir: Path, langs: Iterable[str]) -> list[str]:
     return sorted(langs)
 
 
-def write_sample(corpus_dir: Path, langs: list[str], out_path: Path, cfg: SamplingConfig, log=print
-                 ) -> dict[str, LanguageSample]:
+def write_sample(
+    corpus_dir: Path, langs: list[str], out_path: Path, cfg: SamplingConfig, log=print
+) -> dict[str, LanguageSample]:
     """Write the temperature-sampled training text to `out_path`, one line per line."""
     max_line_chars = cfg.max_line_chars
     log(f"[tokenizer] counting train characters of {len(langs)} languages in {corpus_dir}")
@@ -212,8 +214,9 @@ def _spill_all(corpus_dir: Path, langs: list[str], max_chars: int, spills: dict[
         return pool.starmap(spill_language, jobs, chunksize=1)
 
 
-def _draw_language(handle, lines: list[str], lengths: np.ndarray, sample: LanguageSample,
-                   rng: np.random.Generator) -> None:
+def _draw_language(
+    handle, lines: list[str], lengths: np.ndarray, sample: LanguageSample, rng: np.random.Generator
+) -> None:
     """Write each line as often as `pick_lines` says, in corpus order (repeats side by side)."""
     if len(lines) != len(lengths):
         raise RuntimeError(f"spill file of {sample.lang} has {len(lines)} lines, counted {len(lengths)}")
@@ -227,4 +230,3 @@ def _draw_language(handle, lines: list[str], lengths: np.ndarray, sample: Langua
 def _iter_lines(corpus_dir: Path, lang: str, max_chars: int) -> Iterator[str]:
     for text in iter_texts(corpus_dir, lang, "train"):
         yield from training_lines(text, max_chars)
-

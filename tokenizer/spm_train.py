@@ -8,6 +8,7 @@ Lossless by construction:
 - `allow_whitespace_only_pieces` stays false: with it SentencePiece groups runs of spaces in a
   way the `tokenizers` Metaspace pre-tokenizer does not reproduce, and ids would differ.
 """
+
 from __future__ import annotations
 
 import io

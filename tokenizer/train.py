@@ -4,6 +4,7 @@ corpus train shards -> temperature sample -> SentencePiece -> HF fast tokenizer 
 (tokenizer.json, tokenizer_config.json, sentencepiece.model, config.yaml, report.json,
 report.md) -> manifest.json last. Skipped when config and corpus hash are unchanged.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -32,8 +33,11 @@ from tokenizer.spm_train import load_processor, train_sentencepiece
 STAGE = "tokenizer"
 # Texts the HF tokenizer must encode exactly like SentencePiece before anything is saved.
 PROBES = (
-    "Ẹ kú àárọ̀, ṣé dáadáa ni?", "  two  spaces  ", "ልጁ በየቀኑ ወደ ትምህርት ቤት ይሄዳል።",
-    "Nwaanyị ahụ 2024 😀 ⵣ 中文\tend", "",
+    "Ẹ kú àárọ̀, ṣé dáadáa ni?",
+    "  two  spaces  ",
+    "ልጁ በየቀኑ ወደ ትምህርት ቤት ይሄዳል።",
+    "Nwaanyị ahụ 2024 😀 ⵣ 中文\tend",
+    "",
 )
 
 
@@ -90,24 +94,39 @@ def run_stage(cfg: TokenizerConfig, log=print, progress: bool = True) -> Path:
     digest = tokenizer_hash(out_dir)
     pieces = len(tokenizer) - 1  # without <mask>
     if pieces < cfg.spm.vocab_size:
-        log(f"[tokenizer] note: the text supports {pieces:,} pieces, fewer than spm.vocab_size="
-            f"{cfg.spm.vocab_size:,} (spm.hard_vocab_limit=false); vocab_size recorded in the manifest")
-    write_manifest(out_dir, STAGE, config, inputs, outputs,
-                   extra={"tokenizer_hash": digest, "vocab_size": len(tokenizer),
-                          "vocab_size_requested": cfg.spm.vocab_size + 1, "languages": langs})
+        log(
+            f"[tokenizer] note: the text supports {pieces:,} pieces, fewer than spm.vocab_size="
+            f"{cfg.spm.vocab_size:,} (spm.hard_vocab_limit=false); vocab_size recorded in the manifest"
+        )
+    write_manifest(
+        out_dir,
+        STAGE,
+        config,
+        inputs,
+        outputs,
+        extra={
+            "tokenizer_hash": digest,
+            "vocab_size": len(tokenizer),
+            "vocab_size_requested": cfg.spm.vocab_size + 1,
+            "languages": langs,
+        },
+    )
     log(f"[tokenizer] wrote {out_dir} (vocab {len(tokenizer):,}, tokenizer_hash {digest[:12]})")
     return out_dir
 
 
-def train_into(out_dir: Path, cfg: TokenizerConfig, langs: list[str], timer: Timer, log,
-               progress: bool) -> tuple[dict, list[Path]]:
+def train_into(
+    out_dir: Path, cfg: TokenizerConfig, langs: list[str], timer: Timer, log, progress: bool
+) -> tuple[dict, list[Path]]:
     """Sample, train SentencePiece, convert, check ids, save; the sample lives in a temp folder."""
     with tempfile.TemporaryDirectory(prefix=".work-", dir=out_dir) as work:
         sample_path = Path(work) / "sample.txt"
         samples = write_sample(Path(cfg.corpus_dir), langs, sample_path, cfg.sampling, log=log)
         timer.lap("sample")
-        log(f"[tokenizer] training SentencePiece {cfg.spm.model_type}, vocab_size={cfg.spm.vocab_size:,}, "
-            f"{cfg.spm.threads()} threads")
+        log(
+            f"[tokenizer] training SentencePiece {cfg.spm.model_type}, vocab_size={cfg.spm.vocab_size:,}, "
+            f"{cfg.spm.threads()} threads"
+        )
         model = train_sentencepiece(cfg.spm, sample_path, cfg.sampling.seed, progress)
         timer.lap("sentencepiece")
         sp = load_processor(model)

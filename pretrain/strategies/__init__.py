@@ -4,17 +4,21 @@
 Adding a strategy: a module exposing `STRATEGY = Strategy(...)` (pretrain/strategies/base.py)
 and one line below.
 """
+
 from pretrain.strategies import afrolm, entropy, loss, mix, random_choice, rho
 from pretrain.strategies.base import MEASURES, Measures, Strategy
 
-STRATEGIES: dict[str, Strategy] = {s.name: s for s in (
-    random_choice.STRATEGY,
-    loss.STRATEGY,
-    rho.STRATEGY,
-    entropy.STRATEGY,
-    afrolm.STRATEGY,
-    mix.STRATEGY,
-)}
+STRATEGIES: dict[str, Strategy] = {
+    s.name: s
+    for s in (
+        random_choice.STRATEGY,
+        loss.STRATEGY,
+        rho.STRATEGY,
+        entropy.STRATEGY,
+        afrolm.STRATEGY,
+        mix.STRATEGY,
+    )
+}
 
 __all__ = ["MEASURES", "Measures", "STRATEGIES", "Strategy", "get"]
 

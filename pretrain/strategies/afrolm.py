@@ -5,14 +5,14 @@ training sentences (`pretrain.generate.generate_round`); sentences that pass the
 `blocks_per_round`, so afrolm trains on as many tokens as every other arm; the rest of its
 blocks are drawn uniformly from the shared candidates (after the shared junk guard).
 """
+
 from __future__ import annotations
 
 import math
 
 from pretrain.strategies.base import Strategy
 
-STRATEGY = Strategy(name="afrolm", summary="the model writes a share of its own blocks (AfroLM)",
-                    generates=True)
+STRATEGY = Strategy(name="afrolm", summary="the model writes a share of its own blocks (AfroLM)", generates=True)
 
 
 def block_budget(quotas: dict[str, int], share: float) -> dict[str, int]:

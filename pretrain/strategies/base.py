@@ -5,6 +5,7 @@ The round itself (`pretrain/selection.py`) is the same for every strategy: the s
 pool for a given seed and round, the same junk guard, the same seeds. A strategy only says how
 blocks are preferred within that frame.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

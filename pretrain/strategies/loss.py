@@ -1,5 +1,6 @@
 """`loss`: prefer the blocks the current model finds hardest (mean MLM loss at the block's
 fixed scoring mask; Loshchilov & Hutter 2015, "online batch selection")."""
+
 import numpy as np
 
 from pretrain.strategies.base import Measures, Strategy

@@ -8,6 +8,7 @@ trained on the held-out slice): DoReMi (Xie et al. 2023) run online, as in onlin
 The second step (DoReMi's smoothing) keeps every language at or above mix_floor / L, so none
 starves. Weights start from the temperature shares every strategy uses (n_i^alpha).
 """
+
 from __future__ import annotations
 
 from typing import Mapping
@@ -28,8 +29,9 @@ def language_excess(measures_by_lang: Mapping[str, Measures]) -> dict[str, float
     return out
 
 
-def update_weights(weights: Mapping[str, float], excess: Mapping[str, float], step_size: float,
-                   floor: float) -> dict[str, float]:
+def update_weights(
+    weights: Mapping[str, float], excess: Mapping[str, float], step_size: float, floor: float
+) -> dict[str, float]:
     """One exponentiated-gradient step on `weights` (any positive numbers) with the uniform floor."""
     langs = sorted(weights)
     log_w = np.log([max(weights[lang], 1e-300) for lang in langs])
@@ -39,10 +41,13 @@ def update_weights(weights: Mapping[str, float], excess: Mapping[str, float], st
     return dict(zip(langs, w.tolist()))
 
 
-def language_weights(previous: Mapping[str, float], measures_by_lang: Mapping[str, Measures],
-                     cfg) -> dict[str, float]:
+def language_weights(previous: Mapping[str, float], measures_by_lang: Mapping[str, Measures], cfg) -> dict[str, float]:
     return update_weights(previous, language_excess(measures_by_lang), cfg.mix_step_size, cfg.mix_floor)
 
 
-STRATEGY = Strategy(name="mix", summary="language mixture by excess loss (online DoReMi), random within",
-                    measures=("loss", "ref_loss"), language_weights=language_weights)
+STRATEGY = Strategy(
+    name="mix",
+    summary="language mixture by excess loss (online DoReMi), random within",
+    measures=("loss", "ref_loss"),
+    language_weights=language_weights,
+)

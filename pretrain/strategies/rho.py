@@ -9,6 +9,7 @@ initialisation) trained `rho_reference_steps` steps. Its loss per block, at the 
 scoring mask, is computed the first time the block is a candidate and cached by block id, so each
 block costs one reference forward per run and `loss - ref_loss` compares the same positions.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,5 +22,9 @@ def score(measures: Measures) -> np.ndarray:
     return np.asarray(measures["loss"], np.float64) - np.asarray(measures["ref_loss"], np.float64)
 
 
-STRATEGY = Strategy(name="rho", summary="RHO-LOSS: current loss minus an irreducible-loss model's",
-                    score=score, measures=("loss", "ref_loss"))
+STRATEGY = Strategy(
+    name="rho",
+    summary="RHO-LOSS: current loss minus an irreducible-loss model's",
+    score=score,
+    measures=("loss", "ref_loss"),
+)

@@ -9,6 +9,7 @@ server, tiny runs) and `report` (a fake run folder of every stage). Scripts run 
 (tests/pretrain_entry.py, tests/bench_selection.py, tests/reliability_table.py) stay out of this
 folder: run from here, its modules would hide the stage packages of the same names.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Tiny corpora and tokenizers for the pretrain tests (built in tmp_path, offline)."""
+
 from __future__ import annotations
 
 import random
@@ -33,8 +34,10 @@ def make_corpus(root: Path, texts_by_lang: dict[str, list[str]], valid_every: in
             if not items:
                 continue
             path = root / lang / f"{split}-00000.jsonl.gz"
-            write_jsonl_gz(path, ({"id": f"{lang}-{split}-{i}", "lang": lang, "source": "test", "text": t}
-                                  for i, t in enumerate(items)))
+            write_jsonl_gz(
+                path,
+                ({"id": f"{lang}-{split}-{i}", "lang": lang, "source": "test", "text": t} for i, t in enumerate(items)),
+            )
             outputs.append(path)
     digest = sha256_json({str(p.relative_to(root)): sha256_file(p) for p in outputs})
     write_manifest(root, "corpus", {}, {}, outputs, extra={"corpus_hash": digest})
@@ -43,19 +46,38 @@ def make_corpus(root: Path, texts_by_lang: dict[str, list[str]], valid_every: in
 
 # A run small enough for tests: rounds of 4 steps, a checkpoint every 3 (so resumes land mid-round).
 TEST_SETTINGS = [
-    "model.hidden_size=32", "model.num_layers=2", "model.num_heads=2", "model.ffn_size=64",
-    "data.block_len=32", "eval.targets_per_lang=200",
-    "train.max_steps=12", "train.batch_size=4", "train.grad_accum=2", "train.lr=3e-3", "train.warmup_steps=2",
-    "train.eval_every=4", "train.log_every=2", "train.checkpoint_every=3", "train.keep_checkpoints=2",
+    "model.hidden_size=32",
+    "model.num_layers=2",
+    "model.num_heads=2",
+    "model.ffn_size=64",
+    "data.block_len=32",
+    "eval.targets_per_lang=200",
+    "train.max_steps=12",
+    "train.batch_size=4",
+    "train.grad_accum=2",
+    "train.lr=3e-3",
+    "train.warmup_steps=2",
+    "train.eval_every=4",
+    "train.log_every=2",
+    "train.checkpoint_every=3",
+    "train.keep_checkpoints=2",
     "train.cpu_threads=1",
-    "selection.strategy=random", "selection.select_every=4", "selection.blocks_per_round=24",
+    "selection.strategy=random",
+    "selection.select_every=4",
+    "selection.blocks_per_round=24",
     "selection.candidates_per_round=48",
 ]
 
 
 def run_args(corpus_dir: Path, tokenizer_dir: Path, out_dir: Path, *extra: str) -> list[str]:
-    return [f"corpus_dir={corpus_dir}", f"tokenizer_dir={tokenizer_dir}", f"out_dir={out_dir}",
-            f"data.cache_dir={out_dir.parent / 'cache'}", *TEST_SETTINGS, *extra]
+    return [
+        f"corpus_dir={corpus_dir}",
+        f"tokenizer_dir={tokenizer_dir}",
+        f"out_dir={out_dir}",
+        f"data.cache_dir={out_dir.parent / 'cache'}",
+        *TEST_SETTINGS,
+        *extra,
+    ]
 
 
 def build_inputs(root: Path, langs=("amh", "hau", "yor"), n: int = 120) -> tuple[Path, Path]:

@@ -11,6 +11,7 @@ refused with HTTP 412. It records every request and every client commit, and can
 fail requests, to stall them, or to apply them and then lose the answer, to provoke the
 publishing faults (a leaked token, a failing or timing-out Hub) for real.
 """
+
 from __future__ import annotations
 
 import base64
@@ -26,8 +27,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-REPO_ROUTE = re.compile(
-    r"^/api/models/(?P<repo>[^/]+/[^/]+)/(?P<op>preupload|commit|revision|branch)/(?P<rev>[^?]+)$")
+REPO_ROUTE = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/(?P<op>preupload|commit|revision|branch)/(?P<rev>[^?]+)$")
 
 
 def git_blob_oid(content: bytes) -> str:
@@ -178,13 +178,23 @@ class FakeHub:
                 return 404, {"error": f"Invalid rev id: {rev}"}
             files = repo[rev]
             if op == "revision":
-                return 200, {"id": repo_id, "sha": self.state.heads[(repo_id, rev)],
-                             "siblings": [{"rfilename": p} for p in sorted(files)]}
+                return 200, {
+                    "id": repo_id,
+                    "sha": self.state.heads[(repo_id, rev)],
+                    "siblings": [{"rfilename": p} for p in sorted(files)],
+                }
             if op == "preupload":
-                return 200, {"files": [
-                    {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False,
-                     "oid": git_blob_oid(files[f["path"]]) if f["path"] in files else None}
-                    for f in json.loads(body)["files"]]}
+                return 200, {
+                    "files": [
+                        {
+                            "path": f["path"],
+                            "uploadMode": "regular",
+                            "shouldIgnore": False,
+                            "oid": git_blob_oid(files[f["path"]]) if f["path"] in files else None,
+                        }
+                        for f in json.loads(body)["files"]
+                    ]
+                }
             return self._commit(repo_id, rev, files, body)
 
     def _create_repo(self, payload: dict) -> tuple[int, dict]:
@@ -192,7 +202,9 @@ class FakeHub:
         with self._lock:
             if repo_id in self.state.repos:
                 return 409, {"error": "You already created this model repo", "url": f"{self.url}/{repo_id}"}
-            self.state.repos[repo_id] = {"main": {".gitattributes": b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"}}
+            self.state.repos[repo_id] = {
+                "main": {".gitattributes": b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"}
+            }
             self.state.heads[(repo_id, "main")] = hashlib.sha1(f"initial {repo_id}".encode()).hexdigest()
         return 200, {"url": f"{self.url}/{repo_id}", "name": repo_id, "id": repo_id}
 
@@ -220,8 +232,7 @@ class FakeHub:
         oid = hashlib.sha1(f"{head}:{len(self.state.commits)}:{header.get('summary')}".encode()).hexdigest()
         self.state.heads[(repo_id, rev)] = oid
         self.state.commits.append(Commit(repo_id, rev, header.get("summary", ""), oid, sorted(changes)))
-        return 200, {"commitUrl": f"{self.url}/{repo_id}/commit/{oid}", "commitOid": oid,
-                     "pullRequestUrl": None}
+        return 200, {"commitUrl": f"{self.url}/{repo_id}/commit/{oid}", "commitOid": oid, "pullRequestUrl": None}
 
 
 def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
@@ -322,8 +333,11 @@ def train_tiny_model(model, tokenizer, texts: list[str], steps: int = 150, lr: f
         model.train()
         for _ in range(steps):
             masked = (torch.rand(ids.shape, generator=generator) < 0.15) & ~fixed
-            loss = model(input_ids=ids.masked_fill(masked, tokenizer.mask_token_id), attention_mask=attention,
-                         labels=ids.masked_fill(~masked, -100)).loss
+            loss = model(
+                input_ids=ids.masked_fill(masked, tokenizer.mask_token_id),
+                attention_mask=attention,
+                labels=ids.masked_fill(~masked, -100),
+            ).loss
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -332,8 +346,14 @@ def train_tiny_model(model, tokenizer, texts: list[str], steps: int = 150, lr: f
         torch.set_num_threads(threads)
 
 
-def build_tiny_run(out_root: Path, name: str = "tiny-loss", vocab_delta: int = 0,
-                   results: str | None = RESULTS_CSV, report: bool = True, trained: bool = False) -> Path:
+def build_tiny_run(
+    out_root: Path,
+    name: str = "tiny-loss",
+    vocab_delta: int = 0,
+    results: str | None = RESULTS_CSV,
+    report: bool = True,
+    trained: bool = False,
+) -> Path:
     """Write `<out_root>/pretrain/<name>/` as pretraining leaves it, plus finetune results
     and a report; returns the run folder. `vocab_delta` makes the model's vocabulary that
     many rows larger (or smaller) than the tokenizer, for the consistency checks. `trained`: the model is
@@ -350,9 +370,17 @@ def build_tiny_run(out_root: Path, name: str = "tiny-loss", vocab_delta: int = 0
     final.mkdir(parents=True)
     tokenizer = build_tiny_tokenizer(final)
     config = XLMRobertaConfig(
-        vocab_size=len(tokenizer) + vocab_delta, hidden_size=32, num_hidden_layers=1,
-        num_attention_heads=2, intermediate_size=64, max_position_embeddings=66,
-        pad_token_id=1, bos_token_id=0, eos_token_id=2, type_vocab_size=1)
+        vocab_size=len(tokenizer) + vocab_delta,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=66,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        type_vocab_size=1,
+    )
     torch.manual_seed(0)
     model = XLMRobertaForMaskedLM(config)
     if trained:
@@ -379,19 +407,32 @@ def _write_run_files(run: Path, strategy: str) -> None:
     from common.io import write_json
 
     root = run.parents[1]  # the fake run's own out/, never the repository's
-    config = {"corpus_dir": str(root / "corpus"), "tokenizer_dir": str(root / "tokenizer" / "tiny"),
-              "out_dir": str(run),
-              "model": {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "ffn_size": 64},
-              "data": {"block_len": 64, "langs": []},  # [] = every corpus language
-              "train": {"max_steps": 30, "seed": 0}, "selection": {"strategy": strategy}}
+    config = {
+        "corpus_dir": str(root / "corpus"),
+        "tokenizer_dir": str(root / "tokenizer" / "tiny"),
+        "out_dir": str(run),
+        "model": {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "ffn_size": 64},
+        "data": {"block_len": 64, "langs": []},  # [] = every corpus language
+        "train": {"max_steps": 30, "seed": 0},
+        "selection": {"strategy": strategy},
+    }
     (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     events = [{"event": "eval", "step": 0, "langs": {lang: {"loss": 6.6, "ppl": 735.1} for lang in TINY_LANGS}}]
     events += [{"event": "train", "step": step, "loss": 6.0 - step / 100, "lr": 1e-3} for step in (10, 20, 30)]
     events += [{"event": "eval", "step": 30, "langs": {lang: {"loss": 5.9, "ppl": 365.0} for lang in TINY_LANGS}}]
     (run / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
-    write_json(run / "manifest.json", {"stage": "pretrain", "summary": {
-        "parameters": 51_234, "steps": 30, "tokens": 61_440,
-        "valid_loss": {lang: {"first": 6.6, "last": 5.9} for lang in TINY_LANGS}}})
+    write_json(
+        run / "manifest.json",
+        {
+            "stage": "pretrain",
+            "summary": {
+                "parameters": 51_234,
+                "steps": 30,
+                "tokens": 61_440,
+                "valid_loss": {lang: {"first": 6.6, "last": 5.9} for lang in TINY_LANGS},
+            },
+        },
+    )
 
 
 # ---- fixtures: tiny runs, built once per module and copied fresh into each test ---------

@@ -4,6 +4,7 @@
 conversion, report, manifest), so pretraining and finetuning tests use a real tokenizer.
 Signature is stable; it trains in about a second.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -76,8 +77,9 @@ def write_corpus(
     for split, texts_by_lang in (("train", train), ("valid", valid or {})):
         for lang, texts in texts_by_lang.items():
             path = corpus_dir / lang / f"{split}-00000.jsonl.gz"
-            records = ({"id": f"{lang}-{split}-{i}", "lang": lang, "source": "test", "text": t}
-                       for i, t in enumerate(texts))
+            records = (
+                {"id": f"{lang}-{split}-{i}", "lang": lang, "source": "test", "text": t} for i, t in enumerate(texts)
+            )
             write_jsonl_gz(path, records)
             outputs.append(path)
     digest = sha256_json({str(p.relative_to(corpus_dir)): sha256_file(p) for p in outputs})
@@ -123,8 +125,11 @@ REAL_LINE_FILES: dict[str, list[str]] = {
     "pcm": ["w_lafand_mt/text_files/en-pcm/train.pcm"],
     "luo": ["w_lafand_mt/text_files/en_luo/train.luo"],
     "bam": ["w_lafand_mt/text_files/fr-bam/train.bam"],
-    "yor": ["w_yoruba_text/Iroyin/yoglobalvoices.txt", "w_yoruba_text/Iroyin/news_sites.txt",
-            "w_yoruba_text/Universal_Declaration_Human_Rights/unhr.yo.txt"],
+    "yor": [
+        "w_yoruba_text/Iroyin/yoglobalvoices.txt",
+        "w_yoruba_text/Iroyin/news_sites.txt",
+        "w_yoruba_text/Universal_Declaration_Human_Rights/unhr.yo.txt",
+    ],
 }
 
 
