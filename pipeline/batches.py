@@ -10,6 +10,7 @@ Here one element is a batch of up to `BATCH_LINES` lines of one file:
   bucketed (and packed) for exact dedup, plus per-batch sums of the stats counts and the smallest
   rejected samples per reason (`tally.Tally`, instead of one element per dropped line).
 """
+
 from __future__ import annotations
 
 import heapq
@@ -29,14 +30,23 @@ from pipeline.steps import clean, line_units
 from pipeline.tally import SAMPLE_CHARS, Tally
 
 log = logging.getLogger(__name__)
-BATCH_LINES = 2000     # lines per element: per-element costs become negligible, batches stay small
+BATCH_LINES = 2000  # lines per element: per-element costs become negligible, batches stay small
 
 
 def sample_rows(item) -> list[dict]:
     reason, rows = item
-    return [{"reason": reason, "detail": detail, "source": source, "lang": lang, "path": path,
-             "line_no": line_no, "text": text[:SAMPLE_CHARS]}
-            for source, path, line_no, text, lang, detail in rows]
+    return [
+        {
+            "reason": reason,
+            "detail": detail,
+            "source": source,
+            "lang": lang,
+            "path": path,
+            "line_no": line_no,
+            "text": text[:SAMPLE_CHARS],
+        }
+        for source, path, line_no, text, lang, detail in rows
+    ]
 
 
 class SmallestSamples(beam.CombineFn):
@@ -111,8 +121,11 @@ class CleanBatch(beam.DoFn):
 
     def setup(self):
         cfg = self.cfg
-        index = (cached_eval_index(self.eval_sources, str(cfg.data_dir), cfg.decontam)
-                 if cfg.decontam.enabled and self.eval_sources else None)
+        index = (
+            cached_eval_index(self.eval_sources, str(cfg.data_dir), cfg.decontam)
+            if cfg.decontam.enabled and self.eval_sources
+            else None
+        )
         self.units = line_units(cfg, index)
 
     def process(self, packed):

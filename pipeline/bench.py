@@ -6,6 +6,7 @@ single-process Python loop doing the same per-line work, on the same inputs, in 
 Prints one JSON object: input MB (bytes the readers yielded), seconds and MB/s of each, the
 speed-up, and whether both kept the same lines.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -38,8 +39,9 @@ from pipeline.write_shards import shard_name, write_shard
 def plain_loop(cfg: CorpusConfig, tasks: list, out_dir: Path) -> dict:
     """The same steps as pipeline.run (the same unit functions, pipeline/steps.py), as one Python
     loop in one process, without the stats and samples."""
-    index = (EvalIndex.from_sources(plan_sources(cfg).sources, cfg.data_dir, cfg.decontam)
-             if cfg.decontam.enabled else None)
+    index = (
+        EvalIndex.from_sources(plan_sources(cfg).sources, cfg.data_dir, cfg.decontam) if cfg.decontam.enabled else None
+    )
     units = line_units(cfg, index)
     raw_bytes, survivors = 0, {}
     for entry, path in tasks:
@@ -53,8 +55,11 @@ def plain_loop(cfg: CorpusConfig, tasks: list, out_dir: Path) -> dict:
         by_lang[line.lang].append((line, signer.signature(line.key).tobytes()))
     kept = 0
     for lang, pairs in by_lang.items():
-        lines = [x for x in dedup_language(pairs, cfg.minhash) if x.reason is None] \
-            if cfg.minhash.enabled else [line for line, _ in pairs]
+        lines = (
+            [x for x in dedup_language(pairs, cfg.minhash) if x.reason is None]
+            if cfg.minhash.enabled
+            else [line for line, _ in pairs]
+        )
         share = valid_share(len(lines), cfg.valid)
         for split in ("train", "valid"):
             part = [line for line in lines if split_of(line, share) == split]
@@ -92,17 +97,32 @@ def bench(cfg: CorpusConfig, args) -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     mb = plain["raw_bytes"] / 1e6
-    print(json.dumps({
-        "input_mb": round(mb, 2), "files": len(tasks),
-        "beam": {"seconds": round(beam_s, 1), "mb_per_s": round(mb / beam_s, 3),
-                 "cpu_seconds": round(beam_cpu, 1),
-                 "kept": manifest["totals"]["kept"], "flags": beam_flags or "default (2 processes)"},
-        "plain_loop": {"seconds": round(plain_s, 1), "mb_per_s": round(mb / plain_s, 3),
-                       "cpu_seconds": round(plain_cpu, 1), "kept": plain["kept"]},
-        "speedup": round(plain_s / beam_s, 2),
-        "load_average_1min": round(os.getloadavg()[0], 1), "cpus": os.cpu_count(),
-        "same_kept_count": manifest["totals"]["kept"] == plain["kept"],
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "input_mb": round(mb, 2),
+                "files": len(tasks),
+                "beam": {
+                    "seconds": round(beam_s, 1),
+                    "mb_per_s": round(mb / beam_s, 3),
+                    "cpu_seconds": round(beam_cpu, 1),
+                    "kept": manifest["totals"]["kept"],
+                    "flags": beam_flags or "default (2 processes)",
+                },
+                "plain_loop": {
+                    "seconds": round(plain_s, 1),
+                    "mb_per_s": round(mb / plain_s, 3),
+                    "cpu_seconds": round(plain_cpu, 1),
+                    "kept": plain["kept"],
+                },
+                "speedup": round(plain_s / beam_s, 2),
+                "load_average_1min": round(os.getloadavg()[0], 1),
+                "cpus": os.cpu_count(),
+                "same_kept_count": manifest["totals"]["kept"] == plain["kept"],
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

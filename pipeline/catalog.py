@@ -10,6 +10,7 @@ data dirs work too, and a pattern that matches nothing is an error unless the en
 
 reads every entry and prints files, units and rejects by reason (for users adding a source).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,24 +43,58 @@ DEFAULT_MAX_DECOMPRESSED_BYTES = 1 << 30
 # (HornMT's "aaf" for Afar, the Swahili Bible's "ssw"): add it here deliberately.
 KNOWN_LANGS = {
     # the 23 AfroLM languages
-    "amh": "Amharic", "bam": "Bambara", "bbj": "Ghomala'", "ewe": "Ewe", "fon": "Fon",
-    "hau": "Hausa", "ibo": "Igbo", "kin": "Kinyarwanda", "lin": "Lingala", "lug": "Luganda",
-    "luo": "Dholuo", "mos": "Mossi", "nya": "Chichewa", "pcm": "Nigerian Pidgin",
-    "sna": "Shona", "swa": "Swahili", "tsn": "Setswana", "twi": "Twi", "wol": "Wolof",
-    "xho": "isiXhosa", "yor": "Yoruba", "zul": "isiZulu", "orm": "Oromo",
+    "amh": "Amharic",
+    "bam": "Bambara",
+    "bbj": "Ghomala'",
+    "ewe": "Ewe",
+    "fon": "Fon",
+    "hau": "Hausa",
+    "ibo": "Igbo",
+    "kin": "Kinyarwanda",
+    "lin": "Lingala",
+    "lug": "Luganda",
+    "luo": "Dholuo",
+    "mos": "Mossi",
+    "nya": "Chichewa",
+    "pcm": "Nigerian Pidgin",
+    "sna": "Shona",
+    "swa": "Swahili",
+    "tsn": "Setswana",
+    "twi": "Twi",
+    "wol": "Wolof",
+    "xho": "isiXhosa",
+    "yor": "Yoruba",
+    "zul": "isiZulu",
+    "orm": "Oromo",
     # the 15 further languages of the raw data
-    "tir": "Tigrinya", "som": "Somali", "afr": "Afrikaans", "nso": "Sepedi",
-    "sot": "Sesotho", "run": "Kirundi", "kik": "Gikuyu", "mlg": "Malagasy", "gaa": "Ga",
-    "fub": "Adamawa Fulfulde", "ssw": "siSwati", "nbl": "isiNdebele (South)",
-    "tso": "Xitsonga", "ven": "Tshivenda", "aar": "Afar",
+    "tir": "Tigrinya",
+    "som": "Somali",
+    "afr": "Afrikaans",
+    "nso": "Sepedi",
+    "sot": "Sesotho",
+    "run": "Kirundi",
+    "kik": "Gikuyu",
+    "mlg": "Malagasy",
+    "gaa": "Ga",
+    "fub": "Adamawa Fulfulde",
+    "ssw": "siSwati",
+    "nbl": "isiNdebele (South)",
+    "tso": "Xitsonga",
+    "ven": "Tshivenda",
+    "aar": "Afar",
     # pivots and relatives that parallel sources and evaluation sets carry
-    "eng": "English", "fra": "French", "ara": "Arabic", "por": "Portuguese",
-    "arq": "Algerian Arabic", "ary": "Moroccan Arabic", "fuv": "Nigerian Fulfulde",
-    "gaz": "West Central Oromo", "tig": "Tigre",
+    "eng": "English",
+    "fra": "French",
+    "ara": "Arabic",
+    "por": "Portuguese",
+    "arq": "Algerian Arabic",
+    "ary": "Moroccan Arabic",
+    "fuv": "Nigerian Fulfulde",
+    "gaz": "West Central Oromo",
+    "tig": "Tigre",
 }
 
-FORMATS = ("lines", "tsv", "csv", "jsonl", "json_array", "js_json", "ces_xml", "xhtml",
-           "tar", "xlsx")
+FORMATS = ("lines", "tsv", "csv", "jsonl", "json_array", "js_json", "ces_xml", "xhtml", "tar", "xlsx")
 INNER_FORMATS = tuple(f for f in FORMATS if f not in ("tar", "xlsx"))
 LINE_SEPS = ("auto", "lf", "cr")
 QUOTINGS = ("csv", "none", "line")
@@ -77,8 +112,15 @@ _FORMAT_OPTIONS = {
     "member": {"tar"},
     "inner_format": {"tar"},
 }
-_REQUIRED = {"tsv": "column", "csv": "column", "xlsx": "column", "jsonl": "field",
-             "json_array": "field", "js_json": "field", "tar": "member"}
+_REQUIRED = {
+    "tsv": "column",
+    "csv": "column",
+    "xlsx": "column",
+    "jsonl": "field",
+    "json_array": "field",
+    "js_json": "field",
+    "tar": "member",
+}
 
 
 class CatalogError(ConfigError):
@@ -89,29 +131,29 @@ class CatalogError(ConfigError):
 class SourceEntry:
     """One source of raw text. Field docs: docs/corpus-sources.md."""
 
-    name: str                              # unique key, used in stats and rejected samples
-    path: str                              # glob relative to data_dir; `**`, {a,b}, {40..66}
-    format: str                            # one of FORMATS
-    lang: str                              # ISO 639-3 code of the text (KNOWN_LANGS)
-    column: str | int | None = None        # tsv/csv/xlsx: header name, or 1-based position
-    field: str | None = None               # json*: dotted path from the root; `*` = every item
-    delimiter: str | None = None           # tsv: TAB, csv: "," unless given
-    header: bool | None = None             # first row is a header (csv/tsv/xlsx: yes; lines: no)
-    quoting: str | None = None             # csv (multi-line quoted cells), none, line
-    line_sep: str = "auto"                 # auto (LF, CRLF, CR), lf, cr
-    member: str | None = None              # tar: glob for member names
-    inner_format: str = "lines"            # tar: format of the members
-    sheet: str | int | None = None         # xlsx: sheet name or 1-based index (first)
-    element: str = "seg"                   # ces_xml: element holding one unit
-    block_first_line: bool = False         # lines: keep only the first line of each block
-    split_lines: bool = False              # split each value at line breaks into units
-    split_regex: str | None = None         # split each value at matches (match removed)
-    strip_regex: str | None = None         # remove matches from each unit
-    optional: bool = False                 # a path matching nothing is a counted skip
-    enabled: bool = True                   # false: kept for reference, never read by default
-    max_unit_chars: int = DEFAULT_MAX_UNIT_CHARS        # longer units: rejected `too_long`
+    name: str  # unique key, used in stats and rejected samples
+    path: str  # glob relative to data_dir; `**`, {a,b}, {40..66}
+    format: str  # one of FORMATS
+    lang: str  # ISO 639-3 code of the text (KNOWN_LANGS)
+    column: str | int | None = None  # tsv/csv/xlsx: header name, or 1-based position
+    field: str | None = None  # json*: dotted path from the root; `*` = every item
+    delimiter: str | None = None  # tsv: TAB, csv: "," unless given
+    header: bool | None = None  # first row is a header (csv/tsv/xlsx: yes; lines: no)
+    quoting: str | None = None  # csv (multi-line quoted cells), none, line
+    line_sep: str = "auto"  # auto (LF, CRLF, CR), lf, cr
+    member: str | None = None  # tar: glob for member names
+    inner_format: str = "lines"  # tar: format of the members
+    sheet: str | int | None = None  # xlsx: sheet name or 1-based index (first)
+    element: str = "seg"  # ces_xml: element holding one unit
+    block_first_line: bool = False  # lines: keep only the first line of each block
+    split_lines: bool = False  # split each value at line breaks into units
+    split_regex: str | None = None  # split each value at matches (match removed)
+    strip_regex: str | None = None  # remove matches from each unit
+    optional: bool = False  # a path matching nothing is a counted skip
+    enabled: bool = True  # false: kept for reference, never read by default
+    max_unit_chars: int = DEFAULT_MAX_UNIT_CHARS  # longer units: rejected `too_long`
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES  # json/js/xlsx parsed whole
-    max_expand_ratio: int = DEFAULT_MAX_EXPAND_RATIO    # decompressed/compressed: over = `bomb`
+    max_expand_ratio: int = DEFAULT_MAX_EXPAND_RATIO  # decompressed/compressed: over = `bomb`
     max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES  # over = `too_large`
     licence: str = ""
     notes: str = ""
@@ -135,8 +177,7 @@ class SourceEntry:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(SourceEntry)}
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(SourceEntry)
-             if f.default is not dataclasses.MISSING}
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(SourceEntry) if f.default is not dataclasses.MISSING}
 
 
 def _fail(entry: str, field: str, message: str) -> CatalogError:
@@ -145,10 +186,17 @@ def _fail(entry: str, field: str, message: str) -> CatalogError:
 
 def _check_type(name: str, key: str, value: Any) -> None:
     expected = {
-        "column": (str, int), "sheet": (str, int), "header": (bool,), "optional": (bool,),
-        "enabled": (bool,), "split_lines": (bool,), "block_first_line": (bool,),
-        "max_unit_chars": (int,), "max_document_bytes": (int,),
-        "max_expand_ratio": (int,), "max_decompressed_bytes": (int,),
+        "column": (str, int),
+        "sheet": (str, int),
+        "header": (bool,),
+        "optional": (bool,),
+        "enabled": (bool,),
+        "split_lines": (bool,),
+        "block_first_line": (bool,),
+        "max_unit_chars": (int,),
+        "max_document_bytes": (int,),
+        "max_expand_ratio": (int,),
+        "max_decompressed_bytes": (int,),
     }.get(key, (str,))
     if value is None and _DEFAULTS.get(key, 0) is None:
         return
@@ -167,9 +215,13 @@ def _validate_kind(entry: SourceEntry, given: set[str]) -> None:
     """Language, format, and the options the format needs or forbids."""
     name = entry.name
     if entry.lang not in KNOWN_LANGS:
-        raise _fail(name, "lang", f"unknown ISO 639-3 code {entry.lang!r} "
-                    f"(known: {' '.join(sorted(KNOWN_LANGS))}; add it to KNOWN_LANGS in "
-                    "pipeline/catalog.py if it is real)")
+        raise _fail(
+            name,
+            "lang",
+            f"unknown ISO 639-3 code {entry.lang!r} "
+            f"(known: {' '.join(sorted(KNOWN_LANGS))}; add it to KNOWN_LANGS in "
+            "pipeline/catalog.py if it is real)",
+        )
     if entry.format not in FORMATS:
         raise _fail(name, "format", f"unknown format {entry.format!r} (one of {', '.join(FORMATS)})")
     if entry.format == "tar" and entry.inner_format not in INNER_FORMATS:
@@ -203,8 +255,7 @@ def _validate_options(entry: SourceEntry) -> None:
                 re.compile(pattern)
             except re.error as err:
                 raise _fail(name, key, f"bad regular expression: {err}") from None
-    for key in ("max_unit_chars", "max_document_bytes", "max_expand_ratio",
-                "max_decompressed_bytes"):
+    for key in ("max_unit_chars", "max_document_bytes", "max_expand_ratio", "max_decompressed_bytes"):
         if getattr(entry, key) < 1:
             raise _fail(name, key, "must be positive")
     if not entry.enabled and not entry.notes:
@@ -229,15 +280,16 @@ def parse_entry(raw: Any, index: int) -> SourceEntry:
     return entry
 
 
-def load_catalog(path: str | Path = DEFAULT_CATALOG, data_dir: str | Path | None = None,
-                 include_disabled: bool = False) -> list[SourceEntry]:
+def load_catalog(
+    path: str | Path = DEFAULT_CATALOG, data_dir: str | Path | None = None, include_disabled: bool = False
+) -> list[SourceEntry]:
     """Parse and validate every entry (before any file is read); enabled ones by default.
 
     `data_dir` is accepted for symmetry with `expand_entry` (paths stay relative in entries).
     """
     del data_dir
     try:
-        with uri.open_read(path) as handle:      # a local file or a URI (s3://...)
+        with uri.open_read(path) as handle:  # a local file or a URI (s3://...)
             doc = yaml.safe_load(handle.read().decode("utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         raise CatalogError(f"{path}: cannot read the catalog: {err}") from None
@@ -285,11 +337,11 @@ def expand_braces(pattern: str) -> list[str]:
                 break
         else:
             return [pattern]  # unbalanced: a literal brace
-        options = _brace_options(pattern[open_at + 1:close_at])
+        options = _brace_options(pattern[open_at + 1 : close_at])
         if options is None:
             search_from = open_at + 1
             continue
-        head, tail = pattern[:open_at], pattern[close_at + 1:]
+        head, tail = pattern[:open_at], pattern[close_at + 1 :]
         return [out for opt in options for out in expand_braces(head + opt + tail)]
     return [pattern]
 
@@ -310,13 +362,15 @@ def expand_entry(entry: SourceEntry, data_dir: str | Path) -> list[str]:
     for pattern in expand_braces(entry.path):
         full = _join(data_dir, pattern)
         result = FileSystems.match([full])[0]
-        files = {m.path for m in result.metadata_list
-                 if "://" in m.path or not os.path.isdir(m.path)}
+        files = {m.path for m in result.metadata_list if "://" in m.path or not os.path.isdir(m.path)}
         if not files:
             if entry.optional:
                 continue
-            raise _fail(entry.name, "path", f"{full!r} matches no file "
-                        "(fix the path, or set optional: true to count it as a skip)")
+            raise _fail(
+                entry.name,
+                "path",
+                f"{full!r} matches no file (fix the path, or set optional: true to count it as a skip)",
+            )
         found |= files
     return sorted(found)
 
@@ -328,11 +382,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.catalog",
         description="Validate the source catalog and (with --check) read every entry, "
-                    "printing files matched, units read and rejects by reason.")
+        "printing files matched, units read and rejects by reason.",
+    )
     parser.add_argument("--check", action="store_true", help="read every entry's files")
     parser.add_argument("--catalog", default=str(DEFAULT_CATALOG), help="catalog YAML")
-    parser.add_argument("--include-disabled", action="store_true",
-                        help="also read entries marked enabled: false")
+    parser.add_argument("--include-disabled", action="store_true", help="also read entries marked enabled: false")
     parser.add_argument("--only", default=None, help="regex on entry names to check")
     parser.add_argument("overrides", nargs="*", help="data_dir=PATH (default ../shared/data)")
     args = parser.parse_args(argv)
@@ -359,8 +413,13 @@ def check_entry(entry: SourceEntry, data_dir: str | Path) -> dict[str, Any]:
                 reasons[unit.reason or "?"] += 1
             else:
                 chars += len(unit.text)
-    return {"files": len(files), "units": units, "text": units - sum(reasons.values()),
-            "chars": chars, "rejected": dict(sorted(reasons.items()))}
+    return {
+        "files": len(files),
+        "units": units,
+        "text": units - sum(reasons.values()),
+        "chars": chars,
+        "rejected": dict(sorted(reasons.items())),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -385,13 +444,19 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         rows.append((entry, stats))
         by_lang[entry.lang].update(units=stats["units"], text=stats["text"], chars=stats["chars"])
-        print(f"[{i}/{len(entries)}] {entry.name}: {stats['files']} files, {stats['units']} units "
-              f"({time.time() - start:.1f}s)", file=sys.stderr, flush=True)
+        print(
+            f"[{i}/{len(entries)}] {entry.name}: {stats['files']} files, {stats['units']} units "
+            f"({time.time() - start:.1f}s)",
+            file=sys.stderr,
+            flush=True,
+        )
     print(f"{'entry':42} {'lang':4} {'format':10} {'files':>5} {'units':>8} {'text':>8}  rejected")
     for entry, s in rows:
         rejected = ", ".join(f"{k}={v}" for k, v in s["rejected"].items()) or "-"
-        print(f"{entry.name:42} {entry.lang:4} {entry.format:10} {s['files']:>5} "
-              f"{s['units']:>8} {s['text']:>8}  {rejected}")
+        print(
+            f"{entry.name:42} {entry.lang:4} {entry.format:10} {s['files']:>5} "
+            f"{s['units']:>8} {s['text']:>8}  {rejected}"
+        )
     print(f"\n{'lang':4} {'units':>8} {'text':>8} {'Mchars':>7}")
     for lang in sorted(by_lang):
         c = by_lang[lang]

@@ -14,6 +14,7 @@ sample pairs of test item, corpus line and source) and `contamination.md` beside
 and prints the table. A corpus cleaned against a set shows 0 under the folded key for it; the
 exact column shows what a weaker cleaner would have let through.
 """
+
 from __future__ import annotations
 
 import logging
@@ -46,7 +47,7 @@ class AuditConfig:
     tasks_file: Path | None = None
     custom_tasks: list[TaskSpec] = field(default_factory=list)
     splits: list[str] = field(default_factory=lambda: ["dev", "test"])
-    samples: int = 5             # sample pairs kept per evaluation set and key
+    samples: int = 5  # sample pairs kept per evaluation set and key
     decontam: DecontamConfig = field(default_factory=DecontamConfig)
 
     def __post_init__(self) -> None:
@@ -63,8 +64,7 @@ def build_indexes(cfg: AuditConfig) -> dict[str, EvalIndex]:
         registry = task_registry(cfg.tasks_file, cfg.custom_tasks)
     except (FileNotFoundError, ValueError) as err:
         raise ConfigError(str(err)) from None
-    indexes = {"exact": EvalIndex(cfg.decontam, words=word_tokens, letters=False),
-               "folded": EvalIndex(cfg.decontam)}
+    indexes = {"exact": EvalIndex(cfg.decontam, words=word_tokens, letters=False), "folded": EvalIndex(cfg.decontam)}
     seen = set()
     for task in registry.values():
         for lang in task.langs:
@@ -87,7 +87,7 @@ def audit(cfg: AuditConfig) -> dict:
     start = time.time()
     indexes = build_indexes(cfg)
     log.info("indexed %s in %.0fs", indexes["folded"].describe(), time.time() - start)
-    hits = {key: {} for key in KEYS}          # key -> item key -> first (line record, how)
+    hits = {key: {} for key in KEYS}  # key -> item key -> first (line record, how)
     lines = 0
     for lang in corpus.list_languages(cfg.corpus_dir):
         for split in ("train", "valid"):
@@ -95,10 +95,16 @@ def audit(cfg: AuditConfig) -> dict:
                 lines += 1
                 for key, index in indexes.items():
                     for match in index.matches(record["text"]):
-                        hits[key].setdefault(_item_key(index.items[match.item]),
-                                             (record, split, match.how, index.items[match.item]))
-        log.info("%s scanned: %d corpus lines so far, %d items overlapped under the folded key (%.0fs)",
-                 lang, lines, len(hits["folded"]), time.time() - start)
+                        hits[key].setdefault(
+                            _item_key(index.items[match.item]), (record, split, match.how, index.items[match.item])
+                        )
+        log.info(
+            "%s scanned: %d corpus lines so far, %d items overlapped under the folded key (%.0fs)",
+            lang,
+            lines,
+            len(hits["folded"]),
+            time.time() - start,
+        )
     return summarise(cfg, indexes, hits, lines)
 
 
@@ -111,25 +117,47 @@ def summarise(cfg: AuditConfig, indexes: dict[str, EvalIndex], hits: dict, lines
         for (eval_set, lang, split, where), (record, shard, how, item) in sorted(hits[key].items()):
             totals[(eval_set, lang)][key] += 1
             if len([s for s in samples[eval_set] if s["key"] == key]) < cfg.samples:
-                samples[eval_set].append({
-                    "key": key, "how": how, "lang": lang, "split": split, "item": item.text[:SAMPLE_CHARS],
-                    "item_where": where, "line": record["text"][:SAMPLE_CHARS], "line_id": record.get("id", ""),
-                    "source": record.get("source", ""), "shard": shard})
+                samples[eval_set].append(
+                    {
+                        "key": key,
+                        "how": how,
+                        "lang": lang,
+                        "split": split,
+                        "item": item.text[:SAMPLE_CHARS],
+                        "item_where": where,
+                        "line": record["text"][:SAMPLE_CHARS],
+                        "line_id": record.get("id", ""),
+                        "source": record.get("source", ""),
+                        "shard": shard,
+                    }
+                )
     rows = [{"set": s, "lang": l, **counts} for (s, l), counts in sorted(totals.items())]
-    return {"config": config_to_dict(cfg), "corpus_lines": lines, "rows": rows,
-            "total": {k: sum(r[k] for r in rows) for k in ("items", *KEYS)},
-            "samples": dict(sorted(samples.items()))}
+    return {
+        "config": config_to_dict(cfg),
+        "corpus_lines": lines,
+        "rows": rows,
+        "total": {k: sum(r[k] for r in rows) for k in ("items", *KEYS)},
+        "samples": dict(sorted(samples.items())),
+    }
 
 
 def markdown(result: dict) -> str:
-    out = ["# Contamination audit", "",
-           f"{result['corpus_lines']:,} corpus lines against {result['total']['items']:,} dev/test items "
-           f"of {len({r['set'] for r in result['rows']})} evaluation sets. An item counts once it shares a "
-           "word 8-gram (or, under 5-7 words, its whole word sequence) with a corpus line; `folded` also "
-           "folds marks, hooks and apostrophes and checks letters (pipeline/decontam.py).", "",
-           "| set | lang | items | exact | folded |", "|---|---|---:|---:|---:|"]
-    out += [f"| {r['set']} | {r['lang']} | {r['items']:,} | {r['exact']:,} | {r['folded']:,} |"
-            for r in result["rows"] if r["exact"] or r["folded"]]
+    out = [
+        "# Contamination audit",
+        "",
+        f"{result['corpus_lines']:,} corpus lines against {result['total']['items']:,} dev/test items "
+        f"of {len({r['set'] for r in result['rows']})} evaluation sets. An item counts once it shares a "
+        "word 8-gram (or, under 5-7 words, its whole word sequence) with a corpus line; `folded` also "
+        "folds marks, hooks and apostrophes and checks letters (pipeline/decontam.py).",
+        "",
+        "| set | lang | items | exact | folded |",
+        "|---|---|---:|---:|---:|",
+    ]
+    out += [
+        f"| {r['set']} | {r['lang']} | {r['items']:,} | {r['exact']:,} | {r['folded']:,} |"
+        for r in result["rows"]
+        if r["exact"] or r["folded"]
+    ]
     t = result["total"]
     out += [f"| **total** | | {t['items']:,} | {t['exact']:,} | {t['folded']:,} |", ""]
     clean = sorted({r["set"] for r in result["rows"]} - {r["set"] for r in result["rows"] if r["exact"] or r["folded"]})
@@ -138,8 +166,11 @@ def markdown(result: dict) -> str:
     for eval_set, pairs in result["samples"].items():
         out += [f"## {eval_set}", ""]
         for p in pairs:
-            out += [f"- {p['key']} ({p['how']}), {p['lang']} {p['split']} `{p['item_where']}`",
-                    f"  - item: {p['item']}", f"  - corpus ({p['source']}, {p['shard']}): {p['line']}"]
+            out += [
+                f"- {p['key']} ({p['how']}), {p['lang']} {p['split']} `{p['item_where']}`",
+                f"  - item: {p['item']}",
+                f"  - corpus ({p['source']}, {p['shard']}): {p['line']}",
+            ]
         out.append("")
     return "\n".join(out)
 
@@ -161,8 +192,10 @@ def write_audit(cfg: AuditConfig) -> None:
         handle.write(markdown(result))
     t = result["total"]
     print("\n".join(markdown(result).split("\n\n## ")[0].splitlines()[4:]))
-    print(f"contamination: {t['exact']} items overlap under the exact key, {t['folded']} under the folded key "
-          f"-> {cfg.corpus_dir}/contamination.md")
+    print(
+        f"contamination: {t['exact']} items overlap under the exact key, {t['folded']} under the folded key "
+        f"-> {cfg.corpus_dir}/contamination.md"
+    )
 
 
 if __name__ == "__main__":

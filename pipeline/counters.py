@@ -7,6 +7,7 @@ from the PipelineResult and checks them against stats.json, which stays the reco
 that retries a task may count it twice in attempted counters, and some runners (Beam's
 DaskRunner) return no metrics at all.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -68,6 +69,9 @@ def report(result, stats: dict) -> str:
     if counters == expected:
         total = sum(n for name, n in counters.items() if name.startswith("read:"))
         return f"counters: {len(counters)} runner counters equal stats.json ({total} lines read)"
-    diff = sorted(f"{name} {counters.get(name, 0)} != {expected.get(name, 0)}"
-                  for name in set(counters) | set(expected) if counters.get(name, 0) != expected.get(name, 0))
+    diff = sorted(
+        f"{name} {counters.get(name, 0)} != {expected.get(name, 0)}"
+        for name in set(counters) | set(expected)
+        if counters.get(name, 0) != expected.get(name, 0)
+    )
     return f"counters: WARNING: runner counters differ from stats.json: {'; '.join(diff)}"

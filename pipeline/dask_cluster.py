@@ -6,6 +6,7 @@ starts a Dask scheduler and N worker processes on loopback ports it picks, runs 
 `--dask_client_address=tcp://127.0.0.1:PORT` added, and stops the cluster afterwards (also when
 the command fails). `make corpus RUNNER=dask` uses it; with DASK_ADDRESS it uses that cluster.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,11 @@ def resolve_runner(beam_flags: list[str]) -> list[str]:
     Dask defaults added when the runner is Dask and the flags do not set partitioning."""
     flags, runner = [], None
     for i, flag in enumerate(beam_flags):
-        name = flag.split("=", 1)[1] if flag.startswith("--runner=") else (
-            flag if i and beam_flags[i - 1] == "--runner" else None)
+        name = (
+            flag.split("=", 1)[1]
+            if flag.startswith("--runner=")
+            else (flag if i and beam_flags[i - 1] == "--runner" else None)
+        )
         if name is not None:
             runner = RUNNER_ALIASES.get(name.lower(), name)
             flag = f"--runner={runner}" if flag.startswith("--runner=") else runner
@@ -66,8 +70,10 @@ def _wait_for_workers(address: str, count: int, procs: list, timeout: float) -> 
         while len(client.scheduler_info(n_workers=-1)["workers"]) < count:
             dead = [p.args for p in procs if p.poll() is not None]
             if dead or time.monotonic() > deadline:
-                raise RuntimeError(f"dask: {count} workers did not join {address} within {timeout:.0f} s"
-                                   + (f"; exited: {dead}" if dead else ""))
+                raise RuntimeError(
+                    f"dask: {count} workers did not join {address} within {timeout:.0f} s"
+                    + (f"; exited: {dead}" if dead else "")
+                )
             time.sleep(0.2)
 
 
@@ -85,8 +91,9 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 @contextmanager
-def local_cluster(log_dir: Path, workers: int = 2, threads: int = 1,
-                  timeout: float = 120.0) -> Iterator[tuple[str, list[subprocess.Popen]]]:
+def local_cluster(
+    log_dir: Path, workers: int = 2, threads: int = 1, timeout: float = 120.0
+) -> Iterator[tuple[str, list[subprocess.Popen]]]:
     """Start `dask scheduler` and `dask worker --nworkers N` on loopback; yield (address, processes).
 
     Each runs in its own process group, so stopping it also ends the worker processes its nanny
@@ -96,18 +103,39 @@ def local_cluster(log_dir: Path, workers: int = 2, threads: int = 1,
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     commands = {
-        "scheduler": [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-                      "--port", str(port), "--dashboard-address", f"127.0.0.1:{dashboard}"],
-        "workers": [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nworkers", str(workers),
-                    "--nthreads", str(threads), "--host", "127.0.0.1", "--no-dashboard"],
+        "scheduler": [
+            sys.executable,
+            "-m",
+            "distributed.cli.dask_scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dashboard-address",
+            f"127.0.0.1:{dashboard}",
+        ],
+        "workers": [
+            sys.executable,
+            "-m",
+            "distributed.cli.dask_worker",
+            address,
+            "--nworkers",
+            str(workers),
+            "--nthreads",
+            str(threads),
+            "--host",
+            "127.0.0.1",
+            "--no-dashboard",
+        ],
     }
     log_dir.mkdir(parents=True, exist_ok=True)
     procs: list[subprocess.Popen] = []
     try:
         for name, cmd in commands.items():
             with open(log_dir / f"dask-{name}.log", "wb") as log:
-                procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                              start_new_session=True))
+                procs.append(
+                    subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                )
         _wait_for_workers(address, workers, procs, timeout)
         yield address, procs
     finally:
@@ -116,8 +144,11 @@ def local_cluster(log_dir: Path, workers: int = 2, threads: int = 1,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.dask_cluster", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.dask_cluster",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--workers", type=int, default=2, help="worker processes (one thread each)")
     parser.add_argument("--log-dir", type=Path, default=Path("out/dask"), help="scheduler and worker logs")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command to run")

@@ -18,6 +18,7 @@ Decoding policy (documented in docs/corpus-sources.md):
   outgrows `max_expand_ratio` x the compressed bytes read, or (reason `too_large`) once it
   passes `max_decompressed_bytes`: a bomb costs one chunk of memory, not an OOM kill.
 """
+
 from __future__ import annotations
 
 import bz2
@@ -32,11 +33,12 @@ CHUNK_BYTES = 1 << 18
 UTF8_BOM = codecs.BOM_UTF8
 # Longest BOM first: the UTF-32-LE BOM starts with the UTF-16-LE one.
 _WIDE_BOMS = (
-    (codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
-    (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"),
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
-_SEPARATORS = {"auto": re.compile(rb"\r\n|\r|\n"), "lf": re.compile(rb"\r?\n"),
-               "cr": re.compile(rb"\r")}
+_SEPARATORS = {"auto": re.compile(rb"\r\n|\r|\n"), "lf": re.compile(rb"\r?\n"), "cr": re.compile(rb"\r")}
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
@@ -99,10 +101,10 @@ def utf8_chunks(stream: BinaryIO, chunk_size: int = CHUNK_BYTES) -> Iterator[byt
         first += more
     for bom, codec in _WIDE_BOMS:
         if first.startswith(bom):
-            yield from _transcode(first[len(bom):], chunks, codec)
+            yield from _transcode(first[len(bom) :], chunks, codec)
             return
     if first.startswith(UTF8_BOM):
-        first = first[len(UTF8_BOM):]
+        first = first[len(UTF8_BOM) :]
     head = first[:4096]
     if head.count(b"\x00") > len(head) // 10:
         raise EncodingError("NUL bytes: UTF-16/32 without a BOM, or a binary file; whole file rejected")
@@ -125,7 +127,7 @@ def split_lines(chunks: Iterable[bytes], line_sep: str, max_bytes: int) -> Itera
                 yield TooLong(skipped + match.start() - start)
                 skipped = 0
             else:
-                yield bytes(buf[start:match.start()])
+                yield bytes(buf[start : match.start()])
             start = match.end()
         del buf[:start]
         if len(buf) > max_bytes:
@@ -149,8 +151,9 @@ def decode_lossless(data: bytes) -> str:
     return data.decode("utf-8", errors="surrogateescape")
 
 
-def iter_text_lines(stream: BinaryIO, line_sep: str = "auto", max_chars: int = 1_000_000,
-                    keep_ends: bool = False) -> Iterator[str | TooLong]:
+def iter_text_lines(
+    stream: BinaryIO, line_sep: str = "auto", max_chars: int = 1_000_000, keep_ends: bool = False
+) -> Iterator[str | TooLong]:
     """Decoded lines of a binary stream; `keep_ends` gives each line a "\n" (for csv)."""
     end = "\n" if keep_ends else ""
     for line in split_lines(utf8_chunks(stream), line_sep, max_bytes=4 * max_chars):
@@ -184,8 +187,8 @@ def raw_repr(text: str, limit: int = 200) -> str:
     bad = _UNDECODABLE.search(text)
     start = 0
     if bad is not None:
-        start = max(0, len(text[:bad.start()].encode("utf-8", errors="surrogateescape")) - limit // 4)
-    return ("..." if start else "") + repr(data[start:start + limit])
+        start = max(0, len(text[: bad.start()].encode("utf-8", errors="surrogateescape")) - limit // 4)
+    return ("..." if start else "") + repr(data[start : start + limit])
 
 
 # A decompressed output below this many bytes is never a bomb, whatever its ratio: tiny
@@ -203,7 +206,7 @@ class _CountingReader:
     def read(self, size: int = -1) -> bytes:
         if self.prefix:
             data = self.prefix if size is None or size < 0 else self.prefix[:size]
-            self.prefix = self.prefix[len(data):]
+            self.prefix = self.prefix[len(data) :]
         else:
             data = self.raw.read(size)
         self.n_read += len(data)
@@ -213,8 +216,7 @@ class _CountingReader:
 class _BoundedReader:
     """A decompressing reader that raises `DecompressionLimit` instead of growing without end."""
 
-    def __init__(self, inner: BinaryIO, counter: _CountingReader, kind: str,
-                 max_ratio: int, max_bytes: int):
+    def __init__(self, inner: BinaryIO, counter: _CountingReader, kind: str, max_ratio: int, max_bytes: int):
         self.inner, self.counter, self.kind = inner, counter, kind
         self.max_ratio, self.max_bytes, self.n_out = max_ratio, max_bytes, 0
 
@@ -224,21 +226,26 @@ class _BoundedReader:
         data = self.inner.read(min(size, CHUNK_BYTES))
         self.n_out += len(data)
         if self.n_out > self.max_bytes:
-            raise DecompressionLimit("too_large", f"{self.kind} data expands past {self.max_bytes} "
-                                     "bytes (max_decompressed_bytes); rest of the file not read")
+            raise DecompressionLimit(
+                "too_large",
+                f"{self.kind} data expands past {self.max_bytes} "
+                "bytes (max_decompressed_bytes); rest of the file not read",
+            )
         if self.n_out > max(RATIO_FLOOR_BYTES, self.max_ratio * self.counter.n_read):
-            raise DecompressionLimit("bomb", f"{self.kind} data expands more than "
-                                     f"{self.max_ratio}x ({self.counter.n_read} compressed bytes -> "
-                                     f"{self.n_out}+; max_expand_ratio): decompression bomb, "
-                                     "rest of the file not read")
+            raise DecompressionLimit(
+                "bomb",
+                f"{self.kind} data expands more than "
+                f"{self.max_ratio}x ({self.counter.n_read} compressed bytes -> "
+                f"{self.n_out}+; max_expand_ratio): decompression bomb, "
+                "rest of the file not read",
+            )
         return data
 
     def close(self) -> None:
         self.inner.close()
 
 
-def bounded_decompress(stream: BinaryIO, max_ratio: int, max_bytes: int,
-                       kind: str | None = None) -> BinaryIO:
+def bounded_decompress(stream: BinaryIO, max_ratio: int, max_bytes: int, kind: str | None = None) -> BinaryIO:
     """`stream` decompressed (gzip, bz2 or xz, sniffed from its magic bytes unless `kind` is
     given), within the ratio and size limits; an uncompressed stream is returned as it is."""
     head = stream.read(6)
@@ -247,6 +254,5 @@ def bounded_decompress(stream: BinaryIO, max_ratio: int, max_bytes: int,
         kind = next((k for magic, k in _COMPRESSED_MAGIC if head.startswith(magic)), None)
         if kind is None:
             return counter  # not compressed: nothing can expand
-    opener = {"gzip": lambda f: gzip.GzipFile(fileobj=f, mode="rb"), "bz2": bz2.BZ2File,
-              "xz": lzma.LZMAFile}[kind]
+    opener = {"gzip": lambda f: gzip.GzipFile(fileobj=f, mode="rb"), "bz2": bz2.BZ2File, "xz": lzma.LZMAFile}[kind]
     return _BoundedReader(opener(counter), counter, kind, max_ratio, max_bytes)

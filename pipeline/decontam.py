@@ -22,6 +22,7 @@ respellings caught against clean lines lost.
 The index maps Python hashes to item numbers; it is built once per worker in `DoFn.setup()`
 (hashes are per-process, so the index never leaves the worker).
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,14 +40,14 @@ from pipeline.segment import split_sentences
 from pipeline.textkey import folded_words
 
 log = logging.getLogger(__name__)
-SHINGLE = 5          # letters per n-gram of the similarity check
-MAX_SHARED = 4       # items remembered per chunk: boilerplate chunks shared by many items
+SHINGLE = 5  # letters per n-gram of the similarity check
+MAX_SHARED = 4  # items remembered per chunk: boilerplate chunks shared by many items
 
 
 @dataclass(frozen=True)
 class Match:
-    item: int        # number of the item in the index (EvalIndex.items)
-    how: str         # "words" or "letters"
+    item: int  # number of the item in the index (EvalIndex.items)
+    how: str  # "words" or "letters"
 
 
 def letter_chunks(words: list[str], size: int) -> Iterable[tuple[int, str]]:
@@ -56,12 +57,12 @@ def letter_chunks(words: list[str], size: int) -> Iterable[tuple[int, str]]:
     for word in words:
         if len(letters) - start < size:
             return
-        yield start, letters[start:start + size]
+        yield start, letters[start : start + size]
         start += len(word)
 
 
 def shingles(letters: str) -> set[str]:
-    return {letters[i:i + SHINGLE] for i in range(max(1, len(letters) - SHINGLE + 1))}
+    return {letters[i : i + SHINGLE] for i in range(max(1, len(letters) - SHINGLE + 1))}
 
 
 def aligned_similarity(line: str, line_at: int, item: str, item_at: int) -> float:
@@ -73,7 +74,7 @@ def aligned_similarity(line: str, line_at: int, item: str, item_at: int) -> floa
     """
     (short, short_at), (long, long_at) = sorted(((line, line_at), (item, item_at)), key=lambda t: len(t[0]))
     start, slack = long_at - short_at, len(short) // 5 + SHINGLE
-    window = long[max(0, start - slack):start + len(short) + slack]
+    window = long[max(0, start - slack) : start + len(short) + slack]
     short_grams = shingles(short)
     return len(short_grams & shingles(window)) / len(short_grams)
 
@@ -81,8 +82,7 @@ def aligned_similarity(line: str, line_at: int, item: str, item_at: int) -> floa
 class EvalIndex:
     """Folded word n-grams, whole short items and letter chunks of evaluation items."""
 
-    def __init__(self, cfg: DecontamConfig, words: Callable[[str], list[str]] = folded_words,
-                 letters: bool = True):
+    def __init__(self, cfg: DecontamConfig, words: Callable[[str], list[str]] = folded_words, letters: bool = True):
         self.ngram = cfg.ngram
         self.min_item_words = cfg.min_item_words
         self.chunk = cfg.chunk_letters if letters else 0
@@ -93,7 +93,7 @@ class EvalIndex:
         self.item_letters: list[str] = []
         self.word_keys: dict[int, int] = {}
         self.chunk_keys: dict[int, int | list[int]] = {}
-        self.lengths: set[int] = set()   # word-window lengths present in the index
+        self.lengths: set[int] = set()  # word-window lengths present in the index
         self.ignored_short = 0
 
     def add(self, item: EvalItem) -> None:
@@ -107,8 +107,8 @@ class EvalIndex:
         n = min(len(tokens), self.ngram)
         self.lengths.add(n)
         for i in range(len(tokens) - n + 1):
-            self.word_keys.setdefault(hash(tuple(tokens[i:i + n])), number)
-        if len(tokens) > self.ngram:   # a headline or short sentence of an article: matched whole too
+            self.word_keys.setdefault(hash(tuple(tokens[i : i + n])), number)
+        if len(tokens) > self.ngram:  # a headline or short sentence of an article: matched whole too
             for sentence in (s for line in item.text.splitlines() for s in split_sentences(line.strip())):
                 words = self.words(sentence)
                 if self.min_item_words <= len(words) < self.ngram:
@@ -132,7 +132,7 @@ class EvalIndex:
         keys, seen = self.word_keys, set()
         for n in self.lengths:
             for i in range(len(tokens) - n + 1):
-                found = keys.get(hash(tuple(tokens[i:i + n])))
+                found = keys.get(hash(tuple(tokens[i : i + n])))
                 if found is not None and found not in seen:
                     seen.add(found)
                     yield Match(found, "words")
@@ -167,12 +167,13 @@ class EvalIndex:
         return None if found is None else self.items[found.item].eval_set
 
     def describe(self) -> str:
-        return (f"{len(self.items)} eval items ({len(self.word_keys)} word n-grams, "
-                f"{len(self.chunk_keys)} letter chunks, {self.ignored_short} short items ignored)")
+        return (
+            f"{len(self.items)} eval items ({len(self.word_keys)} word n-grams, "
+            f"{len(self.chunk_keys)} letter chunks, {self.ignored_short} short items ignored)"
+        )
 
     @classmethod
-    def from_sources(cls, sources: list[tuple], data_dir: str, cfg: DecontamConfig,
-                     **kwargs) -> "EvalIndex":
+    def from_sources(cls, sources: list[tuple], data_dir: str, cfg: DecontamConfig, **kwargs) -> "EvalIndex":
         """Every item of the (task, lang, split) sources, read through the registry's readers."""
         index = cls(cfg, **kwargs)
         for task, lang, split in sources:
@@ -186,7 +187,7 @@ class EvalSources:
     """What decontamination reads: (task, lang, split) sources, and the record for the manifest."""
 
     sources: list[tuple]
-    record: dict     # set name -> {"splits", "files": {path: sha256}, "missing": [...], "hub": [...]}
+    record: dict  # set name -> {"splits", "files": {path: sha256}, "missing": [...], "hub": [...]}
 
 
 def plan_sources(cfg: CorpusConfig) -> EvalSources:
@@ -203,8 +204,10 @@ def plan_sources(cfg: CorpusConfig) -> EvalSources:
     names = list(cfg.decontam.sets) or list(registry)
     unknown = [n for n in names if n not in registry]
     if unknown:
-        raise ConfigError(f"decontam.sets: unknown evaluation set(s) {unknown}; registered: {sorted(registry)} "
-                          "(add your own with tasks_file or custom_tasks)")
+        raise ConfigError(
+            f"decontam.sets: unknown evaluation set(s) {unknown}; registered: {sorted(registry)} "
+            "(add your own with tasks_file or custom_tasks)"
+        )
     splits = list(cfg.decontam.splits) + ([] if cfg.decontam.keep_train else ["train"])
     sources, record, seen = [], {}, set()
     for name in names:
@@ -224,14 +227,19 @@ def plan_sources(cfg: CorpusConfig) -> EvalSources:
                         seen.add(where)
                         sources.append((task, lang, split))
         if not entry["files"] and not entry["hub"]:
-            raise FileNotFoundError(f"evaluation set {name!r}: none of its {'/'.join(splits)} files found, "
-                                    f"e.g. {entry['missing'][0]} (setting data_dir, or decontam.sets)")
+            raise FileNotFoundError(
+                f"evaluation set {name!r}: none of its {'/'.join(splits)} files found, "
+                f"e.g. {entry['missing'][0]} (setting data_dir, or decontam.sets)"
+            )
         if entry["missing"]:
-            log.warning("decontam: %s: %d file(s) not found, not cleaned against (e.g. %s)",
-                        name, len(entry["missing"]), entry["missing"][0])
+            log.warning(
+                "decontam: %s: %d file(s) not found, not cleaned against (e.g. %s)",
+                name,
+                len(entry["missing"]),
+                entry["missing"][0],
+            )
         if entry["hub"]:
-            log.warning("decontam: %s: split(s) %s are read from the Hub and not cleaned against",
-                        name, entry["hub"])
+            log.warning("decontam: %s: split(s) %s are read from the Hub and not cleaned against", name, entry["hub"])
     return EvalSources(sources, record)
 
 

@@ -9,6 +9,7 @@ line's source and number in `detail`.
 All copies of a key meet in one of `DEDUP_BUCKETS` buckets (a stable hash of the key), a few per
 worker; each bucket is one element of lists of packed lines.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -20,7 +21,7 @@ from pipeline.outputs import ParDoByTag
 from pipeline.records import Line, order_key, pack, unpack
 from pipeline.tally import COUNTS, SAMPLES, Tally
 
-DEDUP_BUCKETS = 16     # exact-dedup groups (by hash of the dedup key); a few per worker
+DEDUP_BUCKETS = 16  # exact-dedup groups (by hash of the dedup key); a few per worker
 
 
 def dedup_bucket(key: str) -> int:
@@ -61,7 +62,7 @@ class DedupBucket(beam.DoFn):
             keep_smallest(unpack(packed), best)
         tally = Tally(self.sample_limit)
         # A unit repeated within one line ("A.\nA.") is the same record twice: all but one are copies.
-        placed: set[str] = set()     # keys whose winner was met
+        placed: set[str] = set()  # keys whose winner was met
         for packed in packed_batches:
             for line in unpack(packed):
                 winner = best[line.key]

@@ -19,6 +19,7 @@ Checks, in order (first failure wins):
   side of parallel data and English glosses in a Latin-script shard. Naija Pidgin (pcm) is exempt
   from the English list: its grammar words overlap English by design.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -39,16 +40,26 @@ _CHAR_RUN = regex.compile(r"(\S)\1{9,}")
 # Distinctive function words only: "la", "le", "du", "is", "in", "to", "na", "of", "by", "was",
 # "her" are words of Swahili, Ewe, Bambara, Wolof, Afrikaans or Yoruba too and are left out.
 _PIVOT_WORDS = {
-    "eng": frozenset("the and of that with was were for this have from they which been has their "
-                     "would there what you will are his it he she not but our or on".split()),
-    "fra": frozenset("les des est que qui dans pour une avec sont nous vous elle cette mais aussi "
-                     "leur".split()),
+    "eng": frozenset(
+        "the and of that with was were for this have from they which been has their "
+        "would there what you will are his it he she not but our or on".split()
+    ),
+    "fra": frozenset("les des est que qui dans pour une avec sont nous vous elle cette mais aussi leur".split()),
 }
 _PIVOT_EXEMPT = {"eng": {"pcm", "eng"}, "fra": {"fra"}}
 
 
-REASONS = ("replacement_char", "too_short", "too_many_words", "urls_mentions", "not_letters", "wrong_script",
-           "repetitive_chars", "repetitive_words", "pivot_language")
+REASONS = (
+    "replacement_char",
+    "too_short",
+    "too_many_words",
+    "urls_mentions",
+    "not_letters",
+    "wrong_script",
+    "repetitive_chars",
+    "repetitive_words",
+    "pivot_language",
+)
 
 
 def script_of(lang: str) -> str:
@@ -81,7 +92,9 @@ def check_text(text: str, lang: str, cfg: FilterConfig) -> str | None:
         if Counter(folded).most_common(1)[0][1] > cfg.max_word_repeat * len(words):
             return "repetitive_words"
         for pivot, vocab in _PIVOT_WORDS.items():
-            if lang not in _PIVOT_EXEMPT[pivot] and sum(map(vocab.__contains__, folded)) > cfg.max_pivot_share * len(words):
+            if lang not in _PIVOT_EXEMPT[pivot] and sum(map(vocab.__contains__, folded)) > cfg.max_pivot_share * len(
+                words
+            ):
                 return "pivot_language"
     return None
 

@@ -8,6 +8,7 @@ previous complete corpus or no manifest; shards are only ever whole files; a rer
 staging folders and rebuilds everything. out_dir may be a URI (`s3://...`): every file
 operation goes through common/uri.py (Beam's FileSystems for URIs).
 """
+
 from __future__ import annotations
 
 import json
@@ -30,19 +31,21 @@ def new_staging(out_dir: str) -> str:
     the launcher's working directory)."""
     name = f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
     if uri.is_remote(out_dir):
-        return uri.join(out_dir, name)       # object stores have no folders to make
+        return uri.join(out_dir, name)  # object stores have no folders to make
     staging = os.path.join(os.path.abspath(out_dir), name)
     os.makedirs(staging)
     return staging
 
 
 def clear_stale_staging(out_dir: str) -> None:
-    if uri.is_remote(out_dir):   # no folders in an object store: the staged objects' prefixes
-        names = {uri.relative_to(p, out_dir).split("/")[0]
-                 for p in uri.glob(uri.join(out_dir, f"{STAGING_PREFIX}*", "**"))}
-    else:                        # folders, empty ones included
-        names = {os.path.basename(p) for p in _local_children(out_dir)
-                 if os.path.basename(p).startswith(STAGING_PREFIX)}
+    if uri.is_remote(out_dir):  # no folders in an object store: the staged objects' prefixes
+        names = {
+            uri.relative_to(p, out_dir).split("/")[0] for p in uri.glob(uri.join(out_dir, f"{STAGING_PREFIX}*", "**"))
+        }
+    else:  # folders, empty ones included
+        names = {
+            os.path.basename(p) for p in _local_children(out_dir) if os.path.basename(p).startswith(STAGING_PREFIX)
+        }
     for name in sorted(names):
         folder = uri.join(out_dir, name)
         log.info("removing stale staging folder %s (an earlier run did not finish)", folder)
@@ -75,8 +78,7 @@ def _old_outputs(out_dir: str) -> list[str]:
     return sorted({p for pattern in OUTPUT_PATTERNS for p in uri.glob(uri.join(out_dir, pattern))})
 
 
-def publish(staging: str, out_dir: str, config: dict, inputs: dict[str, str], shards: list[dict],
-            extra: dict) -> dict:
+def publish(staging: str, out_dir: str, config: dict, inputs: dict[str, str], shards: list[dict], extra: dict) -> dict:
     """Move staged outputs into out_dir and write the manifest last; returns the manifest.
 
     `shards`: the shard infos of `_meta/shards` ({"path" below staging, "sha256", ...}): their
@@ -85,12 +87,13 @@ def publish(staging: str, out_dir: str, config: dict, inputs: dict[str, str], sh
     if uri.exists(manifest):
         uri.delete([manifest])
     uri.delete(_old_outputs(out_dir))
-    if not uri.is_remote(out_dir):       # language folders left empty by the deletion
+    if not uri.is_remote(out_dir):  # language folders left empty by the deletion
         for folder in _local_children(out_dir):
             if os.path.isdir(folder) and not os.listdir(folder) and not os.path.basename(folder).startswith("."):
                 os.rmdir(folder)
-    staged = [p for p in uri.glob(uri.join(staging, "**"))
-              if not uri.relative_to(p, staging).startswith("_")]    # _meta: Beam's bookkeeping
+    staged = [
+        p for p in uri.glob(uri.join(staging, "**")) if not uri.relative_to(p, staging).startswith("_")
+    ]  # _meta: Beam's bookkeeping
     shard_hashes = {info["path"]: info["sha256"] for info in shards}
     staged_shards = sorted(uri.relative_to(p, staging) for p in staged if p.endswith(".jsonl.gz"))
     if staged_shards != sorted(shard_hashes):
@@ -101,8 +104,15 @@ def publish(staging: str, out_dir: str, config: dict, inputs: dict[str, str], sh
     # corpus_hash covers the shards only (the corpus itself), so the same text gives the same
     # hash whatever out_dir, runner or timing; the manifest hashes every output.
     corpus_hash = sha256_json(shard_hashes)
-    return write_manifest(out_dir, "corpus", config, inputs, published, extra={"corpus_hash": corpus_hash, **extra},
-                          hashes={uri.join(out_dir, path): sha for path, sha in shard_hashes.items()})
+    return write_manifest(
+        out_dir,
+        "corpus",
+        config,
+        inputs,
+        published,
+        extra={"corpus_hash": corpus_hash, **extra},
+        hashes={uri.join(out_dir, path): sha for path, sha in shard_hashes.items()},
+    )
 
 
 def write_stats(staging: str, stats: dict) -> None:

@@ -8,6 +8,7 @@ through the LSH index (`near_dedup.dedup_language`), chooses the validation line
 shuffles of the whole corpus (a side-input count and a group per shard) and the per-line counting
 of kept lines, which matters on the 2-process DirectRunner (see docs/corpus.md, measured numbers).
 """
+
 from __future__ import annotations
 
 import apache_beam as beam
@@ -50,8 +51,9 @@ class WriteLanguage(beam.DoFn):
     """(lang, [(packed lines, signatures)]) -> shard infos {path, lang, split, count, bytes,
     sha256}; tagged COUNTS (kept, near_dup) and SAMPLES (near_dup)."""
 
-    def __init__(self, staging_dir: str, num_shards: int, minhash: MinHashConfig, valid: ValidConfig,
-                 sample_limit: int):
+    def __init__(
+        self, staging_dir: str, num_shards: int, minhash: MinHashConfig, valid: ValidConfig, sample_limit: int
+    ):
         self.staging_dir = staging_dir
         self.num_shards = num_shards
         self.minhash = minhash
@@ -87,8 +89,9 @@ class LanguageShards(beam.PTransform):
     """PCollection[packed unique lines] -> {"shards": shard infos, COUNTS, SAMPLES}: one element
     per batch of lines and per language, not per line."""
 
-    def __init__(self, staging_dir: str, num_shards: int, minhash: MinHashConfig, valid: ValidConfig,
-                 sample_limit: int):
+    def __init__(
+        self, staging_dir: str, num_shards: int, minhash: MinHashConfig, valid: ValidConfig, sample_limit: int
+    ):
         super().__init__()
         self.args = (staging_dir, num_shards, minhash, valid, sample_limit)
 

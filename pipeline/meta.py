@@ -8,6 +8,7 @@ the graph, which writes `_meta/<name>` (one JSON value a line, sorted, so the fi
 depend on the runner) with FileSystems. The records are small: sums per key, at most
 `rejected_samples` rows per reason, one row per shard.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,6 +22,7 @@ META_NAMES = ("counts", "samples", "shards")
 def _to_line(name: str):
     def keyed(value):
         return "meta", (name, json.dumps(value, ensure_ascii=False, sort_keys=True))
+
     return keyed
 
 

@@ -11,6 +11,7 @@ state is bounded by one language's lines (about 1.5 KB each at 64 permutations).
 Banding (see MinHashConfig): 16 bands x 4 rows; P(candidate | J) = 1 - (1 - J^4)^16:
 J=0.8 -> 0.9998, J=0.5 -> 0.64 (then refused by the Jaccard check), J=0.3 -> 0.12.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -21,14 +22,14 @@ from datasketch import LeanMinHash, MinHash, MinHashLSH
 from pipeline.config import MinHashConfig
 from pipeline.records import Line, order_key
 
-SCHEME = "affine32"   # datasketch >= 2 default scheme: 32-bit hash values (4 bytes each)
+SCHEME = "affine32"  # datasketch >= 2 default scheme: 32-bit hash values (4 bytes each)
 
 
 def shingles(key: str, size: int) -> list[bytes]:
     """The character `size`-grams of a dedup key (the whole key when it is shorter)."""
     if len(key) <= size:
         return [key.encode("utf-8")]
-    return list({key[i:i + size].encode("utf-8") for i in range(len(key) - size + 1)})
+    return list({key[i : i + size].encode("utf-8") for i in range(len(key) - size + 1)})
 
 
 class Signer:
@@ -44,8 +45,13 @@ class Signer:
 
     def signature(self, key: str) -> np.ndarray:
         """The signature of a line's dedup key (records.Line.key)."""
-        m = MinHash(num_perm=self.cfg.num_perm, seed=self.cfg.seed, permutations=self.template.permutations, hashfunc=zlib.crc32,
-                    scheme=self.template.scheme)
+        m = MinHash(
+            num_perm=self.cfg.num_perm,
+            seed=self.cfg.seed,
+            permutations=self.template.permutations,
+            hashfunc=zlib.crc32,
+            scheme=self.template.scheme,
+        )
         m.update_batch(shingles(key, self.cfg.shingle_chars))
         return m.hashvalues
 

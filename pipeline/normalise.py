@@ -21,6 +21,7 @@ Policy (also in docs/corpus.md):
   not a space, and is kept.
 - Runs of spaces collapse to one; each line is stripped; blank lines collapse to one "\n".
 """
+
 from __future__ import annotations
 
 import unicodedata
@@ -35,16 +36,17 @@ from pipeline.records import Line
 # byte (Â..ô) followed by a continuation byte (U+0080..U+00BF or a cp1252 special character).
 _MOJIBAKE_HINT = regex.compile(
     "[\u00c2-\u00f4][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc"
-    "\u2013\u2014\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]")
+    "\u2013\u2014\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]"
+)
 _NEWLINES = regex.compile(r"\r\n|[\r\u2028\u2029\u0085\v\f]")
 _DROP_INVISIBLE = regex.compile(
     r"[\u200B\u2060\uFEFF\u180E\u200E\u200F\u202A-\u202E\u2066-\u2069\u00AD]"
-    r"|[^\S\n]*[\u200C\u200D]+(?=[^\S\n]|$)"     # ZWJ/ZWNJ before a space or the end
-    r"|(?:(?<=^)|(?<=\s))[\u200C\u200D]+",       # ZWJ/ZWNJ after a space or at the start
+    r"|[^\S\n]*[\u200C\u200D]+(?=[^\S\n]|$)"  # ZWJ/ZWNJ before a space or the end
+    r"|(?:(?<=^)|(?<=\s))[\u200C\u200D]+",  # ZWJ/ZWNJ after a space or at the start
     regex.MULTILINE,
 )
-_CONTROLS = regex.compile(r"[^\P{Cc}\n]")       # Cc except newline (tab is handled as a space)
-_SPACES = regex.compile(r"[^\S\n]+")            # any run of whitespace other than newline
+_CONTROLS = regex.compile(r"[^\P{Cc}\n]")  # Cc except newline (tab is handled as a space)
+_SPACES = regex.compile(r"[^\S\n]+")  # any run of whitespace other than newline
 _BLANK_LINES = regex.compile(r"\n(?:[^\S\n]*\n)+")
 
 

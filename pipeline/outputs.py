@@ -7,6 +7,7 @@ SAMPLES elements (a TypeError in exact dedup's `unpack` on Dask). Here a DoFn th
 and one small FlatMap per tag picks its own pairs back out. On the other runners this is the
 same work: the pickers fuse with the step, and elements are batches, so the extra hop is cheap.
 """
+
 from __future__ import annotations
 
 import apache_beam as beam

@@ -5,6 +5,7 @@ fails before any work), created with `beam.Create`, reshuffled so files spread o
 read in batches by `batches.ReadBatches` through the readers' `read_file(entry, path)`. A line a
 reader could not read (text None) is dropped here with the reader's reason (e.g. `decode`).
 """
+
 from __future__ import annotations
 
 from pipeline.records import Line

@@ -8,6 +8,7 @@ and language: read = kept + dropped.
 Between Beam stages lines travel packed, many to one compressed bytes object (`pack`): Beam's
 coders handle plain tuples fast but pickle a NamedTuple one element at a time.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -16,16 +17,16 @@ from typing import NamedTuple
 
 
 class Line(NamedTuple):
-    source: str              # catalog entry name
-    lang: str                # ISO 639-3 code from the catalog
-    path: str                # file it came from (plus "::member" inside an archive), below data_dir
-    line_no: int             # 1-based unit number within that file
+    source: str  # catalog entry name
+    lang: str  # ISO 639-3 code from the catalog
+    path: str  # file it came from (plus "::member" inside an archive), below data_dir
+    line_no: int  # 1-based unit number within that file
     # The text; None from a reader that could not read the unit (then `detail` shows the raw
     # bytes, and the read step makes that the text the stats count and the samples show).
     text: str | None
-    reason: str | None = None   # why the line was dropped (a short stable key); None while kept
-    detail: str = ""            # e.g. the eval set a decontaminated line matched, the surviving copy
-    key: str = ""               # textkey.dedup_key(text), set once cleaning is done
+    reason: str | None = None  # why the line was dropped (a short stable key); None while kept
+    detail: str = ""  # e.g. the eval set a decontaminated line matched, the surviving copy
+    key: str = ""  # textkey.dedup_key(text), set once cleaning is done
 
     def drop(self, reason: str, detail: str = "") -> "Line":
         return self._replace(reason=reason, detail=detail)

@@ -8,6 +8,7 @@ App settings are `key=value` overrides of pipeline/config.py (e.g. `langs=[yor,h
 `--runner=DaskRunner` (or `dask`) with `--dask_client_address=tcp://HOST:8786`. Without a
 runner flag it uses the DirectRunner with 2 worker processes. See docs/corpus.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,17 +46,24 @@ REPO_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_BEAM_FLAGS = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
 
 
-COMMAND = Command(CorpusConfig, "python -m pipeline.run", __doc__, presets=DEFAULT_CONFIG.parent,
-                  default_preset=DEFAULT_CONFIG.stem, passthrough=True)
+COMMAND = Command(
+    CorpusConfig,
+    "python -m pipeline.run",
+    __doc__,
+    presets=DEFAULT_CONFIG.parent,
+    default_preset=DEFAULT_CONFIG.stem,
+    passthrough=True,
+)
 
 
 def beam_options(beam_flags: list[str]) -> PipelineOptions:
     if not any(flag.startswith("--runner") for flag in beam_flags):
         beam_flags = DEFAULT_BEAM_FLAGS + beam_flags
-    return PipelineOptions(resolve_runner(beam_flags))   # --runner=DaskRunner or dask: Beam's Dask runner
+    return PipelineOptions(resolve_runner(beam_flags))  # --runner=DaskRunner or dask: Beam's Dask runner
 
 
 # ---------------------------------------------------------------- catalog and inputs
+
 
 def expand_tasks(cfg: CorpusConfig) -> list[tuple]:
     """(entry, path) pairs for the selected sources and languages; errors name the bad setting.
@@ -63,13 +71,18 @@ def expand_tasks(cfg: CorpusConfig) -> list[tuple]:
     Sources come from this module's `catalog` (load_catalog / expand_entry) and are read with its
     `readers.read_file` (build_pipeline); the tests put a small stand-in in their place."""
     entries = catalog.load_catalog(cfg.catalog, cfg.data_dir)
-    for setting, wanted, have in (("langs", cfg.langs, {e.lang for e in entries}),
-                                  ("sources", cfg.sources, {e.name for e in entries})):
+    for setting, wanted, have in (
+        ("langs", cfg.langs, {e.lang for e in entries}),
+        ("sources", cfg.sources, {e.name for e in entries}),
+    ):
         unknown = sorted(set(wanted or ()) - have)
         if unknown:
             raise ConfigError(f"{setting}: {unknown} not in catalog {cfg.catalog}; known: {sorted(have)}")
-    entries = [e for e in entries if (cfg.langs is None or e.lang in cfg.langs)
-               and (cfg.sources is None or e.name in cfg.sources)]
+    entries = [
+        e
+        for e in entries
+        if (cfg.langs is None or e.lang in cfg.langs) and (cfg.sources is None or e.name in cfg.sources)
+    ]
     tasks = [(entry, str(path)) for entry in entries for path in catalog.expand_entry(entry, cfg.data_dir)]
     if not tasks:
         raise ConfigError(f"no input files for langs={cfg.langs} sources={cfg.sources} in {cfg.catalog}")
@@ -90,11 +103,13 @@ def input_hashes(cfg: CorpusConfig, tasks: list[tuple], evals: EvalSources | Non
 
     # The stage's own code counts as an input: a changed filter must not be skipped as current.
     code = sorted(p for pkg in ("pipeline", "common") for p in (REPO_DIR / pkg).rglob("*.py"))
-    hashes = {"catalog": sha256_file(cfg.catalog),
-              "code": sha256_json({str(p.relative_to(REPO_DIR)): sha256_file(p) for p in code})}
+    hashes = {
+        "catalog": sha256_file(cfg.catalog),
+        "code": sha256_json({str(p.relative_to(REPO_DIR)): sha256_file(p) for p in code}),
+    }
     for path in sorted({p for _, p in tasks}):
         hashes[f"data:{name(path)}"] = sha256_file(path)
-    for entry in (evals.record.values() if evals else ()):
+    for entry in evals.record.values() if evals else ():
         for path, sha in entry["files"].items():
             hashes[f"eval:{name(path)}"] = sha
     return hashes
@@ -102,8 +117,10 @@ def input_hashes(cfg: CorpusConfig, tasks: list[tuple], evals: EvalSources | Non
 
 # ---------------------------------------------------------------- the pipeline
 
-def build_pipeline(p: beam.Pipeline, cfg: CorpusConfig, tasks: list[tuple], staging: str,
-                   eval_sources: list[tuple] = ()) -> None:
+
+def build_pipeline(
+    p: beam.Pipeline, cfg: CorpusConfig, tasks: list[tuple], staging: str, eval_sources: list[tuple] = ()
+) -> None:
     """The one graph of the corpus stage: every step of steps.STEPS, under the labels their
     `runs_in` names; outputs land in `staging` (shards) and `staging/_meta` (bookkeeping).
 
@@ -120,13 +137,10 @@ def build_pipeline(p: beam.Pipeline, cfg: CorpusConfig, tasks: list[tuple], stag
     clean = batches | "Clean" >> ParDoByTag(CleanBatch(cfg, eval_sources), (COUNTS, SAMPLES), main="buckets")
     unique = clean["buckets"] | "ExactDedup" >> ExactDedup(cfg.rejected_samples)
     written = unique["unique"] | "PerLanguage" >> LanguageShards(
-        staging, cfg.num_shards, cfg.minhash, cfg.valid, cfg.rejected_samples)
-    steps = (clean, unique, written)
-    counts = (
-        tuple(step[COUNTS] for step in steps)
-        | "AllCounts" >> beam.Flatten()
-        | "SumCounts" >> SumCounts()
+        staging, cfg.num_shards, cfg.minhash, cfg.valid, cfg.rejected_samples
     )
+    steps = (clean, unique, written)
+    counts = tuple(step[COUNTS] for step in steps) | "AllCounts" >> beam.Flatten() | "SumCounts" >> SumCounts()
     samples = (
         tuple(step[SAMPLES] for step in steps)
         | "AllSamples" >> beam.Flatten()
@@ -135,7 +149,8 @@ def build_pipeline(p: beam.Pipeline, cfg: CorpusConfig, tasks: list[tuple], stag
     )
     # The last step, and the graph's only sink (pipeline/meta.py says why).
     {"counts": counts, "samples": samples, "shards": written["shards"]} | "WriteMeta" >> WriteMeta(
-        FileSystems.join(staging, "_meta"))
+        FileSystems.join(staging, "_meta")
+    )
 
 
 def read_meta(staging: str, name: str) -> list:
@@ -145,11 +160,13 @@ def read_meta(staging: str, name: str) -> list:
 
 # ---------------------------------------------------------------- entry point
 
+
 def summary_table(stats: dict) -> str:
     rows = [f"{'lang':<6}{'read':>10}{'kept':>10}{'dropped':>10}{'kept MB':>10}"]
     for lang, entry in sorted(stats["languages"].items()):
-        rows.append(f"{lang:<6}{entry['read']:>10}{entry['kept']:>10}{entry['dropped']:>10}"
-                    f"{entry['kept_bytes'] / 1e6:>10.2f}")
+        rows.append(
+            f"{lang:<6}{entry['read']:>10}{entry['kept']:>10}{entry['dropped']:>10}{entry['kept_bytes'] / 1e6:>10.2f}"
+        )
     t = stats["total"]
     rows.append(f"{'total':<6}{t['read']:>10}{t['kept']:>10}{t['dropped']:>10}{t['kept_bytes'] / 1e6:>10.2f}")
     return "\n".join(rows)
@@ -168,7 +185,7 @@ def run_config(cfg: CorpusConfig, args: argparse.Namespace) -> dict | None:
     config = config_to_dict(cfg)
     out_dir = str(cfg.out_dir)
     options = beam_options(beam_flags)
-    FileSystems.set_options(options)    # the launcher reads and publishes URIs too (--s3_endpoint_url ...)
+    FileSystems.set_options(options)  # the launcher reads and publishes URIs too (--s3_endpoint_url ...)
     tasks = expand_tasks(cfg)
     log.info("catalog: %d files from %d sources", len(tasks), len({e.name for e, _ in tasks}))
     evals = plan_sources(cfg) if cfg.decontam.enabled else None
@@ -194,16 +211,29 @@ def run_config(cfg: CorpusConfig, args: argparse.Namespace) -> dict | None:
     finalize.write_rejected_samples(staging, read_meta(staging, "samples"), cfg.rejected_samples)
     with atomic_write(uri.join(staging, "config.yaml")) as handle:
         handle.write(yaml.safe_dump(config, allow_unicode=True, sort_keys=True))
-    manifest = finalize.publish(staging, out_dir, config, inputs, read_meta(staging, "shards"), extra={
-        "totals": stats["total"], "seconds": round(time.time() - start, 1),
-        "decontaminated_against": evals.record if evals else {}})
+    manifest = finalize.publish(
+        staging,
+        out_dir,
+        config,
+        inputs,
+        read_meta(staging, "shards"),
+        extra={
+            "totals": stats["total"],
+            "seconds": round(time.time() - start, 1),
+            "decontaminated_against": evals.record if evals else {},
+        },
+    )
     print(summary_table(stats))
     print(counters.report(p.result, stats))
     print("dropped by reason:", ", ".join(f"{k} {v}" for k, v in sorted(stats["total"]["dropped_by_reason"].items())))
-    print("decontaminated by eval set:",
-          ", ".join(f"{k} {v}" for k, v in sorted(stats["total"]["decontaminated_by_eval_set"].items())) or "none")
-    print(f"corpus: {stats['total']['kept']} lines in {len(stats['languages'])} languages -> {out_dir} "
-          f"(corpus_hash {manifest['corpus_hash'][:12]}, {time.time() - start:.0f}s)")
+    print(
+        "decontaminated by eval set:",
+        ", ".join(f"{k} {v}" for k, v in sorted(stats["total"]["decontaminated_by_eval_set"].items())) or "none",
+    )
+    print(
+        f"corpus: {stats['total']['kept']} lines in {len(stats['languages'])} languages -> {out_dir} "
+        f"(corpus_hash {manifest['corpus_hash'][:12]}, {time.time() - start:.0f}s)"
+    )
     return manifest
 
 
@@ -222,9 +252,11 @@ def storage_failure(err: BaseException, staging: str) -> str:
         found = _URI.search(str(chain))
         where = (found.group(1) or found.group(0)) if found else None
         chain = chain.__cause__ or chain.__context__
-    return (f"the corpus run failed at {where or staging}: {type(err).__name__}: {str(err)[:300]}; "
-            "nothing was published (rerun once the store answers: finished work is redone, the result "
-            "is the same)")
+    return (
+        f"the corpus run failed at {where or staging}: {type(err).__name__}: {str(err)[:300]}; "
+        "nothing was published (rerun once the store answers: finished work is redone, the result "
+        "is the same)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

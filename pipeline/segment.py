@@ -9,6 +9,7 @@ limit; a run of `max_chars` characters without any space is garbage and is rejec
 as is any record over `reject_chars` (checked before any work, so a 10 MB one-line file costs
 one length check and one rejection, never a big regex pass).
 """
+
 from __future__ import annotations
 
 from typing import Iterator
@@ -34,7 +35,7 @@ def _cut_at_spaces(sentence: str, max_chars: int) -> Iterator[str | None]:
             yield None
             return
         yield sentence[:cut]
-        sentence = sentence[cut + 1:]
+        sentence = sentence[cut + 1 :]
     if sentence:
         yield sentence
 

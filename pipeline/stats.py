@@ -10,6 +10,7 @@ Counts are (count, bytes) pairs summed per key inside Beam:
 `build_stats` turns them into the nested stats.json and raises if read != kept + dropped
 anywhere, naming the language and source.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -30,9 +31,20 @@ class SumCounts(beam.PTransform):
 
 
 def _entry():
-    return {"records": 0, "bytes_read": 0, "read": 0, "read_bytes": 0, "kept": 0, "kept_bytes": 0,
-            "train": 0, "valid": 0, "dropped": 0, "dropped_bytes": 0,
-            "dropped_by_reason": defaultdict(int), "decontaminated_by_eval_set": defaultdict(int)}
+    return {
+        "records": 0,
+        "bytes_read": 0,
+        "read": 0,
+        "read_bytes": 0,
+        "kept": 0,
+        "kept_bytes": 0,
+        "train": 0,
+        "valid": 0,
+        "dropped": 0,
+        "dropped_bytes": 0,
+        "dropped_by_reason": defaultdict(int),
+        "decontaminated_by_eval_set": defaultdict(int),
+    }
 
 
 def _add(entry: dict, kind: str, name: str, count: int, size: int) -> None:
@@ -66,8 +78,11 @@ def build_stats(counts: list[tuple[tuple, tuple[int, int]]]) -> dict:
     for key, (count, size) in counts:
         kind, lang, source = key[:3]
         _add(by_source[(lang, source)], kind, key[3] if len(key) > 3 else "", count, size)
-    bad = [f"{lang}/{source}: read {e['read']} != kept {e['kept']} + dropped {e['dropped']}"
-           for (lang, source), e in sorted(by_source.items()) if e["read"] != e["kept"] + e["dropped"]]
+    bad = [
+        f"{lang}/{source}: read {e['read']} != kept {e['kept']} + dropped {e['dropped']}"
+        for (lang, source), e in sorted(by_source.items())
+        if e["read"] != e["kept"] + e["dropped"]
+    ]
     if bad:
         raise AccountingError("lines lost or duplicated between read and write: " + "; ".join(bad))
     languages: dict = defaultdict(lambda: {"sources": {}, **_entry()})

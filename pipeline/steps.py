@@ -11,6 +11,7 @@ Steps 7-10 need lines together and run in the graph's transform where their grou
 is: exact dedup per bucket of dedup keys, near dedup, the validation split and the shard writer
 per language (`runs_in`, the graph's labels: pipeline.run.build_pipeline).
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -34,10 +35,10 @@ from pipeline.write_shards import write_shard
 
 class Step(NamedTuple):
     name: str
-    unit: Callable            # the function that does the job, tested on its own
-    drops: tuple[str, ...]    # every reason it drops a line with
-    runs_in: str              # the graph's transform (label) that applies it
-    many: bool = False        # a per-line step that turns one line into any number
+    unit: Callable  # the function that does the job, tested on its own
+    drops: tuple[str, ...]  # every reason it drops a line with
+    runs_in: str  # the graph's transform (label) that applies it
+    many: bool = False  # a per-line step that turns one line into any number
 
 
 CLEAN = "Clean"
@@ -60,10 +61,16 @@ Unit = tuple[Callable[[Line], object], bool]
 def line_units(cfg: CorpusConfig, index: EvalIndex | None) -> list[Unit]:
     """The per-line steps bound to their settings, as (function of one line, many) pairs;
     without an evaluation index (decontamination off, or no eval files) there is no decontaminate."""
-    settings = {"split": {"max_chars": cfg.split.max_chars, "reject_chars": cfg.split.reject_chars},
-                "filter": {"cfg": cfg.filter}, "decontaminate": {"index": index}}
-    return [(partial(step.unit, **settings[step.name]) if step.name in settings else step.unit, step.many)
-            for step in STEPS if step.runs_in == CLEAN and (step.name != "decontaminate" or index is not None)]
+    settings = {
+        "split": {"max_chars": cfg.split.max_chars, "reject_chars": cfg.split.reject_chars},
+        "filter": {"cfg": cfg.filter},
+        "decontaminate": {"index": index},
+    }
+    return [
+        (partial(step.unit, **settings[step.name]) if step.name in settings else step.unit, step.many)
+        for step in STEPS
+        if step.runs_in == CLEAN and (step.name != "decontaminate" or index is not None)
+    ]
 
 
 def clean(line: Line, units: list[Unit]) -> list[Line]:

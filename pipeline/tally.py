@@ -3,6 +3,7 @@
 A DoFn that keeps or drops lines tallies them here and emits, per batch, one COUNTS element per
 stats key and one SAMPLES element per drop reason (instead of one element per line).
 """
+
 from __future__ import annotations
 
 import heapq
@@ -13,9 +14,9 @@ from apache_beam import pvalue
 from pipeline import counters
 from pipeline.records import Line
 
-COUNTS = "counts"     # ((kind, lang, source, ...), (count, bytes)) summed per batch (stats.py)
-SAMPLES = "samples"   # (reason, [sample tuples]), the smallest of the batch (sample_tuple)
-SAMPLE_CHARS = 500    # rejected samples keep this much text
+COUNTS = "counts"  # ((kind, lang, source, ...), (count, bytes)) summed per batch (stats.py)
+SAMPLES = "samples"  # (reason, [sample tuples]), the smallest of the batch (sample_tuple)
+SAMPLE_CHARS = 500  # rejected samples keep this much text
 
 
 def text_size(text: str) -> int:
@@ -50,7 +51,7 @@ class Tally:
 
     def outputs(self):
         for key, (count, size) in self.counts.items():
-            counters.inc(key, count)     # live progress in the runner's UI, once per batch
+            counters.inc(key, count)  # live progress in the runner's UI, once per batch
             yield pvalue.TaggedOutput(COUNTS, (key, (count, size)))
         for reason, rows in self.samples.items():
             # Only the smallest `limit` of a batch can be among the smallest `limit` of all.

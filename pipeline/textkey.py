@@ -10,6 +10,7 @@ and open ɛ ɔ), and apostrophes of every shape (ʼ ' ’ ‘), which all split 
 one does, so Igbo "n'ụlọ", "n’ụlọ" and "nʼụlọ" are the same two words. (The letters check of
 decontamination ignores spaces, so it also matches Hausa "k'asa" to "ƙasa".)
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,7 +20,7 @@ import regex
 
 from pipeline.records import Line
 
-_NOT_WORD = regex.compile(r"[^\p{L}\p{M}\p{N}]+")   # punctuation, symbols, emoji, spaces
+_NOT_WORD = regex.compile(r"[^\p{L}\p{M}\p{N}]+")  # punctuation, symbols, emoji, spaces
 _WORD = regex.compile(r"[\p{L}\p{M}\p{N}]+")
 # A word has a letter or digit: a run of emoji variation selectors (marks) is no word.
 _MARKED_WORD = regex.compile(r"\p{M}*[\p{L}\p{N}][\p{L}\p{M}\p{N}]*")

@@ -6,6 +6,7 @@ makes the choice independent of order, workers and runs; as the corpus grows, th
 moves only a little, so a line rarely changes sides. The split size is k in expectation (the
 hash is uniform), not exactly k. Applied per language in language_shards.WriteLanguage.
 """
+
 from __future__ import annotations
 
 from pipeline.config import ValidConfig

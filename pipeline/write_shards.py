@@ -7,6 +7,7 @@ through `apache_beam.io.filesystems`; the launcher moves them into place once al
 Each shard's sha256 is computed here, as it is written, and nowhere else: it reaches the
 launcher in `_meta/shards`, which finalize.publish reads for the manifest and `corpus_hash`.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -25,8 +26,12 @@ def shard_name(split: str, index: int) -> str:
 
 
 def to_record(line: Line) -> dict:
-    return {"id": line_id(line.lang, line.source, line.path, line.line_no, line.text),
-            "lang": line.lang, "source": line.source, "text": line.text}
+    return {
+        "id": line_id(line.lang, line.source, line.path, line.line_no, line.text),
+        "lang": line.lang,
+        "source": line.source,
+        "text": line.text,
+    }
 
 
 class _HashingWriter:

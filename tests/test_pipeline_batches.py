@@ -1,5 +1,6 @@
 """The batched steps of the graph (read, clean, exact dedup) apply the declared steps to every line,
 whatever the batching."""
+
 from __future__ import annotations
 
 import heapq
@@ -73,34 +74,46 @@ def _line_by_line(cfg: CorpusConfig):
 
 def test_clean_batch_applies_the_steps_to_every_line_whatever_the_batching(tmp_path):
     cfg = _config(tmp_path)
-    kept, counts, samples = _clean_in_batches(cfg, batch_lines=3)      # several batches per file
+    kept, counts, samples = _clean_in_batches(cfg, batch_lines=3)  # several batches per file
     assert _clean_in_batches(cfg, batch_lines=2000) == (kept, counts, samples)
     read, one_by_one, drops = _line_by_line(cfg)
     assert kept == one_by_one
-    assert samples == drops                  # every batch has < 200 drops per reason: all are samples
+    assert samples == drops  # every batch has < 200 drops per reason: all are samples
     assert {l.lang for l in kept} == {"yor", "hau", "amh"}
     assert {(reason, source, line_no, detail) for reason, source, line_no, _, detail in samples} >= {
-        ("decode", "amh-src", 4, ""), ("too_short", "yor-src", 5, ""), ("pivot_language", "yor-src", 6, ""),
-        ("wrong_script", "amh-src", 3, ""), ("decontaminated", "yor-src", 4, "masakhaner1"),
-        ("decontaminated", "yor-src", 9, "afrisenti"), ("decontaminated", "yor-src", 12, "yosm"),
-        ("decontaminated", "hau-src", 3, "masakhanews")}
+        ("decode", "amh-src", 4, ""),
+        ("too_short", "yor-src", 5, ""),
+        ("pivot_language", "yor-src", 6, ""),
+        ("wrong_script", "amh-src", 3, ""),
+        ("decontaminated", "yor-src", 4, "masakhaner1"),
+        ("decontaminated", "yor-src", 9, "afrisenti"),
+        ("decontaminated", "yor-src", 12, "yosm"),
+        ("decontaminated", "hau-src", 3, "masakhanews"),
+    }
     assert sum(v for k, v in counts.items() if k[0] == "records" and k[-1] == "n") == read
     assert sum(v for k, v in counts.items() if k[0] == "read" and k[-1] == "n") == len(kept) + len(samples)
     assert sum(v for k, v in counts.items() if k[0] == "dropped" and k[-1] == "n") == len(samples)
 
 
 def test_dedup_bucket_keeps_the_smallest_copy_of_each_key():
-    texts = ["Ọmọ náà ń lọ sí ilé-ìwé.", "ỌMỌ NÁÀ  ń lọ sí ilé-ìwé!", "Ọkọ̀ náà ń lọ sí ilé-ìwé.", "ọmọ náà ń lọ sí ilé ìwé"]
+    texts = [
+        "Ọmọ náà ń lọ sí ilé-ìwé.",
+        "ỌMỌ NÁÀ  ń lọ sí ilé-ìwé!",
+        "Ọkọ̀ náà ń lọ sí ilé-ìwé.",
+        "ọmọ náà ń lọ sí ilé ìwé",
+    ]
     lines = [with_dedup_key(Line(src, "yor", "p", n, t)) for n, (src, t) in enumerate(zip("bacd", texts))]
     for batches in ([pack(lines[:2]), pack(lines[2:])], [pack(lines[2:]), pack(lines[:2])]):
         outputs = list(DedupBucket(200).process((0, batches)))
         unique = [l for out in outputs if isinstance(out, bytes) for l in unpack(out)]
         sampled = [row for out in outputs if getattr(out, "tag", None) == SAMPLES for row in out.value[1]]
         counts = [out.value for out in outputs if getattr(out, "tag", None) == COUNTS]
-        assert sorted(unique) == [lines[1], lines[2]]          # a (smallest source) and the other key, c
+        assert sorted(unique) == [lines[1], lines[2]]  # a (smallest source) and the other key, c
         assert sorted(sampled) == [("b", "p", 0, texts[0], "yor", "a:1"), ("d", "p", 3, texts[3], "yor", "a:1")]
-        assert sorted(counts) == [(("dropped", "yor", "b", "exact_dup"), (1, len(texts[0].encode()))),
-                                  (("dropped", "yor", "d", "exact_dup"), (1, len(texts[3].encode())))]
+        assert sorted(counts) == [
+            (("dropped", "yor", "b", "exact_dup"), (1, len(texts[0].encode()))),
+            (("dropped", "yor", "d", "exact_dup"), (1, len(texts[3].encode()))),
+        ]
 
 
 def test_a_unit_repeated_within_one_line_is_kept_once_and_its_copy_dropped():
@@ -112,12 +125,13 @@ def test_a_unit_repeated_within_one_line_is_kept_once_and_its_copy_dropped():
     outputs = list(DedupBucket(200).process((0, [pack(units)])))
     assert [l.text for out in outputs if isinstance(out, bytes) for l in unpack(out)] == [text]
     assert [out.value for out in outputs if getattr(out, "tag", None) == COUNTS] == [
-        (("dropped", "yor", "s", "exact_dup"), (1, len(text.encode())))]
+        (("dropped", "yor", "s", "exact_dup"), (1, len(text.encode())))
+    ]
 
 
 def test_smallest_samples_keep_the_global_smallest_whatever_the_batching():
     rows = [("src", "p", n, f"text {n}", "yor", "") for n in range(50)]
     fn = SmallestSamples(7)
-    parts = [heapq.nsmallest(7, rows[i::5]) for i in range(5)]     # per-batch pre-selection
+    parts = [heapq.nsmallest(7, rows[i::5]) for i in range(5)]  # per-batch pre-selection
     acc = fn.merge_accumulators([fn.add_input(fn.create_accumulator(), part) for part in parts])
     assert fn.extract_output(acc) == sorted(rows)[:7]

@@ -1,4 +1,5 @@
 """Beam counters of the production graph (read, kept, dropped by reason per language) equal stats.json."""
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,15 @@ def test_counters_of_the_production_graph_equal_its_stats(tmp_path):
     live = counters.query_counters(result)
     assert live == counters.expected_from_stats(stats)
     # Each step adds its own: cleaning (decode, filters, decontamination), exact and near dedup, kept.
-    assert {"read:amh", "dropped:amh:decode", "dropped:hau:decontaminated", "dropped:yor:too_short",
-            "dropped:yor:exact_dup", "dropped:yor:near_dup", "kept:yor"} <= set(live)
+    assert {
+        "read:amh",
+        "dropped:amh:decode",
+        "dropped:hau:decontaminated",
+        "dropped:yor:too_short",
+        "dropped:yor:exact_dup",
+        "dropped:yor:near_dup",
+        "kept:yor",
+    } <= set(live)
     assert sum(n for name, n in live.items() if name.startswith("read:")) == stats["total"]["read"]
 
 
@@ -47,7 +55,7 @@ def test_run_prints_that_counters_equal_stats(tmp_path, capsys):
 
 class _NoMetrics:
     def metrics(self):
-        raise NotImplementedError("collecting metrics will come later!")   # as Beam's DaskRunnerResult
+        raise NotImplementedError("collecting metrics will come later!")  # as Beam's DaskRunnerResult
 
 
 def test_a_runner_without_metrics_is_reported_not_fatal():
@@ -59,6 +67,7 @@ def test_a_runner_without_metrics_is_reported_not_fatal():
 def test_a_counter_that_differs_is_named(monkeypatch):
     stats = {"languages": {"yor": {"read": 3, "kept": 2, "dropped_by_reason": {"too_short": 1}}}}
     assert counters.expected_from_stats(stats) == {"read:yor": 3, "kept:yor": 2, "dropped:yor:too_short": 1}
-    monkeypatch.setattr(counters, "query_counters", lambda result: {"read:yor": 3, "kept:yor": 1,
-                                                                    "dropped:yor:too_short": 1})
+    monkeypatch.setattr(
+        counters, "query_counters", lambda result: {"read:yor": 3, "kept:yor": 1, "dropped:yor:too_short": 1}
+    )
     assert "kept:yor 1 != 2" in counters.report(object(), stats)

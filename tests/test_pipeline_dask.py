@@ -1,6 +1,7 @@
 """The corpus stage on a real Dask cluster: a scheduler and two worker processes on loopback,
 started and stopped by the tests. Outputs must equal the DirectRunner's byte for byte, also when
 a worker process is killed in the middle of the job."""
+
 from __future__ import annotations
 
 import os
@@ -21,8 +22,14 @@ distributed = pytest.importorskip("distributed")
 # A slice of the real data: several files per source (sona_nbl has 13), copies across the two
 # Hausa tweet sources (exact dedup), rejects of most reasons, and one evaluation set that the
 # tweets overlap (decontamination), so every step of the graph has work on every runner.
-SOURCES = ["hausa_tweets_main_hau", "hausa_tweets_reply_hau", "yoruba_udhr_yor", "yoruba_slr86_yor",
-           "lingala_songs_lin", "sona_nbl"]
+SOURCES = [
+    "hausa_tweets_main_hau",
+    "hausa_tweets_reply_hau",
+    "yoruba_udhr_yor",
+    "yoruba_slr86_yor",
+    "lingala_songs_lin",
+    "sona_nbl",
+]
 SETTINGS = [f"sources=[{', '.join(SOURCES)}]", "decontam.sets=[afrisenti]"]
 WORKERS = 2
 
@@ -33,8 +40,11 @@ def settings(data_dir: Path, out: Path) -> list[str]:
 
 def outputs(out: Path) -> dict[str, bytes]:
     """Every published file but the two that name out_dir or time the run."""
-    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
-            if p.is_file() and p.name not in ("manifest.json", "config.yaml")}
+    return {
+        str(p.relative_to(out)): p.read_bytes()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and p.name not in ("manifest.json", "config.yaml")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +66,11 @@ def dask_cluster(tmp_path):
 def test_runner_short_names_resolve_to_the_dask_runner():
     for name in ("DaskRunner", "dask", "Dask"):
         assert resolve_runner([f"--runner={name}"]) == [f"--runner={DASK_RUNNER}", "--dask_partition_size=1"]
-    assert resolve_runner(["--runner", "dask", "--dask_npartitions=4"]) == ["--runner", DASK_RUNNER,
-                                                                              "--dask_npartitions=4"]
+    assert resolve_runner(["--runner", "dask", "--dask_npartitions=4"]) == [
+        "--runner",
+        DASK_RUNNER,
+        "--dask_npartitions=4",
+    ]
     assert resolve_runner(["--runner=DirectRunner"]) == ["--runner=DirectRunner"]
 
 
@@ -67,7 +80,7 @@ def test_dask_cluster_output_equals_direct_runner(data_dir, tmp_path, dask_clust
     manifest = run(settings(data_dir, out) + ["--runner=DaskRunner", f"--dask_client_address={address}"])
     assert outputs(out) == direct_outputs
     assert manifest["totals"]["kept"] > 0
-    assert "returns no metrics" in capsys.readouterr().out   # said, not failed
+    assert "returns no metrics" in capsys.readouterr().out  # said, not failed
 
 
 def _worker_pids(client) -> dict[str, int]:
@@ -94,8 +107,14 @@ def test_dask_worker_killed_mid_job_row40(data_dir, tmp_path, dask_cluster, dire
     complete. Never a partial or silently smaller corpus."""
     address, _ = dask_cluster
     out = tmp_path / "dask"
-    cmd = [sys.executable, "-m", "pipeline.run", *settings(data_dir, out), "--runner=dask",
-           f"--dask_client_address={address}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipeline.run",
+        *settings(data_dir, out),
+        "--runner=dask",
+        f"--dask_client_address={address}",
+    ]
     log = tmp_path / "job.log"
     with open(log, "wb") as handle:
         job = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
@@ -106,9 +125,9 @@ def test_dask_worker_killed_mid_job_row40(data_dir, tmp_path, dask_cluster, dire
         stop(job)
     text = log.read_text(errors="replace")
     with distributed.Client(address, timeout=30) as client:
-        client.wait_for_workers(WORKERS, timeout=60)          # the nanny replaced the process
+        client.wait_for_workers(WORKERS, timeout=60)  # the nanny replaced the process
         assert killed not in _worker_pids(client).values()
-    if code != 0:   # failed: loudly, and nothing published; the rerun must then be complete
+    if code != 0:  # failed: loudly, and nothing published; the rerun must then be complete
         assert "Error" in text and not (out / "manifest.json").exists()
         assert not list(out.rglob("*.jsonl.gz")) if out.exists() else True
         assert run(settings(data_dir, out) + ["--runner=dask", f"--dask_client_address={address}"])

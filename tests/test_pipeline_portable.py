@@ -1,6 +1,7 @@
 """The stage through Beam's portability layer: a local job service plus a separate worker pool,
 as a Flink/Spark/Dataflow job would run it (`--runner=PortableRunner`). Outputs must equal the
 DirectRunner's byte for byte."""
+
 from __future__ import annotations
 
 import os
@@ -42,8 +43,16 @@ def portable_services(tmp_path):
             ("apache_beam.runners.worker.worker_pool_main", "--service_port", worker_port),
         ):
             log = open(tmp_path / f"{module.rsplit('.', 1)[1]}.log", "wb")
-            procs.append(subprocess.Popen([sys.executable, "-m", module, f"{flag}={port}"], cwd=REPO_ROOT,
-                                          env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", module, f"{flag}={port}"],
+                    cwd=REPO_ROOT,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
             wait_for_port(port, procs[-1], module)
         yield job_port, worker_port
     finally:
@@ -59,9 +68,15 @@ def test_portable_runner_with_external_worker_pool_equals_direct(tmp_path, porta
     job_port, worker_port = portable_services
     data, catalog = make_corpus(tmp_path)
     direct = run(run_args(data, catalog, tmp_path / "direct", "--runner=DirectRunner"))
-    portable = run(run_args(data, catalog, tmp_path / "portable") + [
-        "--runner=PortableRunner", f"--job_endpoint=localhost:{job_port}",
-        "--environment_type=EXTERNAL", f"--environment_config=localhost:{worker_port}"])
+    portable = run(
+        run_args(data, catalog, tmp_path / "portable")
+        + [
+            "--runner=PortableRunner",
+            f"--job_endpoint=localhost:{job_port}",
+            "--environment_type=EXTERNAL",
+            f"--environment_config=localhost:{worker_port}",
+        ]
+    )
     assert shard_bytes(tmp_path / "portable") == shard_bytes(tmp_path / "direct") != {}
     assert portable["corpus_hash"] == direct["corpus_hash"]
     assert (tmp_path / "portable" / "stats.json").read_text() == (tmp_path / "direct" / "stats.json").read_text()

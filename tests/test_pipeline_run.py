@@ -1,4 +1,5 @@
 """The whole corpus stage end to end on a tiny realistic corpus."""
+
 from __future__ import annotations
 
 import gzip
@@ -20,13 +21,19 @@ from pipeline.stats import AccountingError, build_stats
 from pipeline.textkey import word_tokens
 from tests.support import REPO_ROOT
 from tests.support.pipeline import (  # noqa: F401  (fixture)
-    NER_TEST, NEWS_HEADLINE, TWEET, YOSM_REVIEW, fake_sources, make_corpus, run_args,
+    NER_TEST,
+    NEWS_HEADLINE,
+    TWEET,
+    YOSM_REVIEW,
+    fake_sources,
+    make_corpus,
+    run_args,
 )
 
 # The stage reads the stand-in catalog and reader of tests/support/pipeline.py.
 pytestmark = pytest.mark.usefixtures("fake_sources")
 
-IN_PROCESS = "--runner=DirectRunner"   # single process: fast for tests; the default uses 2 workers
+IN_PROCESS = "--runner=DirectRunner"  # single process: fast for tests; the default uses 2 workers
 
 
 def records(out: Path) -> list[dict]:
@@ -58,8 +65,13 @@ def test_every_line_read_is_kept_or_dropped_with_reason_row27(corpus):
             assert s["kept"] == kept_per_source.get((lang, source), 0) == s["train"] + s["valid"]
     yor = stats["languages"]["yor"]["sources"]["yor-src"]
     assert yor["read"] == 12 and yor["records"] == 12
-    assert yor["dropped_by_reason"] == {"decontaminated": 3, "exact_dup": 1, "near_dup": 1,
-                                        "pivot_language": 1, "too_short": 1}
+    assert yor["dropped_by_reason"] == {
+        "decontaminated": 3,
+        "exact_dup": 1,
+        "near_dup": 1,
+        "pivot_language": 1,
+        "too_short": 1,
+    }
     amh = stats["languages"]["amh"]["sources"]["amh-src"]
     assert amh["dropped_by_reason"] == {"decode": 1, "wrong_script": 1}
     # every reason has its samples, with where the line came from
@@ -70,8 +82,11 @@ def test_every_line_read_is_kept_or_dropped_with_reason_row27(corpus):
 
 
 def test_accounting_mismatch_fails_loudly_row27():
-    counts = [(("read", "yor", "s"), (3, 30)), (("kept", "yor", "s", "train"), (1, 10)),
-              (("dropped", "yor", "s", "too_short"), (1, 5))]
+    counts = [
+        (("read", "yor", "s"), (3, 30)),
+        (("kept", "yor", "s", "train"), (1, 10)),
+        (("dropped", "yor", "s", "too_short"), (1, 5)),
+    ]
     with pytest.raises(AccountingError, match="yor/s: read 3 != kept 1 \\+ dropped 1"):
         build_stats(counts)
 
@@ -90,7 +105,7 @@ def test_outputs_layout_and_manifest(corpus):
     _, _, out, manifest = corpus
     assert list_languages(out) == ["amh", "hau", "yor"]
     texts = list(iter_texts(out, "yor"))
-    assert "Ẹ kú àárọ̀, ṣé dáadáa ni gbogbo ẹbí yín wà?" in texts            # tone marks intact, NFC
+    assert "Ẹ kú àárọ̀, ṣé dáadáa ni gbogbo ẹbí yín wà?" in texts  # tone marks intact, NFC
     assert set(manifest["outputs"]) >= {"stats.json", "yor/train-00000.jsonl.gz"}
     assert len(manifest["corpus_hash"]) == 64 and manifest["inputs"]["catalog"]
     assert any(k.startswith("eval:") for k in manifest["inputs"])
@@ -123,14 +138,14 @@ def test_publish_interrupted_then_rerun_is_complete_row25(tmp_path, monkeypatch)
     real_rename = uri.rename
 
     def failing_rename(sources, targets):
-        real_rename(sources[:1], targets[:1])   # one file moved, then the "machine dies"
+        real_rename(sources[:1], targets[:1])  # one file moved, then the "machine dies"
         raise OSError("simulated crash while publishing")
 
     monkeypatch.setattr(uri, "rename", failing_rename)
     with pytest.raises(OSError, match="simulated crash"):
         run(run_args(data, catalog, out, IN_PROCESS))
     monkeypatch.setattr(uri, "rename", real_rename)
-    assert read_manifest(out) is None           # incomplete output is never marked complete
+    assert read_manifest(out) is None  # incomplete output is never marked complete
     manifest = run(run_args(data, catalog, out, IN_PROCESS))
     texts = [r["text"] for r in records(out)]
     assert len(texts) == len(set(texts)) == manifest["totals"]["kept"]
@@ -152,10 +167,20 @@ def test_killed_while_writing_leaves_no_partial_shard_row25(tmp_path):
     lines = [f"Gbólóhùn tuntun nọ́mbà {i} nípa ìlú Èkó àti Ìbàdàn ní ọjọ́ {i % 7}." for i in range(6000)]
     (data / "src" / "yor.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "out"
-    cmd = [sys.executable, "-c", "from tests.support.pipeline import main; main()",   # python -m pipeline.run
-           *run_args(data, catalog, out, "num_shards=4", "minhash.enabled=false")]
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=_subprocess_env(), start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd = [
+        sys.executable,
+        "-c",
+        "from tests.support.pipeline import main; main()",  # python -m pipeline.run
+        *run_args(data, catalog, out, "num_shards=4", "minhash.enabled=false"),
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO_ROOT,
+        env=_subprocess_env(),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + 120
         while time.time() < deadline and proc.poll() is None:
@@ -187,8 +212,18 @@ def test_same_inputs_give_identical_shards_across_runners(tmp_path, corpus):
 
 def test_cli_splits_settings_from_beam_flags():
     from pipeline.run import COMMAND
-    args = COMMAND.parse(["langs=[yor, hau]", "--runner=FlinkRunner", "--flink_master", "host:8081",
-                          "filter.min_words=5", "--config", "pipeline/configs/default.yaml"])
+
+    args = COMMAND.parse(
+        [
+            "langs=[yor, hau]",
+            "--runner=FlinkRunner",
+            "--flink_master",
+            "host:8081",
+            "filter.min_words=5",
+            "--config",
+            "pipeline/configs/default.yaml",
+        ]
+    )
     assert args.overrides == ["langs=[yor, hau]", "filter.min_words=5"]
     assert args.passthrough == ["--runner=FlinkRunner", "--flink_master", "host:8081"]
     assert str(args.config) == "pipeline/configs/default.yaml" and args.preset is None
@@ -206,10 +241,14 @@ def test_custom_task_dev_and_test_items_dropped_and_recorded(tmp_path):
     tasks_file.write_text(
         "my_reviews:\n  kind: classification\n  langs: [yor]\n"
         "  files: {train: 'mine/{lang}/dev.tsv', dev: 'mine/{lang}/dev.tsv', test: 'mine/{lang}/test.tsv'}\n"
-        "  reader: {format: tsv}\n", encoding="utf-8")
+        "  reader: {format: tsv}\n",
+        encoding="utf-8",
+    )
     source = data / "src" / "yor.txt"
-    source.write_text(source.read_text(encoding="utf-8") + f"Ìròyìn: {dev_item.upper()}.\n"
-                      f"{test_item} — bẹ́ẹ̀ ni wọ́n sọ\n", encoding="utf-8")
+    source.write_text(
+        source.read_text(encoding="utf-8") + f"Ìròyìn: {dev_item.upper()}.\n{test_item} — bẹ́ẹ̀ ni wọ́n sọ\n",
+        encoding="utf-8",
+    )
     out = tmp_path / "out"
     manifest = run(run_args(data, catalog, out, IN_PROCESS, f"tasks_file={tasks_file}"))
     stats = json.loads((out / "stats.json").read_text())

@@ -11,6 +11,7 @@ JSON nested too deep to parse (`too_deep`) and glosses skipped by `block_first_l
 `Line(text=None, reason=..., detail=<what and where>)`. Empty units are delivered too (the Beam side counts them),
 so for every file: units read = units kept + units dropped.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -33,8 +34,20 @@ from pipeline.readers.units import UnitOut
 __all__ = ["read_file", "read_stream", "READERS", "REASONS", "Line"]
 
 # Every reason a reader drops a unit with (the module doc says when).
-REASONS = ("decode", "encoding", "corrupt_file", "corrupt_archive", "malformed", "too_long", "unsafe_member",
-           "bomb", "too_large", "too_deep", "pivot", "unreadable")
+REASONS = (
+    "decode",
+    "encoding",
+    "corrupt_file",
+    "corrupt_archive",
+    "malformed",
+    "too_long",
+    "unsafe_member",
+    "bomb",
+    "too_large",
+    "too_deep",
+    "pivot",
+    "unreadable",
+)
 
 Reader = Callable[[SourceEntry, BinaryIO, UnitOut], Iterator[Line]]
 
@@ -65,8 +78,7 @@ def read_stream(entry: SourceEntry, stream: BinaryIO, path: str) -> Iterator[Lin
     out = UnitOut(entry, path)
     try:
         if entry.format != "tar" and path.endswith(".gz"):
-            stream = bounded_decompress(stream, entry.max_expand_ratio,
-                                        entry.max_decompressed_bytes, kind="gzip")
+            stream = bounded_decompress(stream, entry.max_expand_ratio, entry.max_decompressed_bytes, kind="gzip")
         yield from READERS[entry.format](entry, stream, out)
     except DecompressionLimit as err:
         yield out.reject(err.reason, str(err))

@@ -8,6 +8,7 @@ no text). The archive is decompressed by `bounded_decompress`, so a tar bomb end
 `bomb`/`too_large` reject. A truncated or corrupt archive yields the units read so far, then
 ONE `corrupt_archive` reject: no exception escapes and the job goes on with other files.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -40,8 +41,12 @@ def _link_or_device(member: tarfile.TarInfo) -> str | None:
     return None
 
 
-def read_tar(entry: SourceEntry, stream: BinaryIO, out: UnitOut,
-             inner: Callable[[SourceEntry, BinaryIO, UnitOut], Iterator[Line]]) -> Iterator[Line]:
+def read_tar(
+    entry: SourceEntry,
+    stream: BinaryIO,
+    out: UnitOut,
+    inner: Callable[[SourceEntry, BinaryIO, UnitOut], Iterator[Line]],
+) -> Iterator[Line]:
     member_out = out
     try:
         plain = bounded_decompress(stream, entry.max_expand_ratio, entry.max_decompressed_bytes)
@@ -53,8 +58,7 @@ def read_tar(entry: SourceEntry, stream: BinaryIO, out: UnitOut,
                     yield out.reject("unsafe_member", f"member {member.name!r} escapes the archive")
                     continue
                 if (kind := _link_or_device(member)) is not None:
-                    yield out.reject("unsafe_member", f"member {member.name!r} is a {kind}: "
-                                     "never followed")
+                    yield out.reject("unsafe_member", f"member {member.name!r} is a {kind}: never followed")
                     continue
                 if not member.isfile():
                     continue  # a directory: no text of its own

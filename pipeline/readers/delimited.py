@@ -7,6 +7,7 @@ CSV-style (`"a ""b"" c"` -> `a "b" c`) -- for files like lafand's doc-level fra-
 mixes properly quoted cells with cells that merely start with a stray quote; `csv` would glue
 the following rows (French pivot included) into one cell.
 """
+
 from __future__ import annotations
 
 import csv
@@ -33,12 +34,10 @@ def _csv_rows(lines: Iterable[str | TooLong], entry: SourceEntry) -> Iterator[li
             yield line
 
     csv.field_size_limit(max(csv.field_size_limit(), entry.max_unit_chars))
-    return csv.reader(text_lines(), delimiter=entry.delimiter_char, quotechar='"',
-                      doublequote=True, strict=False)
+    return csv.reader(text_lines(), delimiter=entry.delimiter_char, quotechar='"', doublequote=True, strict=False)
 
 
-def _line_rows(lines: Iterable[str | TooLong], entry: SourceEntry,
-               unwrap: bool) -> Iterator[list[str] | TooLong]:
+def _line_rows(lines: Iterable[str | TooLong], entry: SourceEntry, unwrap: bool) -> Iterator[list[str] | TooLong]:
     for line in lines:
         if isinstance(line, TooLong):
             yield line
@@ -89,11 +88,11 @@ def read_delimited(entry: SourceEntry, stream: BinaryIO, out: UnitOut) -> Iterat
             elif row == [] or row == [""]:
                 yield from out.text("")  # a blank line: an empty unit, counted downstream
             else:
-                yield out.reject("malformed", f"row {out.count + 1} has {len(row)} cells, "
-                                 f"no column {entry.column!r}: {row!r}"[:300])
+                yield out.reject(
+                    "malformed", f"row {out.count + 1} has {len(row)} cells, no column {entry.column!r}: {row!r}"[:300]
+                )
     except _LineTooLong as err:
-        yield out.reject("too_long", f"a line of {err.args[0]} bytes inside a CSV record; "
-                         "rest of the file not read")
+        yield out.reject("too_long", f"a line of {err.args[0]} bytes inside a CSV record; rest of the file not read")
     except csv.Error as err:
         reason = "too_long" if "field larger" in str(err) else "malformed"
         yield out.reject(reason, f"CSV error after unit {out.count}: {err}; rest of the file not read")

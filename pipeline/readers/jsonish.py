@@ -10,6 +10,7 @@ first `{` or `[` and whatever follows it is ignored.
 JSON nested deeper than Python's recursion limit (`[[[[...` 100,000 levels) makes `json`
 raise RecursionError: that record (jsonl) or document is rejected `too_deep`, never a crash.
 """
+
 from __future__ import annotations
 
 import json
@@ -63,8 +64,9 @@ def _emit_values(root: Any, entry: SourceEntry, out: UnitOut, context: str) -> I
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             yield from out.text(str(value))
         else:
-            yield out.reject("malformed", f"{context}: {where} is a {type(value).__name__}, "
-                             f"not text: {_PREVIEW.repr(value)[:200]}")
+            yield out.reject(
+                "malformed", f"{context}: {where} is a {type(value).__name__}, not text: {_PREVIEW.repr(value)[:200]}"
+            )
 
 
 def read_jsonl(entry: SourceEntry, stream: BinaryIO, out: UnitOut) -> Iterator[Line]:
@@ -81,8 +83,7 @@ def read_jsonl(entry: SourceEntry, stream: BinaryIO, out: UnitOut) -> Iterator[L
             yield out.reject("malformed", f"line {physical}: not JSON ({err}): {line[:200]!r}")
             continue
         except RecursionError:
-            yield out.reject("too_deep", f"line {physical}: JSON nested too deep to parse: "
-                             f"{line[:100]!r}")
+            yield out.reject("too_deep", f"line {physical}: JSON nested too deep to parse: {line[:100]!r}")
             continue
         yield from _emit_values(record, entry, out, f"line {physical}")
 

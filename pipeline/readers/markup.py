@@ -11,6 +11,7 @@ of `_FEED_CHARS`, and pending markup longer than `_MAX_PENDING_CHARS` (no real p
 near: the 616 ENH pages never leave anything pending at a line end) is rejected `too_long`
 and the parser restarted after it.
 """
+
 from __future__ import annotations
 
 from html.parser import HTMLParser
@@ -47,9 +48,34 @@ def read_ces_xml(entry: SourceEntry, stream: BinaryIO, out: UnitOut) -> Iterator
 
 
 # Elements whose start or end closes the current text block.
-_BLOCKS = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "td", "th", "tr", "div", "br",
-           "blockquote", "center", "table", "ul", "ol", "dd", "dt", "pre", "section",
-           "article", "header", "footer", "body"}
+_BLOCKS = {
+    "p",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "li",
+    "td",
+    "th",
+    "tr",
+    "div",
+    "br",
+    "blockquote",
+    "center",
+    "table",
+    "ul",
+    "ol",
+    "dd",
+    "dt",
+    "pre",
+    "section",
+    "article",
+    "header",
+    "footer",
+    "body",
+}
 _SKIP = {"script", "style", "head", "title"}
 
 
@@ -128,8 +154,11 @@ def read_xhtml(entry: SourceEntry, stream: BinaryIO, out: UnitOut) -> Iterator[L
         for block in parser.take():
             yield from out.text(block)
         if len(parser.rawdata) > _MAX_PENDING_CHARS:
-            yield out.reject("too_long", f"unclosed markup over {_MAX_PENDING_CHARS} characters: "
-                             f"{parser.rawdata[:100]!r}; parser restarted after it")
+            yield out.reject(
+                "too_long",
+                f"unclosed markup over {_MAX_PENDING_CHARS} characters: "
+                f"{parser.rawdata[:100]!r}; parser restarted after it",
+            )
             parser.reset()
     parser.close()
     parser._flush()

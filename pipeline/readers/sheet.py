@@ -6,6 +6,7 @@ Before openpyxl sees it, the zip's declared sizes are checked against `max_expan
 declared size, so the check holds for lying headers too. Anything that is not a readable
 workbook (not a zip, a zip without a sheet, broken sheet XML) is `corrupt_file`.
 """
+
 from __future__ import annotations
 
 import io
@@ -21,7 +22,7 @@ from pipeline.readers.units import UnitOut
 def _read_bytes(stream: BinaryIO, limit: int) -> bytes:
     parts, total = [], 0
     while total <= limit and (chunk := stream.read(min(limit + 1 - total, 1 << 20))):
-        parts.append(chunk)   # a stream may return less than asked (a .gz, a remote file)
+        parts.append(chunk)  # a stream may return less than asked (a .gz, a remote file)
         total += len(chunk)
     data = b"".join(parts)
     if len(data) > limit:
@@ -37,11 +38,15 @@ def _check_expansion(data: bytes, entry: SourceEntry) -> None:
     except (zipfile.BadZipFile, ValueError, OSError):
         return
     if expanded > entry.max_decompressed_bytes:
-        raise DecompressionLimit("too_large", f"workbook expands to {expanded} bytes "
-                                 f"(max_decompressed_bytes={entry.max_decompressed_bytes})")
+        raise DecompressionLimit(
+            "too_large", f"workbook expands to {expanded} bytes (max_decompressed_bytes={entry.max_decompressed_bytes})"
+        )
     if expanded > max(RATIO_FLOOR_BYTES, entry.max_expand_ratio * len(data)):
-        raise DecompressionLimit("bomb", f"workbook of {len(data)} bytes expands to {expanded} "
-                                 f"(more than max_expand_ratio={entry.max_expand_ratio}x): zip bomb")
+        raise DecompressionLimit(
+            "bomb",
+            f"workbook of {len(data)} bytes expands to {expanded} "
+            f"(more than max_expand_ratio={entry.max_expand_ratio}x): zip bomb",
+        )
 
 
 def _sheet(workbook, entry: SourceEntry):
@@ -56,7 +61,7 @@ def read_xlsx(entry: SourceEntry, stream: BinaryIO, out: UnitOut) -> Iterator[Li
     import openpyxl
 
     data = _read_bytes(stream, entry.max_document_bytes)  # over the limit: `too_long`
-    _check_expansion(data, entry)                         # zip bomb: `bomb` / `too_large`
+    _check_expansion(data, entry)  # zip bomb: `bomb` / `too_large`
     try:
         workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as err:  # noqa: BLE001 -- openpyxl raises a dozen types for bad files
@@ -65,8 +70,10 @@ def read_xlsx(entry: SourceEntry, stream: BinaryIO, out: UnitOut) -> Iterator[Li
     try:
         yield from _column_units(workbook, entry, out)
     except Exception as err:  # noqa: BLE001 -- sheet XML is parsed lazily, row by row
-        yield out.reject("corrupt_file", f"unreadable sheet after unit {out.count}: "
-                         f"{type(err).__name__}: {err}; rest of the file not read")
+        yield out.reject(
+            "corrupt_file",
+            f"unreadable sheet after unit {out.count}: {type(err).__name__}: {err}; rest of the file not read",
+        )
     finally:
         workbook.close()
 
@@ -88,6 +95,5 @@ def _column_units(workbook, entry: SourceEntry, out: UnitOut) -> Iterator[Line]:
                 return
             index = header.index(entry.column)
     # only the text column: much faster than building every cell of every row
-    for (cell,) in sheet.iter_rows(min_row=first_row, min_col=index + 1, max_col=index + 1,
-                                   values_only=True):
+    for (cell,) in sheet.iter_rows(min_row=first_row, min_col=index + 1, max_col=index + 1, values_only=True):
         yield from out.text("" if cell is None else str(cell))

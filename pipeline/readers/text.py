@@ -1,4 +1,5 @@
 """`lines`: one unit per line (LF, CRLF or bare CR; see pipeline/decode.py)."""
+
 from __future__ import annotations
 
 from typing import BinaryIO, Iterator

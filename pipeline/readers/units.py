@@ -5,6 +5,7 @@ text) to `UnitOut.text`, which applies the entry's `split_lines` / `split_regex`
 `strip_regex`, rejects pieces that hold undecodable bytes (`decode`) or are longer than
 `max_unit_chars` (`too_long`), and numbers the units 1, 2, ... per file (`line_no`).
 """
+
 from __future__ import annotations
 
 import re
@@ -27,16 +28,24 @@ class UnitOut:
 
     def _make(self, text: str | None, reason: str | None = None, detail: str = "") -> Line:
         self.count += 1
-        return Line(source=self.entry.name, lang=self.entry.lang, path=self.path,
-                    line_no=self.count, text=text, reason=reason, detail=detail)
+        return Line(
+            source=self.entry.name,
+            lang=self.entry.lang,
+            path=self.path,
+            line_no=self.count,
+            text=text,
+            reason=reason,
+            detail=detail,
+        )
 
     def reject(self, reason: str, raw: str) -> Line:
         """A unit that could not be read at all (`detail` says what and where)."""
         return self._make(None, reason, printable(raw[:500]))
 
     def too_long(self, marker: TooLong) -> Line:
-        return self.reject("too_long", f"{marker.n_bytes} bytes without a line break "
-                                       f"(max_unit_chars={self.entry.max_unit_chars})")
+        return self.reject(
+            "too_long", f"{marker.n_bytes} bytes without a line break (max_unit_chars={self.entry.max_unit_chars})"
+        )
 
     def _pieces(self, value: str) -> list[str]:
         pieces = LINE_BREAK.split(value) if self.entry.split_lines else [value]
@@ -58,7 +67,6 @@ class UnitOut:
             if self._strip is not None:
                 piece = self._strip.sub("", piece)
             if len(piece) > self.entry.max_unit_chars:
-                yield self.reject("too_long", f"{len(piece)} characters "
-                                  f"(max_unit_chars={self.entry.max_unit_chars})")
+                yield self.reject("too_long", f"{len(piece)} characters (max_unit_chars={self.entry.max_unit_chars})")
             else:
                 yield self._make(piece)

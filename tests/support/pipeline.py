@@ -11,6 +11,7 @@ so its workers (DirectRunner processes, a portable worker pool) import this modu
 need the repository root on their path (their working directory, or PYTHONPATH). A subprocess
 runs the stage on the stand-ins with `python -c "from tests.support.pipeline import main; main()" ARGS`.
 """
+
 from __future__ import annotations
 
 import sys
@@ -23,6 +24,7 @@ import pytest
 import yaml
 
 from pipeline.records import Line
+
 
 @dataclass(frozen=True)
 class SourceEntry:
@@ -74,35 +76,34 @@ YOSM_REVIEW = "Sinimá yìí dùn gan-an,\rmo gbádùn rẹ̀ láti ìbẹ̀rẹ
 YOR_LINES = [
     "Ọmọ náà ń lọ sí ilé-ìwé lójoojúmọ́ pẹ̀lú àwọn ọ̀rẹ́ rẹ̀.",
     "Ẹ kú àárọ̀, ṣé dáadáa ni gbogbo ẹbí yín wà?",
-    "Ọmọ náà ń lọ sí ilé-ìwé lójoojúmọ́ pẹ̀lú àwọn ọ̀rẹ́ rẹ̀!",                  # exact dup
+    "Ọmọ náà ń lọ sí ilé-ìwé lójoojúmọ́ pẹ̀lú àwọn ọ̀rẹ́ rẹ̀!",  # exact dup
     # the NER test sentence, NFD, upper case, double spaces, inside a longer line
     "Ìròyìn:  " + unicodedata.normalize("NFD", NER_TEST.upper()).replace(" ", "  ") + " lánàá.",
-    "ok",                                                                      # too short
-    "The child goes to school every day and he is happy with it.",            # English pivot
+    "ok",  # too short
+    "The child goes to school every day and he is happy with it.",  # English pivot
     "Bàbá mi ti lọ sí oko láti ṣiṣẹ́ ní àárọ̀ yìí, ó sì máa padà wá ní alẹ́.",
     "Bàbá mi ti lọ sí oko láti ṣiṣẹ́ ní àárọ̀ yìí, ó sì máa padà wá ní alẹ́ lónìí.",  # near dup
-    TWEET.replace('"', "“").replace("@user", "").upper(),                    # AfriSenti test tweet
+    TWEET.replace('"', "“").replace("@user", "").upper(),  # AfriSenti test tweet
     "Ìyá mi ń se oúnjẹ ní ilé ìdáná fún gbogbo ẹbí wa ní ọjọ́ Àìkú.",
     "Olùkọ́ wa kọ́ wa ní ẹ̀kọ́ ìṣirò àti èdè Yorùbá ní ọ̀sẹ̀ tó kọjá.",
-    "Sinimá yìí dùn gan-an, mo gbádùn rẹ̀ láti ìbẹ̀rẹ̀ dé òpin.",              # YOSM test review
+    "Sinimá yìí dùn gan-an, mo gbádùn rẹ̀ láti ìbẹ̀rẹ̀ dé òpin.",  # YOSM test review
 ]
 HAU_LINES = [
     "Yaron yana zuwa makaranta kowace rana tare da abokansa.",
     "Ina kwana, yaya aiki da iyali duka?",
-    f"Labari: {NEWS_HEADLINE.lower()}",                                        # MasakhaNEWS headline
+    f"Labari: {NEWS_HEADLINE.lower()}",  # MasakhaNEWS headline
     "Manoma sun fara girbin amfanin gona a yankin arewacin kasar nan.",
 ]
 AMH_LINES = [
     "ልጁ በየቀኑ ወደ ትምህርት ቤት ይሄዳል። እንደምን አደርክ ወዳጄ ዛሬ?",
     "ሰላም ነው ወይ ጓደኛዬ ዛሬ ጥሩ ቀን ነው።",
-    "This is an English sentence in the Amharic file here.",               # wrong script
+    "This is an English sentence in the Amharic file here.",  # wrong script
 ]
 
 
 def _conll(path: Path, sentences: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join("".join(f"{tok} O\n" for tok in s.split()) + "\n" for s in sentences),
-                    encoding="utf-8")
+    path.write_text("".join("".join(f"{tok} O\n" for tok in s.split()) + "\n" for s in sentences), encoding="utf-8")
 
 
 def _tsv(path: Path, header: list[str], rows: list[list[str]], newline: str = "\n") -> None:
@@ -118,11 +119,19 @@ def make_eval_dir(root: Path) -> Path:
     _conll(ev / "masakhaner1/yor/dev.txt", ["Adé lọ sí Ìbàdàn ní ọjọ́ Ajé tó kọjá"])
     _conll(ev / "masakhaner2/hau/test.txt", ["Shugaba Buhari ya ziyarci jihar Legas a ranar Litinin da ta gabata"])
     _conll(ev / "masakhaner2/hau/dev.txt", ["Ministan lafiya ya bayyana sabon tsari ga asibitoci"])
-    news_row = ["politics", NEWS_HEADLINE, '"Gwamnati ta ce shirin zai taimaki manoma. Za a fara shi a wata mai zuwa ""nan take""."', "http://x"]
+    news_row = [
+        "politics",
+        NEWS_HEADLINE,
+        '"Gwamnati ta ce shirin zai taimaki manoma. Za a fara shi a wata mai zuwa ""nan take""."',
+        "http://x",
+    ]
     _tsv(ev / "masakhanews/hau/test.tsv", ["category", "headline", "text", "url"], [news_row])
     _tsv(ev / "masakhanews/hau/dev.tsv", ["category", "headline", "text", "url"], [])
-    _tsv(ev / "hedderich_topics/yor/test.tsv", ["bbc_url_id", "date", "news_title", "label"],
-         [["1", "8 Oṣù Ìgbé 2019", "Àjọ WHO kéde pé àrùn náà ti tàn kálẹ̀ sí orílẹ̀-èdè mẹ́wàá", "health"]])
+    _tsv(
+        ev / "hedderich_topics/yor/test.tsv",
+        ["bbc_url_id", "date", "news_title", "label"],
+        [["1", "8 Oṣù Ìgbé 2019", "Àjọ WHO kéde pé àrùn náà ti tàn kálẹ̀ sí orílẹ̀-èdè mẹ́wàá", "health"]],
+    )
     _tsv(ev / "hedderich_topics/yor/dev.tsv", ["bbc_url_id", "date", "news_title", "label"], [])
     _tsv(ev / "yosm/test.tsv", ["yo_review", "sentiment"], [[YOSM_REVIEW, "positive"]])
     _tsv(ev / "yosm/dev.tsv", ["yo_review", "sentiment"], [])
@@ -139,11 +148,14 @@ def make_corpus(root: Path) -> tuple[Path, Path]:
     (data / "src" / "hau.txt").write_text("\r\n".join(HAU_LINES) + "\r\n", encoding="utf-8")
     (data / "src" / "amh.txt").write_bytes("\n".join(AMH_LINES).encode() + b"\nbad \xff\xfe bytes in a line\n")
     make_eval_dir(data)
-    catalog = write_catalog(root, [
-        {"name": "yor-src", "lang": "yor", "path": "src/yor.txt"},
-        {"name": "hau-src", "lang": "hau", "path": "src/hau.txt"},
-        {"name": "amh-src", "lang": "amh", "path": "src/amh.txt"},
-    ])
+    catalog = write_catalog(
+        root,
+        [
+            {"name": "yor-src", "lang": "yor", "path": "src/yor.txt"},
+            {"name": "hau-src", "lang": "hau", "path": "src/hau.txt"},
+            {"name": "amh-src", "lang": "amh", "path": "src/amh.txt"},
+        ],
+    )
     return data, catalog
 
 
