@@ -98,9 +98,10 @@ class ReadBatches(beam.DoFn):
 
     def process(self, task):
         entry, path = task
-        batch = []
+        batch, read_from, where = [], None, None
         for line in self.read_file(entry, path):
-            where = uri.below(line.path, self.data_dir) if self.data_dir else line.path
+            if line.path != read_from:     # the file's path, or one per archive member
+                read_from, where = line.path, uri.below(line.path, self.data_dir) if self.data_dir else line.path
             batch.append(readable(line._replace(path=where)))
             if len(batch) == self.batch_lines:
                 yield pack(batch)

@@ -19,6 +19,7 @@ from pipeline.language_shards import LanguageShards
 from pipeline.normalise import normalise_line
 from pipeline.read import readable
 from pipeline.records import Line, pack, unpack
+from pipeline.run import build_pipeline
 from pipeline.segment import split_line
 from pipeline.steps import STEPS, clean, line_units
 from pipeline.tally import COUNTS, SAMPLES
@@ -99,6 +100,12 @@ def test_per_line_steps_chain_in_order_and_every_drop_is_declared():
     assert {u.reason for u in out if u.reason} <= declared
     assert [step.name for step in STEPS] == ["read", "normalise", "split", "filter", "decontaminate", "dedup_key",
                                              "exact_dedup", "near_dedup", "valid_split", "write"]
+
+
+def test_every_step_runs_in_a_transform_of_the_one_graph(tmp_path):
+    p = beam.Pipeline()
+    build_pipeline(p, CorpusConfig(), [(SourceEntry("s", "yor", "s.txt"), "s.txt")], str(tmp_path))
+    assert {step.runs_in for step in STEPS} <= p.applied_labels
 
 
 def _buckets(lines: list[Line]) -> list[tuple[int, bytes]]:
