@@ -100,7 +100,7 @@ class ReadBatches(beam.DoFn):
         entry, path = task
         batch, read_from, where = [], None, None
         for line in self.read_file(entry, path):
-            if line.path != read_from:     # the file's path, or one per archive member
+            if line.path != read_from:  # the file's path, or one per archive member
                 read_from, where = line.path, uri.below(line.path, self.data_dir) if self.data_dir else line.path
             batch.append(readable(line._replace(path=where)))
             if len(batch) == self.batch_lines:
