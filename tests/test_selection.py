@@ -7,7 +7,6 @@ XLM-R MLM and an in-memory BlockPool over Yoruba, Hausa, Amharic (Ge'ez) and Swa
 from __future__ import annotations
 
 import copy
-import inspect
 import logging
 
 import numpy as np
@@ -17,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformers import AutoTokenizer, XLMRobertaConfig, XLMRobertaForMaskedLM
 
+from common.cli import settings_rows
 from common.config import ConfigError, load_config
 from pretrain import generate, runfiles
 from pretrain.scoring import eval_mode, mlm_scores, scoring_mask, special_token_ids
@@ -257,11 +257,10 @@ def test_config_errors_name_the_setting(tmp_path):
         load_config(SelectionConfig, None, ["exploration=1.5"])
     cfg = load_config(SelectionConfig, None, ["strategy=entropy", "alpha=0.5"])
     assert cfg.strategy == "entropy" and cfg.alpha == 0.5
-    # every setting has its --help text as a comment on its line (pretrain.config.field_docs)
-    source = inspect.getsource(SelectionConfig)
-    for name in SelectionConfig.__dataclass_fields__:
-        line = next(l for l in source.splitlines() if l.strip().startswith(f"{name}:"))
-        assert "#" in line and line.split("#", 1)[1].strip(), name
+    # every setting has its --help text (the comment on its line or lines)
+    docs = {name: doc for name, _default, doc in settings_rows(SelectionConfig)}
+    assert set(docs) == set(SelectionConfig.__dataclass_fields__)
+    assert all(docs.values()), [name for name, doc in docs.items() if not doc]
 
 
 # ------------------------------------------------------------------ pure choice
