@@ -17,8 +17,8 @@ from pipeline.catalog import (
     expand_braces,
     expand_entry,
     load_catalog,
-    main,
 )
+from pipeline.catalog_check import main
 
 GOOD = {"name": "yor_lines", "path": "mono/*.txt", "format": "lines", "lang": "yor"}
 

@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # pipeline/ and study/ are checked by their own tests.
-PACKAGES = ("common", "tokenizer", "pretrain", "finetune", "report", "publish", "bench")
+PACKAGES = ("common", "pipeline", "tokenizer", "pretrain", "finetune", "report", "publish", "bench")
 CONFIG_MODULES = (
     "common.config",
     "tokenizer.config",
