@@ -146,27 +146,23 @@ class Trainer:
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.tokenizer_dir))
         self.tokenizer.model_max_length = cfg.data.block_len  # what the model's positions allow
         cache_root = cfg.data.cache_dir or self.out_dir.parent / "cache"
-        if info.main:
-            self.cache = build_block_cache(
+
+        def block_cache(log_to):
+            return build_block_cache(
                 cfg.corpus_dir,
                 self.tokenizer,
                 self.tokenizer_dir,
                 cfg.data.block_len,
                 cache_root,
                 cfg.data.tokenize_batch,
-                log=log,
+                log=log_to,
             )
+
+        if info.main:  # rank 0 builds the cache; the others find it complete after the barrier
+            self.cache = block_cache(log)
         ddp_util.barrier(info)
         if not info.main:
-            self.cache = build_block_cache(
-                cfg.corpus_dir,
-                self.tokenizer,
-                self.tokenizer_dir,
-                cfg.data.block_len,
-                cache_root,
-                cfg.data.tokenize_batch,
-                log=lambda *_: None,
-            )
+            self.cache = block_cache(lambda *_: None)
         self.warnings: list[str] = []
         self.metrics: MetricsLog | None = None  # set once the run's metrics log is open (rank 0)
         self.progress = Progress()
@@ -264,7 +260,8 @@ class Trainer:
         special = self.special.numpy()
         sets, baseline, self.unigram = {}, {}, {}
         for lang in self.langs:
-            self.unigram[lang] = validation.unigram_log_probs(validation.load_train_blocks(self.cache, lang), special)
+            train_blocks = validation.load_train_blocks(self.cache, lang)
+            self.unigram[lang] = validation.unigram_log_probs(train_blocks, special)
             blocks = load_valid_blocks(self.cache, lang)
             if not len(blocks):
                 self._warn(f"{lang}: no validation text in {self.cfg.corpus_dir}/{lang}/valid-*; not evaluated")
@@ -290,7 +287,7 @@ class Trainer:
             sets[lang] = vset
             baseline[lang] = validation.unigram_baseline(vset, self.unigram[lang])
             baseline[lang]["bigram"] = validation.bigram_baseline(
-                vset, validation.load_train_blocks(self.cache, lang), self.unigram[lang], tok.mask_token_id
+                vset, train_blocks, self.unigram[lang], tok.mask_token_id
             )
         return sets, baseline
 
