@@ -33,6 +33,9 @@ class ModelConfig:
     attention_dropout: float = 0.1  # attention-probability dropout
     unigram_output_bias: bool = False  # LM-head bias starts at the log piece frequencies of the training mix
     tie_embeddings: bool = True  # the LM head's decoder shares the input embedding matrix (as XLM-R)
+    neighbour_heads: bool = (
+        False  # first layer's heads start attending to a fixed neighbour (-1, +1, -2, ...) through sinusoidal positions
+    )
 
     def __post_init__(self) -> None:
         for name in ("hidden_size", "num_layers", "num_heads", "ffn_size"):

@@ -42,7 +42,7 @@ from pretrain import init_from, validation
 from pretrain.config import PRESETS_DIR, PretrainConfig
 from pretrain.data import PackedBlockPool, build_block_cache, load_valid_blocks, read_index
 from pretrain.masking import IGNORE_INDEX, mask_tokens, special_table, word_start_table
-from pretrain.model import MaskedLMObjective, build_model, count_parameters, set_output_bias
+from pretrain.model import MaskedLMObjective, build_model, count_parameters, init_neighbour_heads, set_output_bias
 from pretrain.optim import build_optimizer
 from pretrain.runfiles import METRICS, TIMING, MetricsLog, TimingLog, read_metrics
 from pretrain.runlog import check_same_run, clear_run, record_run, result_settings
@@ -193,6 +193,8 @@ class Trainer:
             self.model = init_from.load_model(start_dir)  # its config.json gives shape, dropout and tying
         else:
             self.model = build_model(cfg.model, self.tokenizer, cfg.data.block_len)
+            if cfg.model.neighbour_heads:
+                init_neighbour_heads(self.model, cfg.data.block_len)
         if cfg.model.unigram_output_bias and start_dir is None:
             # The mix training draws from: languages weighted as the selection quotas weight them.
             sizes = {lang: len(validation.load_train_blocks(self.cache, lang)) for lang in self.langs}

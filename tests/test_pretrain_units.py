@@ -274,3 +274,75 @@ def test_unigram_output_bias_makes_the_untrained_model_predict_piece_frequencies
     probs = counts / counts.sum()
     entropy = float(-(probs[finite] * probs[finite].log()).sum())
     assert abs(float(loss_sum / n) - entropy) < 0.3 < np.log(vocab) - entropy
+
+
+def _attention_on_offsets(model, ids) -> list[float]:
+    """Mean first-layer attention each head puts on its neighbour (offsets 1, -1, 2, -2, ...)."""
+    from pretrain.model import NEIGHBOUR_OFFSETS
+
+    model.config._attn_implementation = "eager"  # the attention probabilities are returned
+    with torch.no_grad():
+        attention = model.roberta(input_ids=ids, output_attentions=True).attentions[0]
+    rows = torch.arange(4, ids.shape[1] - 4)
+    return [float(attention[:, h, rows, rows - NEIGHBOUR_OFFSETS[h]].mean()) for h in range(attention.shape[1])]
+
+
+def test_neighbour_heads_attend_to_their_neighbour_and_load_as_plain_xlmr(tokenizer, tmp_path):
+    from transformers import XLMRobertaForMaskedLM
+
+    from pretrain.config import ModelConfig
+    from pretrain.model import build_model, init_neighbour_heads
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(hidden_size=64, num_layers=2, num_heads=4, ffn_size=128), tokenizer, 32).eval()
+    ids = torch.randint(5, len(tokenizer), (8, 32))
+    assert max(_attention_on_offsets(model, ids)) < 0.2  # random init: near-uniform over 32 positions
+    init_neighbour_heads(model, 32)
+    assert min(_attention_on_offsets(model, ids)) > 0.8  # previous, next, two back, two ahead
+    model.save_pretrained(tmp_path)
+    reloaded = XLMRobertaForMaskedLM.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        assert torch.allclose(model(input_ids=ids).logits, reloaded(input_ids=ids).logits, atol=1e-5)
+
+
+def test_neighbour_heads_learn_a_successor_rule_that_random_init_has_not_found(tokenizer):
+    """Text where each piece fixes the next: the masked piece is known from its left neighbour.
+    From the same seed and steps, the model that starts with neighbour heads is far below the
+    unigram (ln of the pieces used) while the random-init one is still near it."""
+    from pretrain.config import ModelConfig
+    from pretrain.model import MaskedLMObjective, build_model, init_neighbour_heads
+
+    pieces = torch.arange(10, 74)  # 64 pieces, used uniformly
+    successor = pieces[torch.randperm(64, generator=torch.Generator().manual_seed(1))]
+    next_of = torch.zeros(len(tokenizer), dtype=torch.long)
+    next_of[pieces] = successor
+
+    def batch(gen):
+        ids = torch.empty(16, 32, dtype=torch.long)
+        ids[:, 0] = pieces[torch.randint(0, 64, (16,), generator=gen)]
+        for t in range(1, 32):
+            ids[:, t] = next_of[ids[:, t - 1]]
+        labels = torch.where(torch.rand(ids.shape, generator=gen) < 0.15, ids, torch.full_like(ids, IGNORE_INDEX))
+        return torch.where(labels != IGNORE_INDEX, torch.full_like(ids, tokenizer.mask_token_id), ids), labels
+
+    def final_loss(neighbours: bool) -> float:
+        torch.manual_seed(0)
+        model = build_model(
+            ModelConfig(hidden_size=64, num_layers=1, num_heads=2, ffn_size=128, dropout=0.0), tokenizer, 32
+        )
+        if neighbours:
+            init_neighbour_heads(model, 32)
+        objective = MaskedLMObjective(model)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+        gen = torch.Generator().manual_seed(2)
+        for _ in range(150):
+            inputs, labels = batch(gen)
+            loss_sum, n = objective(inputs, torch.ones_like(inputs), labels)
+            optimizer.zero_grad()
+            (loss_sum / n).backward()
+            optimizer.step()
+        return float(loss_sum.detach() / n)
+
+    unigram = float(np.log(64))
+    assert final_loss(neighbours=True) < unigram - 2.0
+    assert final_loss(neighbours=False) > unigram - 1.0
