@@ -25,7 +25,9 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,7 +79,7 @@ class StudyConfig:
     noise_overrides: list[str] = field(
         default_factory=list
     )  # more pretrain key=value settings for the positive-control grid only
-    finetune: bool = True  # finetune every run's final model (finetune.run); not the positive-control grid
+    finetune: bool = False  # also finetune every run's final model (finetune.run; ~10 more minutes for the CPU grid); not the positive-control grid
     finetune_preset: str = "tiny"  # finetune preset (the finetuning protocol)
     finetune_tasks: list[str] = field(default_factory=lambda: ["masakhaner1", "hedderich", "yosm"])  # downstream tasks
     finetune_langs: list[str] = field(default_factory=lambda: ["hau", "yor"])  # downstream languages
@@ -87,6 +89,7 @@ class StudyConfig:
     gate_margin: float = 0.3  # the control must end this many nats below the unigram baseline in every language
     shard: str = "0/1"  # i/n: run only runs i, i+n, i+2n, ... of each grid (split across machines)
     nice: int = 0  # os.nice increment for the run subprocesses (share a busy machine)
+    jobs: int = 0  # runs at once on this machine; 0 = one per CPU core on CPU (the CPU preset trains on one thread), one on a GPU
     analyse: bool = True  # write analysis.md, analysis.json, results.csv and figures after the grid
     analyse_only: bool = False  # skip running; analyse the runs already on disk
     examples: int = 2  # highest and lowest scored blocks shown per strategy
@@ -361,15 +364,32 @@ def execute(spec: RunSpec, cfg: StudyConfig, log=print) -> bool:
     return True
 
 
+def job_count(cfg: StudyConfig, cuda: bool | None = None) -> int:
+    """Runs at once: `jobs`, else one per core on CPU and one on a GPU (a run fills it)."""
+    if cfg.jobs:
+        return cfg.jobs
+    return 1 if resolve_preset(cfg, cuda)[0] == cfg.gpu_preset else max(1, os.cpu_count() or 1)
+
+
 def _execute_all(specs: list[RunSpec], cfg: StudyConfig, what: str, log) -> list[str]:
+    """Run this shard's share of `specs`, `job_count` at a time; the names of those that failed."""
     mine = specs[cfg.shard_index :: cfg.shard_count]
-    log(f"[study] {what}: {len(specs)} runs; this shard ({cfg.shard}) runs {len(mine)}")
-    failed = []
-    for i, spec in enumerate(mine, 1):
-        log(f"[study] run {i}/{len(mine)}: {spec.name}")
-        if not execute(spec, cfg, log):
-            failed.append(spec.name)
-    return failed
+    jobs = min(job_count(cfg), max(1, len(mine)))
+    log(f"[study] {what}: {len(specs)} runs; this shard ({cfg.shard}) runs {len(mine)}, {jobs} at a time")
+
+    lock = threading.Lock()
+
+    def log_line(line: str) -> None:  # whole lines from concurrent runs
+        with lock:
+            log(line)
+
+    def one(numbered: tuple[int, RunSpec]) -> str | None:
+        i, spec = numbered
+        log_line(f"[study] run {i}/{len(mine)}: {spec.name}")
+        return None if execute(spec, cfg, log_line) else spec.name
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:  # each run is its own process; threads only wait
+        return [name for name in pool.map(one, enumerate(mine, 1)) if name]
 
 
 def run(cfg: StudyConfig, log=print) -> int:
@@ -385,6 +405,8 @@ def run(cfg: StudyConfig, log=print) -> int:
         )
         specs = plan(cfg, langs)
         failed += _execute_all([s for s in specs if s.grid == "main"], cfg, "main grid", log)
+        later = [s for s in specs if s.grid == "noise"]  # run beside the parity arm: both cores stay busy
+        later_what = f"positive control (noise_share {cfg.noise_share:g})"
         if cfg.parity_from:
             parity = measure_parity_steps(cfg)
             if parity is None:
@@ -395,10 +417,10 @@ def run(cfg: StudyConfig, log=print) -> int:
             else:
                 write_json(out / PARITY_RECORD, parity)
                 log(f"[study] {cfg.parity_arm}: {parity['extra_steps']} extra steps ({parity['source']})")
-                failed += _execute_all(plan_parity(cfg, langs, parity["extra_steps"]), cfg, cfg.parity_arm, log)
-        noise = [s for s in specs if s.grid == "noise"]
-        if noise:
-            failed += _execute_all(noise, cfg, f"positive control (noise_share {cfg.noise_share:g})", log)
+                later = plan_parity(cfg, langs, parity["extra_steps"]) + later
+                later_what = f"{cfg.parity_arm} and {later_what}"
+        if later:
+            failed += _execute_all(later, cfg, later_what, log)
     if cfg.analyse:
         from study.analysis import analyse
 

@@ -260,6 +260,32 @@ def vars_of(cfg: study.StudyConfig) -> dict:
     return {f: getattr(cfg, f) for f in study.StudyConfig.__dataclass_fields__}
 
 
+def test_runs_go_job_count_at_a_time_and_failures_are_named(inputs, tmp_path, monkeypatch):
+    import threading
+    import time
+
+    cfg = _cfg(inputs, tmp_path, strategies=["random", "loss"], seeds=[1, 2, 3], jobs=2)
+    running, most, lock = [0], [0], threading.Lock()
+
+    def fake_execute(spec, cfg, log):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.2)
+        with lock:
+            running[0] -= 1
+        return spec.name != "loss-seed2"
+
+    monkeypatch.setattr(study, "execute", fake_execute)
+    specs = study.plan(cfg, list(LANGS), cuda=False)
+    logs = []
+    assert study._execute_all(specs, cfg, "main grid", logs.append) == ["loss-seed2"]
+    assert most[0] == 2 and "6 runs; this shard (0/1) runs 6, 2 at a time" in logs[0]
+    monkeypatch.setattr(study.os, "cpu_count", lambda: 16)
+    assert study.job_count(study.StudyConfig(**{**vars_of(cfg), "jobs": 0}), cuda=False) == 16  # a core a run
+    assert study.job_count(study.StudyConfig(**{**vars_of(cfg), "jobs": 0, "preset": "auto"}), cuda=True) == 1
+
+
 def test_finetune_record_is_tied_to_model_and_arguments(inputs, tmp_path):
     from common.io import write_json, write_manifest
 
