@@ -371,11 +371,33 @@ def job_count(cfg: StudyConfig, cuda: bool | None = None) -> int:
     return 1 if resolve_preset(cfg, cuda)[0] == cfg.gpu_preset else max(1, os.cpu_count() or 1)
 
 
+def build_shared_cache(spec: RunSpec, log) -> None:
+    """Build the token-block cache the runs share, before they start side by side (else each of
+    the first runs would tokenize the whole corpus itself)."""
+    from transformers import AutoTokenizer
+
+    from pretrain.data import build_block_cache
+
+    cfg = pretrain_config(spec)
+    tokenizer = AutoTokenizer.from_pretrained(str(cfg.tokenizer_dir))
+    build_block_cache(
+        cfg.corpus_dir,
+        tokenizer,
+        cfg.tokenizer_dir,
+        cfg.data.block_len,
+        cfg.data.cache_dir,
+        cfg.data.tokenize_batch,
+        log,
+    )
+
+
 def _execute_all(specs: list[RunSpec], cfg: StudyConfig, what: str, log) -> list[str]:
     """Run this shard's share of `specs`, `job_count` at a time; the names of those that failed."""
     mine = specs[cfg.shard_index :: cfg.shard_count]
     jobs = min(job_count(cfg), max(1, len(mine)))
     log(f"[study] {what}: {len(specs)} runs; this shard ({cfg.shard}) runs {len(mine)}, {jobs} at a time")
+    if jobs > 1:
+        build_shared_cache(mine[0], log)
 
     lock = threading.Lock()
 
