@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -155,13 +156,14 @@ def summarise(rows: list[dict]) -> list[dict]:
     summary = []
     for (task, lang, model), members in sorted(groups.items()):
         test_mean, test_std = _mean_std([r["test_score"] for r in members])
-        dev_mean, dev_std = _mean_std([r["dev_score"] for r in members])
+        dev = [r["dev_score"] for r in members if r.get("dev_score") is not None]
+        dev_mean, dev_std = _mean_std(dev) if dev else (math.nan, math.nan)
         summary.append(
             {
                 "task": task,
                 "lang": lang,
                 "model": model,
-                "metric": members[0]["metric"],
+                "metric": members[0].get("metric", ""),
                 "seeds": len(members),
                 "test_mean": round(test_mean, 2),
                 "test_std": round(test_std, 2),

@@ -11,7 +11,6 @@ line never hides a whole run. Nothing is dropped silently.
 
 from __future__ import annotations
 
-import statistics
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
@@ -245,24 +244,17 @@ def read_finetune_results(path: Path, problems: Problems) -> list[dict] | None:
     return finetune_results.read_results(path, problems.line) if path.exists() else None
 
 
-def summarise_results(rows: list[dict]) -> list[dict]:
-    """Mean ± sample std (ddof=1; 0 with one seed) of the test score over seeds, per
-    (task, lang, model) — the same convention as finetune/results.py."""
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for row in rows:
-        groups[(row["task"], row["lang"], row["model"])].append(row)
+def summarise_results(rows: list[dict], task_averages: bool = False) -> list[dict]:
+    """`finetune.results.summarise` keyed for the report: `mean` and `std` (sample std, 0 with one
+    seed) of the test score per (task, lang, model); with `task_averages`, also its `avg` row per
+    (task, model), the mean of the language means, whose `std` is None."""
     out = []
-    for (task, lang, model), members in sorted(groups.items()):
-        scores = [r["test_score"] for r in members]
+    for row in finetune_results.summarise(rows):
+        average = row["lang"] == "avg"
+        if average and not task_averages:
+            continue
         out.append(
-            {
-                "task": task,
-                "lang": lang,
-                "model": model,
-                "metric": members[0].get("metric", ""),
-                "seeds": len(scores),
-                "mean": statistics.fmean(scores),
-                "std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
-            }
+            {key: row[key] for key in ("task", "lang", "model", "metric", "seeds")}
+            | {"mean": row["test_mean"], "std": None if average else row["test_std"]}
         )
     return out

@@ -601,29 +601,6 @@ def _scoring_time(ctx: Context, run: str) -> Raw:
 # ------------------------------------------------------------------------- downstream
 
 
-def with_task_averages(summary: list[dict]) -> list[dict]:
-    """Adds an `avg` row per (task, model): the mean of the per-language means (the papers'
-    average F1); its std column is empty (a mean of means has no seed std)."""
-    out = list(summary)
-    groups: dict[tuple, list[dict]] = {}
-    for row in summary:
-        groups.setdefault((row["task"], row["model"]), []).append(row)
-    for (task, model), members in sorted(groups.items()):
-        if len(members) > 1:
-            out.append(
-                {
-                    "task": task,
-                    "lang": "avg",
-                    "model": model,
-                    "metric": members[0]["metric"],
-                    "seeds": members[0]["seeds"],
-                    "mean": sum(m["mean"] for m in members) / len(members),
-                    "std": None,
-                }
-            )
-    return sorted(out, key=lambda r: (r["task"], r["model"], r["lang"] == "avg", r["lang"]))
-
-
 @guarded
 def downstream_run(ctx: Context, run: str) -> Raw:
     path = ctx.layout.finetune(run) / "results.csv"
@@ -642,7 +619,10 @@ def downstream_run(ctx: Context, run: str) -> Raw:
             r["seeds"],
             f"{r['mean']:.2f}" + ("" if r["std"] is None else f" ± {r['std']:.2f}"),
         ]
-        for r in with_task_averages(summary)
+        for r in sorted(
+            readers.summarise_results(rows, task_averages=True),
+            key=lambda r: (r["task"], r["model"], r["lang"] == "avg", r["lang"]),
+        )
     ]
     return join(
         [
