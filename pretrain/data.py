@@ -138,6 +138,25 @@ def build_block_cache(
     return final
 
 
+def cache_root(cache_dir: str | Path | None, out_dir: str | Path) -> Path:
+    """Where a run's token-block caches live: `data.cache_dir`, else `<out_dir>/../cache` (shared by
+    the runs beside it)."""
+    return Path(cache_dir) if cache_dir else Path(out_dir).parent / "cache"
+
+
+def run_block_cache(cfg, tokenizer, tokenizer_dir: Path, log=print) -> Path:
+    """The token-block cache of the pretraining config `cfg` (built if missing; see build_block_cache)."""
+    return build_block_cache(
+        cfg.corpus_dir,
+        tokenizer,
+        tokenizer_dir,
+        cfg.data.block_len,
+        cache_root(cfg.data.cache_dir, cfg.out_dir),
+        cfg.data.tokenize_batch,
+        log=log,
+    )
+
+
 def read_index(cache: Path) -> dict:
     return json.loads((Path(cache) / INDEX_NAME).read_text(encoding="utf-8"))
 

@@ -31,9 +31,7 @@ def build_model(cfg: ModelConfig, tokenizer, block_len: int) -> XLMRobertaForMas
     return XLMRobertaForMaskedLM(config)
 
 
-def init_neighbour_heads(
-    model: XLMRobertaForMaskedLM, block_len: int, generator: torch.Generator | None = None
-) -> None:
+def init_neighbour_heads(model: XLMRobertaForMaskedLM, block_len: int) -> None:
     """Start each first-layer head attending to one neighbour: the previous piece, the next, two
     back, two ahead, ... (cycling through +-1..+-4 when there are more heads).
 
@@ -47,7 +45,7 @@ def init_neighbour_heads(
     config = model.config
     head_dim = config.hidden_size // config.num_attention_heads
     n_freq = head_dim // 2
-    omega = (0.05 + 0.9 * torch.rand(n_freq, generator=generator)) * torch.pi  # radians per position
+    omega = (0.05 + 0.9 * torch.rand(n_freq)) * torch.pi  # radians per position
     t = torch.arange(block_len, dtype=torch.float32)[:, None]
     amplitude = config.initializer_range * (config.hidden_size / n_freq) ** 0.5
     positions = torch.zeros(block_len, config.hidden_size)

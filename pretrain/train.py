@@ -40,7 +40,7 @@ from pretrain import checkpoint as ckpt
 from pretrain import distributed as ddp_util
 from pretrain import init_from, validation
 from pretrain.config import PRESETS_DIR, PretrainConfig
-from pretrain.data import PackedBlockPool, build_block_cache, load_valid_blocks, read_index
+from pretrain.data import PackedBlockPool, load_valid_blocks, read_index, run_block_cache
 from pretrain.masking import IGNORE_INDEX, mask_tokens, special_table, word_start_table
 from pretrain.model import MaskedLMObjective, build_model, count_parameters, init_neighbour_heads, set_output_bias
 from pretrain.optim import build_optimizer
@@ -145,18 +145,9 @@ class Trainer:
         self.tokenizer_dir = Path(start_dir or cfg.tokenizer_dir)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.tokenizer_dir))
         self.tokenizer.model_max_length = cfg.data.block_len  # what the model's positions allow
-        cache_root = cfg.data.cache_dir or self.out_dir.parent / "cache"
 
         def block_cache(log_to):
-            return build_block_cache(
-                cfg.corpus_dir,
-                self.tokenizer,
-                self.tokenizer_dir,
-                cfg.data.block_len,
-                cache_root,
-                cfg.data.tokenize_batch,
-                log=log_to,
-            )
+            return run_block_cache(cfg, self.tokenizer, self.tokenizer_dir, log_to)
 
         if info.main:  # rank 0 builds the cache; the others find it complete after the barrier
             self.cache = block_cache(log)

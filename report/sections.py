@@ -609,7 +609,7 @@ def downstream_run(ctx: Context, run: str) -> Raw:
         return not_run(f"finetuning: make finetune (run {run})", path)
     if not rows:
         return para(f"{path} has no result rows yet.")
-    summary = readers.summarise_results(rows)
+    summary = readers.summarise_results(rows, task_averages=True)
     table_rows = [
         [
             r["task"],
@@ -619,10 +619,7 @@ def downstream_run(ctx: Context, run: str) -> Raw:
             r["seeds"],
             f"{r['mean']:.2f}" + ("" if r["std"] is None else f" ± {r['std']:.2f}"),
         ]
-        for r in sorted(
-            readers.summarise_results(rows, task_averages=True),
-            key=lambda r: (r["task"], r["model"], r["lang"] == "avg", r["lang"]),
-        )
+        for r in sorted(summary, key=lambda r: (r["task"], r["model"], r["lang"] == "avg", r["lang"]))
     ]
     return join(
         [
@@ -631,7 +628,7 @@ def downstream_run(ctx: Context, run: str) -> Raw:
             table(["task", "language", "model", "metric", "seeds", "test (mean ± std)"], table_rows, numeric_from=4),
             ctx.sink.add(
                 f"downstream_{run}",
-                figures.downstream_bars(summary),
+                figures.downstream_bars([r for r in summary if r["lang"] != "avg"]),
                 f"{run}: downstream test scores, mean ± std over seeds",
             ),
         ]

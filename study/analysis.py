@@ -565,17 +565,17 @@ def decode_blocks(run: RunData, ids: list[int]) -> list[str]:
     from tokenizers import Tokenizer
 
     from common.corpus import corpus_hash
-    from pretrain.data import PackedBlockPool, cache_key
+    from pretrain.data import PackedBlockPool, cache_key, cache_root
     from tokenizer import tokenizer_hash
 
     cfg = yaml.safe_load((run.folder / "config.yaml").read_text(encoding="utf-8"))
-    cache_root = Path(cfg["data"]["cache_dir"] or run.folder.parent / "cache")
+    root = cache_root(cfg["data"]["cache_dir"], run.folder)
     key = cache_key(
         tokenizer_hash(Path(cfg["tokenizer_dir"])), corpus_hash(Path(cfg["corpus_dir"])), cfg["data"]["block_len"]
     )
     langs = sorted({lang for s in run.rounds for lang in s.get("languages", {})})
     pool = PackedBlockPool(
-        cache_root / key, langs, None, Path(cfg["corpus_dir"]), noise_share=float(cfg["data"].get("noise_share") or 0.0)
+        root / key, langs, None, Path(cfg["corpus_dir"]), noise_share=float(cfg["data"].get("noise_share") or 0.0)
     )
     tok = Tokenizer.from_file(str(run.folder / "final" / "tokenizer.json"))
     return [

@@ -376,19 +376,10 @@ def build_shared_cache(spec: RunSpec, log) -> None:
     the first runs would tokenize the whole corpus itself)."""
     from transformers import AutoTokenizer
 
-    from pretrain.data import build_block_cache
+    from pretrain.data import run_block_cache
 
     cfg = pretrain_config(spec)
-    tokenizer = AutoTokenizer.from_pretrained(str(cfg.tokenizer_dir))
-    build_block_cache(
-        cfg.corpus_dir,
-        tokenizer,
-        cfg.tokenizer_dir,
-        cfg.data.block_len,
-        cfg.data.cache_dir,
-        cfg.data.tokenize_batch,
-        log,
-    )
+    run_block_cache(cfg, AutoTokenizer.from_pretrained(str(cfg.tokenizer_dir)), cfg.tokenizer_dir, log)
 
 
 def _execute_all(specs: list[RunSpec], cfg: StudyConfig, what: str, log) -> list[str]:
@@ -396,8 +387,6 @@ def _execute_all(specs: list[RunSpec], cfg: StudyConfig, what: str, log) -> list
     mine = specs[cfg.shard_index :: cfg.shard_count]
     jobs = min(job_count(cfg), max(1, len(mine)))
     log(f"[study] {what}: {len(specs)} runs; this shard ({cfg.shard}) runs {len(mine)}, {jobs} at a time")
-    if jobs > 1:
-        build_shared_cache(mine[0], log)
 
     lock = threading.Lock()
 
@@ -426,6 +415,8 @@ def run(cfg: StudyConfig, log=print) -> int:
             f"languages {', '.join(langs)}"
         )
         specs = plan(cfg, langs)
+        if job_count(cfg) > 1:
+            build_shared_cache(specs[0], log)
         failed += _execute_all([s for s in specs if s.grid == "main"], cfg, "main grid", log)
         later = [s for s in specs if s.grid == "noise"]  # run beside the parity arm: both cores stay busy
         later_what = f"positive control (noise_share {cfg.noise_share:g})"
