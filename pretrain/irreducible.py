@@ -27,10 +27,14 @@ def train_reference(
     mask_prob: float,
     generator: torch.Generator,
     device,
+    width: int = 0,
 ) -> dict[str, torch.Tensor]:
     """A copy of `model` trained `steps` AdamW steps on blocks of `holdout` (all-`<mask>` MLM at
-    `mask_prob`, batches drawn with `generator`); returns its CPU weights. The global RNG, the
-    model and its train flags are left as they were (dropout draws come from a forked RNG)."""
+    `mask_prob`, batches drawn with `generator`); returns its CPU weights. `width` > 0 trains on
+    each block's first `width` tokens only: the reference is only ever asked about the scored
+    prefix of a block (`selection.score_tokens`), so longer context would cost without use. The
+    global RNG, the model and its train flags are left as they were (dropout draws come from a
+    forked RNG)."""
     if not len(holdout):
         raise ValueError("the irreducible-loss model needs a held-out slice: selection.holdout_share gives no block")
     reference = copy.deepcopy(unwrap(model)).to(device)
@@ -44,6 +48,8 @@ def train_reference(
         for _ in range(steps):
             pick = holdout[torch.randint(len(holdout), (batch,), generator=generator).numpy()]
             blocks = torch.as_tensor(np.asarray(pool.blocks(pick), dtype=np.int64))
+            if width:
+                blocks = blocks[:, :width]
             mask = scoring_mask(blocks, mask_prob, generator, ignore)
             inputs = blocks.masked_fill(mask, special["mask"]).to(device)
             logits = _masked_logits(reference, inputs, (blocks != special["pad"]).long().to(device), mask.to(device))

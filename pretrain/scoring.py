@@ -137,11 +137,13 @@ def masked_scores(
     device: torch.device | str,
     mask_id: int | None = None,
     pad_id: int | None = None,
+    with_entropy: bool = True,
 ) -> dict[str, np.ndarray]:
     """Per-block mean loss and mean entropy (nats) at `mask` positions, all set to `<mask>`.
 
-    Blocks with no masked position get NaN. Returns float64 arrays `loss`, `entropy` and
-    the int64 count `masked`.
+    Blocks with no masked position get NaN. Returns float64 arrays `loss`, `entropy` (NaN
+    throughout when `with_entropy` is false: it costs a pass over the vocabulary) and the int64
+    count `masked`.
     """
     model = unwrap(model)
     ids_all = special_token_ids(model)
@@ -160,7 +162,7 @@ def masked_scores(
             logits = _masked_logits(model, corrupted, (ids != pad_id).long(), sel).float()
             log_probs = torch.log_softmax(logits, dim=-1)  # (M, V)
             nll = -log_probs.gather(1, targets.unsqueeze(1)).squeeze(1)  # (M,)
-            ent = -(log_probs.exp() * log_probs).sum(dim=-1)  # (M,)
+            ent = -(log_probs.exp() * log_probs).sum(dim=-1) if with_entropy else torch.full_like(nll, torch.nan)
             row = sel.nonzero(as_tuple=True)[0]  # block of each
             rows = ids.shape[0]
             sums = torch.zeros(rows, 2, dtype=torch.float64, device=ids.device)

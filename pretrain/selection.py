@@ -424,16 +424,16 @@ def inspect_candidates(
         mask = block_mask(tokens, chunk_ids, cfg.mask_prob, mask_seed(cfg), special)
         out = {}
         if {"loss", "entropy"} & set(measures):
-            out = masked_scores(model, tokens, mask, cfg.score_batch_size, device)
+            out = masked_scores(model, tokens, mask, cfg.score_batch_size, device, with_entropy="entropy" in measures)
         if "ref_loss" in measures:
             ref = irreducible.cached(state.irreducible, chunk_ids)
             missing = np.flatnonzero(~np.isfinite(ref))
             if len(missing):
                 if reference is None:
                     reference = irreducible.load_reference(model, state.reference, device)
-                ref[missing] = masked_scores(reference, tokens[missing], mask[missing], cfg.score_batch_size, device)[
-                    "loss"
-                ]
+                ref[missing] = masked_scores(
+                    reference, tokens[missing], mask[missing], cfg.score_batch_size, device, with_entropy=False
+                )["loss"]
                 state.irreducible = irreducible.store(state.irreducible, chunk_ids[missing], ref[missing])
             out["ref_loss"] = ref
         parts.append({k: v for k, v in out.items() if k in measures})
@@ -487,6 +487,7 @@ def _ensure_reference(model, pool, cfg: SelectionConfig, state: SelectionState, 
             cfg.mask_prob,
             round_torch_generator(cfg, 0, REFERENCE),
             device,
+            width=cfg.score_tokens,
         )
 
 

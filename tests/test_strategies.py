@@ -197,6 +197,40 @@ def test_rho_reference_trains_on_the_held_out_slice_only(tokenizer):
         irreducible.train_reference(model, pool, holdout[:0], 5, 4, 1e-3, 0.15, torch.Generator(), "cpu")
 
 
+def test_rho_reference_with_a_width_reads_only_each_blocks_scored_prefix(tokenizer):
+    model = tiny_model(tokenizer)
+    pool = make_pool(tokenizer)
+    holdout = pool.ids("hau")[:8]
+    real = pool.blocks
+    weights = {}
+    for tail in ("kept", "scrambled"):  # the tokens past the prefix differ between the two runs
+
+        def blocks(ids, tail=tail):
+            out = np.array(real(ids), dtype=np.int64)
+            if tail == "scrambled":
+                out[:, 16:] = np.random.default_rng(0).permutation(out[:, 16:].ravel()).reshape(out[:, 16:].shape)
+            return out
+
+        pool.blocks = blocks
+        weights[tail] = irreducible.train_reference(
+            model, pool, holdout, 3, 4, 1e-3, 0.15, torch.Generator().manual_seed(0), "cpu", width=16
+        )
+    assert all(torch.equal(weights["kept"][k], weights["scrambled"][k]) for k in weights["kept"])
+    pool.blocks = lambda ids: np.array(real(ids), dtype=np.int64)
+    full = irreducible.train_reference(model, pool, holdout, 3, 4, 1e-3, 0.15, torch.Generator().manual_seed(0), "cpu")
+    assert any(not torch.equal(full[k], weights["kept"][k]) for k in full)  # the width is what changed
+
+
+def test_scores_without_entropy_keep_the_same_loss(tokenizer, trained):
+    _, model = trained
+    blocks = torch.as_tensor(make_pool(tokenizer).blocks(np.arange(12)), dtype=torch.long)
+    mask = block_mask(blocks, np.arange(12), 0.15, 7, special_token_ids(model).values())
+    both = masked_scores(model, blocks, mask, 5, "cpu")
+    loss_only = masked_scores(model, blocks, mask, 5, "cpu", with_entropy=False)
+    assert np.array_equal(both["loss"], loss_only["loss"])
+    assert np.isfinite(both["entropy"]).all() and np.isnan(loss_only["entropy"]).all()
+
+
 def test_mix_weights_move_toward_higher_excess_and_never_below_the_floor():
     weights = {"hau": 0.5, "yor": 0.3, "amh": 0.2}
     excess = {"hau": 0.0, "yor": 0.8, "amh": 0.1}
