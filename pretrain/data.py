@@ -257,15 +257,6 @@ class PackedBlockPool:
                 out[row] = array[i]
         return out
 
-    def lang_of(self, ids: Sequence[int]) -> list[str]:
-        langs = []
-        for gid in np.asarray(ids, dtype=np.int64):
-            if gid >= self.n_base:
-                langs.append(self._gen_langs[gid - self.n_base])
-            else:
-                langs.append(self._langs[self._locate(int(gid))[2]])
-        return langs
-
     def _build_noise(self, share: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Each language's noise blocks and kind codes (empty without `share`)."""
         if share <= 0:

@@ -39,9 +39,6 @@ class BlockPool(Protocol):
     def blocks(self, ids: Sequence[int]) -> np.ndarray:
         """Token ids of those blocks, shape (len(ids), block_len), int64; `<s>` first."""
 
-    def lang_of(self, ids: Sequence[int]) -> list[str]:
-        """Language of each block id."""
-
     def sample_sentences(self, lang: str, n: int, rng: np.random.Generator) -> list[str]:
         """Up to `n` training-split corpus lines of `lang` (prompts for the `afrolm` strategy)."""
 

@@ -175,31 +175,6 @@ def masked_scores(
     return {"loss": loss, "entropy": entropy, "masked": counts}
 
 
-def mlm_scores(
-    model: nn.Module,
-    input_ids: torch.Tensor,
-    mask_prob: float,
-    generator: torch.Generator,
-    special_ids: Iterable[int] | None,
-    batch_size: int,
-    device: torch.device | str,
-) -> dict[str, np.ndarray]:
-    """Mask `input_ids` (N, T) with `generator`, then `masked_scores`.
-
-    `special_ids=None` takes them from the model config. The returned dict also holds the
-    bool `mask` (N, T) used, so a second model can be scored on exactly the same positions.
-    """
-    special = list(_special_set(model) if special_ids is None else special_ids)
-    mask = scoring_mask(input_ids, mask_prob, generator, special)
-    scores = masked_scores(model, input_ids.cpu(), mask, batch_size, device)
-    scores["mask"] = mask.numpy()
-    return scores
-
-
-def _special_set(model: nn.Module) -> set[int]:
-    return {v for v in special_token_ids(model).values() if v is not None}
-
-
 # ---------------------------------------------------------------- model-free block statistics
 # The score-based junk guard misses junk whose loss looks normal: a block in another script
 # that the multilingual model also knows, or one character repeated (easy to predict). These

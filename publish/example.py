@@ -31,10 +31,6 @@ MIN_WORDS = 4  # enough context around the blank
 WORD_JOINERS = "-'\u2019"
 
 
-def has_letter(text: str) -> bool:
-    return any(unicodedata.category(ch).startswith("L") for ch in text)
-
-
 def _spelled_as_word(text: str) -> bool:
     """Letters and combining marks only (plus joiners), at least two letters."""
     letters = sum(unicodedata.category(ch).startswith("L") for ch in text)

@@ -19,7 +19,7 @@ from transformers import AutoTokenizer, XLMRobertaConfig, XLMRobertaForMaskedLM
 from common.cli import settings_rows
 from common.config import ConfigError, load_config
 from pretrain import generate, runfiles
-from pretrain.scoring import eval_mode, mlm_scores, scoring_mask, special_token_ids
+from pretrain.scoring import eval_mode, masked_scores, scoring_mask, special_token_ids
 from pretrain.selection import (
     SelectionConfig,
     SelectionState,
@@ -93,9 +93,6 @@ class MemoryPool:
 
     def blocks(self, ids) -> np.ndarray:
         return np.stack([self.rows[int(i)] for i in ids])
-
-    def lang_of(self, ids) -> list[str]:
-        return [self.langs[int(i)] for i in ids]
 
     def sample_sentences(self, lang, n, rng) -> list[str]:
         texts = self.train[lang]
@@ -318,8 +315,8 @@ def test_scores_match_a_plain_forward_and_never_mask_specials(tokenizer):
     pool = make_pool(tokenizer)
     blocks = torch.as_tensor(pool.blocks(pool.ids("amh")[:12]))
     special = [0, 1, 2, 3, len(tokenizer) - 1]
-    out = mlm_scores(model, blocks, 0.15, torch.Generator().manual_seed(1), special, 5, "cpu")
-    mask = torch.as_tensor(out["mask"])
+    mask = scoring_mask(blocks, 0.15, torch.Generator().manual_seed(1), special)
+    out = masked_scores(model, blocks, mask, 5, "cpu")
     assert not mask[torch.isin(blocks, torch.tensor(special))].any()
     assert (mask.sum(1) >= 1).all()
     model.eval()
@@ -374,9 +371,7 @@ def test_round_counts_equal_quotas_for_every_strategy(tokenizer, trained, strate
     quotas = language_quotas(sizes, cfg.blocks_per_round, cfg.alpha)
     if strategy == "mix":  # the mix sets its own language shares
         quotas = {lang: s["quota"] for lang, s in summary["languages"].items()}
-    got = dict.fromkeys(pool.languages, 0)
-    for lang in pool.lang_of(result.chosen_ids):
-        got[lang] += 1
+    got = {lang: int(np.isin(result.chosen_ids, pool.ids(lang)).sum()) for lang in pool.languages}
     assert got == quotas and len(result.chosen_ids) == cfg.blocks_per_round
     assert len(set(result.chosen_ids.tolist())) == len(result.chosen_ids)
     assert {r["block_id"] for r in records if r["chosen"]} == set(result.chosen_ids.tolist())
