@@ -21,7 +21,7 @@ from pretrain.config import DataConfig
 from pretrain.data import PackedBlockPool, load_valid_blocks, pack_documents, special_ids
 from pretrain.runlog import result_settings
 from pretrain.selection import SelectionState, check_pressure, holdout_count, run_round
-from tests.test_selection import (  # noqa: F401  (fixtures: one_thread, tokenizer, trained)
+from tests.support.selection import (  # noqa: F401  (fixtures: one_thread, tokenizer, trained)
     MemoryPool,
     cfg_for,
     corpus,
@@ -320,8 +320,7 @@ def test_zero_noise_share_writes_the_same_round_files_as_a_pool_without_noise(
 
 
 def test_training_with_noise_reports_it_and_resumes_bit_identically(tmp_path):
-    from tests.support.pretrain import build_inputs
-    from tests.test_pretrain_train import assert_same_run, metric_records, run_inprocess, run_subprocess
+    from tests.support.pretrain import assert_same_run, build_inputs, metric_records, run_inprocess, run_subprocess
 
     inputs = build_inputs(tmp_path / "inputs")
     out = tmp_path / "noisy"

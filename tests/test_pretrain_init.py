@@ -22,7 +22,16 @@ from common.config import ConfigError, load_config
 from pretrain import init_from, train, vocab
 from pretrain.config import ModelConfig, PretrainConfig
 from pretrain.model import build_model
-from tests.support.pretrain import files_of, final_weights, make_corpus, run_args, same_weights, sentences
+from tests.support.pretrain import (
+    files_of,
+    final_weights,
+    make_corpus,
+    metric_records,
+    run_args,
+    run_inprocess,
+    same_weights,
+    sentences,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 BLOCK_LEN = 32  # TEST_SETTINGS' data.block_len
@@ -278,15 +287,6 @@ def test_wrong_checkpoint_is_refused_before_training(case, refused_checkpoints, 
 
 
 # ---- runs ------------------------------------------------------------------------------------
-def run_inprocess(corpus_dir, tok_dir, out_dir, *extra):
-    args = train.parse_args(run_args(corpus_dir, tok_dir, out_dir, *extra))
-    return train.run(train.load_run_config(args))
-
-
-def metric_records(out_dir, event):
-    return [
-        r for r in map(json.loads, (Path(out_dir) / "metrics.jsonl").read_text().splitlines()) if r["event"] == event
-    ]
 
 
 @pytest.fixture(scope="module")

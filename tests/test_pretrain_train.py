@@ -11,9 +11,6 @@ import errno
 import json
 import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -22,37 +19,17 @@ from pretrain import checkpoint as ckpt
 from pretrain import train
 from pretrain.strategies import STRATEGIES
 from tests.support.pretrain import (
+    assert_same_run,
     build_inputs,
-    files_of,
     final_weights,
     make_corpus,
+    metric_records,
     run_args,
+    run_inprocess,
+    run_subprocess,
     same_weights,
     sentences,
 )
-
-ENTRY = Path(__file__).resolve().parent / "pretrain_entry.py"
-
-
-def run_inprocess(corpus_dir, tok_dir, out_dir, *extra, fresh=False):
-    args = train.parse_args([*(["--fresh"] if fresh else []), *run_args(corpus_dir, tok_dir, out_dir, *extra)])
-    return train.run(train.load_run_config(args), fresh=fresh)
-
-
-def run_subprocess(corpus_dir, tok_dir, out_dir, *extra, env=None):
-    return subprocess.run(
-        [sys.executable, str(ENTRY), *run_args(corpus_dir, tok_dir, out_dir, *extra)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=300,
-    )
-
-
-def metric_records(out_dir, event):
-    return [
-        r for r in map(json.loads, (Path(out_dir) / "metrics.jsonl").read_text().splitlines()) if r["event"] == event
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +44,6 @@ def reference(inputs, tmp_path_factory):
     result = run_inprocess(*inputs, out)
     assert result.final_dir is not None
     return out
-
-
-def assert_same_run(a: Path, b: Path) -> None:
-    assert same_weights(final_weights(a), final_weights(b))
-    assert (a / "metrics.jsonl").read_bytes() == (b / "metrics.jsonl").read_bytes()
-    assert files_of(a / "selection", "*") == files_of(b / "selection", "*")
 
 
 def test_run_writes_loadable_model_metrics_and_rounds(reference, inputs):

@@ -22,7 +22,7 @@ from pretrain.selection import (
     run_round,
 )
 from pretrain.strategies import STRATEGIES, mix
-from tests.test_selection import (  # noqa: F401  (fixtures: one_thread, tokenizer, trained)
+from tests.support.selection import (  # noqa: F401  (fixtures: one_thread, tokenizer, trained)
     cfg_for,
     make_pool,
     one_thread,

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 from common.io import sha256_file, sha256_json, write_jsonl_gz, write_manifest
@@ -104,3 +108,35 @@ def same_weights(a: dict, b: dict) -> bool:
     import torch
 
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+ENTRY = Path(__file__).resolve().parent.parent / "pretrain_entry.py"  # a run as its own process
+
+
+def run_inprocess(corpus_dir, tok_dir, out_dir, *extra, fresh=False):
+    from pretrain import train
+
+    args = train.parse_args([*(["--fresh"] if fresh else []), *run_args(corpus_dir, tok_dir, out_dir, *extra)])
+    return train.run(train.load_run_config(args), fresh=fresh)
+
+
+def run_subprocess(corpus_dir, tok_dir, out_dir, *extra, env=None):
+    return subprocess.run(
+        [sys.executable, str(ENTRY), *run_args(corpus_dir, tok_dir, out_dir, *extra)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
+
+
+def metric_records(out_dir, event):
+    return [
+        r for r in map(json.loads, (Path(out_dir) / "metrics.jsonl").read_text().splitlines()) if r["event"] == event
+    ]
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    assert same_weights(final_weights(a), final_weights(b))
+    assert (a / "metrics.jsonl").read_bytes() == (b / "metrics.jsonl").read_bytes()
+    assert files_of(a / "selection", "*") == files_of(b / "selection", "*")
